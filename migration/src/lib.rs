@@ -1,0 +1,18 @@
+//! Database migrations for authauth.
+//!
+//! One file per migration, named `mYYYYMMDD_NNNNNN_verb_noun.rs`; every migration has a working
+//! `down`, and every migration runs on both PostgreSQL and SQLite.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_users_and_identities;
+
+/// The ordered list of authauth's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_create_users_and_identities::Migration)]
+    }
+}

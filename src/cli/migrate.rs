@@ -1,0 +1,145 @@
+//! `authauth migrate up|down|status|fresh`.
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use clap::Subcommand;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
+
+use super::{load_settings, CliError};
+use crate::{config::redact_url, db};
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations (all of them, or the next N with --steps).
+    Up {
+        /// Apply at most this many migrations.
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Revert applied migrations, newest first (one unless --steps). Destroys the data of the
+    /// reverted tables.
+    Down {
+        /// Revert this many migrations.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// List every migration and whether it is applied.
+    Status,
+    /// Drop every table in the database, then apply all migrations. Destroys all data.
+    Fresh {
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
+    let settings = load_settings()?;
+    let target = redact_url(settings.database.url.expose_secret());
+    let db = db::connect(&settings.database)
+        .await
+        .with_context(|| format!("cannot connect to the database {target}"))?;
+    match cmd {
+        MigrateCommand::Up { steps } => {
+            let before = db::pending_migrations(&db)
+                .await
+                .context("cannot read the migration state")?;
+            Migrator::up(&db, steps).await.context("migration failed")?;
+            let after = db::pending_migrations(&db)
+                .await
+                .context("cannot read the migration state")?;
+            let applied: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
+            if applied.is_empty() {
+                println!("Nothing to apply: {target} is up to date.");
+            }
+            for m in applied {
+                println!("Applied {m}");
+            }
+            Ok(())
+        }
+        MigrateCommand::Down { steps, yes } => {
+            confirm(
+                yes,
+                &format!("Revert {steps} migration(s) on {target}? Their tables and data will be dropped."),
+            )?;
+            let before = applied(&db).await?;
+            Migrator::down(&db, Some(steps))
+                .await
+                .context("reverting failed")?;
+            let after = applied(&db).await?;
+            let reverted: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
+            if reverted.is_empty() {
+                println!("Nothing to revert: no migration is applied on {target}.");
+            }
+            for m in reverted.iter().rev() {
+                println!("Reverted {m}");
+            }
+            Ok(())
+        }
+        MigrateCommand::Status => {
+            let all = Migrator::get_migration_with_status_read_only(&db)
+                .await
+                .context("cannot read the migration state")?;
+            println!("Migrations on {target}:");
+            for m in &all {
+                println!("  {:<8} {}", m.status().to_string(), m.name());
+            }
+            let pending = all
+                .iter()
+                .filter(|m| m.status() == sea_orm_migration::MigrationStatus::Pending)
+                .count();
+            println!("{} applied, {pending} pending", all.len() - pending);
+            Ok(())
+        }
+        MigrateCommand::Fresh { yes } => {
+            confirm(
+                yes,
+                &format!("Drop EVERY table on {target} and re-apply all migrations? All data will be lost."),
+            )?;
+            Migrator::fresh(&db).await.context("fresh migration failed")?;
+            for m in applied(&db).await? {
+                println!("Applied {m}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn applied(db: &DatabaseConnection) -> Result<Vec<String>, CliError> {
+    Ok(Migrator::get_applied_migrations(db)
+        .await
+        .context("cannot read the migration state")?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect())
+}
+
+/// Asks before a destructive step; without a terminal, refuses unless `--yes`.
+pub(crate) fn confirm(yes: bool, prompt: &str) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(CliError::Config(format!(
+            "{prompt}\nrefusing without confirmation: no terminal to ask on; pass --yes to proceed"
+        )));
+    }
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(prompt)
+        .default(false)
+        .interact()
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot read the answer: {e}")))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::Failed(anyhow::anyhow!(
+            "cancelled; nothing was changed"
+        )))
+    }
+}

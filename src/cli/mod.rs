@@ -1,0 +1,134 @@
+//! The `authauth` command line: one clap `Subcommand` enum (doc comments are the help), one
+//! file per command group, one dispatch `match`.
+//!
+//! Exit codes: 0 success, 1 operation failed, 2 usage or configuration error, 3 not found.
+
+mod config_check;
+mod migrate;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ConfigError, Settings};
+
+/// authauth — session-based authentication server.
+///
+/// Sessions are created on sign-in (email + password or an OpenID provider such as Google),
+/// stored server-side (Redis, or the SQL database by default), validated on every request from
+/// an opaque HttpOnly cookie, rotated, and revoked — by the user or by an operator.
+///
+/// Configuration comes from the environment and from a `.env` file in the working directory
+/// (see docs/configuration.md). With no configuration at all, `authauth serve` runs a
+/// development server on http://127.0.0.1:3000 with an SQLite file in the working directory.
+#[derive(Debug, Parser)]
+#[command(name = "authauth", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (Swagger UI at /docs, OpenAPI spec at /openapi.json).
+    ///
+    /// Stops gracefully on SIGINT/SIGTERM: in-flight requests finish (up to
+    /// SHUTDOWN_TIMEOUT). Refuses to start while migrations are pending on a configured
+    /// database; the embedded SQLite default migrates itself.
+    Serve,
+    /// Apply, revert or inspect database migrations.
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
+    /// Print the OpenAPI 3 spec (JSON) exactly as the server serves it at /openapi.json.
+    Openapi,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
+}
+
+/// A command failure, with the exit code it maps to.
+#[derive(Debug)]
+pub enum CliError {
+    /// Exit 2: invalid configuration or usage.
+    Config(String),
+    /// Exit 1: the operation failed.
+    Failed(anyhow::Error),
+    /// Exit 3: what was asked for does not exist.
+    NotFound(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Failed(_) => ExitCode::from(1),
+            CliError::Config(_) => ExitCode::from(2),
+            CliError::NotFound(_) => ExitCode::from(3),
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::Config(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Failed(e)
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Config(m) | CliError::NotFound(m) => f.write_str(m),
+            // `{:#}` prints the whole cause chain on one line.
+            CliError::Failed(e) => write!(f, "{e:#}"),
+        }
+    }
+}
+
+/// Loads `./.env` (if present; never a parent directory's) and parses the configuration.
+/// Variables already set in the environment win over the file.
+pub fn load_settings() -> Result<Settings, CliError> {
+    match dotenvy::from_path(".env") {
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => return Err(CliError::Config(format!("cannot read .env: {e}"))),
+    }
+    Ok(Settings::from_env()?)
+}
+
+/// Entry point of the binary: parse, dispatch, map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve => serve::run().await,
+        Command::Migrate(cmd) => migrate::run(cmd).await,
+        Command::Openapi => {
+            println!("{}", crate::api::spec_json());
+            Ok(())
+        }
+        Command::Config(cmd) => config_check::run(cmd).await,
+    }
+}

@@ -1,0 +1,5 @@
+//! sea-orm entities, one per table, mirroring `migration/`. Queries live in the services
+//! (`users`, `session::sql`), not here.
+
+pub mod identities;
+pub mod users;

@@ -1,0 +1,226 @@
+//! The one place that maps errors to HTTP: status, stable JSON error code, message.
+//!
+//! Every error body is `{"error": "<stable_code>", "message": "…"}`. Endpoints return
+//! `Result<Ok, Failure<Set>>`, where `Set` lists (for the OpenAPI spec) the statuses the endpoint
+//! can produce; the mapping itself lives only in [`ApiError`]. Errors raised by the framework
+//! (unknown route, wrong method, unparseable body) pass through [`render`], so they get the same
+//! shape. 500s are opaque to the client and logged with their cause chain.
+
+use std::{fmt, marker::PhantomData};
+
+use poem::{
+    error::{MethodNotAllowedError, NotFoundError, ResponseError},
+    http::{header, HeaderValue, StatusCode},
+    IntoResponse, Response,
+};
+use poem_openapi::{
+    error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::{ToJSON, Type},
+    ApiResponse, Object,
+};
+
+/// The body of every error response.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code such as `session_expired` or `csrf_rejected`.
+    pub error: String,
+    /// A human-readable explanation.
+    pub message: String,
+    /// For `session_revoked`: why the session ended (`logout`, `password_changed`,
+    /// `user_disabled`, `operator`, …).
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+}
+
+/// Every error the API can answer with, and its status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route matches this path")]
+    NotFound,
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    NotReady(String),
+    /// An unexpected failure; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NotReady(_) => "not_ready",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code().to_string(),
+            message: self.to_string(),
+            reason: None,
+        }
+    }
+
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(err.into())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        json_error(self.status(), &self.body())
+    }
+}
+
+fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
+    let json = body.to_json_string();
+    Response::builder()
+        .status(status)
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        )
+        .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+        .body(json)
+}
+
+/// Turns any error that reached the outermost layer into the JSON error shape.
+pub async fn render(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.as_response();
+    }
+    let api = if err.is::<NotFoundError>() {
+        ApiError::NotFound
+    } else if err.is::<MethodNotAllowedError>() {
+        ApiError::MethodNotAllowed
+    } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+        ApiError::UnsupportedMediaType(format!("{e}; send `Content-Type: application/json`"))
+    } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        ApiError::InvalidRequest(format!("the request body is not valid: {}", e.reason))
+    } else if let Some(e) = err.downcast_ref::<ParseParamError>() {
+        ApiError::InvalidRequest(e.to_string())
+    } else if let Some(e) = err.downcast_ref::<ParsePathError>() {
+        ApiError::InvalidRequest(e.to_string())
+    } else {
+        let status = err.status();
+        if status.is_server_error() {
+            ApiError::Internal(anyhow::anyhow!("{err}"))
+        } else {
+            // Another framework-level client error (e.g. a malformed header): keep its status.
+            let body = ErrorBody {
+                error: status
+                    .canonical_reason()
+                    .unwrap_or("client_error")
+                    .to_ascii_lowercase()
+                    .replace(' ', "_"),
+                message: err.to_string(),
+                reason: None,
+            };
+            return json_error(status, &body);
+        }
+    };
+    api.as_response()
+}
+
+/// The statuses an endpoint can fail with, for its OpenAPI description.
+pub trait ErrorSet: Send + Sync + 'static {
+    const RESPONSES: &'static [(u16, &'static str)];
+}
+
+/// An endpoint's error: an [`ApiError`], documented in the spec as the statuses of `S`.
+pub struct Failure<S: ErrorSet>(pub ApiError, PhantomData<S>);
+
+impl<S: ErrorSet> Failure<S> {
+    pub fn new(err: ApiError) -> Self {
+        Failure(err, PhantomData)
+    }
+}
+
+impl<S: ErrorSet> fmt::Debug for Failure<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<S: ErrorSet> From<ApiError> for Failure<S> {
+    fn from(err: ApiError) -> Self {
+        Failure::new(err)
+    }
+}
+
+impl<S: ErrorSet> From<Failure<S>> for poem::Error {
+    fn from(f: Failure<S>) -> Self {
+        poem::Error::from(f.0)
+    }
+}
+
+impl<S: ErrorSet> IntoResponse for Failure<S> {
+    fn into_response(self) -> Response {
+        self.0.as_response()
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for Failure<S> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: S::RESPONSES
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorBody::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+/// Declares an [`ErrorSet`]: `error_set!(Name { 401 => "why", 503 => "why" });`
+#[macro_export]
+macro_rules! error_set {
+    ($(#[$meta:meta])* $name:ident { $($status:literal => $desc:literal),* $(,)? }) => {
+        $(#[$meta])*
+        pub struct $name;
+        impl $crate::error::ErrorSet for $name {
+            const RESPONSES: &'static [(u16, &'static str)] = &[$(($status, $desc)),*];
+        }
+    };
+}

@@ -1,0 +1,18 @@
+//! authauth: a session-based authentication server.
+//!
+//! Data flows request → [`api`] (cookie, CSRF) → [`session`] (validate, rotate, revoke) →
+//! [`users`]/[`auth`] → response. The operator CLI enters at [`cli`] and calls the same
+//! `session` and `users` functions. Nothing in `session` knows about HTTP; nothing in `api`
+//! knows about Redis keys.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod entities;
+pub mod error;
+pub mod session;
+pub mod startup;
+pub mod telemetry;

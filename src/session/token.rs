@@ -1,0 +1,220 @@
+//! Session tokens and the signed cookie value that carries them.
+//!
+//! A token is 256 bits from the operating system's CSPRNG, base64url-encoded. The store only
+//! ever sees [`TokenHash`] (SHA-256 of the token), so a dump of the store yields no usable
+//! cookie. The cookie value is `<token>.<slot>.<mac>`:
+//!
+//! - `slot` is the user's cluster slot tag (see [`slot_tag`]): it lets the Redis store put a
+//!   session and its user's index in one hash slot, so both change in one atomic script even on
+//!   Redis Cluster. It is derived from a hash of the user id and tells nothing about the user.
+//! - `mac` is HMAC-SHA256 over `token.slot` with the first `SESSION_SECRET`; every configured
+//!   secret verifies. A forged or tampered cookie is rejected before any store lookup.
+
+use std::fmt;
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
+use rand::{rngs::OsRng, RngCore};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of a token in bytes (256 bits).
+pub const TOKEN_BYTES: usize = 32;
+const TOKEN_CHARS: usize = 43;
+const SLOT_CHARS: usize = 8;
+const MAC_CHARS: usize = 43;
+
+/// Random bytes from the OS CSPRNG, base64url without padding.
+pub fn random_b64(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A new random secret suitable for `SESSION_SECRET` (384 bits).
+pub fn generate_secret() -> String {
+    random_b64(48)
+}
+
+/// A secret session token. `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionToken(String);
+
+impl SessionToken {
+    pub fn generate() -> Self {
+        SessionToken(random_b64(TOKEN_BYTES))
+    }
+
+    /// The key under which the store keeps this token's session.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken([redacted])")
+    }
+}
+
+/// SHA-256 of a token: what the store is keyed by.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    pub fn to_b64(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn from_b64(s: &str) -> Option<Self> {
+        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
+        Some(TokenHash(bytes.try_into().ok()?))
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({})", &self.to_b64()[..8])
+    }
+}
+
+/// The cluster slot tag of a user: 48 bits of SHA-256 over the user id, base64url.
+pub fn slot_tag(user_id: &uuid::Uuid) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"authauth/slot/v1/")
+        .chain_update(user_id.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(&digest[..6])
+}
+
+/// What a verified cookie carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieValue {
+    pub token: SessionToken,
+    pub slot: String,
+}
+
+/// Signs and verifies cookie values with the configured secrets.
+#[derive(Clone)]
+pub struct CookieSigner {
+    keys: Vec<SecretString>,
+}
+
+impl fmt::Debug for CookieSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CookieSigner([{} keys redacted])", self.keys.len())
+    }
+}
+
+impl CookieSigner {
+    /// `keys[0]` signs; every key verifies. Panics on an empty list, which configuration
+    /// validation rules out.
+    pub fn new(keys: Vec<SecretString>) -> Self {
+        assert!(!keys.is_empty(), "at least one session secret is required");
+        CookieSigner { keys }
+    }
+
+    fn mac(key: &SecretString) -> HmacSha256 {
+        // HMAC accepts keys of any length, so this cannot fail.
+        HmacSha256::new_from_slice(key.expose_secret().as_bytes()).expect("HMAC takes any key length")
+    }
+
+    /// The cookie value for a token.
+    pub fn sign(&self, token: &SessionToken, slot: &str) -> String {
+        let payload = format!("{}.{slot}", token.expose());
+        let mut mac = Self::mac(&self.keys[0]);
+        mac.update(payload.as_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{payload}.{tag}")
+    }
+
+    /// Checks the shape and the signature (in constant time) of a cookie value.
+    pub fn verify(&self, value: &str) -> Option<CookieValue> {
+        if value.len() != TOKEN_CHARS + SLOT_CHARS + MAC_CHARS + 2 {
+            return None;
+        }
+        let (payload, tag) = value.rsplit_once('.')?;
+        let (token, slot) = payload.split_once('.')?;
+        if token.len() != TOKEN_CHARS || slot.len() != SLOT_CHARS || tag.len() != MAC_CHARS {
+            return None;
+        }
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let valid = self.keys.iter().any(|key| {
+            let mut mac = Self::mac(key);
+            mac.update(payload.as_bytes());
+            mac.verify_slice(&tag).is_ok()
+        });
+        if !valid {
+            return None;
+        }
+        Some(CookieValue {
+            token: SessionToken(token.to_string()),
+            slot: slot.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(keys: &[&str]) -> CookieSigner {
+        CookieSigner::new(keys.iter().map(|k| SecretString::from(k.to_string())).collect())
+    }
+
+    #[test]
+    fn signed_cookie_round_trips() {
+        let s = signer(&["a".repeat(32).as_str()]);
+        let token = SessionToken::generate();
+        let slot = slot_tag(&uuid::Uuid::new_v4());
+        let value = s.sign(&token, &slot);
+        let back = s.verify(&value).unwrap();
+        assert_eq!(back.token, token);
+        assert_eq!(back.slot, slot);
+    }
+
+    #[test]
+    fn tampered_or_foreign_cookies_are_rejected() {
+        let s = signer(&["a".repeat(32).as_str()]);
+        let value = s.sign(&SessionToken::generate(), &slot_tag(&uuid::Uuid::new_v4()));
+        let mut bytes = value.clone().into_bytes();
+        bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
+        assert!(s.verify(std::str::from_utf8(&bytes).unwrap()).is_none());
+        assert!(signer(&["b".repeat(32).as_str()]).verify(&value).is_none());
+        assert!(s.verify("attacker-chosen").is_none());
+        assert!(s.verify("").is_none());
+    }
+
+    #[test]
+    fn every_configured_secret_verifies_but_only_the_first_signs() {
+        let old = signer(&["old".repeat(11).as_str()]);
+        let value = old.sign(&SessionToken::generate(), &slot_tag(&uuid::Uuid::new_v4()));
+        let rotated = signer(&["new".repeat(11).as_str(), "old".repeat(11).as_str()]);
+        assert!(rotated.verify(&value).is_some());
+        let fresh = rotated.sign(&SessionToken::generate(), "AAAAAAAA");
+        assert!(old.verify(&fresh).is_none());
+    }
+
+    #[test]
+    fn tokens_are_unique_and_256_bits() {
+        let tokens: std::collections::HashSet<String> = (0..1000)
+            .map(|_| SessionToken::generate().expose().to_string())
+            .collect();
+        assert_eq!(tokens.len(), 1000);
+        assert!(tokens
+            .iter()
+            .all(|t| URL_SAFE_NO_PAD.decode(t).unwrap().len() == 32));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let t = SessionToken::generate();
+        assert!(!format!("{t:?}").contains(t.expose()));
+    }
+}

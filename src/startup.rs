@@ -1,0 +1,250 @@
+//! Builds the application (state, routes, middleware) and binds its socket. Used by
+//! `authauth serve` and by the integration tests, which bind port 0 and read the real port.
+
+use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use poem::{
+    endpoint::BoxEndpoint,
+    http::{header, HeaderValue},
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+};
+use sea_orm::DatabaseConnection;
+use tracing::Instrument;
+
+use crate::{
+    api,
+    config::{redact_url, SecretSource, Settings},
+    db, error,
+    session::AnyStore,
+};
+use secrecy::ExposeSecret;
+
+/// Shared state of a running server.
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub store: AnyStore,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Migrations are pending on an explicitly configured database.
+    #[error(
+        "the database has {} pending migration(s) ({}); run `authauth migrate up` first",
+        .0.len(),
+        .0.join(", ")
+    )]
+    PendingMigrations(Vec<String>),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Connects to the database and the session store as configured. Shared by `serve` and the
+/// operator commands so they see exactly the same data.
+pub async fn connect(settings: &Settings) -> anyhow::Result<(DatabaseConnection, AnyStore)> {
+    let db = db::connect(&settings.database).await.with_context(|| {
+        format!(
+            "cannot connect to the database {}",
+            redact_url(settings.database.url.expose_secret())
+        )
+    })?;
+    let store = AnyStore::from_settings(settings, &db).context("cannot set up the session store")?;
+    Ok((db, store))
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    endpoint: BoxEndpoint<'static>,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects, checks migrations (applying them only for the embedded default), binds.
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+        for warning in &settings.warnings {
+            tracing::warn!("{warning}");
+        }
+        if settings.session.secret_source == SecretSource::Unresolved {
+            let dir = std::env::current_dir().context("cannot read the working directory")?;
+            let generated = settings
+                .resolve_dev_secret(&dir)
+                .context("cannot read or write the development session secret")?;
+            if let SecretSource::GeneratedFile(path) = &settings.session.secret_source {
+                tracing::warn!(
+                    file = %path.display(),
+                    generated,
+                    "SESSION_SECRET is not set: using a development secret kept in a local file; set SESSION_SECRET in production"
+                );
+            }
+        }
+
+        let (db, store) = connect(&settings).await?;
+        if settings.database.embedded {
+            // Only the zero-setup default migrates itself; real deployments run
+            // `authauth migrate up` as an explicit step.
+            db::migrate_up(&db)
+                .await
+                .context("cannot migrate the embedded database")?;
+        } else {
+            let pending = db::pending_migrations(&db)
+                .await
+                .context("cannot read the migration state")?;
+            if !pending.is_empty() {
+                return Err(StartupError::PendingMigrations(pending));
+            }
+        }
+
+        let listener = TcpListener::bind(SocketAddr::new(settings.host, settings.port));
+        let acceptor = listener
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no local address")?;
+
+        let state = AppState(Arc::new(AppInner { settings, db, store }));
+        let endpoint = routes(state.clone());
+        Ok(Application {
+            acceptor,
+            endpoint,
+            addr,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to
+    /// `SHUTDOWN_TIMEOUT`).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let s = &self.state.settings;
+        tracing::info!(
+            address = %format!("http://{}", self.addr),
+            env = s.env.as_str(),
+            database = %redact_url(s.database.url.expose_secret()),
+            session_store = self.state.store.kind(),
+            "authauth is serving; Swagger UI at /docs"
+        );
+        let timeout = s.shutdown_timeout;
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(timeout))
+            .await
+    }
+}
+
+/// The route table and middleware stack.
+pub fn routes(state: AppState) -> BoxEndpoint<'static> {
+    let api = api::service();
+    let spec = api.spec_endpoint();
+    let ui = api.swagger_ui();
+    Route::new()
+        .at("/openapi.json", spec)
+        .nest("/docs", ui)
+        .nest("/", api)
+        .data(state)
+        .around(request_context)
+        .catch_all_error(error::render)
+        .boxed()
+}
+
+/// Assigns each request an id (or keeps a well-formed incoming `x-request-id`), logs one line
+/// per request, and adds the id and baseline security headers to every response.
+async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = req.method().clone();
+    // The path only: query strings can carry OAuth codes and state.
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
+    let started = Instant::now();
+    let mut resp = match ep.call(req).instrument(span.clone()).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => error::render(err).await,
+    };
+    let status = resp.status();
+    span.in_scope(|| {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), latency_ms = ms, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_ms = ms, "request");
+        }
+    });
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::REFERRER_POLICY) {
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    }
+    Ok(resp)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

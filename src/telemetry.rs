@@ -1,0 +1,38 @@
+//! Structured logging with `tracing`: readable lines in development, JSON in production.
+//!
+//! The level comes from `RUST_LOG` (default `info`). Nothing secret is ever a field: sessions
+//! are logged by their public id, never by token.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber; later calls are no-ops (tests start many apps).
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // Colour only for a person at a terminal, and never with NO_COLOR.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .compact()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+}

@@ -1,0 +1,137 @@
+//! Configuration as the operator meets it: through the real binary.
+
+use crate::helpers::*;
+
+#[test]
+fn production_with_a_bad_port_names_every_problem_in_one_message_and_exits_2() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[("APP_ENV", "production"), ("PORT", "abc")], &["serve"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: invalid configuration (4 problems):"),
+        "{err}"
+    );
+    for var in ["PORT", "DATABASE_URL", "REDIS_URL", "SESSION_SECRET"] {
+        assert!(
+            err.contains(&format!("  - {var}: ")),
+            "{var} not named in:\n{err}"
+        );
+    }
+    assert!(stdout(&out).is_empty());
+    // Nothing was created on the way out.
+    assert_eq!(std::fs::read_dir(&dir.0).unwrap().count(), 0);
+}
+
+#[test]
+fn node_env_is_accepted_as_app_env() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[("NODE_ENV", "production")], &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SESSION_SECRET"));
+}
+
+#[tokio::test]
+async fn config_check_connects_to_postgres_and_redis_and_hides_passwords() {
+    let db = TestDb::migrated().await;
+    let dir = TempDir::new();
+    let secret = "x".repeat(40);
+    let out = run_cli(
+        &dir.0,
+        &[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", db.url.as_str()),
+            ("REDIS_URL", redis_url().as_str()),
+            ("SESSION_SECRET", secret.as_str()),
+        ],
+        &["config", "check"],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("configuration: valid (production)"), "{text}");
+    assert!(
+        text.contains("database:         ok, migrations up to date"),
+        "{text}"
+    );
+    assert!(text.contains("session store:    ok (redis)"), "{text}");
+    assert!(!text.contains(&secret));
+}
+
+#[tokio::test]
+async fn config_check_fails_with_exit_1_when_redis_does_not_answer() {
+    let db = TestDb::migrated().await;
+    let dir = TempDir::new();
+    let out = run_cli(
+        &dir.0,
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("REDIS_URL", "redis://127.0.0.1:1"),
+        ],
+        &["config", "check"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("session store:    FAILED (redis)"));
+    assert!(stderr(&out).contains("session store did not answer"));
+}
+
+/// The `.env` of the NestJS tutorial authauth grew from, unchanged but for local hosts.
+#[tokio::test]
+async fn the_tutorials_env_file_works_unchanged() {
+    let db = TestDb::migrated().await;
+    let dir = TempDir::new();
+    let admin = url::Url::parse(&postgres_admin_url()).unwrap();
+    let redis = url::Url::parse(&redis_url()).unwrap();
+    let env_file = format!(
+        "NODE_ENV=development\nPORT=3000\n\
+         POSTGRES_HOST={}\nPOSTGRES_PORT={}\nPOSTGRES_USER={}\nPOSTGRES_PASSWORD=\nPOSTGRES_DB_NAME={}\n\
+         REDIS_HOST={}\nREDIS_PORT={}\nREDIS_PASSWORD=\n\
+         SESSION_SECRET=keyboard-cat\n\
+         GOOGLE_CLIENT_ID=1234.apps.googleusercontent.com\nGOOGLE_CLIENT_SECRET=tutorial-google-secret\n\
+         GOOGLE_CALLBACK_URL=http://localhost:3000/auth/google/callback\n",
+        admin.host_str().unwrap(),
+        admin.port().unwrap_or(5432),
+        admin.username(),
+        db.name,
+        redis.host_str().unwrap(),
+        redis.port().unwrap_or(6379),
+    );
+    std::fs::write(dir.0.join(".env"), env_file).unwrap();
+    let out = run_cli(&dir.0, &[], &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let expected_db = format!(
+        "postgres://{}@{}:{}/{}",
+        admin.username(),
+        admin.host_str().unwrap(),
+        admin.port().unwrap_or(5432),
+        db.name
+    );
+    assert!(text.contains(&expected_db), "{text}");
+    assert!(
+        text.contains(&format!(
+            "redis redis://{}:{}",
+            redis.host_str().unwrap(),
+            redis.port().unwrap_or(6379)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("google sign-in   issuer https://accounts.google.com/, callback http://localhost:3000/auth/google/callback"), "{text}");
+    // The tutorial's short secret works in development, with a warning.
+    assert!(text.contains("warning: SESSION_SECRET"), "{text}");
+    assert!(!text.contains("tutorial-google-secret") && !text.contains("keyboard-cat"));
+}
+
+#[test]
+fn help_is_real_documentation() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[], &["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for cmd in ["serve", "migrate", "openapi", "config"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = run_cli(&dir.0, &[], &["migrate", "fresh", "--help"]);
+    assert!(stdout(&out).contains("Destroys all data"));
+    let out = run_cli(&dir.0, &[], &["no-such-command"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,321 @@
+//! Liveness, readiness, the spec, Swagger UI, the error shape, request ids, graceful shutdown,
+//! and the zero-setup embedded default.
+
+use std::{io::Read, time::Duration};
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn health_answers_ok_on_both_backends() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        let resp = app.get("/health").await;
+        assert_eq!(resp.status(), 200, "{backend:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["status"], "ok");
+    }
+}
+
+#[tokio::test]
+async fn ready_is_200_when_database_and_session_store_answer() {
+    let app = spawn_app().await;
+    let body: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"]["kind"], "postgres");
+    assert_eq!(body["checks"]["sessionStore"]["kind"], "redis");
+
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    let resp = app.get("/ready").await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["kind"], "sqlite");
+    assert_eq!(body["checks"]["sessionStore"]["kind"], "sql");
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_the_session_store_when_redis_is_unreachable() {
+    // Nothing listens on port 1; startup must not depend on Redis.
+    let app = spawn_app_with(AppOptions::default().var("REDIS_URL", "redis://127.0.0.1:1")).await;
+    let resp = app.get("/ready").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_ready");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(body["checks"]["sessionStore"]["status"], "unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("session store (redis)"), "{message}");
+    assert!(!message.contains("database"), "{message}");
+    // Liveness does not depend on Redis.
+    assert_eq!(app.get("/health").await.status(), 200);
+}
+
+/// Every route the API serves. A new endpoint must be added here, and so to the spec.
+pub const ROUTES: &[(&str, &str)] = &[("get", "/health"), ("get", "/ready")];
+
+#[tokio::test]
+async fn openapi_json_is_openapi_3_and_lists_every_route() {
+    let app = spawn_app().await;
+    let resp = app.get("/openapi.json").await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let spec: Value = serde_json::from_str(&text).unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(spec["info"]["title"], "authauth");
+    // No `servers` entry may send Swagger UI's requests to another host than /docs is on.
+    assert!(
+        spec["servers"].as_array().is_none_or(|s| s.is_empty()),
+        "{}",
+        spec["servers"]
+    );
+    let paths = spec["paths"].as_object().unwrap();
+    for (method, path) in ROUTES {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from the spec"
+        );
+    }
+    let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        listed,
+        ROUTES.len(),
+        "the spec lists routes this test does not know"
+    );
+
+    // `authauth openapi` prints the very same document.
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[], &["openapi"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim_end(), text.trim_end());
+}
+
+#[tokio::test]
+async fn docs_serves_swagger_ui_with_the_spec() {
+    let app = spawn_app().await;
+    let resp = app.get("/docs").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("SwaggerUIBundle"), "not Swagger UI");
+    assert!(html.contains("/ready"), "the spec is not embedded");
+    // The root sends people to the docs.
+    let resp = app.get("/").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/docs");
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
+    let app = spawn_app().await;
+    let resp = app.get("/no/such/route").await;
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert!(body["message"].as_str().unwrap().len() > 5);
+
+    let resp = app.client.post(app.url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let app = spawn_app().await;
+    let a = app.get("/health").await;
+    let b = app.get("/missing").await;
+    let ida = a.headers()["x-request-id"].to_str().unwrap().to_string();
+    let idb = b.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(!ida.is_empty() && ida != idb);
+    // A well-formed incoming id is kept (for tracing across services); anything else is replaced.
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "edge-1234")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "edge-1234");
+    let resp = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "bad id\twith junk")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.headers()["x-request-id"], "bad id\twith junk");
+}
+
+/// Starts the binary, returns the child and the port it logged.
+fn start_binary(
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .arg("serve")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut line = Vec::new();
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            for &b in &buf[..n] {
+                if b == b'\n' {
+                    let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+                    line.clear();
+                } else {
+                    line.push(b);
+                }
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "authauth did not report its address; status {:?}",
+                    child.try_wait()
+                )
+            });
+        if let Some(rest) = line.split("address=http://127.0.0.1:").nth(1) {
+            let port: u16 = rest
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap();
+            return (child, port, rx);
+        }
+    }
+}
+
+fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("authauth did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn embedded_default_runs_with_an_empty_environment_and_keeps_its_secret() {
+    let dir = TempDir::new();
+    // PORT=0 is the only variable, so parallel tests do not fight over port 3000.
+    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0")]);
+    let c = client();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        c.get(format!("{base}/health")).send().await.unwrap().status(),
+        200
+    );
+    let ready = c.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"]["kind"], "sqlite");
+    assert_eq!(body["checks"]["sessionStore"]["kind"], "sql");
+    assert_eq!(c.get(format!("{base}/docs")).send().await.unwrap().status(), 200);
+    let spec: Value = c
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+
+    assert!(dir.0.join("authauth.sqlite").exists());
+    let secret_path = dir.0.join("authauth.secret");
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    assert!(secret.trim().len() >= 32);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // A restart reuses the same secret (so sessions survive) and the migrated database.
+    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0")]);
+    assert_eq!(
+        c.get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    sigterm(&child);
+    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret);
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    // A "Redis" that accepts connections and never answers makes /ready take ~2 s.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hole_port = blackhole.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = blackhole.accept().await {
+            held.push(sock);
+        }
+    });
+    let dir = TempDir::new();
+    let redis = format!("redis://127.0.0.1:{hole_port}");
+    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0"), ("REDIS_URL", redis.as_str())]);
+    let c = client();
+    let pending = tokio::spawn(async move { c.get(format!("http://127.0.0.1:{port}/ready")).send().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sigterm(&child);
+    let resp = pending
+        .await
+        .unwrap()
+        .expect("the in-flight request got its answer");
+    assert_eq!(resp.status(), 503);
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(15)))
+        .await
+        .unwrap();
+    assert!(status.success());
+}
