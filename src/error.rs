@@ -46,6 +46,38 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     NotReady(String),
+    #[error("this request needs a session: sign in first")]
+    NoSession,
+    #[error("the session has expired: sign in again")]
+    SessionExpired,
+    #[error("the session was ended ({reason}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    SessionRevoked { reason: String, message: Option<String> },
+    #[error("the session store is unavailable; try again shortly")]
+    SessionStoreUnavailable(String),
+    #[error("{0}")]
+    CsrfRejected(String),
+    #[error("this origin may not call the API with credentials (CORS_ORIGINS)")]
+    CorsRejected,
+    #[error("the e-mail address or password is incorrect")]
+    InvalidCredentials,
+    #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("the current password is incorrect")]
+    WrongCurrentPassword,
+    #[error("this account has no password: it signs in with an identity provider")]
+    NoPassword,
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("no live session of yours has this id")]
+    SessionNotFound,
     /// An unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -59,6 +91,19 @@ impl ApiError {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoSession | ApiError::SessionExpired | ApiError::SessionRevoked { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::SessionStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CsrfRejected(_) | ApiError::CorsRejected => StatusCode::FORBIDDEN,
+            ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AccountDisabled | ApiError::WrongCurrentPassword => StatusCode::FORBIDDEN,
+            ApiError::WeakPassword(_) | ApiError::InvalidEmail(_) | ApiError::InvalidName(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NoPassword | ApiError::EmailTaken => StatusCode::CONFLICT,
+            ApiError::SessionNotFound => StatusCode::NOT_FOUND,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,6 +116,22 @@ impl ApiError {
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady(_) => "not_ready",
+            ApiError::NoSession => "no_session",
+            ApiError::SessionExpired => "session_expired",
+            ApiError::SessionRevoked { .. } => "session_revoked",
+            ApiError::SessionStoreUnavailable(_) => "session_store_unavailable",
+            ApiError::CsrfRejected(_) => "csrf_rejected",
+            ApiError::CorsRejected => "cors_origin_not_allowed",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
+            ApiError::AccountDisabled => "account_disabled",
+            ApiError::WeakPassword(_) => "weak_password",
+            ApiError::WrongCurrentPassword => "current_password_incorrect",
+            ApiError::NoPassword => "no_password",
+            ApiError::EmailTaken => "email_taken",
+            ApiError::InvalidEmail(_) => "invalid_email",
+            ApiError::InvalidName(_) => "invalid_name",
+            ApiError::SessionNotFound => "session_not_found",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -79,7 +140,10 @@ impl ApiError {
         ErrorBody {
             error: self.code().to_string(),
             message: self.to_string(),
-            reason: None,
+            reason: match self {
+                ApiError::SessionRevoked { reason, .. } => Some(reason.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -94,10 +158,58 @@ impl ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        if let ApiError::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match self {
+            ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
+            ApiError::SessionStoreUnavailable(cause) => {
+                tracing::error!(error = %cause, "session store unavailable; failing closed")
+            }
+            _ => {}
         }
-        json_error(self.status(), &self.body())
+        let mut resp = json_error(self.status(), &self.body());
+        if let ApiError::TooManyAttempts { retry_after } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<crate::session::SessionError> for ApiError {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError as E;
+        match e {
+            E::NoSession => ApiError::NoSession,
+            E::Expired => ApiError::SessionExpired,
+            E::Revoked { reason, message } => ApiError::SessionRevoked { reason, message },
+            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+        }
+    }
+}
+
+impl From<crate::session::StoreError> for ApiError {
+    fn from(e: crate::session::StoreError) -> Self {
+        ApiError::SessionStoreUnavailable(e.0)
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::{auth::AuthError as E, users::UserError as U};
+        match e {
+            E::InvalidCredentials => ApiError::InvalidCredentials,
+            E::Throttled { retry_after } => ApiError::TooManyAttempts { retry_after },
+            E::Disabled => ApiError::AccountDisabled,
+            E::WeakPassword(rule) => ApiError::WeakPassword(rule.to_string()),
+            E::WrongCurrentPassword => ApiError::WrongCurrentPassword,
+            E::NoPassword => ApiError::NoPassword,
+            E::User(U::EmailTaken) => ApiError::EmailTaken,
+            E::User(U::InvalidEmail(m)) => ApiError::InvalidEmail(m),
+            E::User(U::InvalidName(m)) => ApiError::InvalidName(m),
+            E::User(U::Db(e)) => ApiError::internal(e),
+            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+            E::Internal(e) => ApiError::Internal(e),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -16,3 +17,4 @@ pub mod error;
 pub mod session;
 pub mod startup;
 pub mod telemetry;
+pub mod users;

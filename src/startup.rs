@@ -13,13 +13,15 @@ use poem::{
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
 
+use secrecy::ExposeSecret;
+
 use crate::{
-    api,
+    api::{self, guard},
+    auth::{password::Hasher, Auth},
     config::{redact_url, SecretSource, Settings},
     db, error,
-    session::AnyStore,
+    session::{policy::Policy, sql::SqlStore, token::CookieSigner, AnyStore, Sessions},
 };
-use secrecy::ExposeSecret;
 
 /// Shared state of a running server.
 #[derive(Clone)]
@@ -29,6 +31,21 @@ pub struct AppInner {
     pub settings: Settings,
     pub db: DatabaseConnection,
     pub store: AnyStore,
+    pub sessions: Sessions,
+    pub auth: Auth,
+}
+
+/// The services behind the API and the CLI, built from the configuration.
+pub fn services(settings: &Settings, db: &DatabaseConnection, store: &AnyStore) -> (Sessions, Auth) {
+    let signer = CookieSigner::new(settings.session.secrets.clone());
+    let sessions = Sessions::new(store.clone(), signer, Policy::from_settings(&settings.session));
+    // Two hashes in flight per core: logins queue instead of exhausting memory or starving
+    // the async workers.
+    let permits = std::thread::available_parallelism()
+        .map(|n| n.get() * 2)
+        .unwrap_or(4);
+    let auth = Auth::new(db.clone(), sessions.clone(), Hasher::new(permits));
+    (sessions, auth)
 }
 
 impl Deref for AppState {
@@ -120,7 +137,17 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no local address")?;
 
-        let state = AppState(Arc::new(AppInner { settings, db, store }));
+        let (sessions, auth) = services(&settings, &db, &store);
+        if let AnyStore::Sql(sql) = &store {
+            spawn_purge(sql.clone());
+        }
+        let state = AppState(Arc::new(AppInner {
+            settings,
+            db,
+            store,
+            sessions,
+            auth,
+        }));
         let endpoint = routes(state.clone());
         Ok(Application {
             acceptor,
@@ -172,6 +199,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .at("/openapi.json", spec)
         .nest("/docs", ui)
         .nest("/", api)
+        .around(guard::guard)
         .data(state)
         .around(request_context)
         .catch_all_error(error::render)
@@ -224,6 +252,21 @@ async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<
         headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     Ok(resp)
+}
+
+/// Deletes dead rows of the SQL session store every minute (reads ignore them anyway).
+fn spawn_purge(store: SqlStore) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match store.purge_expired(crate::session::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired sessions"),
+            }
+        }
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -6,6 +6,8 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_users_and_identities;
+mod m20261127_000002_create_sessions;
+mod m20261127_000003_create_login_failures;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -13,6 +15,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_create_users_and_identities::Migration)]
+        vec![
+            Box::new(m20261127_000001_create_users_and_identities::Migration),
+            Box::new(m20261127_000002_create_sessions::Migration),
+            Box::new(m20261127_000003_create_login_failures::Migration),
+        ]
     }
 }

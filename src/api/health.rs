@@ -88,7 +88,7 @@ impl HealthApi {
         };
         let (db, store) = tokio::join!(
             tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
-            state.store.ping(CHECK_TIMEOUT)
+            state.store.ping_within(CHECK_TIMEOUT)
         );
         let database = match db {
             Ok(Ok(())) => check_ok(db_kind),

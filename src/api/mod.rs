@@ -4,24 +4,54 @@
 //!
 //! The spec declares no `servers`: Swagger UI then calls the host `/docs` was opened on.
 
+pub mod auth;
+pub mod cookie;
+pub mod guard;
 pub mod health;
 pub mod root;
+pub mod session_auth;
+pub mod sessions;
+pub mod views;
 
 use poem_openapi::OpenApiService;
 
+/// Every endpoint group, in the order the spec lists them.
+pub type Apis = (
+    root::RootApi,
+    health::HealthApi,
+    auth::AuthApi,
+    sessions::SessionsApi,
+);
+
 /// The API description, independent of any running state.
-pub fn service() -> OpenApiService<(root::RootApi, health::HealthApi), ()> {
+pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (root::RootApi, health::HealthApi),
+        (
+            root::RootApi,
+            health::HealthApi,
+            auth::AuthApi,
+            sessions::SessionsApi,
+        ),
         "authauth",
         env!("CARGO_PKG_VERSION"),
     )
-    .description(
-        "Session-based authentication: explicit, server-side cookie sessions.\n\n\
-             Every error body is `{\"error\": \"<stable_code>\", \"message\": \"…\"}`.",
-    )
+    .description(DESCRIPTION)
     .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
 }
+
+const DESCRIPTION: &str = "\
+Session-based authentication with explicit, server-side cookie sessions.
+
+**Try it here.** `POST /auth/signup` or `POST /auth/login` sets an HttpOnly session cookie; this \
+page's later calls send it automatically (same origin). The cookie is opaque: the session itself \
+lives on the server and is named by a public id.
+
+**Errors** are always `{\"error\": \"<stable_code>\", \"message\": \"…\"}`. A 401 says why: \
+`no_session`, `session_expired`, or `session_revoked` (with `reason`). A 503 \
+`session_store_unavailable` means the session store is down — the session is not lost.
+
+**Cross-site requests** that change state are refused (403 `csrf_rejected`); JSON endpoints \
+refuse form and text bodies (415).";
 
 /// The OpenAPI 3 document as JSON, exactly as `/openapi.json` serves it.
 pub fn spec_json() -> String {

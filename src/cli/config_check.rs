@@ -107,7 +107,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
                     failures.push("database");
                 }
             }
-            match store.ping(Duration::from_secs(3)).await {
+            match store.ping_within(Duration::from_secs(3)).await {
                 Ok(()) => println!("session store:    ok ({})", store.kind()),
                 Err(e) => {
                     println!("session store:    FAILED ({}) {}", store.kind(), e.0);

@@ -2,4 +2,6 @@
 //! (`users`, `session::sql`), not here.
 
 pub mod identities;
+pub mod login_failures;
+pub mod sessions;
 pub mod users;

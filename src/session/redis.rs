@@ -1,12 +1,123 @@
 //! The Redis session store (production).
+//!
+//! Key layout, all under `REDIS_KEY_PREFIX` (`P`), with `T` the user's slot tag:
+//!
+//! | key | type | holds | TTL |
+//! |---|---|---|---|
+//! | `P{T}:s:<sha256(token)>` | string | `A\|…` active record, or `R\|…` a rotated token in grace | the session's idle/absolute expiry; the grace period |
+//! | `P{T}:t:<sha256(token)>` | string | `X\|…` tombstone of a revoked token: why it ended | ≤ 1 h, ≤ the session's absolute expiry |
+//! | `P{T}:u:<user id>` | hash | public id → current token hash | the latest absolute expiry of the user's sessions |
+//! | `P{T}:p:<public id>` | string | user id (locates a session by its public id) | the session's absolute expiry |
+//! | `P:rl:<kind>:<sha256(subject)>` | string | failed-login counter | the counting window |
+//!
+//! `{T}` is a Redis Cluster hash tag: a user's sessions, index and directory entries share one
+//! slot, so every multi-key change is one Lua script — atomic on a single server and on a
+//! cluster. Validating a request is one `GET`; only a token with no live session costs a second
+//! one (its tombstone, to say why). A revoked session's key is deleted, not overwritten.
 
-use std::time::Duration;
+use std::{sync::LazyLock, time::Duration};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    AsyncCommands, Script,
+};
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
-use super::store::StoreError;
+use super::{
+    policy::ttl_until,
+    record::{Millis, Rotated, SessionKey, SessionRecord, Stored, Tombstone},
+    store::{Page, Revocation, SessionStore, StoreError, Which},
+    token::{slot_tag, TokenHash},
+};
 use crate::config::RedisSettings;
+
+/// Stores a session, its index entry and its directory entry.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+        redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
+          redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        end
+        redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
+        return 1
+        ",
+    )
+});
+
+/// Overwrites a session only while it is active.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local v = redis.call('GET', KEYS[1])
+        if v and string.sub(v, 1, 2) == 'A|' then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return 1
+        end
+        return 0
+        ",
+    )
+});
+
+/// Single-flight rotation: only the request that still finds the old token active and current
+/// in the index creates a successor.
+static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local v = redis.call('GET', KEYS[1])
+        if not v or string.sub(v, 1, 2) ~= 'A|' then return 0 end
+        if redis.call('HGET', KEYS[3], ARGV[5]) ~= ARGV[7] then return 0 end
+        redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+        redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+        redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+        return 1
+        ",
+    )
+});
+
+/// Revokes a batch of one user's sessions. KEYS[1] is the index; then per session: current
+/// key, its tombstone key, predecessor key, its tombstone key (the predecessor pair repeats
+/// the current pair when there is none), directory key. ARGV per session: public id, expected
+/// current hash, tombstone, tombstone TTL. If any index entry moved (a rotation raced us)
+/// nothing is written and -1 tells the caller to re-read and retry.
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local n = (#KEYS - 1) / 5
+        for i = 0, n - 1 do
+          if redis.call('HGET', KEYS[1], ARGV[i * 4 + 1]) ~= ARGV[i * 4 + 2] then return -1 end
+        end
+        for i = 0, n - 1 do
+          local k = i * 5 + 1
+          local cur, cur_t, pred, pred_t, dir = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+          local tomb, ttl = ARGV[i * 4 + 3], ARGV[i * 4 + 4]
+          redis.call('DEL', cur)
+          redis.call('SET', cur_t, tomb, 'PX', ttl)
+          if pred ~= cur and redis.call('DEL', pred) == 1 then
+            redis.call('SET', pred_t, tomb, 'PX', ttl)
+          end
+          redis.call('HDEL', KEYS[1], ARGV[i * 4 + 1])
+          redis.call('DEL', dir)
+        end
+        return n
+        ",
+    )
+});
+
+/// Counts one failure in a fixed window; returns the count and the window's remaining ms.
+static HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local n = redis.call('INCR', KEYS[1])
+        if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+        local ttl = redis.call('PTTL', KEYS[1])
+        if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+        return {n, ttl}
+        ",
+    )
+});
 
 /// Sessions in Redis, over one multiplexed connection that reconnects by itself.
 #[derive(Clone)]
@@ -15,12 +126,14 @@ pub struct RedisStore {
     prefix: String,
 }
 
+const MAX_REVOKE_ATTEMPTS: usize = 8;
+
 impl RedisStore {
     /// Prepares the connection without waiting for Redis: the first command connects.
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
         let client = redis::Client::open(settings.url.expose_secret())?;
-        // Fail fast while Redis is down (requests answer 503 quickly); the manager keeps
-        // trying to reconnect on later commands, so service recovers without a restart.
+        // Fail fast while Redis is down (requests answer 503 quickly); the manager reconnects
+        // on later commands, so service recovers without a restart.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -37,9 +150,283 @@ impl RedisStore {
         &self.prefix
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let pong: String = redis::cmd("PING").query_async(&mut conn).await?;
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    fn session_key(&self, slot: &str, hash: &str) -> String {
+        format!("{}{{{slot}}}:s:{hash}", self.prefix)
+    }
+
+    fn tombstone_key(&self, slot: &str, hash: &str) -> String {
+        format!("{}{{{slot}}}:t:{hash}", self.prefix)
+    }
+
+    fn index_key(&self, slot: &str, user_id: &Uuid) -> String {
+        format!("{}{{{slot}}}:u:{user_id}", self.prefix)
+    }
+
+    fn directory_key(&self, slot: &str, public_id: &str) -> String {
+        format!("{}{{{slot}}}:p:{public_id}", self.prefix)
+    }
+
+    /// The user's index: public id → current token hash.
+    async fn index(&self, slot: &str, user_id: &Uuid) -> Result<Vec<(String, String)>, StoreError> {
+        let entries: Vec<(String, String)> = self.conn().hgetall(self.index_key(slot, user_id)).await?;
+        Ok(entries)
+    }
+
+    /// Reads the entries a user's index points to; drops index entries whose session is gone
+    /// (expired by TTL).
+    async fn live(
+        &self,
+        slot: &str,
+        user_id: &Uuid,
+        entries: &[(String, String)],
+        now: Millis,
+    ) -> Result<Vec<(String, String, SessionRecord)>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = entries.iter().map(|(_, h)| self.session_key(slot, h)).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut self.conn())
+            .await?;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for ((pid, hash), value) in entries.iter().zip(values) {
+            match value.as_deref().map(Stored::decode).transpose()? {
+                Some(Stored::Active(record)) if !record.is_expired(now) => {
+                    live.push((pid.clone(), hash.clone(), record));
+                }
+                Some(_) => {}
+                None => stale.push(pid.clone()),
+            }
+        }
+        if !stale.is_empty() {
+            let _: () = self.conn().hdel(self.index_key(slot, user_id), &stale).await?;
+        }
+        Ok(live)
+    }
+
+    /// Counts a failure under `key` in a window of `window` ms: `(count, ms until reset)`.
+    pub async fn hit(&self, key: &str, window: Millis) -> Result<(i64, Millis), StoreError> {
+        let (n, ttl): (i64, i64) = HIT
+            .key(format!("{}rl:{key}", self.prefix))
+            .arg(window)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok((n, ttl))
+    }
+
+    /// The current count under `key` and the ms until it resets.
+    pub async fn count(&self, key: &str) -> Result<(i64, Millis), StoreError> {
+        let k = format!("{}rl:{key}", self.prefix);
+        let (n, ttl): (Option<i64>, i64) = redis::pipe()
+            .get(&k)
+            .pttl(&k)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok((n.unwrap_or(0), ttl.max(0)))
+    }
+
+    pub async fn reset(&self, key: &str) -> Result<(), StoreError> {
+        let _: () = self.conn().del(format!("{}rl:{key}", self.prefix)).await?;
+        Ok(())
+    }
+}
+
+/// Escapes glob characters for `SCAN … MATCH`.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SessionStore for RedisStore {
+    async fn load(&self, key: &SessionKey, _now: Millis) -> Result<Option<Stored>, StoreError> {
+        let hash = key.hash.to_b64();
+        let value: Option<String> = self.conn().get(self.session_key(&key.slot, &hash)).await?;
+        if let Some(v) = value {
+            return Ok(Some(Stored::decode(&v)?));
+        }
+        // No live session: was it revoked (and why)?
+        let tomb: Option<String> = self.conn().get(self.tombstone_key(&key.slot, &hash)).await?;
+        Ok(tomb.as_deref().map(Stored::decode).transpose()?)
+    }
+
+    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError> {
+        let slot = slot_tag(&record.user_id);
+        let hash = hash.to_b64();
+        let _: i64 = CREATE
+            .key(self.session_key(&slot, &hash))
+            .key(self.index_key(&slot, &record.user_id))
+            .key(self.directory_key(&slot, &record.public_id))
+            .arg(Stored::Active(record.clone()).encode())
+            .arg(ttl_until(record.expires_at(), now))
+            .arg(&record.public_id)
+            .arg(&hash)
+            .arg(ttl_until(record.absolute_expires_at, now))
+            .arg(record.user_id.to_string())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn touch(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<bool, StoreError> {
+        let slot = slot_tag(&record.user_id);
+        let done: i64 = TOUCH
+            .key(self.session_key(&slot, &hash.to_b64()))
+            .arg(Stored::Active(record.clone()).encode())
+            .arg(ttl_until(record.expires_at(), now))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        next: &SessionRecord,
+        rotated: &Rotated,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let slot = slot_tag(&next.user_id);
+        let (old, new) = (old.to_b64(), new.to_b64());
+        let grace_end = rotated.grace_until.min(next.absolute_expires_at);
+        let done: i64 = ROTATE
+            .key(self.session_key(&slot, &old))
+            .key(self.session_key(&slot, &new))
+            .key(self.index_key(&slot, &next.user_id))
+            .arg(Stored::Active(next.clone()).encode())
+            .arg(ttl_until(next.expires_at(), now))
+            .arg(Stored::Rotated(rotated.clone()).encode())
+            .arg(ttl_until(grace_end, now))
+            .arg(&next.public_id)
+            .arg(&new)
+            .arg(&old)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn list_user(&self, user_id: &Uuid, now: Millis) -> Result<Vec<SessionRecord>, StoreError> {
+        let slot = slot_tag(user_id);
+        let entries = self.index(&slot, user_id).await?;
+        Ok(self
+            .live(&slot, user_id, &entries, now)
+            .await?
+            .into_iter()
+            .map(|(_, _, r)| r)
+            .collect())
+    }
+
+    async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
+        let Some(slot) = SessionRecord::slot_of_public_id(public_id) else {
+            return Ok(None);
+        };
+        let user: Option<String> = self.conn().get(self.directory_key(slot, public_id)).await?;
+        let Some(user_id) = user.and_then(|u| Uuid::parse_str(&u).ok()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .list_user(&user_id, now)
+            .await?
+            .into_iter()
+            .find(|r| r.public_id == public_id))
+    }
+
+    async fn revoke(
+        &self,
+        user_id: &Uuid,
+        which: Which<'_>,
+        revocation: &Revocation,
+        now: Millis,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let slot = slot_tag(user_id);
+        let index_key = self.index_key(&slot, user_id);
+        for _ in 0..MAX_REVOKE_ATTEMPTS {
+            let entries: Vec<(String, String)> = self
+                .index(&slot, user_id)
+                .await?
+                .into_iter()
+                .filter(|(pid, _)| which.includes(pid))
+                .collect();
+            let targets = self.live(&slot, user_id, &entries, now).await?;
+            if targets.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut script = REVOKE.key(&index_key);
+            for (pid, hash, record) in &targets {
+                let predecessor = match &record.previous {
+                    Some(p) if p.grace_until > now => p.hash.as_str(),
+                    _ => hash.as_str(),
+                };
+                let tombstone = Stored::Revoked(Tombstone {
+                    reason: revocation.reason.to_string(),
+                    message: revocation.message.clone(),
+                    revoked_at: now,
+                    public_id: pid.clone(),
+                });
+                let ttl = revocation
+                    .tombstone_ttl
+                    .min(record.absolute_expires_at - now)
+                    .max(1000);
+                script
+                    .key(self.session_key(&slot, hash))
+                    .key(self.tombstone_key(&slot, hash))
+                    .key(self.session_key(&slot, predecessor))
+                    .key(self.tombstone_key(&slot, predecessor))
+                    .key(self.directory_key(&slot, pid))
+                    .arg(pid)
+                    .arg(hash)
+                    .arg(tombstone.encode())
+                    .arg(ttl);
+            }
+            let n: i64 = script.invoke_async(&mut self.conn()).await?;
+            if n >= 0 {
+                return Ok(targets.into_iter().map(|(_, _, r)| r).collect());
+            }
+        }
+        Err(StoreError(
+            "revocation kept racing with rotations; try again".to_string(),
+        ))
+    }
+
+    async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
+        let cursor: u64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let pattern = format!("{}{{*}}:u:*", glob_escape(&self.prefix));
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(limit.max(10))
+            .query_async(&mut self.conn())
+            .await?;
+        let mut sessions = Vec::new();
+        for key in keys {
+            // `P{T}:u:<uuid>`
+            let Some(user_id) = key.rsplit(":u:").next().and_then(|u| Uuid::parse_str(u).ok()) else {
+                continue;
+            };
+            sessions.extend(self.list_user(&user_id, now).await?);
+        }
+        Ok(Page {
+            sessions,
+            next: (next != 0).then(|| next.to_string()),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
         if pong == "PONG" {
             Ok(())
         } else {

@@ -5,7 +5,11 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 
 use crate::helpers::*;
 
-const MIGRATIONS: &[&str] = &["m20261127_000001_create_users_and_identities"];
+const MIGRATIONS: &[&str] = &[
+    "m20261127_000001_create_users_and_identities",
+    "m20261127_000002_create_sessions",
+    "m20261127_000003_create_login_failures",
+];
 
 async fn tables(conn: &DatabaseConnection) -> Vec<String> {
     let sql = match conn.get_database_backend() {

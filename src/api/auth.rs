@@ -1,0 +1,267 @@
+//! Local accounts and the current session: signup, login, logout, password change, `/auth/me`.
+
+use poem::{web::Data, Request};
+use poem_openapi::{payload::Json, types::Password, ApiResponse, Object, OpenApi, Tags};
+use secrecy::SecretString;
+
+use super::{
+    cookie::{clear_cookie, session_cookie_values, set_cookie},
+    session_auth::{client_info, CurrentSession},
+    views::Me,
+};
+use crate::{
+    error::{ApiError, Failure},
+    error_set,
+    session::{now_ms, service::reason},
+    startup::AppState,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Sign up, sign in, sign out, change password.
+    Auth,
+}
+
+/// A new local account.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct SignupRequest {
+    email: String,
+    /// At least 12 characters (any Unicode, spaces allowed), at most 256; common and breached
+    /// passwords are refused.
+    password: Password,
+    full_name: String,
+}
+
+#[derive(Object)]
+struct LoginRequest {
+    email: String,
+    password: Password,
+}
+
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct PasswordChangeRequest {
+    current_password: Password,
+    /// Same rules as at signup.
+    new_password: Password,
+}
+
+#[derive(ApiResponse)]
+enum SignedUp {
+    /// Account created and signed in: the session cookie is set.
+    #[oai(status = 201)]
+    Created(Json<Me>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum SignedIn {
+    /// Signed in with a brand-new session: the session cookie is set.
+    #[oai(status = 200)]
+    Ok(Json<Me>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum MeResponse {
+    /// The signed-in user and this session.
+    #[oai(status = 200)]
+    Ok(Json<Me>),
+}
+
+#[derive(ApiResponse)]
+enum SignedOut {
+    /// Signed out: the session is revoked server-side and the cookie cleared.
+    #[oai(status = 204)]
+    NoContent(#[oai(header = "Set-Cookie")] String),
+}
+
+error_set!(SignupErrors {
+    400 => "Invalid e-mail (`invalid_email`), name (`invalid_name`) or password (`weak_password`), or a malformed body (`invalid_request`).",
+    403 => "A cross-site request (`csrf_rejected`).",
+    409 => "An account with this e-mail already exists (`email_taken`).",
+    415 => "The body is not JSON (`unsupported_media_type`).",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+error_set!(LoginErrors {
+    400 => "A malformed body (`invalid_request`).",
+    401 => "Unknown e-mail or wrong password — deliberately indistinguishable (`invalid_credentials`).",
+    403 => "The account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
+    415 => "The body is not JSON (`unsupported_media_type`).",
+    429 => "Too many failed attempts (`too_many_attempts`); see `Retry-After`.",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+error_set!(
+    /// Errors of operations that only read the session.
+    ReadErrors {
+    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked` with a `reason`.",
+    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
+});
+
+error_set!(
+    /// Errors of state-changing operations on the session.
+    WriteErrors {
+    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked` with a `reason`.",
+    403 => "A cross-site request (`csrf_rejected`).",
+    415 => "A form or text body (`unsupported_media_type`).",
+    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
+});
+
+error_set!(PasswordErrors {
+    400 => "The new password is refused (`weak_password`), or a malformed body (`invalid_request`).",
+    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked`.",
+    403 => "The current password is wrong (`current_password_incorrect`), the account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
+    409 => "The account has no password: it signs in with an identity provider (`no_password`).",
+    415 => "The body is not JSON (`unsupported_media_type`).",
+    429 => "Too many wrong current passwords (`too_many_attempts`); see `Retry-After`.",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+fn secret(p: Password) -> SecretString {
+    SecretString::from(p.0)
+}
+
+pub struct AuthApi;
+
+#[OpenApi(tag = "Tag::Auth")]
+impl AuthApi {
+    /// Create a local account (email + password) and sign in.
+    ///
+    /// Creates a brand-new session; any cookie the browser brought along is ignored.
+    #[oai(path = "/auth/signup", method = "post")]
+    async fn signup(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        body: Json<SignupRequest>,
+    ) -> Result<SignedUp, Failure<SignupErrors>> {
+        let now = now_ms();
+        let Json(body) = body;
+        let (_, issued) = state
+            .auth
+            .signup(
+                &body.email,
+                secret(body.password),
+                &body.full_name,
+                &client_info(req),
+                now,
+            )
+            .await
+            .map_err(ApiError::from)?;
+        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+        Ok(SignedUp::Created(Json(Me::from_record(&issued.record)), cookie))
+    }
+
+    /// Sign in with email and password.
+    ///
+    /// Always creates a brand-new session (new token, new id): a cookie planted before login
+    /// is never adopted, and a session this browser already had is revoked (`superseded`).
+    #[oai(path = "/auth/login", method = "post")]
+    async fn login(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        body: Json<LoginRequest>,
+    ) -> Result<SignedIn, Failure<LoginErrors>> {
+        let now = now_ms();
+        let Json(body) = body;
+        let (_, issued) = state
+            .auth
+            .login(&body.email, secret(body.password), &client_info(req), now)
+            .await
+            .map_err(ApiError::from)?;
+        if !session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
+            if let Ok(previous) = super::session_auth::authenticate(req, &state).await {
+                state
+                    .sessions
+                    .revoke_one(
+                        &previous.record.user_id,
+                        &previous.record.public_id,
+                        reason::SUPERSEDED,
+                        None,
+                        now,
+                    )
+                    .await
+                    .map_err(ApiError::from)?;
+            }
+        }
+        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+        Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
+    }
+
+    /// The signed-in user and the current session.
+    ///
+    /// Costs one session-store read and no SQL query. May rotate the session token (the
+    /// response then sets a new cookie; the old one keeps working for a short grace period).
+    #[oai(path = "/auth/me", method = "get")]
+    async fn me(&self, session: CurrentSession) -> Result<MeResponse, Failure<ReadErrors>> {
+        Ok(MeResponse::Ok(Json(Me::from_record(&session.0.record))))
+    }
+
+    /// Sign out of this session: revoked server-side, cookie cleared.
+    #[oai(path = "/auth/logout", method = "post")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        session: CurrentSession,
+    ) -> Result<SignedOut, Failure<WriteErrors>> {
+        let r = &session.0.record;
+        state
+            .sessions
+            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now_ms())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
+    }
+
+    /// Sign out of every session of this account, on every device.
+    #[oai(path = "/auth/logout-all", method = "post")]
+    async fn logout_all(
+        &self,
+        state: Data<&AppState>,
+        session: CurrentSession,
+    ) -> Result<SignedOut, Failure<WriteErrors>> {
+        state
+            .sessions
+            .revoke_user(
+                &session.0.record.user_id,
+                None,
+                reason::LOGOUT_ALL,
+                None,
+                now_ms(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
+    }
+
+    /// Change the password.
+    ///
+    /// Needs the current password. Every session of the account ends (reason
+    /// `password_changed`), this one included, and the response carries a brand-new session.
+    #[oai(path = "/auth/password", method = "post")]
+    async fn change_password(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        session: CurrentSession,
+        body: Json<PasswordChangeRequest>,
+    ) -> Result<SignedIn, Failure<PasswordErrors>> {
+        let now = now_ms();
+        let Json(body) = body;
+        let issued = state
+            .auth
+            .change_password(
+                &session.0,
+                secret(body.current_password),
+                secret(body.new_password),
+                &client_info(req),
+                now,
+            )
+            .await
+            .map_err(ApiError::from)?;
+        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+        Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
+    }
+}

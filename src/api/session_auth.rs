@@ -1,0 +1,116 @@
+//! The cookie security scheme: `CurrentSession` as an operation parameter means "this
+//! operation needs a valid session". Validation is the session engine's; this only moves the
+//! cookie in and the outcome out. A store outage is a 503, never a 401: the user is not
+//! logged out because Redis blinked.
+
+use poem::{Request, RequestBody};
+use poem_openapi::{
+    registry::{MetaSecurityScheme, Registry},
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+};
+
+use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
+use crate::{
+    error::ApiError,
+    session::{now_ms, ClientInfo, SessionError, Validated},
+    startup::AppState,
+};
+
+/// The name of the scheme in the OpenAPI document.
+pub const SCHEME: &str = "sessionCookie";
+
+/// The session of the request, validated (and possibly rotated).
+pub struct CurrentSession(pub Validated);
+
+/// Validates the request's session cookie. Several cookies with the session's name (a sibling
+/// domain may plant one when the `__Host-` prefix is off) are tried in order; only one this
+/// server signed can succeed.
+pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
+    let values = session_cookie_values(req, &state.settings.session.cookie_name);
+    let slot = req.extensions().get::<CookieSlot>().cloned();
+    let now = now_ms();
+    let mut outcome = Err(SessionError::NoSession);
+    for value in &values {
+        outcome = state.sessions.validate(value, now).await;
+        if !matches!(outcome, Err(SessionError::NoSession)) {
+            break;
+        }
+    }
+    match outcome {
+        Ok(validated) => {
+            if let (Some(slot), Some(value)) = (&slot, &validated.new_cookie) {
+                slot.set(CookieAction::Set(super::cookie::set_cookie(
+                    &state.settings.session,
+                    value,
+                    &validated.record,
+                    now,
+                )));
+            }
+            Ok(validated)
+        }
+        Err(SessionError::Store(e)) => Err(ApiError::SessionStoreUnavailable(e.0)),
+        Err(e) => {
+            if let (Some(slot), false) = (&slot, values.is_empty()) {
+                slot.set(CookieAction::Clear);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Who is calling: the peer address and the `User-Agent`, recorded on new sessions.
+pub fn client_info(req: &Request) -> ClientInfo {
+    ClientInfo {
+        ip: req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_canonical().to_string()),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    }
+}
+
+impl<'a> ApiExtractor<'a> for CurrentSession {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            SCHEME,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some(
+                    "The opaque, HttpOnly session cookie set by signup and login. Browsers send it \
+                     by themselves (Swagger UI included); its name is `authauth_session` in \
+                     development and `__Host-authauth_session` in production (`SESSION_COOKIE_NAME`).",
+                ),
+                name: Some("authauth_session"),
+                key_in: Some("cookie"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        Ok(CurrentSession(authenticate(req, state).await?))
+    }
+}

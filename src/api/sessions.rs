@@ -1,0 +1,135 @@
+//! The signed-in user's own sessions: list them, end one, end all others.
+
+use poem::web::Data;
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, Tags};
+
+use super::{
+    auth::{ReadErrors, WriteErrors},
+    cookie::clear_cookie,
+    session_auth::CurrentSession,
+    views::SessionView,
+};
+use crate::{
+    error::{ApiError, Failure},
+    error_set,
+    session::{now_ms, service::reason},
+    startup::AppState,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// The signed-in user's sessions.
+    Sessions,
+}
+
+/// Live sessions, newest first.
+#[derive(Object)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+/// How many sessions were ended.
+#[derive(Object)]
+struct Revoked {
+    revoked: u32,
+}
+
+#[derive(ApiResponse)]
+enum ListResponse {
+    /// The live sessions of the signed-in user, with `current` marking this one.
+    #[oai(status = 200)]
+    Ok(Json<SessionList>),
+}
+
+#[derive(ApiResponse)]
+enum RevokeOneResponse {
+    /// The session is revoked; its next request gets 401 `session_revoked`. When it was this
+    /// session, the cookie is cleared too.
+    #[oai(status = 204)]
+    NoContent(#[oai(header = "Set-Cookie")] Option<String>),
+}
+
+#[derive(ApiResponse)]
+enum RevokeOthersResponse {
+    /// Every other session is revoked; this one goes on.
+    #[oai(status = 200)]
+    Ok(Json<Revoked>),
+}
+
+error_set!(RevokeOneErrors {
+    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked`.",
+    403 => "A cross-site request (`csrf_rejected`).",
+    404 => "No live session of yours has this id (`session_not_found`) — also the answer for another user's session.",
+    415 => "A form or text body (`unsupported_media_type`).",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+pub struct SessionsApi;
+
+#[OpenApi(tag = "Tag::Sessions")]
+impl SessionsApi {
+    /// List my live sessions (devices), by public id — never by token.
+    #[oai(path = "/auth/sessions", method = "get")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        session: CurrentSession,
+    ) -> Result<ListResponse, Failure<ReadErrors>> {
+        let current = &session.0.record;
+        let sessions = state
+            .sessions
+            .list_user(&current.user_id, now_ms())
+            .await
+            .map_err(ApiError::from)?
+            .iter()
+            .map(|r| SessionView::from_record(r, Some(r.public_id == current.public_id), true))
+            .collect();
+        Ok(ListResponse::Ok(Json(SessionList { sessions })))
+    }
+
+    /// End one of my sessions (e.g. a lost phone).
+    #[oai(path = "/auth/sessions/:id", method = "delete")]
+    async fn revoke_one(
+        &self,
+        state: Data<&AppState>,
+        session: CurrentSession,
+        /// The public session id, as listed by `GET /auth/sessions`.
+        id: Path<String>,
+    ) -> Result<RevokeOneResponse, Failure<RevokeOneErrors>> {
+        let current = &session.0.record;
+        let found = state
+            .sessions
+            .revoke_one(&current.user_id, &id.0, reason::REVOKED_BY_USER, None, now_ms())
+            .await
+            .map_err(ApiError::from)?;
+        if !found {
+            return Err(ApiError::SessionNotFound.into());
+        }
+        let clear = (id.0 == current.public_id).then(|| clear_cookie(&state.settings.session));
+        Ok(RevokeOneResponse::NoContent(clear))
+    }
+
+    /// End every session of mine except this one.
+    #[oai(path = "/auth/sessions", method = "delete")]
+    async fn revoke_others(
+        &self,
+        state: Data<&AppState>,
+        session: CurrentSession,
+    ) -> Result<RevokeOthersResponse, Failure<WriteErrors>> {
+        let current = &session.0.record;
+        let revoked = state
+            .sessions
+            .revoke_user(
+                &current.user_id,
+                Some(&current.public_id),
+                reason::REVOKED_BY_USER,
+                None,
+                now_ms(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(RevokeOthersResponse::Ok(Json(Revoked {
+            revoked: revoked.len() as u32,
+        })))
+    }
+}

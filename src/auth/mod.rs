@@ -1,0 +1,200 @@
+//! Signing in: local accounts (email + password) and, later, OpenID providers. Every sign-in
+//! ends in [`Sessions::create`]: a brand-new session, never one the client brought along.
+
+pub mod password;
+pub mod throttle;
+
+use sea_orm::DatabaseConnection;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::{
+    entities::users::Model as User,
+    session::{
+        record::{Millis, SignInMethod},
+        service::{reason, ClientInfo, Issued, Sessions, Validated},
+        StoreError,
+    },
+    users::{self, UserError},
+};
+use password::{Hasher, PasswordRule};
+use throttle::Attempt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown e-mail or wrong password: deliberately indistinguishable.
+    #[error("the e-mail address or password is incorrect")]
+    InvalidCredentials,
+    #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64 },
+    #[error("this account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    WeakPassword(#[from] PasswordRule),
+    #[error("the current password is incorrect")]
+    WrongCurrentPassword,
+    #[error("this account has no password (it signs in with an identity provider)")]
+    NoPassword,
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for AuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AuthError::User(UserError::Db(e))
+    }
+}
+
+impl From<password::HashError> for AuthError {
+    fn from(e: password::HashError) -> Self {
+        AuthError::Internal(anyhow::Error::new(e))
+    }
+}
+
+/// The sign-in service, shared by the API and the CLI.
+#[derive(Clone)]
+pub struct Auth {
+    db: DatabaseConnection,
+    sessions: Sessions,
+    hasher: Hasher,
+}
+
+impl Auth {
+    pub fn new(db: DatabaseConnection, sessions: Sessions, hasher: Hasher) -> Self {
+        Auth { db, sessions, hasher }
+    }
+
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
+    }
+
+    /// Creates a local account (the same rules for `POST /auth/signup` and
+    /// `authauth users create`). Returns the new user.
+    pub async fn create_local_user(
+        &self,
+        email: &str,
+        password: SecretString,
+        full_name: &str,
+    ) -> Result<User, AuthError> {
+        let email = users::normalize_email(email)?;
+        let full_name = users::normalize_name(full_name)?;
+        password::check_new(password.expose_secret(), &email)?;
+        // Hash before looking at the e-mail, so "taken" costs the same time as "created".
+        let hash = self.hasher.hash(password).await?;
+        Ok(users::create(&self.db, &email, &full_name, None, Some(hash)).await?)
+    }
+
+    /// `POST /auth/signup`: a new local account and its first session.
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: SecretString,
+        full_name: &str,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<(User, Issued), AuthError> {
+        let user = self.create_local_user(email, password, full_name).await?;
+        tracing::info!(user = %user.id, "account created");
+        let issued = self
+            .sessions
+            .create(
+                user.id,
+                users::snapshot(&user),
+                SignInMethod::Password,
+                client,
+                now,
+            )
+            .await?;
+        Ok((user, issued))
+    }
+
+    /// `POST /auth/login`: same status, body and cost for an unknown e-mail and a wrong
+    /// password; throttled per account, per client and per account-and-client.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<(User, Issued), AuthError> {
+        let attempt = Attempt::new(email, client.ip.as_deref());
+        if let Some(retry_after) = attempt.blocked(self.sessions.store(), now).await? {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        let user = users::find_by_email(&self.db, email).await?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(password, hash).await?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                attempt.failed(self.sessions.store(), now).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        attempt.succeeded(self.sessions.store()).await?;
+        let issued = self
+            .sessions
+            .create(
+                user.id,
+                users::snapshot(&user),
+                SignInMethod::Password,
+                client,
+                now,
+            )
+            .await?;
+        Ok((user, issued))
+    }
+
+    /// `POST /auth/password`: needs the current password; every session of the user ends
+    /// (reason `password_changed`) and the caller gets a brand-new one.
+    pub async fn change_password(
+        &self,
+        current: &Validated,
+        current_password: SecretString,
+        new_password: SecretString,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<Issued, AuthError> {
+        let user = users::find_by_id(&self.db, current.record.user_id)
+            .await?
+            .ok_or(AuthError::InvalidCredentials)?;
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        let Some(hash) = user.password_hash.clone() else {
+            return Err(AuthError::NoPassword);
+        };
+        password::check_new(new_password.expose_secret(), &user.email)?;
+        let attempt = Attempt::new(&user.email, client.ip.as_deref());
+        if let Some(retry_after) = attempt.blocked(self.sessions.store(), now).await? {
+            return Err(AuthError::Throttled { retry_after });
+        }
+        if !self.hasher.verify(current_password, Some(hash)).await? {
+            attempt.failed(self.sessions.store(), now).await?;
+            return Err(AuthError::WrongCurrentPassword);
+        }
+        let new_hash = self.hasher.hash(new_password).await?;
+        let user = users::set_password_hash(&self.db, &user, new_hash).await?;
+        // A privilege change: no token from before survives, including this request's.
+        self.sessions
+            .revoke_user(&user.id, None, reason::PASSWORD_CHANGED, None, now)
+            .await?;
+        tracing::info!(user = %user.id, "password changed; all sessions revoked");
+        Ok(self
+            .sessions
+            .create(
+                user.id,
+                users::snapshot(&user),
+                current.record.method,
+                client,
+                now,
+            )
+            .await?)
+    }
+}

@@ -1,0 +1,182 @@
+//! Password rules and hashing (argon2id, OWASP parameters), off the async workers.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, LazyLock},
+};
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Algorithm, Argon2, Params, Version,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+/// The shortest accepted password, in characters (Unicode scalar values).
+pub const MIN_CHARS: usize = 12;
+/// The longest accepted password. Nothing is ever truncated: longer ones are refused.
+pub const MAX_CHARS: usize = 256;
+
+static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    include_str!("common-passwords.txt")
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+});
+
+/// Why a new password is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRule {
+    #[error("the password must have at least {MIN_CHARS} characters")]
+    TooShort,
+    #[error("the password must have at most {MAX_CHARS} characters")]
+    TooLong,
+    #[error("this password is too common: it appears in lists of breached passwords")]
+    Common,
+    #[error("the password must not be your e-mail address")]
+    SameAsEmail,
+}
+
+/// Checks a new password: length (any Unicode, spaces included) and the breached list. No
+/// composition rules.
+pub fn check_new(password: &str, email: &str) -> Result<(), PasswordRule> {
+    let n = password.chars().count();
+    if n < MIN_CHARS {
+        return Err(PasswordRule::TooShort);
+    }
+    if n > MAX_CHARS {
+        return Err(PasswordRule::TooLong);
+    }
+    let lower = password.to_lowercase();
+    if COMMON.contains(lower.as_str()) {
+        return Err(PasswordRule::Common);
+    }
+    if lower.trim() == email.trim().to_lowercase() {
+        return Err(PasswordRule::SameAsEmail);
+    }
+    Ok(())
+}
+
+/// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
+fn argon2() -> Argon2<'static> {
+    // These constants are within argon2's limits, so `new` cannot fail.
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes and verifies passwords on the blocking pool, at most `permits` at a time: hashing
+/// never stalls the async workers, and memory stays bounded (19 MiB per hash in flight).
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    /// Verified against when the account does not exist, so both cases cost the same.
+    dummy: Arc<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct HashError(String);
+
+impl Hasher {
+    pub fn new(permits: usize) -> Self {
+        let dummy = argon2()
+            .hash_password(
+                b"authauth dummy password for unknown accounts",
+                &SaltString::generate(&mut OsRng),
+            )
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        Hasher {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            dummy: Arc::new(dummy),
+        }
+    }
+
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            argon2()
+                .hash_password(
+                    password.expose_secret().as_bytes(),
+                    &SaltString::generate(&mut OsRng),
+                )
+                .map(|h| h.to_string())
+                .map_err(|e| HashError(e.to_string()))
+        })
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+    }
+
+    /// True when `password` matches `hash`. With `hash = None` (no such account, or an account
+    /// without a password) it does the same work and returns false.
+    pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        let real = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
+        tokio::task::spawn_blocking(move || {
+            let parsed = PasswordHash::new(&hash).map_err(|e| HashError(e.to_string()))?;
+            let ok = argon2()
+                .verify_password(password.expose_secret().as_bytes(), &parsed)
+                .is_ok();
+            Ok(ok && real)
+        })
+        .await
+        .map_err(|e| HashError(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_counts_characters_not_bytes_and_allows_any_unicode() {
+        assert_eq!(check_new("short pass", "a@b.c"), Err(PasswordRule::TooShort));
+        assert_eq!(check_new(&"🔑".repeat(12), "a@b.c"), Ok(()));
+        assert_eq!(check_new("correct horse battery", "a@b.c"), Ok(()));
+        assert_eq!(
+            check_new(&"x".repeat(MAX_CHARS + 1), "a@b.c"),
+            Err(PasswordRule::TooLong)
+        );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_case_insensitively() {
+        for p in [
+            "password1234",
+            "123456789012",
+            "Password1234",
+            "aaaaaaaaaaaa",
+            "qwertyuiopas",
+        ] {
+            assert_eq!(check_new(p, "a@b.c"), Err(PasswordRule::Common), "{p}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_salted_and_verify_without_truncation() {
+        let h = Hasher::new(2);
+        let long = "p".repeat(100);
+        let a = h.hash(SecretString::from(long.clone())).await.unwrap();
+        let b = h.hash(SecretString::from(long.clone())).await.unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_ne!(a, b);
+        assert!(h
+            .verify(SecretString::from(long.clone()), Some(a.clone()))
+            .await
+            .unwrap());
+        assert!(!h
+            .verify(SecretString::from(long[..72].to_string()), Some(a))
+            .await
+            .unwrap());
+        assert!(!h.verify(SecretString::from(long), None).await.unwrap());
+    }
+}

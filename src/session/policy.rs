@@ -1,0 +1,176 @@
+//! Timeouts and rotation: pure functions of a record and `now`, so they are tested without
+//! sleeping.
+
+use std::time::Duration;
+
+use super::record::{Millis, SessionRecord};
+use crate::config::SessionSettings;
+
+/// How long a revocation tombstone remembers why a session ended (capped by the session's own
+/// absolute lifetime, so no key outlives it).
+pub const TOMBSTONE_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// What a validated request should do to its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing: the request costs one read.
+    Nothing,
+    /// Slide the idle expiry forward (throttled to once per `touch_interval`).
+    Touch,
+    /// Replace the token (every `rotation_interval`).
+    Rotate,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub idle: Duration,
+    pub absolute: Duration,
+    pub rotation_interval: Duration,
+    pub grace: Duration,
+    /// Sliding refreshes happen at most this often: a tenth of the idle timeout, at most a
+    /// minute. The idle timeout is therefore honoured to within that margin.
+    pub touch_interval: Duration,
+}
+
+fn ms(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+impl Policy {
+    pub fn new(idle: Duration, absolute: Duration, rotation_interval: Duration, grace: Duration) -> Self {
+        let touch_interval = (idle / 10).clamp(Duration::from_millis(100), Duration::from_secs(60));
+        Policy {
+            idle,
+            absolute,
+            rotation_interval,
+            grace,
+            touch_interval,
+        }
+    }
+
+    pub fn from_settings(s: &SessionSettings) -> Self {
+        Policy::new(
+            s.idle_timeout,
+            s.absolute_timeout,
+            s.rotation_interval,
+            s.rotation_grace,
+        )
+    }
+
+    /// `(idle_expires_at, absolute_expires_at)` for a session created at `now`.
+    pub fn initial_expiry(&self, now: Millis) -> (Millis, Millis) {
+        let absolute = now.saturating_add(ms(self.absolute));
+        (now.saturating_add(ms(self.idle)).min(absolute), absolute)
+    }
+
+    pub fn due(&self, r: &SessionRecord, now: Millis) -> Due {
+        if now - r.token_issued_at >= ms(self.rotation_interval) {
+            Due::Rotate
+        } else if now - r.last_seen_at >= ms(self.touch_interval) {
+            Due::Touch
+        } else {
+            Due::Nothing
+        }
+    }
+
+    /// The record after a request at `now`: seen, idle expiry slid (never past absolute).
+    pub fn touched(&self, r: &SessionRecord, now: Millis) -> SessionRecord {
+        let mut next = r.clone();
+        next.last_seen_at = now;
+        next.idle_expires_at = now.saturating_add(ms(self.idle)).min(r.absolute_expires_at);
+        if next.previous.as_ref().is_some_and(|p| p.grace_until <= now) {
+            next.previous = None;
+        }
+        next
+    }
+
+    pub fn grace_ms(&self) -> Millis {
+        ms(self.grace)
+    }
+
+    /// How long a tombstone for `r` is kept.
+    pub fn tombstone_ttl(&self, r: &SessionRecord, now: Millis) -> Millis {
+        ms(TOMBSTONE_TTL).min(r.absolute_expires_at - now).max(1000)
+    }
+}
+
+/// Milliseconds left until `at`, at least 1 (a store TTL of 0 would mean "no expiry" or an
+/// error, depending on the store).
+pub fn ttl_until(at: Millis, now: Millis) -> Millis {
+    (at - now).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::record::{SignInMethod, UserSnapshot};
+
+    fn record(now: Millis, p: &Policy) -> SessionRecord {
+        let (idle, abs) = p.initial_expiry(now);
+        SessionRecord {
+            public_id: "AAAAAAAAbbbbbbbbbbbbbbbb".into(),
+            user_id: uuid::Uuid::nil(),
+            user: UserSnapshot {
+                email: "a@b.c".into(),
+                full_name: "A".into(),
+                picture: None,
+            },
+            method: SignInMethod::Password,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: idle,
+            absolute_expires_at: abs,
+            token_issued_at: now,
+            ip: None,
+            user_agent: None,
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn idle_slides_but_never_past_absolute() {
+        let p = Policy::new(
+            Duration::from_secs(2),
+            Duration::from_secs(6),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        let mut r = record(0, &p);
+        assert_eq!((r.idle_expires_at, r.absolute_expires_at), (2000, 6000));
+        for now in [1000, 2000, 3000, 4000, 5000] {
+            assert!(!r.is_expired(now), "expired at {now}");
+            r = p.touched(&r, now);
+        }
+        assert_eq!(r.idle_expires_at, 6000);
+        assert!(r.is_expired(6000), "absolute timeout is never extended");
+        let idle = record(0, &p);
+        assert!(idle.is_expired(2000) && !idle.is_expired(1999));
+    }
+
+    #[test]
+    fn refreshes_are_throttled_and_rotation_comes_on_schedule() {
+        let p = Policy::new(
+            Duration::from_secs(1800),
+            Duration::from_secs(43200),
+            Duration::from_secs(900),
+            Duration::from_secs(60),
+        );
+        assert_eq!(p.touch_interval, Duration::from_secs(60));
+        let r = record(0, &p);
+        assert_eq!(p.due(&r, 59_999), Due::Nothing);
+        assert_eq!(p.due(&r, 60_000), Due::Touch);
+        assert_eq!(p.due(&r, 900_000), Due::Rotate);
+    }
+
+    #[test]
+    fn tombstones_never_outlive_the_session() {
+        let p = Policy::new(
+            Duration::from_secs(2),
+            Duration::from_secs(6),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        let r = record(0, &p);
+        assert_eq!(p.tombstone_ttl(&r, 1000), 5000);
+    }
+}

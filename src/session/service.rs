@@ -1,0 +1,311 @@
+//! The session lifecycle, as one service used by the HTTP API and the operator CLI alike:
+//! create, validate (with sliding refresh and rotation), list, revoke.
+
+use uuid::Uuid;
+
+use super::{
+    policy::{Due, Policy},
+    record::{Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot},
+    store::{AnyStore, Revocation, SessionStore, StoreError, Which},
+    token::{slot_tag, CookieSigner, SessionToken},
+};
+
+/// Stable reasons a session ends (the `reason` of a `session_revoked` answer).
+pub mod reason {
+    /// The user signed out of this session.
+    pub const LOGOUT: &str = "logout";
+    /// The user signed out of every session.
+    pub const LOGOUT_ALL: &str = "logout_all";
+    /// The user ended this session from another one.
+    pub const REVOKED_BY_USER: &str = "revoked_by_user";
+    /// The password changed; every other session ended.
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    /// An operator disabled the account.
+    pub const USER_DISABLED: &str = "user_disabled";
+    /// An operator revoked the session (`authauth sessions revoke`).
+    pub const OPERATOR: &str = "operator";
+    /// A new sign-in in the same browser replaced it.
+    pub const SUPERSEDED: &str = "superseded";
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No cookie, or one this server did not issue (bad shape or signature).
+    #[error("no valid session cookie")]
+    NoSession,
+    /// The session timed out (idle or absolute), or its token was replaced long ago.
+    #[error("the session has expired")]
+    Expired,
+    /// The session was ended; `reason` is a stable code, `message` an operator's note.
+    #[error("the session was revoked ({reason})")]
+    Revoked { reason: String, message: Option<String> },
+    /// The store did not answer: fail closed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where a request comes from, recorded on the session it creates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A session just created: the cookie value to send and the record.
+#[derive(Debug)]
+pub struct Issued {
+    pub cookie_value: String,
+    pub record: SessionRecord,
+}
+
+/// A request's session after validation.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub record: SessionRecord,
+    pub key: SessionKey,
+    /// Set when this request rotated the token: the response must carry the new cookie.
+    pub new_cookie: Option<String>,
+}
+
+/// The session service.
+#[derive(Clone)]
+pub struct Sessions {
+    store: AnyStore,
+    signer: CookieSigner,
+    policy: Policy,
+}
+
+impl Sessions {
+    pub fn new(store: AnyStore, signer: CookieSigner, policy: Policy) -> Self {
+        Sessions {
+            store,
+            signer,
+            policy,
+        }
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Creates a brand-new session (new token, new public id) for a user who just proved who
+    /// they are. Never reuses a token presented by the client.
+    pub async fn create(
+        &self,
+        user_id: Uuid,
+        user: UserSnapshot,
+        method: SignInMethod,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<Issued, StoreError> {
+        let (idle, absolute) = self.policy.initial_expiry(now);
+        let record = SessionRecord {
+            public_id: SessionRecord::new_public_id(&user_id),
+            user_id,
+            user,
+            method,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: idle,
+            absolute_expires_at: absolute,
+            token_issued_at: now,
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            previous: None,
+        };
+        let token = SessionToken::generate();
+        self.store.create(&token.hash(), &record, now).await?;
+        tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
+        Ok(Issued {
+            cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),
+            record,
+        })
+    }
+
+    /// Validates a cookie value: one store read in the common case; a sliding refresh or a
+    /// rotation when due. Revocation always wins: nothing here can revive a revoked session.
+    pub async fn validate(&self, cookie_value: &str, now: Millis) -> Result<Validated, SessionError> {
+        let cookie = self.signer.verify(cookie_value).ok_or(SessionError::NoSession)?;
+        let key = SessionKey {
+            slot: cookie.slot,
+            hash: cookie.token.hash(),
+        };
+        match self.store.load(&key, now).await? {
+            // Signed by us but unknown to the store: it timed out (or its tombstone did).
+            None => Err(SessionError::Expired),
+            Some(Stored::Revoked(t)) => Err(SessionError::Revoked {
+                reason: t.reason,
+                message: t.message,
+            }),
+            Some(Stored::Rotated(r)) => {
+                // A parallel request or another tab still holds the previous token: accept it
+                // as the same session until the grace period ends, without extending anything.
+                if now >= r.grace_until || r.record.is_expired(now) {
+                    Err(SessionError::Expired)
+                } else {
+                    Ok(Validated {
+                        record: r.record,
+                        key,
+                        new_cookie: None,
+                    })
+                }
+            }
+            Some(Stored::Active(record)) => {
+                if record.is_expired(now) {
+                    return Err(SessionError::Expired);
+                }
+                match self.policy.due(&record, now) {
+                    Due::Nothing => Ok(Validated {
+                        record,
+                        key,
+                        new_cookie: None,
+                    }),
+                    Due::Touch => {
+                        let next = self.policy.touched(&record, now);
+                        let record = if self.store.touch(&key.hash, &next, now).await? {
+                            next
+                        } else {
+                            record
+                        };
+                        Ok(Validated {
+                            record,
+                            key,
+                            new_cookie: None,
+                        })
+                    }
+                    Due::Rotate => self.rotate(record, key, now).await,
+                }
+            }
+        }
+    }
+
+    /// Replaces the token of an active session. Exactly one of several parallel requests
+    /// wins; the others carry on with the old token, valid for the grace period.
+    async fn rotate(
+        &self,
+        record: SessionRecord,
+        key: SessionKey,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
+        let token = SessionToken::generate();
+        let new_hash = token.hash();
+        let grace_until = now + self.policy.grace_ms();
+        let mut next = self.policy.touched(&record, now);
+        next.token_issued_at = now;
+        next.previous = Some(Predecessor {
+            hash: key.hash.to_b64(),
+            grace_until,
+        });
+        let rotated = Rotated {
+            record: record.clone(),
+            successor: new_hash.to_b64(),
+            grace_until,
+        };
+        if self
+            .store
+            .rotate(&key.hash, &new_hash, &next, &rotated, now)
+            .await?
+        {
+            tracing::info!(session = %next.public_id, "session token rotated");
+            Ok(Validated {
+                new_cookie: Some(self.signer.sign(&token, &key.slot)),
+                record: next,
+                key: SessionKey {
+                    slot: key.slot,
+                    hash: new_hash,
+                },
+            })
+        } else {
+            // Someone else rotated (or revoked) first: re-read to learn which.
+            match self.store.load(&key, now).await? {
+                Some(Stored::Revoked(t)) => Err(SessionError::Revoked {
+                    reason: t.reason,
+                    message: t.message,
+                }),
+                Some(Stored::Rotated(r)) if now < r.grace_until => Ok(Validated {
+                    record: r.record,
+                    key,
+                    new_cookie: None,
+                }),
+                Some(Stored::Active(record)) if !record.is_expired(now) => Ok(Validated {
+                    record,
+                    key,
+                    new_cookie: None,
+                }),
+                _ => Err(SessionError::Expired),
+            }
+        }
+    }
+
+    fn revocation(&self, reason: &'static str, message: Option<String>) -> Revocation {
+        Revocation {
+            reason,
+            message,
+            tombstone_ttl: Millis::try_from(super::policy::TOMBSTONE_TTL.as_millis()).unwrap_or(Millis::MAX),
+        }
+    }
+
+    /// Revokes one session of a user. Returns false when the user has no such live session
+    /// (which is also the answer for another user's session id).
+    pub async fn revoke_one(
+        &self,
+        user_id: &Uuid,
+        public_id: &str,
+        reason: &'static str,
+        message: Option<String>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let revoked = self
+            .store
+            .revoke(
+                user_id,
+                Which::One(public_id),
+                &self.revocation(reason, message),
+                now,
+            )
+            .await?;
+        for r in &revoked {
+            tracing::info!(session = %r.public_id, user = %user_id, reason, "session revoked");
+        }
+        Ok(!revoked.is_empty())
+    }
+
+    /// Revokes every session of a user, except `except` if given. Returns what was revoked.
+    pub async fn revoke_user(
+        &self,
+        user_id: &Uuid,
+        except: Option<&str>,
+        reason: &'static str,
+        message: Option<String>,
+        now: Millis,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let revoked = self
+            .store
+            .revoke(
+                user_id,
+                Which::AllExcept(except),
+                &self.revocation(reason, message),
+                now,
+            )
+            .await?;
+        tracing::info!(user = %user_id, count = revoked.len(), reason, "sessions revoked");
+        Ok(revoked)
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn list_user(&self, user_id: &Uuid, now: Millis) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut sessions = self.store.list_user(user_id, now).await?;
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        Ok(sessions)
+    }
+
+    /// A live session by public id.
+    pub async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
+        self.store.find(public_id, now).await
+    }
+}

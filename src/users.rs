@@ -1,0 +1,161 @@
+//! The user service, shared by the HTTP API and the operator CLI.
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::{Expr, ExprTrait, Func},
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
+};
+use uuid::Uuid;
+
+use crate::{
+    entities::users::{self, Model as User},
+    session::record::UserSnapshot,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("an account with this e-mail address already exists")]
+    EmailTaken,
+    #[error("{0}")]
+    InvalidEmail(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Trims an e-mail address and checks its shape (`local@domain`, no spaces, ≤ 254 characters);
+/// the domain is lowercased. Uniqueness ignores case everywhere.
+pub fn normalize_email(raw: &str) -> Result<String, UserError> {
+    let email = raw.trim();
+    let invalid = |why: &str| {
+        Err(UserError::InvalidEmail(format!(
+            "`{email}` is not a valid e-mail address: {why}"
+        )))
+    };
+    if email.is_empty() {
+        return Err(UserError::InvalidEmail("the e-mail address is empty".into()));
+    }
+    if email.chars().count() > 254 {
+        return invalid("longer than 254 characters");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid("it contains spaces or control characters");
+    }
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return invalid("it has no `@`");
+    };
+    if local.is_empty()
+        || domain.is_empty()
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
+        return invalid("expected name@domain.tld");
+    }
+    Ok(format!("{local}@{}", domain.to_lowercase()))
+}
+
+/// Trims a display name; 1–200 characters, no control characters.
+pub fn normalize_name(raw: &str) -> Result<String, UserError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(UserError::InvalidName("the full name is empty".into()));
+    }
+    if name.chars().count() > 200 {
+        return Err(UserError::InvalidName(
+            "the full name is longer than 200 characters".into(),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(UserError::InvalidName(
+            "the full name contains control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// What a session carries about its user.
+pub fn snapshot(user: &User) -> UserSnapshot {
+    UserSnapshot {
+        email: user.email.clone(),
+        full_name: user.full_name.clone(),
+        picture: user.picture.clone(),
+    }
+}
+
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+    users::Entity::find_by_id(id).one(db).await
+}
+
+/// Looks a user up by e-mail, ignoring case (served by the `lower(email)` index).
+pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<User>, DbErr> {
+    users::Entity::find()
+        .filter(
+            Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(Func::lower(Expr::val(email.trim()))),
+        )
+        .one(db)
+        .await
+}
+
+/// Creates a user. A duplicate e-mail (any case) is `EmailTaken`, decided by the unique index,
+/// so two concurrent signups cannot both succeed.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    email: &str,
+    full_name: &str,
+    picture: Option<String>,
+    password_hash: Option<String>,
+) -> Result<User, UserError> {
+    let now = Utc::now();
+    let model = users::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        email: Set(email.to_string()),
+        full_name: Set(full_name.to_string()),
+        picture: Set(picture),
+        password_hash: Set(password_hash),
+        created_at: Set(now),
+        updated_at: Set(now),
+        disabled_at: Set(None),
+    };
+    match model.insert(db).await {
+        Ok(user) => Ok(user),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(UserError::EmailTaken)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: String) -> Result<User, DbErr> {
+    let mut model: users::ActiveModel = user.clone().into();
+    model.password_hash = Set(Some(hash));
+    model.updated_at = Set(Utc::now());
+    model.update(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_checked() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").unwrap(),
+            "Alice@example.com"
+        );
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "a b@example.com",
+            "alice@localhost",
+            "alice@.com",
+        ] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}
