@@ -1,7 +1,7 @@
 //! Liveness, readiness, the spec, Swagger UI, the error shape, request ids, graceful shutdown,
 //! and the zero-setup embedded default.
 
-use std::{io::Read, time::Duration};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -166,93 +166,13 @@ async fn every_response_carries_a_request_id() {
     assert_ne!(resp.headers()["x-request-id"], "bad id\twith junk");
 }
 
-/// Starts the binary, returns the child and the port it logged.
-fn start_binary(
-    dir: &std::path::Path,
-    vars: &[(&str, &str)],
-) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
-    cmd.current_dir(dir)
-        .env_clear()
-        .arg("serve")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut line = Vec::new();
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            for &b in &buf[..n] {
-                if b == b'\n' {
-                    let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
-                    line.clear();
-                } else {
-                    line.push(b);
-                }
-            }
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "authauth did not report its address; status {:?}",
-                    child.try_wait()
-                )
-            });
-        if let Some(rest) = line.split("address=http://127.0.0.1:").nth(1) {
-            let port: u16 = rest
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect::<String>()
-                .parse()
-                .unwrap();
-            return (child, port, rx);
-        }
-    }
-}
-
-fn sigterm(child: &std::process::Child) {
-    let status = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("authauth did not exit within {within:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test]
 async fn embedded_default_runs_with_an_empty_environment_and_keeps_its_secret() {
     let dir = TempDir::new();
     // PORT=0 is the only variable, so parallel tests do not fight over port 3000.
-    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0")]);
+    let mut server = Server::start(&dir.0, &[("PORT", "0")]);
     let c = client();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{}", server.port);
     assert_eq!(
         c.get(format!("{base}/health")).send().await.unwrap().status(),
         200
@@ -272,8 +192,8 @@ async fn embedded_default_runs_with_an_empty_environment_and_keeps_its_secret() 
         .await
         .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
 
     assert!(dir.0.join("authauth.sqlite").exists());
     let secret_path = dir.0.join("authauth.secret");
@@ -289,17 +209,10 @@ async fn embedded_default_runs_with_an_empty_environment_and_keeps_its_secret() 
     }
 
     // A restart reuses the same secret (so sessions survive) and the migrated database.
-    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0")]);
-    assert_eq!(
-        c.get(format!("http://127.0.0.1:{port}/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    sigterm(&child);
-    assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    let mut server = Server::start(&dir.0, &[("PORT", "0")]);
+    assert_eq!(c.get(server.url("/ready")).send().await.unwrap().status(), 200);
+    server.sigterm();
+    assert!(server.wait_exit(Duration::from_secs(15)).success());
     assert_eq!(std::fs::read_to_string(&secret_path).unwrap(), secret);
 }
 
@@ -316,17 +229,18 @@ async fn sigterm_lets_in_flight_requests_finish() {
     });
     let dir = TempDir::new();
     let redis = format!("redis://127.0.0.1:{hole_port}");
-    let (mut child, port, _logs) = start_binary(&dir.0, &[("PORT", "0"), ("REDIS_URL", redis.as_str())]);
+    let mut server = Server::start(&dir.0, &[("PORT", "0"), ("REDIS_URL", redis.as_str())]);
     let c = client();
-    let pending = tokio::spawn(async move { c.get(format!("http://127.0.0.1:{port}/ready")).send().await });
+    let url = server.url("/ready");
+    let pending = tokio::spawn(async move { c.get(url).send().await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    sigterm(&child);
+    server.sigterm();
     let resp = pending
         .await
         .unwrap()
         .expect("the in-flight request got its answer");
     assert_eq!(resp.status(), 503);
-    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(15)))
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(15)))
         .await
         .unwrap();
     assert!(status.success());

@@ -6,7 +6,10 @@
 
 use std::{collections::HashMap, path::PathBuf, process::Output};
 
-use authauth::{config::Settings, startup::Application};
+use authauth::{
+    config::Settings,
+    startup::{AppState, Application},
+};
 use sea_orm::{ConnectionTrait, Database};
 
 pub fn postgres_admin_url() -> String {
@@ -144,6 +147,7 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    pub state: AppState,
     pub address: String,
     pub port: u16,
     /// Keeps cookies, follows no redirects.
@@ -153,6 +157,8 @@ pub struct TestApp {
     pub db: Option<TestDb>,
     pub dir: TempDir,
     pub vars: HashMap<String, String>,
+    /// Another instance owns the database and the Redis prefix.
+    shared: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -160,6 +166,8 @@ pub struct TestApp {
 pub struct AppOptions {
     pub backend: Backend,
     pub vars: Vec<(String, String)>,
+    /// Run as another instance over the same database and Redis prefix as this app.
+    pub share_with: Option<(String, String)>,
 }
 
 impl Default for AppOptions {
@@ -167,6 +175,7 @@ impl Default for AppOptions {
         AppOptions {
             backend: Backend::PostgresRedis,
             vars: Vec::new(),
+            share_with: None,
         }
     }
 }
@@ -179,6 +188,13 @@ impl AppOptions {
 
     pub fn var(mut self, key: &str, value: &str) -> Self {
         self.vars.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// A second server instance over `other`'s database and session store.
+    pub fn sharing(mut self, other: &TestApp) -> Self {
+        self.backend = other.backend;
+        self.share_with = Some((other.vars["DATABASE_URL"].clone(), other.redis_prefix.clone()));
         self
     }
 }
@@ -197,7 +213,10 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let dir = TempDir::new();
-    let redis_prefix = unique("authauth-test:").chars().take(40).collect::<String>() + ":";
+    let redis_prefix = match &opts.share_with {
+        Some((_, prefix)) => prefix.clone(),
+        None => unique("authauth-test:").chars().take(40).collect::<String>() + ":",
+    };
     let mut vars: HashMap<String, String> = HashMap::new();
     vars.insert("PORT".into(), "0".into());
     vars.insert(
@@ -205,15 +224,23 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         authauth::session::token::generate_secret(),
     );
     vars.insert("LOG_FORMAT".into(), "text".into());
-    let db = match opts.backend {
-        Backend::PostgresRedis => {
+    let db = match (&opts.share_with, opts.backend) {
+        (Some((url, prefix)), backend) => {
+            vars.insert("DATABASE_URL".into(), url.clone());
+            if backend == Backend::PostgresRedis {
+                vars.insert("REDIS_URL".into(), redis_url());
+                vars.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
+            }
+            None
+        }
+        (None, Backend::PostgresRedis) => {
             let db = TestDb::migrated().await;
             vars.insert("DATABASE_URL".into(), db.url.clone());
             vars.insert("REDIS_URL".into(), redis_url());
             vars.insert("REDIS_KEY_PREFIX".into(), redis_prefix.clone());
             Some(db)
         }
-        Backend::Sqlite => {
+        (None, Backend::Sqlite) => {
             let url = dir.sqlite_url();
             let conn = Database::connect(&url).await.unwrap();
             authauth::db::migrate_up(&conn).await.unwrap();
@@ -228,11 +255,15 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let settings = Settings::from_vars(&vars).expect("test configuration is valid");
     let app = Application::build(settings).await.expect("the app starts");
     let port = app.port();
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
+    let shared = opts.share_with.is_some();
     TestApp {
+        state,
+        shared,
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: client(),
@@ -249,6 +280,103 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    pub fn cookie_name(&self) -> &str {
+        &self.state.settings.session.cookie_name
+    }
+
+    /// POST JSON with this app's own origin (a same-origin browser request).
+    pub async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .header("origin", &self.address)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up on `client`; returns the response.
+    pub async fn signup_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.post_json(
+            client,
+            "/auth/signup",
+            &serde_json::json!({"email": email, "password": password, "fullName": "Test User"}),
+        )
+        .await
+    }
+
+    pub async fn login_with(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.post_json(
+            client,
+            "/auth/login",
+            &serde_json::json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A new account signed in on a fresh cookie-keeping client: `(client, cookie value)`.
+    pub async fn signed_up_client(&self, email: &str) -> (reqwest::Client, String) {
+        let c = client();
+        let resp = self.signup_with(&c, email, PASSWORD).await;
+        assert_eq!(
+            resp.status(),
+            201,
+            "signup failed: {}",
+            resp.text().await.unwrap()
+        );
+        let cookie = set_cookie_value(&resp, self.cookie_name()).expect("signup sets the session cookie");
+        (c, cookie)
+    }
+
+    /// A request to `path` carrying exactly this cookie value (no jar).
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .header("cookie", format!("{}={cookie}", self.cookie_name()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .expect("Redis must be running for the tests")
+    }
+
+    /// Every Redis key of this app, with its value when it is a string.
+    pub async fn redis_dump(&self) -> Vec<(String, Option<String>)> {
+        let mut conn = self.redis().await;
+        let keys = redis_keys(&mut conn, &self.redis_prefix).await;
+        let mut out = Vec::new();
+        for k in keys {
+            let v: Option<String> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or(None);
+            out.push((k, v));
+        }
+        out
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -271,7 +399,7 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if self.backend == Backend::PostgresRedis {
+        if self.backend == Backend::PostgresRedis && !self.shared {
             let prefix = self.redis_prefix.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -283,6 +411,24 @@ impl Drop for TestApp {
             .join();
         }
     }
+}
+
+/// A password that passes the rules.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The value of the `name` cookie set by a response, if any (an empty value means "cleared").
+pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
+    set_cookie_header(resp, name).map(|h| h.split(';').next().unwrap_or("")[name.len() + 1..].to_string())
+}
+
+/// The whole `Set-Cookie` header for `name`, if any.
+pub fn set_cookie_header(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_string)
 }
 
 /// Runs the real `authauth` binary with exactly `vars` as its environment, in `dir`.
@@ -307,4 +453,114 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A running `authauth serve` child process.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    /// Every stderr line so far is sent here.
+    pub logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts the binary in `dir` with exactly `vars`, and waits until it reports its address.
+    pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Server {
+        use std::io::Read;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+        cmd.current_dir(dir)
+            .env_clear()
+            .arg("serve")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut line = Vec::new();
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                for &b in &buf[..n] {
+                    if b == b'\n' {
+                        let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+                        line.clear();
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "authauth did not report its address; status {:?}",
+                        child.try_wait()
+                    )
+                });
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                if line.contains("serving") {
+                    let port = rest
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .unwrap();
+                    return Server {
+                        child,
+                        port,
+                        logs: rx,
+                    };
+                }
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("authauth did not exit within {within:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn drain_logs(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

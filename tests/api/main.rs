@@ -6,3 +6,4 @@ mod helpers;
 mod cli_config;
 mod health;
 mod migrate;
+mod session_store;
