@@ -201,6 +201,7 @@ impl AppOptions {
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
+        .user_agent("authauth-tests/1.0")
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()

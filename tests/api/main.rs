@@ -7,3 +7,4 @@ mod cli_config;
 mod health;
 mod migrate;
 mod session_store;
+mod sessions_http;
