@@ -4,7 +4,10 @@
 mod helpers;
 
 mod cli_config;
+mod csrf;
 mod health;
 mod migrate;
+mod passwords;
+mod redis_outage;
 mod session_store;
 mod sessions_http;

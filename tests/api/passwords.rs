@@ -1,0 +1,330 @@
+//! Local accounts: SECURITY.md §3 — password rules, storage, enumeration, brute force, logs.
+
+use std::time::{Duration, Instant};
+
+use authauth::{auth::AuthError, session::ClientInfo};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn password_rules_allow_long_and_unicode_passwords_and_never_truncate() {
+    let app = spawn_app().await;
+    let long: String = (0..100)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect::<String>()
+        + "Q";
+    let resp = app.signup_with(&client(), "long@example.com", &long).await;
+    assert_eq!(resp.status(), 201);
+    let truncated: String = long.chars().take(72).collect();
+    assert_eq!(
+        app.login_with(&client(), "long@example.com", &truncated)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.login_with(&client(), "long@example.com", &long)
+            .await
+            .status(),
+        200
+    );
+
+    let emoji = "🔐🦀🌍🎲🧩🚲🌵🍋🎈🪁🧭🦉";
+    assert_eq!(emoji.chars().count(), 12);
+    assert_eq!(
+        app.signup_with(&client(), "emoji@example.com", emoji)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.login_with(&client(), "emoji@example.com", emoji)
+            .await
+            .status(),
+        200
+    );
+    let spaced = "  spaces are fine here  ";
+    assert_eq!(
+        app.signup_with(&client(), "spaces@example.com", spaced)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.login_with(&client(), "spaces@example.com", spaced)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.login_with(&client(), "spaces@example.com", spaced.trim())
+            .await
+            .status(),
+        401
+    );
+
+    for (password, code) in [
+        ("password1234", "weak_password"),
+        ("123456789012", "weak_password"),
+        ("aaaaaaaaaaaa", "weak_password"),
+        ("short pass", "weak_password"),
+    ] {
+        let resp = app.signup_with(&client(), "weak@example.com", password).await;
+        assert_eq!(resp.status(), 400, "{password}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], code, "{password}");
+    }
+    let resp = app.signup_with(&client(), "not-an-email", PASSWORD).await;
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_email");
+    let resp = app.signup_with(&client(), "long@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "email_taken");
+    let resp = app.signup_with(&client(), "LONG@Example.com", PASSWORD).await;
+    assert_eq!(
+        resp.status(),
+        409,
+        "e-mail addresses are unique regardless of case"
+    );
+}
+
+#[tokio::test]
+async fn passwords_are_stored_as_salted_argon2id_hashes() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        app.signed_up_client("h1@example.com").await;
+        app.signed_up_client("h2@example.com").await;
+        let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                "SELECT password_hash FROM users ORDER BY email",
+            ))
+            .await
+            .unwrap();
+        let hashes: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get("", "password_hash").unwrap())
+            .collect();
+        assert_eq!(hashes.len(), 2);
+        for h in &hashes {
+            assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+            assert!(!h.contains(PASSWORD));
+        }
+        assert_ne!(hashes[0], hashes[1], "same password, same hash: no salt");
+        conn.close().await.ok();
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn an_unknown_email_and_a_wrong_password_look_the_same() {
+    let app = spawn_app().await;
+    app.signed_up_client("known@example.com").await;
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    let mut bodies = Vec::new();
+    // Interleaved, so load from other tests weighs on both sides alike; 9 tries stay under
+    // the per-account throttle.
+    for i in 0..9 {
+        let t = Instant::now();
+        let a = app
+            .login_with(&client(), "known@example.com", "wrong password here")
+            .await;
+        wrong.push(t.elapsed());
+        let t = Instant::now();
+        let b = app
+            .login_with(
+                &client(),
+                &format!("nobody{i}@example.com"),
+                "wrong password here",
+            )
+            .await;
+        unknown.push(t.elapsed());
+        assert_eq!(a.status(), 401);
+        assert_eq!(b.status(), 401);
+        bodies.push((a.text().await.unwrap(), b.text().await.unwrap()));
+    }
+    for (a, b) in &bodies {
+        assert_eq!(a, b, "the bodies tell the cases apart");
+    }
+    let (w, u) = (median(wrong), median(unknown));
+    let ratio = w.as_secs_f64().max(u.as_secs_f64()) / w.as_secs_f64().min(u.as_secs_f64());
+    assert!(
+        ratio < 1.5,
+        "median latency differs: wrong password {w:?}, unknown e-mail {u:?}"
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_without_revealing_anything() {
+    let app = spawn_app().await;
+    app.signed_up_client("victim@example.com").await;
+    app.signed_up_client("other@example.com").await;
+    let c = client();
+    for i in 0..10 {
+        let resp = app
+            .login_with(&c, "victim@example.com", "wrong password here")
+            .await;
+        assert_eq!(resp.status(), 401, "attempt {i}");
+    }
+    let resp = app
+        .login_with(&c, "victim@example.com", "wrong password here")
+        .await;
+    assert_eq!(resp.status(), 429);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 15 * 60);
+    let throttled: Value = resp.json().await.unwrap();
+    assert_eq!(throttled["error"], "too_many_attempts");
+    // The right password during the lockout gets the very same answer: no oracle.
+    let resp = app.login_with(&c, "victim@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_many_attempts");
+    // Unknown accounts are throttled alike.
+    for _ in 0..10 {
+        assert_eq!(
+            app.login_with(&c, "ghost@example.com", "wrong password here")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        app.login_with(&c, "ghost@example.com", "wrong password here")
+            .await
+            .status(),
+        429
+    );
+    // Another account from the same client still signs in.
+    assert_eq!(
+        app.login_with(&c, "other@example.com", PASSWORD).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_it() {
+    let app = spawn_app().await;
+    app.signed_up_client("target@example.com").await;
+    let auth = &app.state.auth;
+    let now = authauth::session::now_ms();
+    let from = |i: u32| ClientInfo {
+        ip: Some(format!("192.0.2.{i}")),
+        user_agent: None,
+    };
+    // One client alone is stopped after 10 failures, long before the account limit.
+    for _ in 0..10 {
+        let r = auth
+            .login(
+                "target@example.com",
+                SecretString::from("wrong password here"),
+                &from(1),
+                now,
+            )
+            .await;
+        assert!(matches!(r, Err(AuthError::InvalidCredentials)));
+    }
+    let r = auth
+        .login("target@example.com", SecretString::from(PASSWORD), &from(1), now)
+        .await;
+    assert!(matches!(r, Err(AuthError::Throttled { .. })));
+    // The owner, elsewhere, still gets in.
+    assert!(auth
+        .login(
+            "target@example.com",
+            SecretString::from(PASSWORD),
+            &from(200),
+            now
+        )
+        .await
+        .is_ok());
+    // Many clients together hit the account ceiling of 100 failures an hour.
+    for ip in 2..=10 {
+        for _ in 0..10 {
+            let r = auth
+                .login(
+                    "target@example.com",
+                    SecretString::from("wrong password here"),
+                    &from(ip),
+                    now,
+                )
+                .await;
+            assert!(matches!(r, Err(AuthError::InvalidCredentials)), "{ip}");
+        }
+    }
+    let r = auth
+        .login(
+            "target@example.com",
+            SecretString::from(PASSWORD),
+            &from(201),
+            now,
+        )
+        .await;
+    match r {
+        Err(AuthError::Throttled { retry_after }) => assert!(retry_after > 0 && retry_after <= 3600),
+        other => panic!("expected the account limit, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn passwords_and_tokens_never_reach_the_logs() {
+    let db = TestDb::migrated().await;
+    let dir = TempDir::new();
+    let prefix = unique("authauth-logtest:") + ":";
+    let secret = authauth::session::token::generate_secret();
+    let redis = redis_url();
+    let server = Server::start(
+        &dir.0,
+        &[
+            ("PORT", "0"),
+            ("RUST_LOG", "debug"),
+            ("DATABASE_URL", db.url.as_str()),
+            ("REDIS_URL", redis.as_str()),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+            ("SESSION_SECRET", secret.as_str()),
+        ],
+    );
+    let marker = format!("Zq-marker-{}", uuid::Uuid::new_v4().simple());
+    let c = client();
+    let resp = c
+        .post(server.url("/auth/signup"))
+        .json(&json!({"email": "logs@example.com", "password": marker, "fullName": "Logs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let cookie = set_cookie_value(&resp, "authauth_session").unwrap();
+    let wrong = format!("{marker}-wrong");
+    let resp = c
+        .post(server.url("/auth/login"))
+        .json(&json!({"email": "logs@example.com", "password": wrong}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = c
+        .post(server.url("/auth/login"))
+        .json(&json!({"email": "logs@example.com", "password": marker}))
+        .send()
+        .await
+        .unwrap();
+    let second = set_cookie_value(&resp, "authauth_session").unwrap();
+    c.get(server.url("/auth/me")).send().await.unwrap();
+    c.post(server.url("/auth/logout")).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = server.drain_logs().join("\n");
+    assert!(logs.contains("session created"), "the test saw no logs:\n{logs}");
+    for needle in [marker.as_str(), cookie.as_str(), second.as_str(), secret.as_str()] {
+        assert!(!logs.contains(needle), "a secret reached the logs");
+    }
+    for token in [&cookie, &second] {
+        let raw = token.split('.').next().unwrap();
+        assert!(!logs.contains(raw), "a token reached the logs");
+    }
+    drop(server);
+    delete_redis_prefix(&prefix).await;
+}
