@@ -63,6 +63,9 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     /// Origins allowed to call the API cross-origin with credentials.
     pub cors_origins: Vec<String>,
+    /// Take the client address from the last `X-Forwarded-For` entry (set behind one trusted
+    /// reverse proxy).
+    pub trust_forwarded_for: bool,
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
@@ -414,6 +417,15 @@ impl Settings {
         };
 
         let shutdown_timeout = p.duration("SHUTDOWN_TIMEOUT", defaults::SHUTDOWN_TIMEOUT);
+        let trust_forwarded_for = match p.get("TRUST_X_FORWARDED_FOR").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+            Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+            Some(v) => {
+                p.problem("TRUST_X_FORWARDED_FOR", format!("`{v}` is not `true` or `false`"));
+                false
+            }
+        };
 
         if !p.problems.is_empty() {
             return Err(ConfigError { problems: p.problems });
@@ -428,6 +440,7 @@ impl Settings {
             session,
             google,
             cors_origins,
+            trust_forwarded_for,
             log_format,
             shutdown_timeout,
             warnings: p.warnings,

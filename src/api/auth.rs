@@ -144,7 +144,7 @@ impl AuthApi {
                 &body.email,
                 secret(body.password),
                 &body.full_name,
-                &client_info(req),
+                &client_info(req, &state.settings),
                 now,
             )
             .await
@@ -168,7 +168,12 @@ impl AuthApi {
         let Json(body) = body;
         let (_, issued) = state
             .auth
-            .login(&body.email, secret(body.password), &client_info(req), now)
+            .login(
+                &body.email,
+                secret(body.password),
+                &client_info(req, &state.settings),
+                now,
+            )
             .await
             .map_err(ApiError::from)?;
         if !session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
@@ -256,7 +261,7 @@ impl AuthApi {
                 &session.0,
                 secret(body.current_password),
                 secret(body.new_password),
-                &client_info(req),
+                &client_info(req, &state.settings),
                 now,
             )
             .await

@@ -11,6 +11,7 @@ use poem_openapi::{
 
 use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
 use crate::{
+    config::Settings,
     error::ApiError,
     session::{now_ms, ClientInfo, SessionError, Validated},
     startup::AppState,
@@ -58,13 +59,26 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
     }
 }
 
-/// Who is calling: the peer address and the `User-Agent`, recorded on new sessions.
-pub fn client_info(req: &Request) -> ClientInfo {
+/// Who is calling: the client address and the `User-Agent`, recorded on new sessions and used
+/// for sign-in throttling. The address is the TCP peer, or — with `TRUST_X_FORWARDED_FOR`, behind
+/// one reverse proxy — the last `X-Forwarded-For` entry, the one that proxy appended (earlier
+/// entries are client-supplied and can be forged).
+pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
+    let forwarded = settings
+        .trust_forwarded_for
+        .then(|| {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+                .next_back()
+        })
+        .flatten();
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
     ClientInfo {
-        ip: req
-            .remote_addr()
-            .as_socket_addr()
-            .map(|a| a.ip().to_canonical().to_string()),
+        ip: forwarded.or(peer).map(|ip| ip.to_canonical().to_string()),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)

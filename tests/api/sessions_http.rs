@@ -638,3 +638,38 @@ async fn revocation_is_immediate_on_every_instance_and_secret_rotation_logs_nobo
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_revoked");
 }
+
+#[tokio::test]
+async fn the_client_address_comes_from_x_forwarded_for_only_when_trusted() {
+    for (trusted, expected) in [(false, "127.0.0.1"), (true, "198.51.100.7")] {
+        let app =
+            spawn_app_with(AppOptions::default().var("TRUST_X_FORWARDED_FOR", &trusted.to_string())).await;
+        app.signed_up_client("proxy@example.com").await;
+        let c = client();
+        let resp = c
+            .post(app.url("/auth/login"))
+            // A forged entry first, then the one the trusted proxy appended.
+            .header("x-forwarded-for", "203.0.113.66, 198.51.100.7")
+            .json(&json!({"email": "proxy@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let list: Value = c
+            .get(app.url("/auth/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let current = list["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["current"] == true)
+            .unwrap()
+            .clone();
+        assert_eq!(current["ip"], expected, "trusted: {trusted}");
+    }
+}
