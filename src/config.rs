@@ -155,7 +155,10 @@ pub struct GoogleSettings {
     pub client_id: String,
     pub client_secret: SecretString,
     pub callback_url: Url,
-    pub issuer_url: Url,
+    /// The issuer exactly as the provider writes it in `iss` (no trailing slash).
+    pub issuer: String,
+    /// Bound on every back-channel call to the provider (discovery, keys, token, userinfo).
+    pub http_timeout: Duration,
 }
 
 impl fmt::Debug for GoogleSettings {
@@ -164,7 +167,8 @@ impl fmt::Debug for GoogleSettings {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
             .field("callback_url", &self.callback_url.as_str())
-            .field("issuer_url", &self.issuer_url.as_str())
+            .field("issuer", &self.issuer)
+            .field("http_timeout", &self.http_timeout)
             .finish()
     }
 }
@@ -249,6 +253,7 @@ pub mod defaults {
     pub const ROTATION_INTERVAL: Duration = Duration::from_secs(15 * 60);
     pub const ROTATION_GRACE: Duration = Duration::from_secs(60);
     pub const GOOGLE_ISSUER_URL: &str = "https://accounts.google.com";
+    pub const GOOGLE_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
@@ -836,12 +841,17 @@ fn google_settings<V: Vars + ?Sized>(
         },
     };
     let issuer_raw = issuer.unwrap_or_else(|| defaults::GOOGLE_ISSUER_URL.to_string());
-    let issuer_url = p.url("GOOGLE_ISSUER_URL", &issuer_raw, &["https", "http"]);
+    // The issuer is compared character for character with the provider's `iss`: keep the
+    // configured string, without the trailing slash URL parsing would add.
+    let issuer = issuer_raw.trim_end_matches('/').to_string();
+    let issuer_ok = p.url("GOOGLE_ISSUER_URL", &issuer, &["https", "http"]).is_some();
+    let http_timeout = p.duration("GOOGLE_HTTP_TIMEOUT", defaults::GOOGLE_HTTP_TIMEOUT);
     Some(GoogleSettings {
         client_id: client_id?,
         client_secret: SecretString::from(client_secret?),
         callback_url: callback_url?,
-        issuer_url: issuer_url?,
+        issuer: issuer_ok.then_some(issuer)?,
+        http_timeout,
     })
 }
 

@@ -78,6 +78,24 @@ pub enum ApiError {
     InvalidName(String),
     #[error("no live session of yours has this id")]
     SessionNotFound,
+    #[error("sign-in with this provider is not configured on this server")]
+    ProviderNotConfigured,
+    #[error("{0}")]
+    ProviderUnavailable(String),
+    #[error("{0}")]
+    SignInStateInvalid(String),
+    #[error("the authorization response names another issuer than the one configured")]
+    IssuerMismatch,
+    #[error("{message}")]
+    ProviderRefused { error: String, message: String },
+    #[error("{0}")]
+    IdTokenInvalid(String),
+    #[error("{0}")]
+    EmailNotVerified(String),
+    #[error("{0}")]
+    EmailMissing(String),
+    #[error("{0}")]
+    IdentityConflict(String),
     /// An unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -102,8 +120,17 @@ impl ApiError {
             ApiError::WeakPassword(_) | ApiError::InvalidEmail(_) | ApiError::InvalidName(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::NoPassword | ApiError::EmailTaken => StatusCode::CONFLICT,
-            ApiError::SessionNotFound => StatusCode::NOT_FOUND,
+            ApiError::NoPassword | ApiError::EmailTaken | ApiError::IdentityConflict(_) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::SessionNotFound | ApiError::ProviderNotConfigured => StatusCode::NOT_FOUND,
+            ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ApiError::SignInStateInvalid(_)
+            | ApiError::IssuerMismatch
+            | ApiError::ProviderRefused { .. }
+            | ApiError::EmailMissing(_) => StatusCode::BAD_REQUEST,
+            ApiError::IdTokenInvalid(_) => StatusCode::UNAUTHORIZED,
+            ApiError::EmailNotVerified(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,6 +159,15 @@ impl ApiError {
             ApiError::InvalidEmail(_) => "invalid_email",
             ApiError::InvalidName(_) => "invalid_name",
             ApiError::SessionNotFound => "session_not_found",
+            ApiError::ProviderNotConfigured => "provider_not_configured",
+            ApiError::ProviderUnavailable(_) => "provider_unavailable",
+            ApiError::SignInStateInvalid(_) => "sign_in_state_invalid",
+            ApiError::IssuerMismatch => "issuer_mismatch",
+            ApiError::ProviderRefused { .. } => "provider_refused",
+            ApiError::IdTokenInvalid(_) => "id_token_invalid",
+            ApiError::EmailNotVerified(_) => "email_not_verified",
+            ApiError::EmailMissing(_) => "email_missing",
+            ApiError::IdentityConflict(_) => "identity_conflict",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -142,6 +178,7 @@ impl ApiError {
             message: self.to_string(),
             reason: match self {
                 ApiError::SessionRevoked { reason, .. } => Some(reason.clone()),
+                ApiError::ProviderRefused { error, .. } => Some(error.clone()),
                 _ => None,
             },
         }
@@ -203,12 +240,43 @@ impl From<crate::auth::AuthError> for ApiError {
             E::WeakPassword(rule) => ApiError::WeakPassword(rule.to_string()),
             E::WrongCurrentPassword => ApiError::WrongCurrentPassword,
             E::NoPassword => ApiError::NoPassword,
+            e @ E::EmailNotVerified => ApiError::EmailNotVerified(e.to_string()),
+            e @ E::EmailMissing => ApiError::EmailMissing(e.to_string()),
+            e @ E::IdentityConflict => ApiError::IdentityConflict(e.to_string()),
             E::User(U::EmailTaken) => ApiError::EmailTaken,
             E::User(U::InvalidEmail(m)) => ApiError::InvalidEmail(m),
             E::User(U::InvalidName(m)) => ApiError::InvalidName(m),
             E::User(U::Db(e)) => ApiError::internal(e),
             E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
             E::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<crate::auth::oidc::OidcError> for ApiError {
+    fn from(e: crate::auth::oidc::OidcError) -> Self {
+        use crate::auth::oidc::OidcError as E;
+        match e {
+            E::ProviderUnavailable(m) => {
+                tracing::warn!(error = %m, "identity provider unavailable");
+                ApiError::ProviderUnavailable(
+                    "the identity provider is unavailable; try again later or sign in with a password".into(),
+                )
+            }
+            e @ E::StateInvalid(_) => ApiError::SignInStateInvalid(e.to_string()),
+            E::IssuerMismatch => ApiError::IssuerMismatch,
+            E::ProviderError { error, description } => ApiError::ProviderRefused {
+                message: format!(
+                    "the identity provider refused the sign-in ({error}){}",
+                    description.map(|d| format!(": {d}")).unwrap_or_default()
+                ),
+                error,
+            },
+            E::TokenRejected(m) => {
+                tracing::warn!(error = %m, "identity provider answer rejected");
+                ApiError::IdTokenInvalid(format!("the identity provider's answer failed verification: {m}"))
+            }
+            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
         }
     }
 }

@@ -17,7 +17,11 @@ use secrecy::ExposeSecret;
 
 use crate::{
     api::{self, guard},
-    auth::{password::Hasher, Auth},
+    auth::{
+        oidc::{OidcProvider, Providers},
+        password::Hasher,
+        Auth,
+    },
     config::{redact_url, SecretSource, Settings},
     db, error,
     session::{policy::Policy, sql::SqlStore, token::CookieSigner, AnyStore, Sessions},
@@ -33,6 +37,8 @@ pub struct AppInner {
     pub store: AnyStore,
     pub sessions: Sessions,
     pub auth: Auth,
+    /// Sign-in with Google (or another OpenID provider), when configured.
+    pub google: Providers,
 }
 
 /// The services behind the API and the CLI, built from the configuration.
@@ -141,12 +147,20 @@ impl Application {
         if let AnyStore::Sql(sql) = &store {
             spawn_purge(sql.clone());
         }
+        let google = match &settings.google {
+            Some(g) => Some(Arc::new(
+                OidcProvider::new("google", g.clone())
+                    .context("cannot build the identity provider client")?,
+            )),
+            None => None,
+        };
         let state = AppState(Arc::new(AppInner {
             settings,
             db,
             store,
             sessions,
             auth,
+            google,
         }));
         let endpoint = routes(state.clone());
         Ok(Application {

@@ -5,12 +5,15 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, Func},
     ActiveModelTrait,
     ActiveValue::Set,
-    ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, SqlErr,
 };
 use uuid::Uuid;
 
 use crate::{
-    entities::users::{self, Model as User},
+    entities::{
+        identities,
+        users::{self, Model as User},
+    },
     session::record::UserSnapshot,
 };
 
@@ -127,6 +130,74 @@ pub async fn create(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The identity a provider knows as `(issuer, subject)`.
+pub async fn find_identity(
+    db: &impl ConnectionTrait,
+    issuer: &str,
+    subject: &str,
+) -> Result<Option<identities::Model>, DbErr> {
+    identities::Entity::find()
+        .filter(identities::Column::Issuer.eq(issuer))
+        .filter(identities::Column::Subject.eq(subject))
+        .one(db)
+        .await
+}
+
+/// Every identity linked to a user.
+pub async fn identities_of(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Vec<identities::Model>, DbErr> {
+    identities::Entity::find()
+        .filter(identities::Column::UserId.eq(user_id))
+        .all(db)
+        .await
+}
+
+/// Links a provider identity to a user (unique on `(issuer, subject)`).
+pub async fn link_identity(
+    db: &impl ConnectionTrait,
+    user: &User,
+    issuer: &str,
+    subject: &str,
+    email: Option<&str>,
+) -> Result<identities::Model, DbErr> {
+    identities::ActiveModel {
+        id: Set(Uuid::new_v4()),
+        user_id: Set(user.id),
+        issuer: Set(issuer.to_string()),
+        subject: Set(subject.to_string()),
+        email: Set(email.map(str::to_string)),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+}
+
+/// Takes the provider's name and picture when they changed.
+pub async fn update_profile(
+    db: &impl ConnectionTrait,
+    user: &User,
+    name: Option<&str>,
+    picture: Option<&str>,
+) -> Result<User, DbErr> {
+    let name = name.and_then(|n| normalize_name(n).ok());
+    let name_changed = name.as_ref().is_some_and(|n| *n != user.full_name);
+    let picture_changed = picture.is_some() && picture != user.picture.as_deref();
+    if !name_changed && !picture_changed {
+        return Ok(user.clone());
+    }
+    let mut model: users::ActiveModel = user.clone().into();
+    if let Some(n) = name.filter(|_| name_changed) {
+        model.full_name = Set(n);
+    }
+    if picture_changed {
+        model.picture = Set(picture.map(str::to_string));
+    }
+    model.updated_at = Set(Utc::now());
+    model.update(db).await
 }
 
 pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: String) -> Result<User, DbErr> {

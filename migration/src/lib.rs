@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_create_users_and_identities;
 mod m20261127_000002_create_sessions;
 mod m20261127_000003_create_login_failures;
+mod m20261127_000004_create_auth_flows;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_create_users_and_identities::Migration),
             Box::new(m20261127_000002_create_sessions::Migration),
             Box::new(m20261127_000003_create_login_failures::Migration),
+            Box::new(m20261127_000004_create_auth_flows::Migration),
         ]
     }
 }

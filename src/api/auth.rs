@@ -5,8 +5,8 @@ use poem_openapi::{payload::Json, types::Password, ApiResponse, Object, OpenApi,
 use secrecy::SecretString;
 
 use super::{
-    cookie::{clear_cookie, session_cookie_values, set_cookie},
-    session_auth::{client_info, CurrentSession},
+    cookie::{clear_cookie, set_cookie},
+    session_auth::{client_info, supersede_presented_session, CurrentSession},
     views::Me,
 };
 use crate::{
@@ -176,21 +176,7 @@ impl AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
-        if !session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
-            if let Ok(previous) = super::session_auth::authenticate(req, &state).await {
-                state
-                    .sessions
-                    .revoke_one(
-                        &previous.record.user_id,
-                        &previous.record.public_id,
-                        reason::SUPERSEDED,
-                        None,
-                        now,
-                    )
-                    .await
-                    .map_err(ApiError::from)?;
-            }
-        }
+        supersede_presented_session(req, &state, now).await?;
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
     }

@@ -69,21 +69,66 @@ pub enum CookieAction {
     Clear,
 }
 
-/// Per-request slot for the [`CookieAction`], placed in the request's extensions.
+/// Per-request slot for the [`CookieAction`] and any other `Set-Cookie` a handler wants on its
+/// response whatever the outcome (the sign-in flow cookie is cleared on success and on error),
+/// placed in the request's extensions.
 #[derive(Debug, Clone, Default)]
-pub struct CookieSlot(pub Arc<Mutex<CookieAction>>);
+pub struct CookieSlot {
+    action: Arc<Mutex<CookieAction>>,
+    extra: Arc<Mutex<Vec<String>>>,
+}
 
 impl CookieSlot {
     pub fn set(&self, action: CookieAction) {
-        if let Ok(mut slot) = self.0.lock() {
+        if let Ok(mut slot) = self.action.lock() {
             *slot = action;
         }
     }
 
     pub fn take(&self) -> CookieAction {
-        self.0
+        self.action
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default()
     }
+
+    /// Adds a `Set-Cookie` header to the response, success or error.
+    pub fn add(&self, set_cookie: String) {
+        if let Ok(mut extra) = self.extra.lock() {
+            extra.push(set_cookie);
+        }
+    }
+
+    pub fn take_extra(&self) -> Vec<String> {
+        self.extra
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+}
+
+/// The name of the cookie that binds a pending OpenID sign-in to the browser.
+pub fn flow_cookie_name(settings: &SessionSettings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-authauth_flow"
+    } else {
+        "authauth_flow"
+    }
+}
+
+/// `Set-Cookie` for a pending sign-in: HttpOnly, `SameSite=Lax` (it must come back on the
+/// provider's top-level redirect), short-lived.
+pub fn set_flow_cookie(settings: &SessionSettings, value: &str, max_age: Duration) -> String {
+    let mut c = Cookie::new_with_str(flow_cookie_name(settings), value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    c.set_secure(settings.cookie_secure);
+    c.set_max_age(max_age);
+    c.to_string()
+}
+
+/// `Set-Cookie` that deletes the flow cookie.
+pub fn clear_flow_cookie(settings: &SessionSettings) -> String {
+    set_flow_cookie(settings, "", Duration::ZERO)
 }

@@ -177,6 +177,11 @@ pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
+    for extra in slot.take_extra() {
+        if let Ok(v) = HeaderValue::from_str(&extra) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
     if is_auth || resp.headers().contains_key(header::SET_COOKIE) {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cookie;
 pub mod guard;
 pub mod health;
+pub mod oidc;
 pub mod root;
 pub mod session_auth;
 pub mod sessions;
@@ -21,6 +22,7 @@ pub type Apis = (
     health::HealthApi,
     auth::AuthApi,
     sessions::SessionsApi,
+    oidc::OidcApi,
 );
 
 /// The API description, independent of any running state.
@@ -31,6 +33,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             health::HealthApi,
             auth::AuthApi,
             sessions::SessionsApi,
+            oidc::OidcApi,
         ),
         "authauth",
         env!("CARGO_PKG_VERSION"),

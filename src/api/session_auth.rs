@@ -59,6 +59,31 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
     }
 }
 
+/// A sign-in replaces the session this browser already had: revoke it (`superseded`), so a
+/// second account signed in on the same browser never leaves the first one's session behind.
+pub async fn supersede_presented_session(
+    req: &Request,
+    state: &AppState,
+    now: crate::session::record::Millis,
+) -> Result<(), ApiError> {
+    if session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
+        return Ok(());
+    }
+    if let Ok(previous) = authenticate(req, state).await {
+        state
+            .sessions
+            .revoke_one(
+                &previous.record.user_id,
+                &previous.record.public_id,
+                crate::session::service::reason::SUPERSEDED,
+                None,
+                now,
+            )
+            .await?;
+    }
+    Ok(())
+}
+
 /// Who is calling: the client address and the `User-Agent`, recorded on new sessions and used
 /// for sign-in throttling. The address is the TCP peer, or — with `TRUST_X_FORWARDED_FOR`, behind
 /// one reverse proxy — the last `X-Forwarded-For` entry, the one that proxy appended (earlier

@@ -1,10 +1,11 @@
 //! Signing in: local accounts (email + password) and, later, OpenID providers. Every sign-in
 //! ends in [`Sessions::create`]: a brand-new session, never one the client brought along.
 
+pub mod oidc;
 pub mod password;
 pub mod throttle;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -34,6 +35,12 @@ pub enum AuthError {
     WrongCurrentPassword,
     #[error("this account has no password (it signs in with an identity provider)")]
     NoPassword,
+    #[error("the identity provider has not verified this e-mail address, so it cannot sign in to or create an account; verify it at the provider first")]
+    EmailNotVerified,
+    #[error("the identity provider did not share an e-mail address (scope `email`)")]
+    EmailMissing,
+    #[error("this e-mail address belongs to an account linked to another identity at this provider; sign in with that one")]
+    IdentityConflict,
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -149,6 +156,78 @@ impl Auth {
             )
             .await?;
         Ok((user, issued))
+    }
+
+    /// Signs in with an identity an OpenID provider vouched for. The account is found by
+    /// `(issuer, subject)` — never by e-mail. A new identity is linked to an existing account
+    /// with the same e-mail, or creates an account, only when the provider says the e-mail is
+    /// verified. Name and picture follow the provider.
+    pub async fn sign_in_with_identity(
+        &self,
+        identity: &oidc::VerifiedIdentity,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<(User, Issued), AuthError> {
+        let user = match self.find_or_link(identity).await {
+            // Two first sign-ins of the same person raced: the other one linked; use it.
+            Err(AuthError::User(UserError::Db(e)))
+                if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
+                self.find_or_link(identity).await?
+            }
+            other => other?,
+        };
+        if user.disabled_at.is_some() {
+            return Err(AuthError::Disabled);
+        }
+        let issued = self
+            .sessions
+            .create(user.id, users::snapshot(&user), SignInMethod::Google, client, now)
+            .await?;
+        Ok((user, issued))
+    }
+
+    async fn find_or_link(&self, identity: &oidc::VerifiedIdentity) -> Result<User, AuthError> {
+        let txn = self.db.begin().await?;
+        if let Some(existing) = users::find_identity(&txn, &identity.issuer, &identity.subject).await? {
+            let user = users::find_by_id(&txn, existing.user_id)
+                .await?
+                .ok_or(AuthError::InvalidCredentials)?;
+            let user =
+                users::update_profile(&txn, &user, identity.name.as_deref(), identity.picture.as_deref())
+                    .await?;
+            txn.commit().await?;
+            return Ok(user);
+        }
+        let email = identity.email.as_deref().ok_or(AuthError::EmailMissing)?;
+        let email = users::normalize_email(email)?;
+        if !identity.email_verified {
+            return Err(AuthError::EmailNotVerified);
+        }
+        let user = match users::find_by_email(&txn, &email).await? {
+            Some(user) => {
+                // The account is keyed by (issuer, subject), never by e-mail: if this provider
+                // already vouches for another subject on this account, an e-mail match (a
+                // recycled address, say) must not open it.
+                let linked = users::identities_of(&txn, user.id).await?;
+                if linked.iter().any(|i| i.issuer == identity.issuer) {
+                    return Err(AuthError::IdentityConflict);
+                }
+                tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an existing account");
+                users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?
+            }
+            None => {
+                let name = identity
+                    .name
+                    .as_deref()
+                    .and_then(|n| users::normalize_name(n).ok())
+                    .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_string());
+                users::create(&txn, &email, &name, identity.picture.clone(), None).await?
+            }
+        };
+        users::link_identity(&txn, &user, &identity.issuer, &identity.subject, Some(&email)).await?;
+        txn.commit().await?;
+        Ok(user)
     }
 
     /// `POST /auth/password`: needs the current password; every session of the user ends

@@ -67,7 +67,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
     match &s.google {
         Some(g) => println!(
             "  google sign-in   issuer {}, callback {}",
-            g.issuer_url, g.callback_url
+            g.issuer, g.callback_url
         ),
         None => println!("  google sign-in   not configured"),
     }

@@ -8,7 +8,8 @@
 //! | `P{T}:t:<sha256(token)>` | string | `X\|…` tombstone of a revoked token: why it ended | ≤ 1 h, ≤ the session's absolute expiry |
 //! | `P{T}:u:<user id>` | hash | public id → current token hash | the latest absolute expiry of the user's sessions |
 //! | `P{T}:p:<public id>` | string | user id (locates a session by its public id) | the session's absolute expiry |
-//! | `P:rl:<kind>:<sha256(subject)>` | string | failed-login counter | the counting window |
+//! | `Prl:<kind>:<sha256(subject)>` | string | failed-login counter | the counting window |
+//! | `Pflow:<sha256(flow cookie)>` | string | a pending OpenID sign-in (state, nonce, PKCE verifier) | 10 min, taken once |
 //!
 //! `{T}` is a Redis Cluster hash tag: a user's sessions, index and directory entries share one
 //! slot, so every multi-key change is one Lua script — atomic on a single server and on a
@@ -234,6 +235,27 @@ impl RedisStore {
     pub async fn reset(&self, key: &str) -> Result<(), StoreError> {
         let _: () = self.conn().del(format!("{}rl:{key}", self.prefix)).await?;
         Ok(())
+    }
+
+    /// Keeps a pending sign-in for `ttl` ms.
+    pub async fn put_flow(&self, key: &str, value: &str, ttl: Millis) -> Result<(), StoreError> {
+        let _: () = redis::cmd("SET")
+            .arg(format!("{}flow:{key}", self.prefix))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a pending sign-in out: at most one caller ever gets it (`GETDEL`).
+    pub async fn take_flow(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let value: Option<String> = redis::cmd("GETDEL")
+            .arg(format!("{}flow:{key}", self.prefix))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(value)
     }
 }
 

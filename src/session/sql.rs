@@ -20,7 +20,7 @@ use super::{
     store::{Page, Revocation, SessionStore, StoreError, Which},
     token::TokenHash,
 };
-use crate::entities::{login_failures, sessions};
+use crate::entities::{auth_flows, login_failures, sessions};
 
 /// Sessions in the `sessions` table of the application database.
 #[derive(Clone)]
@@ -58,7 +58,12 @@ impl SqlStore {
             .exec(&self.db)
             .await?
             .rows_affected;
-        Ok(sessions + counters)
+        let flows = auth_flows::Entity::delete_many()
+            .filter(auth_flows::Column::ExpiresAt.lte(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok(sessions + counters + flows)
     }
 
     fn active_rows() -> sea_orm::Select<sessions::Entity> {
@@ -176,6 +181,34 @@ impl SqlStore {
             .exec(&self.db)
             .await?;
         Ok(())
+    }
+
+    /// Keeps a pending sign-in until `now + ttl`.
+    pub async fn put_flow(&self, key: &str, value: &str, ttl: Millis, now: Millis) -> Result<(), StoreError> {
+        auth_flows::Entity::insert(auth_flows::ActiveModel {
+            key: Set(key.to_string()),
+            value: Set(value.to_string()),
+            expires_at: Set(now + ttl),
+        })
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes a pending sign-in out: the `DELETE` decides, so at most one caller gets it.
+    pub async fn take_flow(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        let Some(row) = auth_flows::Entity::find_by_id(key.to_string())
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let deleted = auth_flows::Entity::delete_many()
+            .filter(auth_flows::Column::Key.eq(key))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
+        Ok((deleted == 1 && row.expires_at > now).then_some(row.value))
     }
 }
 

@@ -185,6 +185,22 @@ impl AnyStore {
         }
     }
 
+    /// Keeps a pending sign-in (OpenID state) under `key` for `ttl` ms.
+    pub async fn put_flow(&self, key: &str, value: &str, ttl: Millis, now: Millis) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Redis(s) => s.put_flow(key, value, ttl).await,
+            AnyStore::Sql(s) => s.put_flow(key, value, ttl, now).await,
+        }
+    }
+
+    /// Takes a pending sign-in out; a second call (a replay) gets `None`.
+    pub async fn take_flow(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
+        match self {
+            AnyStore::Redis(s) => s.take_flow(key).await,
+            AnyStore::Sql(s) => s.take_flow(key, now).await,
+        }
+    }
+
     /// [`SessionStore::ping`], bounded by `timeout`.
     pub async fn ping_within(&self, timeout: Duration) -> Result<(), StoreError> {
         tokio::time::timeout(timeout, self.ping())

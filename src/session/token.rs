@@ -47,6 +47,11 @@ impl SessionToken {
         SessionToken(random_b64(TOKEN_BYTES))
     }
 
+    /// Wraps a value received from a client (a flow id, say) to hash it like a token.
+    pub fn from_raw(value: &str) -> Self {
+        SessionToken(value.to_string())
+    }
+
     /// The key under which the store keeps this token's session.
     pub fn hash(&self) -> TokenHash {
         TokenHash(Sha256::digest(self.0.as_bytes()).into())

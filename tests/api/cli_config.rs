@@ -115,7 +115,7 @@ async fn the_tutorials_env_file_works_unchanged() {
         )),
         "{text}"
     );
-    assert!(text.contains("google sign-in   issuer https://accounts.google.com/, callback http://localhost:3000/auth/google/callback"), "{text}");
+    assert!(text.contains("google sign-in   issuer https://accounts.google.com, callback http://localhost:3000/auth/google/callback"), "{text}");
     // The tutorial's short secret works in development, with a warning.
     assert!(text.contains("warning: SESSION_SECRET"), "{text}");
     assert!(!text.contains("tutorial-google-secret") && !text.contains("keyboard-cat"));

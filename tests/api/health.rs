@@ -64,6 +64,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/auth/sessions"),
     ("delete", "/auth/sessions"),
     ("delete", "/auth/sessions/{id}"),
+    ("get", "/auth/google"),
+    ("get", "/auth/google/callback"),
 ];
 
 #[tokio::test]

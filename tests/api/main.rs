@@ -5,8 +5,10 @@ mod helpers;
 
 mod cli_config;
 mod csrf;
+mod google;
 mod health;
 mod migrate;
+mod op;
 mod passwords;
 mod redis_outage;
 mod session_store;

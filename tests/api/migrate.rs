@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     "m20261127_000001_create_users_and_identities",
     "m20261127_000002_create_sessions",
     "m20261127_000003_create_login_failures",
+    "m20261127_000004_create_auth_flows",
 ];
 
 async fn tables(conn: &DatabaseConnection) -> Vec<String> {

@@ -118,7 +118,9 @@ const issuer = process.env.OP_ISSUER || `http://127.0.0.1:${actualPort}`;
 provider = new Provider(issuer, {
   jwks,
   cookies: { keys: ['authauth-test-cookie-key-1', 'authauth-test-cookie-key-0'] },
-  clients: [],
+  // Static clients (JSON array of client metadata, client_secret included), so a restarted
+  // provider still knows a client registered before the restart.
+  clients: process.env.OP_CLIENTS ? JSON.parse(process.env.OP_CLIENTS) : [],
   clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
   claims: {
     openid: ['sub'],

@@ -1,0 +1,179 @@
+//! Sign in with Google (or any OpenID provider configured through the `GOOGLE_*` variables).
+//!
+//! These two routes are browser navigations, not JSON calls: the start redirects to the
+//! provider and the callback redirects back into the application. Both change state on GET
+//! because OAuth requires it; the callback is protected by the single-use `state` bound to the
+//! browser by the flow cookie.
+
+use poem::{web::Data, Request};
+use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi, Tags};
+
+use super::{
+    cookie::{
+        clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_flow_cookie, CookieSlot,
+    },
+    session_auth::{client_info, supersede_presented_session},
+};
+use crate::{
+    auth::oidc::{safe_return_to, Callback, FLOW_TTL},
+    error::{ApiError, Failure},
+    error_set,
+    session::now_ms,
+    startup::AppState,
+};
+
+#[derive(Tags)]
+enum Tag {
+    /// Sign in with an OpenID provider (Google).
+    Google,
+}
+
+/// Where to send the browser.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+struct AuthorizationUrl {
+    /// Open this URL in the same browser to sign in at the provider.
+    authorization_url: String,
+}
+
+#[derive(ApiResponse)]
+enum StartResponse {
+    /// A browser navigation: go to the provider. The flow cookie binds the attempt to this
+    /// browser.
+    #[oai(status = 303)]
+    Redirect(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Set-Cookie")] String,
+    ),
+    /// A `fetch()` call (e.g. Swagger UI's "Try it out"): the provider URL to open in this
+    /// browser.
+    #[oai(status = 200)]
+    Url(Json<AuthorizationUrl>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum CallbackResponse {
+    /// Signed in with a brand-new session; back to the `returnTo` path given at the start.
+    #[oai(status = 303)]
+    SignedIn(
+        #[oai(header = "Location")] String,
+        #[oai(header = "Set-Cookie")] String,
+    ),
+}
+
+error_set!(StartErrors {
+    404 => "Google sign-in is not configured on this server (`provider_not_configured`).",
+    502 => "The provider cannot be reached (`provider_unavailable`); password sign-in still works.",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+error_set!(CallbackErrors {
+    400 => "The sign-in cannot be completed: `sign_in_state_invalid` (missing, wrong, replayed, or from another browser), `issuer_mismatch`, `provider_refused` (e.g. the user cancelled; `reason` is the provider's error), `email_missing`.",
+    401 => "The provider's answer failed verification (`id_token_invalid`).",
+    403 => "The e-mail is not verified by the provider (`email_not_verified`), or the account is disabled (`account_disabled`).",
+    404 => "Google sign-in is not configured (`provider_not_configured`).",
+    409 => "The e-mail belongs to an account already linked to another identity at this provider (`identity_conflict`).",
+    502 => "The provider cannot be reached (`provider_unavailable`).",
+    503 => "The session store is unavailable (`session_store_unavailable`).",
+});
+
+/// True for `fetch()`/XHR callers, which cannot follow a redirect to another origin.
+fn wants_json(req: &Request) -> bool {
+    let mode = req.headers().get("sec-fetch-mode").and_then(|v| v.to_str().ok());
+    if let Some(mode) = mode {
+        return mode != "navigate";
+    }
+    let accept = req
+        .headers()
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    accept.contains("application/json") && !accept.contains("text/html")
+}
+
+pub struct OidcApi;
+
+#[OpenApi(tag = "Tag::Google")]
+impl OidcApi {
+    /// Start signing in with Google.
+    ///
+    /// Navigate the browser here (a link or `window.location`): it is redirected to the
+    /// provider with a fresh `state`, `nonce` and PKCE challenge. Called with `fetch()` (as
+    /// Swagger UI does) it answers 200 with the URL to open instead. After sign-in the browser
+    /// lands on `returnTo` — a path on this site; anything else becomes `/`.
+    #[oai(path = "/auth/google", method = "get")]
+    async fn start(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        /// Where to go after signing in: a path on this site, such as `/account`.
+        #[oai(name = "returnTo")]
+        return_to: Query<Option<String>>,
+    ) -> Result<StartResponse, Failure<StartErrors>> {
+        let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
+        let return_to = safe_return_to(return_to.0.as_deref());
+        let started = provider
+            .start(&state.store, &return_to, now_ms())
+            .await
+            .map_err(ApiError::from)?;
+        let cookie = set_flow_cookie(&state.settings.session, &started.flow_id, FLOW_TTL);
+        Ok(if wants_json(req) {
+            StartResponse::Url(
+                Json(AuthorizationUrl {
+                    authorization_url: started.authorization_url,
+                }),
+                cookie,
+            )
+        } else {
+            StartResponse::Redirect(started.authorization_url, cookie)
+        })
+    }
+
+    /// The provider sends the browser back here (the registered redirect URI).
+    ///
+    /// Checks the `state` (single use, from this browser), the `iss` parameter, exchanges the
+    /// code with the PKCE verifier, verifies the ID token, finds or links the account by
+    /// `(issuer, subject)`, and starts a brand-new session.
+    #[oai(path = "/auth/google/callback", method = "get")]
+    #[allow(clippy::too_many_arguments)]
+    async fn callback(
+        &self,
+        req: &Request,
+        state: Data<&AppState>,
+        code: Query<Option<String>>,
+        #[oai(name = "state")] flow_state: Query<Option<String>>,
+        iss: Query<Option<String>>,
+        error: Query<Option<String>>,
+        error_description: Query<Option<String>>,
+    ) -> Result<CallbackResponse, Failure<CallbackErrors>> {
+        // Whatever happens, the flow cookie is spent.
+        if let Some(slot) = req.extensions().get::<CookieSlot>() {
+            slot.add(clear_flow_cookie(&state.settings.session));
+        }
+        let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
+        let now = now_ms();
+        let flow_id = session_cookie_values(req, flow_cookie_name(&state.settings.session))
+            .into_iter()
+            .find(|v| !v.is_empty());
+        let callback = Callback {
+            code: code.0,
+            state: flow_state.0,
+            iss: iss.0,
+            error: error.0,
+            error_description: error_description.0,
+        };
+        let (identity, return_to) = provider
+            .finish(&state.store, flow_id.as_deref(), callback, now)
+            .await
+            .map_err(ApiError::from)?;
+        let (user, issued) = state
+            .auth
+            .sign_in_with_identity(&identity, &client_info(req, &state.settings), now)
+            .await
+            .map_err(ApiError::from)?;
+        supersede_presented_session(req, &state, now).await?;
+        tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");
+        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+        Ok(CallbackResponse::SignedIn(return_to, cookie))
+    }
+}

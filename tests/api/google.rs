@@ -1,0 +1,482 @@
+//! Sign in with Google, against a real OpenID provider: SECURITY.md §5 (O1–O13).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{helpers::*, op::*};
+
+fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+fn has_session_cookie(resp: &reqwest::Response, app: &TestApp) -> bool {
+    set_cookie_value(resp, app.cookie_name()).is_some_and(|v| !v.is_empty())
+}
+
+#[tokio::test]
+async fn o1_o3_the_authorization_request_uses_code_pkce_state_and_nonce_and_keeps_them_server_side() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let c = client();
+    let first = begin(&app, &c, None).await;
+    let second = begin(&app, &c, None).await;
+    assert!(first.starts_with(&op.url("/auth?")), "{first}");
+    let (a, b) = (query(&first), query(&second));
+    assert_eq!(a["response_type"], "code");
+    let scopes: Vec<&str> = a["scope"].split(' ').collect();
+    assert!(
+        scopes.contains(&"openid") && scopes.contains(&"email"),
+        "{scopes:?}"
+    );
+    assert_eq!(a["code_challenge_method"], "S256");
+    assert_eq!(a["redirect_uri"], app.url("/auth/google/callback"));
+    for p in ["state", "nonce", "code_challenge"] {
+        assert!(a[p].len() >= 22, "{p} too short");
+        assert_ne!(a[p], b[p], "{p} is reused across attempts");
+    }
+    // The browser holds only an opaque flow id: no state, nonce or verifier.
+    let resp = c.get(app.url("/auth/google")).send().await.unwrap();
+    let flow = set_cookie_header(&resp, "authauth_flow").expect("flow cookie");
+    assert!(
+        flow.contains("HttpOnly") && flow.contains("SameSite=Lax") && flow.contains("Max-Age=600"),
+        "{flow}"
+    );
+    let q = query(&location_of(&resp));
+    let value = set_cookie_value(&resp, "authauth_flow").unwrap();
+    for secret in [&q["state"], &q["nonce"], &q["code_challenge"]] {
+        assert!(!value.contains(secret.as_str()));
+    }
+}
+
+fn location_of(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows() {
+    let op = Op::start();
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
+        let mut person = Person::new("newcomer@example.com");
+        let c = client();
+        let resp = google_login(&app, &op, &c, &person, Some("/welcome")).await;
+        assert_eq!(
+            resp.status(),
+            303,
+            "{backend:?}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        assert_eq!(location_of(&resp), "/welcome");
+        assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+        assert!(has_session_cookie(&resp, &app));
+        let cleared = set_cookie_header(&resp, "authauth_flow").expect("the flow cookie is cleared");
+        assert!(cleared.contains("Max-Age=0"));
+        let me: Value = c
+            .get(app.url("/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["user"]["email"], "newcomer@example.com");
+        assert_eq!(me["user"]["fullName"], "Provider Person");
+        assert_eq!(me["session"]["method"], "google");
+        let id = me["user"]["id"].clone();
+
+        // Returning, in another browser, with a new display name at the provider.
+        person.name = "Renamed Person".into();
+        let c2 = client();
+        let resp = google_login(&app, &op, &c2, &person, None).await;
+        assert_eq!(resp.status(), 303);
+        assert_eq!(location_of(&resp), "/");
+        let me: Value = c2
+            .get(app.url("/auth/me"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
+        assert_eq!(me["user"]["fullName"], "Renamed Person");
+        assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_verified_email_links_to_the_password_account_with_that_address() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let (local, _) = app.signed_up_client("linked@example.com").await;
+    let me: Value = local
+        .get(app.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let c = client();
+    let resp = google_login(&app, &op, &c, &Person::new("Linked@Example.com"), None).await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
+    let via_google: Value = c
+        .get(app.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via_google["user"]["id"], me["user"]["id"]);
+    assert_eq!(users_with_email(&app, "linked@example.com").await, 1);
+    assert_eq!(
+        app.login_with(&client(), "linked@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn o7_an_unverified_email_never_claims_or_creates_an_account() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    app.signed_up_client("unverified@example.com").await;
+    for email in ["unverified@example.com", "brand-new-unverified@example.com"] {
+        let c = client();
+        let resp = google_login(&app, &op, &c, &Person::new(email).unverified(), None).await;
+        assert_eq!(resp.status(), 403, "{email}");
+        assert!(!has_session_cookie(&resp, &app));
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "email_not_verified");
+        assert!(body["message"].as_str().unwrap().contains("verif"));
+        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
+    }
+    assert_eq!(
+        users_with_email(&app, "brand-new-unverified@example.com").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn o6_the_account_is_keyed_by_issuer_and_subject_never_by_email() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let alice = Person::new("alice@example.com");
+    let c = client();
+    assert_eq!(google_login(&app, &op, &c, &alice, None).await.status(), 303);
+    // Another subject at the same provider now asserts alice's (verified) address.
+    let impostor = Person {
+        sub: format!("{}-009", alice.sub),
+        ..alice.clone()
+    };
+    let c2 = client();
+    let resp = google_login(&app, &op, &c2, &impostor, None).await;
+    assert_eq!(resp.status(), 409);
+    assert!(!has_session_cookie(&resp, &app));
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "identity_conflict");
+    assert_eq!(c2.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
+    // The real alice still gets in.
+    assert_eq!(
+        google_login(&app, &op, &client(), &alice, None).await.status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let person = Person::new("state@example.com");
+
+    // (a, d) Started in A, finished in B (which has no flow cookie).
+    let (a, b) = (client(), client());
+    let auth = begin(&app, &a, None).await;
+    let callback = at_provider(&op, &a, &auth, Some(&person)).await;
+    let resp = b.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(!has_session_cookie(&resp, &app));
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "sign_in_state_invalid"
+    );
+
+    // (b) Finished in A: works once. Replaying it — even with A's flow cookie — is refused,
+    // because the server-side flow was taken by the first use.
+    let resp = a.get(app.url("/auth/google")).send().await.unwrap();
+    let flow_id = set_cookie_value(&resp, "authauth_flow").unwrap();
+    let auth = location_of(&resp);
+    let callback = at_provider(&op, &a, &auth, Some(&person)).await;
+    assert_eq!(a.get(&callback).send().await.unwrap().status(), 303);
+    let replay = reqwest::Client::new()
+        .get(&callback)
+        .header("cookie", format!("authauth_flow={flow_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400, "replay");
+    assert!(!has_session_cookie(&replay, &app));
+
+    // (c) Wrong and missing state.
+    for tamper in ["wrong", "missing"] {
+        let c = client();
+        let auth = begin(&app, &c, None).await;
+        let callback = at_provider(&op, &c, &auth, Some(&person)).await;
+        let mut url = url::Url::parse(&callback).unwrap();
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        {
+            let mut q = url.query_pairs_mut();
+            q.clear();
+            for (k, v) in &pairs {
+                match (k.as_str(), tamper) {
+                    ("state", "missing") => {}
+                    ("state", _) => {
+                        q.append_pair("state", "attacker-state");
+                    }
+                    _ => {
+                        q.append_pair(k, v);
+                    }
+                }
+            }
+        }
+        let resp = c.get(url.as_str()).send().await.unwrap();
+        assert_eq!(resp.status(), 400, "{tamper} state");
+        assert!(!has_session_cookie(&resp, &app));
+        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
+    }
+}
+
+#[tokio::test]
+async fn o4_o5_o10_every_misbehaving_provider_answer_ends_with_no_session_and_no_user() {
+    let op = Op::start();
+    let faults = [
+        ("iss", 401, "id_token_invalid"),
+        ("aud", 401, "id_token_invalid"),
+        ("nonce", 401, "id_token_invalid"),
+        ("sig", 401, "id_token_invalid"),
+        ("alg-none", 401, "id_token_invalid"),
+        ("hs256", 401, "id_token_invalid"),
+        ("unknown-kid", 401, "id_token_invalid"),
+        ("expired", 401, "id_token_invalid"),
+        ("no-sub", 401, "id_token_invalid"),
+        ("no-iat", 401, "id_token_invalid"),
+        ("userinfo-sub", 401, "id_token_invalid"),
+        ("auth-iss", 400, "issuer_mismatch"),
+    ];
+    for (fault, status, code) in faults {
+        let app = google_app(&op, fault, AppOptions::default().backend(Backend::Sqlite)).await;
+        let email = format!("{fault}@example.com");
+        let c = client();
+        let resp = google_login(&app, &op, &c, &Person::new(&email), None).await;
+        assert_eq!(resp.status(), status, "fault {fault}");
+        assert!(
+            !has_session_cookie(&resp, &app),
+            "fault {fault}: a session cookie was set"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], code, "fault {fault}: {body}");
+        assert_eq!(
+            c.get(app.url("/auth/me")).send().await.unwrap().status(),
+            401,
+            "fault {fault}"
+        );
+        assert_eq!(
+            users_with_email(&app, &email).await,
+            0,
+            "fault {fault}: a user row was created"
+        );
+    }
+}
+
+#[tokio::test]
+async fn o9_return_to_is_restricted_to_same_origin_paths() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let person = Person::new("redirects@example.com");
+    for payload in [
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "\\/evil.example",
+        "https:evil.example",
+        "/%2F%2Fevil.example",
+        "http://127.0.0.1:3000@evil.example",
+        "javascript:alert(1)",
+        "%0d%0aLocation:%20http://evil",
+    ] {
+        let resp = google_login(&app, &op, &client(), &person, Some(payload)).await;
+        assert_eq!(resp.status(), 303, "{payload}");
+        assert_eq!(location_of(&resp), "/", "{payload}");
+    }
+    let resp = google_login(
+        &app,
+        &op,
+        &client(),
+        &person,
+        Some("/account/settings?tab=security"),
+    )
+    .await;
+    assert_eq!(location_of(&resp), "/account/settings?tab=security");
+}
+
+#[tokio::test]
+async fn o11_o12_a_cancelled_sign_in_ends_cleanly_without_leaking_the_code() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    let c = client();
+    let auth = begin(&app, &c, None).await;
+    let callback = at_provider(&op, &c, &auth, None).await;
+    assert_eq!(query(&callback)["error"], "access_denied");
+    let resp = c.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(!has_session_cookie(&resp, &app));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "provider_refused");
+    assert_eq!(body["reason"], "access_denied");
+    // A successful callback answers at once with a redirect and no referrer.
+    let resp = google_login(&app, &op, &client(), &Person::new("o11@example.com"), None).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(resp.text().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn o13_a_provider_outage_fails_fast_leaves_passwords_working_and_heals_itself() {
+    let port = free_port();
+    let callback = format!("http://127.0.0.1:{port}/auth/google/callback");
+    let secret = authauth::session::token::random_b64(32);
+    let clients = serde_json::json!([{
+        "client_id": "authauth-o13",
+        "client_secret": secret,
+        "redirect_uris": [callback],
+        "grant_types": ["authorization_code"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }])
+    .to_string();
+    let mut op = Op::start_with(&[("OP_CLIENTS", clients.as_str())]);
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("PORT", &port.to_string())
+            .var("GOOGLE_CLIENT_ID", "authauth-o13")
+            .var("GOOGLE_CLIENT_SECRET", &secret)
+            .var("GOOGLE_CALLBACK_URL", &callback)
+            .var("GOOGLE_ISSUER_URL", &op.issuer)
+            .var("GOOGLE_HTTP_TIMEOUT", "2s"),
+    )
+    .await;
+    let person = Person::new("o13@example.com");
+    assert_eq!(
+        google_login(&app, &op, &client(), &person, None).await.status(),
+        303
+    );
+    app.signed_up_client("password-user@example.com").await;
+
+    op.stop();
+    let started = Instant::now();
+    let resp = client().get(app.url("/auth/google")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "provider_unavailable"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "not fast: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        app.login_with(&client(), "password-user@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+
+    // Back, with new signing keys (a new kid): authauth refetches them by itself.
+    op.restart();
+    let resp = google_login(&app, &op, &client(), &person, None).await;
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
+}
+
+#[tokio::test]
+async fn o13_with_the_provider_down_from_the_start_sign_in_fails_fast_with_502() {
+    let port = free_port();
+    // Nothing listens there.
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("GOOGLE_CLIENT_ID", "id")
+            .var("GOOGLE_CLIENT_SECRET", "secret")
+            .var("GOOGLE_ISSUER_URL", &format!("http://127.0.0.1:{port}"))
+            .var("GOOGLE_HTTP_TIMEOUT", "2s"),
+    )
+    .await;
+    let started = Instant::now();
+    let resp = client().get(app.url("/auth/google")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "provider_unavailable"
+    );
+    assert_eq!(
+        app.get("/ready").await.status(),
+        200,
+        "readiness does not depend on the provider"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_with_google_is_404_when_not_configured_and_json_for_fetch_callers() {
+    let app = spawn_app().await;
+    let resp = client().get(app.url("/auth/google")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "provider_not_configured"
+    );
+
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    // What Swagger UI's "Try it out" (fetch) sends: no cross-origin redirect, the URL instead.
+    let resp = client()
+        .get(app.url("/auth/google"))
+        .header("sec-fetch-mode", "cors")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(set_cookie_value(&resp, "authauth_flow").is_some());
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["authorizationUrl"]
+        .as_str()
+        .unwrap()
+        .starts_with(&op.url("/auth?")));
+}
+
+#[tokio::test]
+async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accounts() {
+    let op = Op::start();
+    let app = google_app(&op, "", AppOptions::default()).await;
+    // A planted session cookie is never adopted (V3.2.1 for the callback).
+    let (c, old) = app.signed_up_client("fixation@example.com").await;
+    let person = Person::new("fixation@example.com");
+    let resp = google_login(&app, &op, &c, &person, None).await;
+    assert_eq!(resp.status(), 303);
+    let new = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(app.get_with_cookie("/auth/me", &old).await.status(), 401);
+    assert_eq!(app.get_with_cookie("/auth/me", &new).await.status(), 200);
+
+    // A disabled account cannot sign in with Google.
+    use sea_orm::{ConnectionTrait, Database};
+    let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+    conn.execute_unprepared("UPDATE users SET disabled_at = now() WHERE email = 'fixation@example.com'")
+        .await
+        .unwrap();
+    let resp = google_login(&app, &op, &client(), &person, None).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
+}
