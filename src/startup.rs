@@ -88,6 +88,44 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(DatabaseConnection,
     Ok((db, store))
 }
 
+/// Everything `serve` and the operator commands do before touching data: log configuration
+/// warnings, resolve the development secret, connect, and make sure the schema is current —
+/// migrating the embedded default, refusing a configured database with pending migrations.
+pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, AnyStore), StartupError> {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    if settings.session.secret_source == SecretSource::Unresolved {
+        let dir = std::env::current_dir().context("cannot read the working directory")?;
+        let generated = settings
+            .resolve_dev_secret(&dir)
+            .context("cannot read or write the development session secret")?;
+        if let SecretSource::GeneratedFile(path) = &settings.session.secret_source {
+            tracing::warn!(
+                file = %path.display(),
+                generated,
+                "SESSION_SECRET is not set: using a development secret kept in a local file; set SESSION_SECRET in production"
+            );
+        }
+    }
+    let (db, store) = connect(settings).await?;
+    if settings.database.embedded {
+        // Only the zero-setup default migrates itself; real deployments run
+        // `authauth migrate up` as an explicit step.
+        db::migrate_up(&db)
+            .await
+            .context("cannot migrate the embedded database")?;
+    } else {
+        let pending = db::pending_migrations(&db)
+            .await
+            .context("cannot read the migration state")?;
+        if !pending.is_empty() {
+            return Err(StartupError::PendingMigrations(pending));
+        }
+    }
+    Ok((db, store))
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -99,38 +137,7 @@ pub struct Application {
 impl Application {
     /// Connects, checks migrations (applying them only for the embedded default), binds.
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
-        for warning in &settings.warnings {
-            tracing::warn!("{warning}");
-        }
-        if settings.session.secret_source == SecretSource::Unresolved {
-            let dir = std::env::current_dir().context("cannot read the working directory")?;
-            let generated = settings
-                .resolve_dev_secret(&dir)
-                .context("cannot read or write the development session secret")?;
-            if let SecretSource::GeneratedFile(path) = &settings.session.secret_source {
-                tracing::warn!(
-                    file = %path.display(),
-                    generated,
-                    "SESSION_SECRET is not set: using a development secret kept in a local file; set SESSION_SECRET in production"
-                );
-            }
-        }
-
-        let (db, store) = connect(&settings).await?;
-        if settings.database.embedded {
-            // Only the zero-setup default migrates itself; real deployments run
-            // `authauth migrate up` as an explicit step.
-            db::migrate_up(&db)
-                .await
-                .context("cannot migrate the embedded database")?;
-        } else {
-            let pending = db::pending_migrations(&db)
-                .await
-                .context("cannot read the migration state")?;
-            if !pending.is_empty() {
-                return Err(StartupError::PendingMigrations(pending));
-            }
-        }
+        let (db, store) = open(&mut settings).await?;
 
         let listener = TcpListener::bind(SocketAddr::new(settings.host, settings.port));
         let acceptor = listener

@@ -36,3 +36,34 @@ pub fn init(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// For operator commands: warnings only (their output is for people), unless `RUST_LOG` asks
+/// for more — `RUST_LOG=info` shows the same audit events `serve` logs.
+pub fn init_cli(format: LogFormat) {
+    if std::env::var_os("RUST_LOG").is_none() {
+        // The development-secret notice is for the server's log, not every command.
+        let filter = EnvFilter::new("warn,authauth::startup=error");
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let registry = tracing_subscriber::registry().with(filter);
+        let _ = match format {
+            LogFormat::Json => registry
+                .with(
+                    fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_writer(std::io::stderr),
+                )
+                .try_init(),
+            LogFormat::Text => registry
+                .with(
+                    fmt::layer()
+                        .compact()
+                        .with_ansi(ansi)
+                        .with_writer(std::io::stderr),
+                )
+                .try_init(),
+        };
+    } else {
+        init(format);
+    }
+}

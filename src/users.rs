@@ -200,6 +200,58 @@ pub async fn update_profile(
     model.update(db).await
 }
 
+/// Finds a user by id (a UUID) or e-mail (any case): how operators name users.
+pub async fn find_by_email_or_id(db: &impl ConnectionTrait, who: &str) -> Result<Option<User>, DbErr> {
+    match Uuid::parse_str(who.trim()) {
+        Ok(id) => find_by_id(db, id).await,
+        Err(_) => find_by_email(db, who).await,
+    }
+}
+
+/// One page of users, ordered by e-mail, optionally filtered by a case-insensitive substring
+/// of the e-mail or the name. `after` is the last e-mail of the previous page.
+pub async fn list_page(
+    db: &impl ConnectionTrait,
+    search: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<User>, DbErr> {
+    use sea_orm::{sea_query::LikeExpr, Condition, QueryOrder, QuerySelect};
+    let mut query = users::Entity::find();
+    if let Some(text) = search.map(str::trim).filter(|t| !t.is_empty()) {
+        // `%` and `_` in the search are literal; `\` escapes them on both backends.
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let like = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+        query = query.filter(
+            Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(users::Column::Email))).like(like()))
+                .add(Expr::expr(Func::lower(Expr::col(users::Column::FullName))).like(like())),
+        );
+    }
+    if let Some(after) = after {
+        query = query.filter(users::Column::Email.gt(after));
+    }
+    query
+        .order_by_asc(users::Column::Email)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Marks a user disabled (`Some(now)`) or enabled (`None`). Sign-in checks this flag; revoking
+/// the sessions of a disabled user is the caller's job (see `cli::users`).
+pub async fn set_disabled(db: &impl ConnectionTrait, user: &User, disabled: bool) -> Result<User, DbErr> {
+    let mut model: users::ActiveModel = user.clone().into();
+    let now = Utc::now();
+    model.disabled_at = Set(disabled.then_some(now));
+    model.updated_at = Set(now);
+    model.update(db).await
+}
+
 pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: String) -> Result<User, DbErr> {
     let mut model: users::ActiveModel = user.clone().into();
     model.password_hash = Set(Some(hash));

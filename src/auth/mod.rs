@@ -230,6 +230,28 @@ impl Auth {
         Ok(user)
     }
 
+    /// Disables (or re-enables) an account. Disabling blocks every kind of sign-in and revokes
+    /// every session of the user (reason `user_disabled`). Returns the user and how many
+    /// sessions ended.
+    pub async fn set_user_disabled(
+        &self,
+        user: &User,
+        disabled: bool,
+        now: Millis,
+    ) -> Result<(User, usize), AuthError> {
+        let user = users::set_disabled(&self.db, user, disabled).await?;
+        let revoked = if disabled {
+            self.sessions
+                .revoke_user(&user.id, None, reason::USER_DISABLED, None, now)
+                .await?
+                .len()
+        } else {
+            0
+        };
+        tracing::info!(user = %user.id, disabled, revoked, "account {}", if disabled { "disabled" } else { "enabled" });
+        Ok((user, revoked))
+    }
+
     /// `POST /auth/password`: needs the current password; every session of the user ends
     /// (reason `password_changed`) and the caller gets a brand-new one.
     pub async fn change_password(

@@ -1,14 +1,12 @@
 //! `authauth migrate up|down|status|fresh`.
 
-use std::io::IsTerminal;
-
 use anyhow::Context;
 use clap::Subcommand;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 
-use super::{load_settings, CliError};
+use super::{load_settings, output::confirm, CliError};
 use crate::{config::redact_url, db};
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +65,7 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
             confirm(
                 yes,
                 &format!("Revert {steps} migration(s) on {target}? Their tables and data will be dropped."),
+                &format!("revert {steps} migration(s) on {target}"),
             )?;
             let before = applied(&db).await?;
             Migrator::down(&db, Some(steps))
@@ -101,6 +100,7 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
             confirm(
                 yes,
                 &format!("Drop EVERY table on {target} and re-apply all migrations? All data will be lost."),
+                &format!("drop every table on {target}"),
             )?;
             Migrator::fresh(&db).await.context("fresh migration failed")?;
             for m in applied(&db).await? {
@@ -118,28 +118,4 @@ async fn applied(db: &DatabaseConnection) -> Result<Vec<String>, CliError> {
         .iter()
         .map(|m| m.name().to_string())
         .collect())
-}
-
-/// Asks before a destructive step; without a terminal, refuses unless `--yes`.
-pub(crate) fn confirm(yes: bool, prompt: &str) -> Result<(), CliError> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
-        return Err(CliError::Config(format!(
-            "{prompt}\nrefusing without confirmation: no terminal to ask on; pass --yes to proceed"
-        )));
-    }
-    let ok = dialoguer::Confirm::new()
-        .with_prompt(prompt)
-        .default(false)
-        .interact()
-        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot read the answer: {e}")))?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::Failed(anyhow::anyhow!(
-            "cancelled; nothing was changed"
-        )))
-    }
 }

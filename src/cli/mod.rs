@@ -5,7 +5,10 @@
 
 mod config_check;
 mod migrate;
+mod output;
 mod serve;
+mod sessions;
+mod users;
 
 use std::process::ExitCode;
 
@@ -45,6 +48,39 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(config_check::ConfigCommand),
+    /// List, inspect, create, disable and enable accounts.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
+    /// List and inspect live sessions; revoke them.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+}
+
+/// What the operator commands work with: the same database, session store and services as
+/// `serve`, from the same configuration.
+pub struct Context {
+    pub settings: crate::config::Settings,
+    pub db: sea_orm::DatabaseConnection,
+    pub sessions: crate::session::Sessions,
+    pub auth: crate::auth::Auth,
+}
+
+impl Context {
+    pub async fn open() -> Result<Context, CliError> {
+        let mut settings = load_settings()?;
+        crate::telemetry::init_cli(settings.log_format);
+        let (db, store) = crate::startup::open(&mut settings).await.map_err(|e| match e {
+            crate::startup::StartupError::PendingMigrations(_) => CliError::Config(e.to_string()),
+            crate::startup::StartupError::Other(e) => CliError::Failed(e),
+        })?;
+        let (sessions, auth) = crate::startup::services(&settings, &db, &store);
+        Ok(Context {
+            settings,
+            db,
+            sessions,
+            auth,
+        })
+    }
 }
 
 /// A command failure, with the exit code it maps to.
@@ -130,5 +166,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Config(cmd) => config_check::run(cmd).await,
+        Command::Users(cmd) => users::run(Context::open().await?, cmd).await,
+        Command::Sessions(cmd) => sessions::run(Context::open().await?, cmd).await,
     }
 }

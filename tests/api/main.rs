@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli_config;
+mod cli_ops;
 mod csrf;
 mod google;
 mod health;

@@ -1,0 +1,320 @@
+//! `authauth users list|show|create|disable|enable`.
+
+use std::io::{IsTerminal, Read};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use clap::Subcommand;
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::{
+    output,
+    sessions::{find_user, print_sessions, SessionJson},
+    CliError, Context,
+};
+use crate::{auth::AuthError, entities::users::Model as User, error::ApiError, session::now_ms, users};
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List accounts: e-mail, name, sign-in methods, created, live sessions, disabled.
+    List {
+        /// Only accounts whose e-mail or name contains this text (any case).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Print JSON (a stable format, documented in docs/operations.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account: details, linked identities, live sessions.
+    Show {
+        /// E-mail or user id.
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a local account (same rules as signup).
+    ///
+    /// The password is asked twice on the terminal (hidden), or read from standard input with
+    /// `--password-stdin` (for scripts: `printf '%s' "$PW" | authauth users create …`).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Full name.
+        #[arg(long)]
+        name: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account: sign-in is refused and every session ends now (reason
+    /// `user_disabled`).
+    Disable {
+        /// E-mail or user id.
+        user: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// E-mail or user id.
+        user: String,
+    },
+}
+
+/// An account as the CLI prints it in JSON.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserJson {
+    id: String,
+    email: String,
+    full_name: String,
+    picture: Option<String>,
+    methods: Vec<&'static str>,
+    created_at: String,
+    updated_at: String,
+    disabled: bool,
+    disabled_at: Option<String>,
+    live_sessions: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityJson {
+    issuer: String,
+    subject: String,
+    email: Option<String>,
+    created_at: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserDetailJson {
+    #[serde(flatten)]
+    user: UserJson,
+    identities: Vec<IdentityJson>,
+    sessions: Vec<SessionJson>,
+}
+
+async fn describe(ctx: &Context, user: &User) -> Result<(UserJson, Vec<IdentityJson>), CliError> {
+    let identities = users::identities_of(&ctx.db, user.id)
+        .await
+        .context("cannot read identities")?;
+    let live = ctx
+        .sessions
+        .list_user(&user.id, now_ms())
+        .await
+        .context("cannot read sessions")?;
+    let mut methods = Vec::new();
+    if user.password_hash.is_some() {
+        methods.push("password");
+    }
+    if !identities.is_empty() {
+        methods.push("google");
+    }
+    let u = UserJson {
+        id: user.id.to_string(),
+        email: user.email.clone(),
+        full_name: user.full_name.clone(),
+        picture: user.picture.clone(),
+        methods,
+        created_at: user.created_at.to_rfc3339(),
+        updated_at: user.updated_at.to_rfc3339(),
+        disabled: user.disabled_at.is_some(),
+        disabled_at: user.disabled_at.map(|d| d.to_rfc3339()),
+        live_sessions: live.len(),
+    };
+    let ids = identities
+        .into_iter()
+        .map(|i| IdentityJson {
+            issuer: i.issuer,
+            subject: i.subject,
+            email: i.email,
+            created_at: i.created_at.to_rfc3339(),
+        })
+        .collect();
+    Ok((u, ids))
+}
+
+fn read_password(from_stdin: bool) -> Result<SecretString, CliError> {
+    if from_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the password from standard input")?;
+        // One trailing newline (from `echo`) is not part of the password.
+        let s = s
+            .strip_suffix('\n')
+            .map(|s| s.strip_suffix('\r').unwrap_or(s))
+            .unwrap_or(&s);
+        return Ok(SecretString::from(s.to_string()));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Config(
+            "no terminal to ask for the password on: use --password-stdin".into(),
+        ));
+    }
+    let pw = dialoguer::Password::new()
+        .with_prompt("Password")
+        .with_confirmation("Repeat the password", "The passwords do not match")
+        .interact()
+        .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot read the password: {e}")))?;
+    Ok(SecretString::from(pw))
+}
+
+pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
+    match cmd {
+        UsersCommand::List { search, json } => {
+            let mut array = if json {
+                Some(output::JsonArray::start()?)
+            } else {
+                None
+            };
+            let mut table = output::table(&["EMAIL", "NAME", "METHODS", "CREATED", "SESSIONS", "DISABLED"]);
+            let mut after: Option<String> = None;
+            let mut total = 0;
+            loop {
+                let page = users::list_page(&ctx.db, search.as_deref(), after.as_deref(), 500)
+                    .await
+                    .context("cannot read users")?;
+                for user in &page {
+                    let (u, _) = describe(&ctx, user).await?;
+                    total += 1;
+                    match &mut array {
+                        Some(a) => a.push(&u)?,
+                        None => {
+                            table.add_row(vec![
+                                u.email.clone(),
+                                u.full_name.clone(),
+                                u.methods.join(", "),
+                                output::date(user.created_at),
+                                u.live_sessions.to_string(),
+                                user.disabled_at.map(output::date).unwrap_or_else(|| "-".into()),
+                            ]);
+                        }
+                    }
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => after = Some(last.email.clone()),
+                    _ => break,
+                }
+            }
+            match array {
+                Some(a) => a.finish()?,
+                None if total == 0 => println!("No users."),
+                None => println!("{table}\n{total} user{}", if total == 1 { "" } else { "s" }),
+            }
+            Ok(())
+        }
+        UsersCommand::Show { user, json } => {
+            let user = find_user(&ctx, &user).await?;
+            let (u, identities) = describe(&ctx, &user).await?;
+            let sessions = ctx
+                .sessions
+                .list_user(&user.id, now_ms())
+                .await
+                .context("cannot read sessions")?;
+            if json {
+                output::json(&UserDetailJson {
+                    user: u,
+                    identities,
+                    sessions: sessions.iter().map(SessionJson::from).collect(),
+                })?;
+                return Ok(());
+            }
+            let mut t = output::table(&["FIELD", "VALUE"]);
+            for (k, v) in [
+                ("id", u.id.clone()),
+                ("email", u.email.clone()),
+                ("name", u.full_name.clone()),
+                ("methods", u.methods.join(", ")),
+                ("created", u.created_at.clone()),
+                ("disabled", u.disabled_at.clone().unwrap_or_else(|| "no".into())),
+            ] {
+                t.add_row(vec![k.to_string(), v]);
+            }
+            println!("{t}");
+            if !identities.is_empty() {
+                let mut t = output::table(&["ISSUER", "SUBJECT", "EMAIL", "LINKED"]);
+                for i in &identities {
+                    t.add_row(vec![
+                        i.issuer.clone(),
+                        i.subject.clone(),
+                        i.email.clone().unwrap_or_default(),
+                        i.created_at.clone(),
+                    ]);
+                }
+                println!("\nIdentities\n{t}");
+            }
+            println!("\nLive sessions");
+            print_sessions(&sessions);
+            Ok(())
+        }
+        UsersCommand::Create {
+            email,
+            name,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            let user = ctx
+                .auth
+                .create_local_user(&email, password, &name)
+                .await
+                .map_err(user_error)?;
+            println!("Created {} ({}).", user.email, user.id);
+            Ok(())
+        }
+        UsersCommand::Disable { user, yes } => {
+            let user = find_user(&ctx, &user).await?;
+            let live = ctx
+                .sessions
+                .list_user(&user.id, now_ms())
+                .await
+                .context("cannot read sessions")?;
+            output::confirm(
+                yes,
+                &format!(
+                    "Disable {} and end their {} live session(s)?",
+                    user.email,
+                    live.len()
+                ),
+                &format!("disable {}", user.email),
+            )?;
+            let (user, revoked) = ctx
+                .auth
+                .set_user_disabled(&user, true, now_ms())
+                .await
+                .map_err(user_error)?;
+            println!(
+                "Disabled {}; revoked {revoked} session{}.",
+                user.email,
+                if revoked == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        UsersCommand::Enable { user } => {
+            let user = find_user(&ctx, &user).await?;
+            let (user, _) = ctx
+                .auth
+                .set_user_disabled(&user, false, now_ms())
+                .await
+                .map_err(user_error)?;
+            println!("Enabled {} (at {}).", user.email, output::date(Utc::now()));
+            Ok(())
+        }
+    }
+}
+
+/// Account rule violations are usage errors (exit 2) with the same message as the API.
+fn user_error(e: AuthError) -> CliError {
+    match e {
+        AuthError::Store(e) => CliError::Failed(anyhow::Error::new(e)),
+        AuthError::Internal(e) => CliError::Failed(e),
+        AuthError::User(crate::users::UserError::Db(e)) => CliError::Failed(anyhow::Error::new(e)),
+        other => {
+            let api = ApiError::from(other);
+            CliError::Config(format!("{} ({})", api, api.code()))
+        }
+    }
+}

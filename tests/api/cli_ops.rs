@@ -1,0 +1,387 @@
+//! The operator CLI (`users`, `sessions`), run as the real binary against the same database and
+//! session store as a running app — on PostgreSQL + Redis and on the embedded SQLite store.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The environment that points the binary at `app`'s database and session store.
+fn cli_env(app: &TestApp) -> Vec<(String, String)> {
+    ["DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX", "SESSION_SECRET"]
+        .iter()
+        .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let env = cli_env(app);
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_cli(&app.dir.0, &vars, args)
+}
+
+fn json_of(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "stderr: {}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
+}
+
+async fn me(app: &TestApp, c: &reqwest::Client) -> (u16, Value) {
+    let resp = c.get(app.url("/auth/me")).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn session_id(app: &TestApp, c: &reqwest::Client) -> String {
+    me(app, c).await.1["session"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        let (a, a_cookie) = app.signed_up_client("alice@example.com").await;
+        let (b, c) = (client(), client());
+        let b_cookie = set_cookie_value(
+            &app.login_with(&b, "alice@example.com", PASSWORD).await,
+            app.cookie_name(),
+        )
+        .unwrap();
+        let c_cookie = set_cookie_value(
+            &app.login_with(&c, "alice@example.com", PASSWORD).await,
+            app.cookie_name(),
+        )
+        .unwrap();
+        let (bob, bob_cookie) = app.signed_up_client("bob@example.com").await;
+        let (a_id, b_id) = (session_id(&app, &a).await, session_id(&app, &b).await);
+
+        // Everything, as JSON: no token anywhere.
+        let out = cli(&app, &["sessions", "list", "--json"]);
+        let all = json_of(&out);
+        assert_eq!(all.as_array().unwrap().len(), 4, "{backend:?}");
+        for cookie in [&a_cookie, &b_cookie, &c_cookie, &bob_cookie] {
+            let token = cookie.split('.').next().unwrap();
+            assert!(!stdout(&out).contains(token), "a token in the listing");
+        }
+        let first = &all[0];
+        for field in [
+            "id",
+            "userId",
+            "email",
+            "method",
+            "ip",
+            "userAgent",
+            "createdAt",
+            "lastSeenAt",
+            "expiresAt",
+        ] {
+            assert!(first.get(field).is_some(), "{field} missing: {first}");
+        }
+        let mine = json_of(&cli(
+            &app,
+            &["sessions", "list", "--user", "ALICE@example.com", "--json"],
+        ));
+        assert_eq!(mine.as_array().unwrap().len(), 3);
+        let table = cli(&app, &["sessions", "list"]);
+        assert!(
+            stdout(&table).contains(&a_id) && stdout(&table).contains("4 live sessions"),
+            "{}",
+            stdout(&table)
+        );
+        let one = json_of(&cli(&app, &["sessions", "show", &a_id, "--json"]));
+        assert_eq!(one["email"], "alice@example.com");
+
+        // Without a terminal and without --yes: refused, nothing revoked.
+        let out = cli(&app, &["sessions", "revoke", &a_id]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+        assert_eq!(me(&app, &a).await.0, 200);
+        // Unknown ids and users: exit 3.
+        assert_eq!(
+            cli(&app, &["sessions", "revoke", "AAAAAAAAAAAAAAAAAAAAAAAA", "--yes"])
+                .status
+                .code(),
+            Some(3)
+        );
+        assert_eq!(
+            cli(&app, &["sessions", "list", "--user", "nobody@example.com"])
+                .status
+                .code(),
+            Some(3)
+        );
+
+        // By id, with a reason the signed-out client gets to see.
+        let out = cli(
+            &app,
+            &["sessions", "revoke", &a_id, "--yes", "--reason", "laptop stolen"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("Revoked 1 session."));
+        let (status, body) = me(&app, &a).await;
+        assert_eq!(status, 401, "{backend:?}");
+        assert_eq!(body["error"], "session_revoked");
+        assert_eq!(body["reason"], "operator");
+        assert!(
+            body["message"].as_str().unwrap().contains("laptop stolen"),
+            "{body}"
+        );
+        assert_eq!(me(&app, &b).await.0, 200);
+
+        // All of alice's but B.
+        let out = cli(
+            &app,
+            &[
+                "sessions",
+                "revoke",
+                "--user",
+                "alice@example.com",
+                "--all-but",
+                &b_id,
+                "--yes",
+            ],
+        );
+        assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
+        assert_eq!(me(&app, &c).await.0, 401);
+        assert_eq!(me(&app, &b).await.0, 200);
+
+        // All of alice's.
+        let out = cli(
+            &app,
+            &["sessions", "revoke", "--user", "alice@example.com", "--yes"],
+        );
+        assert!(out.status.success());
+        assert_eq!(me(&app, &b).await.0, 401);
+        assert_eq!(
+            me(&app, &bob).await.0,
+            200,
+            "another user's sessions are untouched"
+        );
+
+        // Everything.
+        let out = cli(&app, &["sessions", "revoke", "--all", "--yes"]);
+        assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
+        assert_eq!(me(&app, &bob).await.0, 401);
+        assert_eq!(
+            json_of(&cli(&app, &["sessions", "list", "--json"]))
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn operators_create_list_show_disable_and_enable_accounts() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        let env = cli_env(&app);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+        cmd.current_dir(&app.dir.0)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args([
+                "users",
+                "create",
+                "--email",
+                "Carol@Example.com",
+                "--name",
+                "Carol",
+                "--password-stdin",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let carol = client();
+        assert_eq!(
+            app.login_with(&carol, "carol@example.com", PASSWORD)
+                .await
+                .status(),
+            200,
+            "{backend:?}"
+        );
+        app.login_with(&client(), "carol@example.com", PASSWORD).await;
+
+        // The same rules as signup.
+        let out = run_cli_stdin(
+            &app,
+            &[
+                "users",
+                "create",
+                "--email",
+                "weak@example.com",
+                "--name",
+                "W",
+                "--password-stdin",
+            ],
+            "password1234",
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("weak_password"), "{}", stderr(&out));
+        let out = run_cli_stdin(
+            &app,
+            &[
+                "users",
+                "create",
+                "--email",
+                "carol@example.com",
+                "--name",
+                "C",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+        assert!(stderr(&out).contains("email_taken"), "{}", stderr(&out));
+
+        let list = json_of(&cli(&app, &["users", "list", "--search", "CAROL", "--json"]));
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["email"], "Carol@example.com");
+        assert_eq!(list[0]["methods"], serde_json::json!(["password"]));
+        assert_eq!(list[0]["liveSessions"], 2);
+        assert_eq!(list[0]["disabled"], false);
+        let show = json_of(&cli(&app, &["users", "show", "carol@example.com", "--json"]));
+        assert_eq!(show["sessions"].as_array().unwrap().len(), 2);
+        assert!(show["identities"].as_array().unwrap().is_empty());
+        assert_eq!(
+            cli(&app, &["users", "show", "nobody@example.com"]).status.code(),
+            Some(3)
+        );
+
+        // Disabling ends every session and blocks sign-in; enabling lets them back in.
+        assert_eq!(
+            cli(&app, &["users", "disable", "carol@example.com"])
+                .status
+                .code(),
+            Some(2),
+            "needs --yes"
+        );
+        let out = cli(&app, &["users", "disable", "carol@example.com", "--yes"]);
+        assert!(stdout(&out).contains("revoked 2 sessions"), "{}", stdout(&out));
+        let (status, body) = me(&app, &carol).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["reason"], "user_disabled");
+        let resp = app.login_with(&client(), "carol@example.com", PASSWORD).await;
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
+        let list = json_of(&cli(&app, &["users", "list", "--json"]));
+        assert_eq!(list[0]["disabled"], true);
+        assert!(cli(&app, &["users", "enable", "carol@example.com"])
+            .status
+            .success());
+        assert_eq!(
+            app.login_with(&client(), "carol@example.com", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+    }
+}
+
+fn run_cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"))
+        .current_dir(&app.dir.0)
+        .env_clear()
+        .envs(cli_env(app))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The binary under a pseudo-terminal, for the prompts.
+fn pty(app: &TestApp, args: &[&str]) -> rexpect::session::PtySession {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+    cmd.current_dir(&app.dir.0)
+        .env_clear()
+        .envs(cli_env(app))
+        .env("TERM", "xterm")
+        .args(args);
+    rexpect::session::spawn_command(cmd, Some(20_000)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_revocation_asks_first_and_offers_a_list_to_pick_from() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("pty@example.com").await;
+    let b = client();
+    app.login_with(&b, "pty@example.com", PASSWORD).await;
+    let a_id = session_id(&app, &a).await;
+
+    // Answering "no" changes nothing.
+    let app_ref = &app;
+    let id = a_id.clone();
+    let mut p = tokio::task::block_in_place(|| {
+        let mut p = pty(app_ref, &["sessions", "revoke", &id]);
+        p.exp_string("Revoke 1 session(s)?").unwrap();
+        p.send("n").unwrap();
+        p.flush().unwrap();
+        p.exp_eof().unwrap();
+        pty(app_ref, &["sessions", "revoke", &id])
+    });
+    assert_eq!(me(&app, &a).await.0, 200);
+    // Answering "yes" revokes.
+    tokio::task::block_in_place(|| {
+        p.exp_string("Revoke 1 session(s)?").unwrap();
+        p.send("y").unwrap();
+        p.flush().unwrap();
+        p.exp_string("Revoked 1 session.").unwrap();
+    });
+    assert_eq!(me(&app, &a).await.0, 401);
+    assert_eq!(me(&app, &b).await.0, 200);
+
+    // No ids on a terminal: pick from the list (space selects, enter confirms), then confirm.
+    tokio::task::block_in_place(|| {
+        let mut p = pty(app_ref, &["sessions", "revoke", "--reason", "picked"]);
+        p.exp_string("Sessions to revoke").unwrap();
+        p.send(" ").unwrap();
+        p.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        p.send("\r").unwrap();
+        p.flush().unwrap();
+        p.exp_string("Revoke 1 session(s)?").unwrap();
+        p.send("y").unwrap();
+        p.flush().unwrap();
+        p.exp_string("Revoked 1 session.").unwrap();
+    });
+    let (status, body) = me(&app, &b).await;
+    assert_eq!(status, 401);
+    assert!(body["message"].as_str().unwrap().contains("picked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_users_create_asks_for_the_password_twice_without_echo() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    let app_ref = &app;
+    tokio::task::block_in_place(|| {
+        let mut p = pty(
+            app_ref,
+            &["users", "create", "--email", "tty@example.com", "--name", "Tty"],
+        );
+        p.exp_string("Password").unwrap();
+        p.send_line(PASSWORD).unwrap();
+        p.exp_string("Repeat the password").unwrap();
+        p.send_line(PASSWORD).unwrap();
+        let before = p.exp_string("Created tty@example.com").unwrap();
+        assert!(!before.contains(PASSWORD), "the password was echoed");
+    });
+    assert_eq!(
+        app.login_with(&client(), "tty@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
