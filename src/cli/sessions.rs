@@ -232,7 +232,6 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
     } else {
         None
     };
-    let mut seen = std::collections::HashSet::new();
     loop {
         let page = ctx
             .sessions
@@ -240,11 +239,13 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
             .list_page(cursor, PAGE, now)
             .await
             .context("cannot read sessions")?;
-        // A Redis SCAN may return an entry twice; print each session once.
+        // Memory stays bounded by the page. (On Redis, SCAN may return a user twice while the
+        // keyspace is being rehashed; duplicates are dropped within a page.)
+        let mut seen = std::collections::HashSet::new();
         let fresh: Vec<&SessionRecord> = page
             .sessions
             .iter()
-            .filter(|r| seen.insert(r.public_id.clone()))
+            .filter(|r| seen.insert(r.public_id.as_str()))
             .collect();
         total += fresh.len();
         match &mut array {
