@@ -1,0 +1,70 @@
+//! Benchmark helper: creates many live sessions through the real session service (what a
+//! sign-in does after the password check), and writes the cookie values of some of them.
+//!
+//! ```text
+//! cargo run --release --example seed_sessions -- <count> <sessions-per-user> [<cookies-file> <cookies>]
+//! ```
+//!
+//! Reads the same configuration as `authauth serve` (`DATABASE_URL`, `REDIS_URL`,
+//! `REDIS_KEY_PREFIX`, `SESSION_SECRET`, …). Used by `bench/bench.py`.
+
+use std::{io::Write, sync::Arc};
+
+use authauth::{
+    config::Settings,
+    session::{now_ms, record::SignInMethod, record::UserSnapshot, ClientInfo},
+    startup,
+};
+use tokio::sync::Semaphore;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let count: usize = args.first().map(|s| s.parse()).transpose()?.unwrap_or(1000);
+    let per_user: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10).max(1);
+    let cookies_file = args.get(2).cloned();
+    let cookies_wanted: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(0);
+
+    let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (db, store) = startup::open(&mut settings).await?;
+    let (sessions, _) = startup::services(&settings, &db, &store);
+    let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user)).map(|_| uuid::Uuid::new_v4()).collect();
+    let users = Arc::new(users);
+    let limit = Arc::new(Semaphore::new(64));
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for i in 0..count {
+        let permit = limit.clone().acquire_owned().await?;
+        let (sessions, users) = (sessions.clone(), users.clone());
+        tasks.push(tokio::spawn(async move {
+            let user_id = users[i / per_user];
+            let snapshot = UserSnapshot {
+                email: format!("bench-{user_id}@example.com"),
+                full_name: "Bench User".into(),
+                picture: None,
+            };
+            let client = ClientInfo {
+                ip: Some("127.0.0.1".into()),
+                user_agent: Some("authauth-bench".into()),
+            };
+            let issued = sessions.create(user_id, snapshot, SignInMethod::Password, &client, now_ms()).await;
+            drop(permit);
+            issued.map(|i| i.cookie_value)
+        }));
+    }
+    let mut cookies = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let cookie = t.await??;
+        if i < cookies_wanted {
+            cookies.push(cookie);
+        }
+    }
+    if let Some(path) = cookies_file {
+        let mut f = std::fs::File::create(path)?;
+        for c in &cookies {
+            writeln!(f, "{c}")?;
+        }
+    }
+    eprintln!("seeded {count} sessions for {} users in {:.1?}", users.len(), started.elapsed());
+    Ok(())
+}
