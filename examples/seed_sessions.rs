@@ -28,7 +28,9 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (db, store) = startup::open(&mut settings).await?;
     let (sessions, _) = startup::services(&settings, &db, &store);
-    let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user)).map(|_| uuid::Uuid::new_v4()).collect();
+    let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
+        .map(|_| uuid::Uuid::new_v4())
+        .collect();
     let users = Arc::new(users);
     let limit = Arc::new(Semaphore::new(64));
     let started = std::time::Instant::now();
@@ -47,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
                 ip: Some("127.0.0.1".into()),
                 user_agent: Some("authauth-bench".into()),
             };
-            let issued = sessions.create(user_id, snapshot, SignInMethod::Password, &client, now_ms()).await;
+            let issued = sessions
+                .create(user_id, snapshot, SignInMethod::Password, &client, now_ms())
+                .await;
             drop(permit);
             issued.map(|i| i.cookie_value)
         }));
@@ -65,6 +69,10 @@ async fn main() -> anyhow::Result<()> {
             writeln!(f, "{c}")?;
         }
     }
-    eprintln!("seeded {count} sessions for {} users in {:.1?}", users.len(), started.elapsed());
+    eprintln!(
+        "seeded {count} sessions for {} users in {:.1?}",
+        users.len(),
+        started.elapsed()
+    );
     Ok(())
 }

@@ -69,6 +69,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
+    /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; default: half the cores, at least
+    /// one, so request handling keeps a core).
+    pub hash_threads: usize,
     /// Accepted but unwise settings (development only), logged at startup.
     pub warnings: Vec<String>,
 }
@@ -422,6 +425,22 @@ impl Settings {
         };
 
         let shutdown_timeout = p.duration("SHUTDOWN_TIMEOUT", defaults::SHUTDOWN_TIMEOUT);
+        let default_threads = std::thread::available_parallelism()
+            .map(|n| (n.get() / 2).max(1))
+            .unwrap_or(1);
+        let hash_threads = match p.get("PASSWORD_HASH_THREADS") {
+            None => default_threads,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => n,
+                _ => {
+                    p.problem(
+                        "PASSWORD_HASH_THREADS",
+                        format!("`{raw}` is not a number from 1 to 64"),
+                    );
+                    default_threads
+                }
+            },
+        };
         let trust_forwarded_for = match p.get("TRUST_X_FORWARDED_FOR").map(|v| v.to_ascii_lowercase()) {
             None => false,
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
@@ -446,6 +465,7 @@ impl Settings {
             google,
             cors_origins,
             trust_forwarded_for,
+            hash_threads,
             log_format,
             shutdown_timeout,
             warnings: p.warnings,
@@ -842,8 +862,8 @@ fn google_settings<V: Vars + ?Sized>(
     };
     let issuer_raw = issuer.unwrap_or_else(|| defaults::GOOGLE_ISSUER_URL.to_string());
     // The issuer is compared character for character with the provider's `iss`: keep the
-    // configured string, without the trailing slash URL parsing would add.
-    let issuer = issuer_raw.trim_end_matches('/').to_string();
+    // configured string exactly (some providers' issuers end with `/`, Google's does not).
+    let issuer = issuer_raw.clone();
     let issuer_ok = p.url("GOOGLE_ISSUER_URL", &issuer, &["https", "http"]).is_some();
     let http_timeout = p.duration("GOOGLE_HTTP_TIMEOUT", defaults::GOOGLE_HTTP_TIMEOUT);
     Some(GoogleSettings {

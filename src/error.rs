@@ -96,6 +96,10 @@ pub enum ApiError {
     EmailMissing(String),
     #[error("{0}")]
     IdentityConflict(String),
+    #[error("too many sign-ins are being checked right now; try again in a moment")]
+    ServerBusy,
+    #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
+    PayloadTooLarge,
     /// An unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -112,7 +116,7 @@ impl ApiError {
             ApiError::NoSession | ApiError::SessionExpired | ApiError::SessionRevoked { .. } => {
                 StatusCode::UNAUTHORIZED
             }
-            ApiError::SessionStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CsrfRejected(_) | ApiError::CorsRejected => StatusCode::FORBIDDEN,
             ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
             ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -124,6 +128,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::SessionNotFound | ApiError::ProviderNotConfigured => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::SignInStateInvalid(_)
             | ApiError::IssuerMismatch
@@ -168,6 +173,8 @@ impl ApiError {
             ApiError::EmailNotVerified(_) => "email_not_verified",
             ApiError::EmailMissing(_) => "email_missing",
             ApiError::IdentityConflict(_) => "identity_conflict",
+            ApiError::ServerBusy => "server_busy",
+            ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -203,10 +210,13 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut resp = json_error(self.status(), &self.body());
-        if let ApiError::TooManyAttempts { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let retry_after = match self {
+            ApiError::TooManyAttempts { retry_after } => Some(*retry_after),
+            ApiError::ServerBusy => Some(1),
+            _ => None,
+        };
+        if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }
@@ -248,6 +258,7 @@ impl From<crate::auth::AuthError> for ApiError {
             E::User(U::InvalidName(m)) => ApiError::InvalidName(m),
             E::User(U::Db(e)) => ApiError::internal(e),
             E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+            E::Busy => ApiError::ServerBusy,
             E::Internal(e) => ApiError::Internal(e),
         }
     }

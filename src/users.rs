@@ -93,8 +93,12 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Us
     users::Entity::find_by_id(id).one(db).await
 }
 
-/// Looks a user up by e-mail, ignoring case (served by the `lower(email)` index).
+/// Looks a user up by e-mail, ignoring case (served by the `lower(email)` index). A string no
+/// address can be (control characters, which PostgreSQL would reject) finds nobody.
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<User>, DbErr> {
+    if email.chars().any(char::is_control) {
+        return Ok(None);
+    }
     users::Entity::find()
         .filter(
             Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(Func::lower(Expr::val(email.trim()))),
@@ -249,6 +253,23 @@ pub async fn set_disabled(db: &impl ConnectionTrait, user: &User, disabled: bool
     let now = Utc::now();
     model.disabled_at = Set(disabled.then_some(now));
     model.updated_at = Set(now);
+    model.update(db).await
+}
+
+/// Removes the password of an account (it then signs in only through its linked provider).
+pub async fn clear_password(db: &impl ConnectionTrait, user: &User) -> Result<User, DbErr> {
+    restore_password_hash(db, user, None).await
+}
+
+/// Puts back a password hash (`None`: no password), undoing a change that could not finish.
+pub async fn restore_password_hash(
+    db: &impl ConnectionTrait,
+    user: &User,
+    hash: Option<String>,
+) -> Result<User, DbErr> {
+    let mut model: users::ActiveModel = user.clone().into();
+    model.password_hash = Set(hash);
+    model.updated_at = Set(Utc::now());
     model.update(db).await
 }
 

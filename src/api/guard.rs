@@ -26,6 +26,9 @@ use poem::{
 use super::cookie::{clear_cookie, CookieAction, CookieSlot};
 use crate::{error::ApiError, startup::AppState};
 
+/// The largest request body accepted (413 `payload_too_large` above it).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
 fn header_str(req: &Request, name: impl header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -138,6 +141,17 @@ pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
 
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
+        // Every body authauth accepts is a few hundred bytes of JSON: read it here, bounded,
+        // whether or not a Content-Length announced it.
+        let body = req
+            .take_body()
+            .into_bytes_limit(MAX_BODY_BYTES)
+            .await
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
+                other => ApiError::InvalidRequest(format!("cannot read the request body: {other}")),
+            })?;
+        req.set_body(body);
         if let Some(why) = csrf_verdict(&req, &state) {
             tracing::warn!(
                 origin = origin.as_deref().unwrap_or("-"),

@@ -30,7 +30,7 @@ struct Check {
     status: String,
     /// What the dependency is (`postgres`, `sqlite`, `redis`, `sql`).
     kind: String,
-    /// Why it is unavailable.
+    /// Why it is unavailable, in general terms (the details go to the server's log only).
     #[oai(skip_serializing_if_is_none)]
     detail: Option<String>,
 }
@@ -135,10 +135,11 @@ fn check_ok(kind: &str) -> Check {
 }
 
 fn check_failed(kind: &str, detail: String) -> Check {
+    // Connection errors can name hosts and users: log them, answer in general terms.
     tracing::warn!(dependency = kind, detail = %detail, "readiness check failed");
     Check {
         status: "unavailable".into(),
         kind: kind.into(),
-        detail: Some(detail),
+        detail: Some("did not answer (see the server log)".into()),
     }
 }

@@ -15,7 +15,10 @@ use super::{
     session_auth::{client_info, supersede_presented_session},
 };
 use crate::{
-    auth::oidc::{safe_return_to, Callback, FLOW_TTL},
+    auth::{
+        oidc::{safe_return_to, Callback, FLOW_TTL},
+        throttle,
+    },
     error::{ApiError, Failure},
     error_set,
     session::now_ms,
@@ -63,6 +66,7 @@ enum CallbackResponse {
 
 error_set!(StartErrors {
     404 => "Google sign-in is not configured on this server (`provider_not_configured`).",
+    429 => "Too many sign-in starts from this network (`too_many_attempts`); see `Retry-After`.",
     502 => "The provider cannot be reached (`provider_unavailable`); password sign-in still works.",
     503 => "The session store is unavailable (`session_store_unavailable`).",
 });
@@ -111,9 +115,17 @@ impl OidcApi {
         return_to: Query<Option<String>>,
     ) -> Result<StartResponse, Failure<StartErrors>> {
         let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
+        let now = now_ms();
+        let client = client_info(req, &state.settings);
+        if let Some(retry_after) = throttle::sign_in_start(&state.store, client.ip.as_deref(), now)
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(ApiError::TooManyAttempts { retry_after }.into());
+        }
         let return_to = safe_return_to(return_to.0.as_deref());
         let started = provider
-            .start(&state.store, &return_to, now_ms())
+            .start(&state.store, &return_to, now)
             .await
             .map_err(ApiError::from)?;
         let cookie = set_flow_cookie(&state.settings.session, &started.flow_id, FLOW_TTL);

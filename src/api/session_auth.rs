@@ -89,16 +89,21 @@ pub async fn supersede_presented_session(
 /// one reverse proxy — the last `X-Forwarded-For` entry, the one that proxy appended (earlier
 /// entries are client-supplied and can be forged).
 pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
+    // Only the very last entry was written by our proxy; anything before it came from the
+    // client. An entry we cannot read (`ip:port`, `unknown`) means "use the peer", never
+    // "use the one before it".
     let forwarded = settings
         .trust_forwarded_for
         .then(|| {
-            req.headers()
+            let last = req
+                .headers()
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
-                .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-                .next_back()
+                .next_back()?
+                .trim();
+            parse_forwarded_address(last)
         })
         .flatten();
     let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
@@ -110,6 +115,17 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
     }
+}
+
+/// `198.51.100.7`, `198.51.100.7:4711`, `2001:db8::1`, `[2001:db8::1]:4711`.
+fn parse_forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Ok(sock) = entry.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 impl<'a> ApiExtractor<'a> for CurrentSession {

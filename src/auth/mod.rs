@@ -6,6 +6,7 @@ pub mod password;
 pub mod throttle;
 
 use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
+
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
@@ -41,6 +42,8 @@ pub enum AuthError {
     EmailMissing,
     #[error("this e-mail address belongs to an account linked to another identity at this provider; sign in with that one")]
     IdentityConflict,
+    #[error("too many sign-ins are being checked right now; try again in a moment")]
+    Busy,
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -57,7 +60,10 @@ impl From<sea_orm::DbErr> for AuthError {
 
 impl From<password::HashError> for AuthError {
     fn from(e: password::HashError) -> Self {
-        AuthError::Internal(anyhow::Error::new(e))
+        match e {
+            password::HashError::Busy => AuthError::Busy,
+            e => AuthError::Internal(anyhow::Error::new(e)),
+        }
     }
 }
 
@@ -127,24 +133,27 @@ impl Auth {
         client: &ClientInfo,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
+        let store = self.sessions.store();
         let attempt = Attempt::new(email, client.ip.as_deref());
-        if let Some(retry_after) = attempt.blocked(self.sessions.store(), now).await? {
+        if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }
-        let user = users::find_by_email(&self.db, email).await?;
+        // A malformed address (a NUL byte, say) is simply an unknown account.
+        let user = match users::normalize_email(email) {
+            Ok(email) => users::find_by_email(&self.db, &email).await?,
+            Err(_) => None,
+        };
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let ok = self.hasher.verify(password, hash).await?;
+        let ok = self.hasher.verify(password, hash.clone()).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
-            _ => {
-                attempt.failed(self.sessions.store(), now).await?;
-                return Err(AuthError::InvalidCredentials);
-            }
+            // The reservation made above stays: this was a failure.
+            _ => return Err(AuthError::InvalidCredentials),
         };
         if user.disabled_at.is_some() {
             return Err(AuthError::Disabled);
         }
-        attempt.succeeded(self.sessions.store()).await?;
+        attempt.succeeded(store, now).await?;
         let issued = self
             .sessions
             .create(
@@ -155,7 +164,31 @@ impl Auth {
                 now,
             )
             .await?;
+        self.still_valid(&issued, |u| u.password_hash == hash, now)
+            .await?;
         Ok((user, issued))
+    }
+
+    /// Closes the race between a sign-in and a concurrent password change or disabling: the
+    /// account is read again *after* the session exists. If what was checked no longer holds,
+    /// the new session is revoked. (Those operations change the account before revoking
+    /// sessions, so either their revocation sees this session, or this re-read sees them.)
+    async fn still_valid(
+        &self,
+        issued: &Issued,
+        unchanged: impl FnOnce(&User) -> bool,
+        now: Millis,
+    ) -> Result<(), AuthError> {
+        let current = users::find_by_id(&self.db, issued.record.user_id).await?;
+        let (why, err) = match &current {
+            Some(u) if u.disabled_at.is_some() => (reason::USER_DISABLED, AuthError::Disabled),
+            Some(u) if unchanged(u) => return Ok(()),
+            _ => (reason::PASSWORD_CHANGED, AuthError::InvalidCredentials),
+        };
+        self.sessions
+            .revoke_one(&issued.record.user_id, &issued.record.public_id, why, None, now)
+            .await?;
+        Err(err)
     }
 
     /// Signs in with an identity an OpenID provider vouched for. The account is found by
@@ -168,12 +201,14 @@ impl Auth {
         client: &ClientInfo,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
-        let user = match self.find_or_link(identity).await {
-            // Two first sign-ins of the same person raced: the other one linked; use it.
+        let user = match self.find_or_link(identity, now).await {
+            // Two first sign-ins of the same person raced: the other one created or linked the
+            // account; use it.
+            Err(AuthError::User(UserError::EmailTaken)) => self.find_or_link(identity, now).await?,
             Err(AuthError::User(UserError::Db(e)))
                 if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
             {
-                self.find_or_link(identity).await?
+                self.find_or_link(identity, now).await?
             }
             other => other?,
         };
@@ -184,76 +219,119 @@ impl Auth {
             .sessions
             .create(user.id, users::snapshot(&user), SignInMethod::Google, client, now)
             .await?;
+        self.still_valid(&issued, |_| true, now).await?;
         Ok((user, issued))
     }
 
-    async fn find_or_link(&self, identity: &oidc::VerifiedIdentity) -> Result<User, AuthError> {
-        let txn = self.db.begin().await?;
-        if let Some(existing) = users::find_identity(&txn, &identity.issuer, &identity.subject).await? {
-            let user = users::find_by_id(&txn, existing.user_id)
+    async fn find_or_link(&self, identity: &oidc::VerifiedIdentity, now: Millis) -> Result<User, AuthError> {
+        if let Some(existing) = users::find_identity(&self.db, &identity.issuer, &identity.subject).await? {
+            let user = users::find_by_id(&self.db, existing.user_id)
                 .await?
                 .ok_or(AuthError::InvalidCredentials)?;
-            let user =
-                users::update_profile(&txn, &user, identity.name.as_deref(), identity.picture.as_deref())
-                    .await?;
-            txn.commit().await?;
-            return Ok(user);
+            return Ok(users::update_profile(
+                &self.db,
+                &user,
+                identity.name.as_deref(),
+                identity.picture.as_deref(),
+            )
+            .await?);
         }
         let email = identity.email.as_deref().ok_or(AuthError::EmailMissing)?;
         let email = users::normalize_email(email)?;
         if !identity.email_verified {
             return Err(AuthError::EmailNotVerified);
         }
-        let user = match users::find_by_email(&txn, &email).await? {
-            Some(user) => {
-                // The account is keyed by (issuer, subject), never by e-mail: if this provider
-                // already vouches for another subject on this account, an e-mail match (a
-                // recycled address, say) must not open it.
-                let linked = users::identities_of(&txn, user.id).await?;
-                if linked.iter().any(|i| i.issuer == identity.issuer) {
-                    return Err(AuthError::IdentityConflict);
-                }
-                tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an existing account");
-                users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?
-            }
-            None => {
-                let name = identity
-                    .name
-                    .as_deref()
-                    .and_then(|n| users::normalize_name(n).ok())
-                    .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_string());
-                users::create(&txn, &email, &name, identity.picture.clone(), None).await?
-            }
+        let Some(user) = users::find_by_email(&self.db, &email).await? else {
+            let name = identity
+                .name
+                .as_deref()
+                .and_then(|n| users::normalize_name(n).ok())
+                .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_string());
+            let txn = self.db.begin().await?;
+            let user = users::create(&txn, &email, &name, identity.picture.clone(), None).await?;
+            users::link_identity(&txn, &user, &identity.issuer, &identity.subject, Some(&email)).await?;
+            txn.commit().await?;
+            return Ok(user);
         };
+        // The account is keyed by (issuer, subject), never by e-mail: if this provider already
+        // vouches for another subject on this account, an e-mail match (a recycled address,
+        // say) must not open it.
+        if users::identities_of(&self.db, user.id)
+            .await?
+            .iter()
+            .any(|i| i.issuer == identity.issuer)
+        {
+            return Err(AuthError::IdentityConflict);
+        }
+        // Pre-hijacking defence: authauth never verified the e-mail of a password account, so
+        // whoever signed up with it may not be its owner. The provider just proved ownership:
+        // linking ends every session of the account and removes its password, so nothing the
+        // earlier signer set up survives. Sessions are revoked before and after the change
+        // (a password sign-in in between is caught by its own re-check, see `still_valid`).
+        tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an existing account");
+        self.sessions
+            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, now)
+            .await?;
+        let txn = self.db.begin().await?;
+        let user = users::clear_password(&txn, &user).await?;
+        let user = users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?;
         users::link_identity(&txn, &user, &identity.issuer, &identity.subject, Some(&email)).await?;
         txn.commit().await?;
+        self.sessions
+            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, now)
+            .await?;
         Ok(user)
     }
 
     /// Disables (or re-enables) an account. Disabling blocks every kind of sign-in and revokes
     /// every session of the user (reason `user_disabled`). Returns the user and how many
-    /// sessions ended.
+    /// sessions ended. If the sessions cannot be revoked, the account is left as it was.
     pub async fn set_user_disabled(
         &self,
         user: &User,
         disabled: bool,
         now: Millis,
     ) -> Result<(User, usize), AuthError> {
-        let user = users::set_disabled(&self.db, user, disabled).await?;
-        let revoked = if disabled {
-            self.sessions
-                .revoke_user(&user.id, None, reason::USER_DISABLED, None, now)
-                .await?
-                .len()
-        } else {
-            0
-        };
-        tracing::info!(user = %user.id, disabled, revoked, "account {}", if disabled { "disabled" } else { "enabled" });
-        Ok((user, revoked))
+        let updated = users::set_disabled(&self.db, user, disabled).await?;
+        if !disabled {
+            tracing::info!(user = %user.id, "account enabled");
+            return Ok((updated, 0));
+        }
+        match self
+            .revoke_all_with_retry(&user.id, reason::USER_DISABLED, now)
+            .await
+        {
+            Ok(revoked) => {
+                tracing::info!(user = %user.id, revoked, "account disabled; sessions revoked");
+                Ok((updated, revoked))
+            }
+            Err(e) => {
+                // Never half-done: an account marked disabled with live sessions would be a lie.
+                users::set_disabled(&self.db, &updated, user.disabled_at.is_some()).await?;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn revoke_all_with_retry(
+        &self,
+        user_id: &uuid::Uuid,
+        why: &'static str,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let mut last = None;
+        for _ in 0..3 {
+            match self.sessions.revoke_user(user_id, None, why, None, now).await {
+                Ok(r) => return Ok(r.len()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError("revocation failed".into())))
     }
 
     /// `POST /auth/password`: needs the current password; every session of the user ends
-    /// (reason `password_changed`) and the caller gets a brand-new one.
+    /// (reason `password_changed`) and the caller gets a brand-new one. If the sessions cannot
+    /// be revoked, the old password stays.
     pub async fn change_password(
         &self,
         current: &Validated,
@@ -272,30 +350,38 @@ impl Auth {
             return Err(AuthError::NoPassword);
         };
         password::check_new(new_password.expose_secret(), &user.email)?;
+        let store = self.sessions.store();
         let attempt = Attempt::new(&user.email, client.ip.as_deref());
-        if let Some(retry_after) = attempt.blocked(self.sessions.store(), now).await? {
+        if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }
         if !self.hasher.verify(current_password, Some(hash)).await? {
-            attempt.failed(self.sessions.store(), now).await?;
             return Err(AuthError::WrongCurrentPassword);
         }
+        attempt.succeeded(store, now).await?;
         let new_hash = self.hasher.hash(new_password).await?;
-        let user = users::set_password_hash(&self.db, &user, new_hash).await?;
-        // A privilege change: no token from before survives, including this request's.
-        self.sessions
-            .revoke_user(&user.id, None, reason::PASSWORD_CHANGED, None, now)
-            .await?;
+        // The password changes first, then every session ends: a sign-in racing with this
+        // either is revoked here or sees the new hash in its own re-check.
+        let changed = users::set_password_hash(&self.db, &user, new_hash).await?;
+        if let Err(e) = self
+            .revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, now)
+            .await
+        {
+            // Never half-done: keep the old password rather than a new one with old sessions.
+            users::restore_password_hash(&self.db, &changed, user.password_hash.clone()).await?;
+            return Err(e.into());
+        }
         tracing::info!(user = %user.id, "password changed; all sessions revoked");
-        Ok(self
+        let issued = self
             .sessions
             .create(
-                user.id,
-                users::snapshot(&user),
+                changed.id,
+                users::snapshot(&changed),
                 current.record.method,
                 client,
                 now,
             )
-            .await?)
+            .await?;
+        Ok(issued)
     }
 }

@@ -43,6 +43,9 @@ pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 const METADATA_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// An unknown `kid` triggers at most one key refetch per this interval.
 const REFETCH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// A sign-in start re-fetches metadata older than this (at most one fetch per interval, however
+/// many starts: anonymous traffic cannot turn authauth into an amplifier towards the provider).
+const START_REFRESH: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -169,11 +172,14 @@ impl OidcProvider {
 
     /// Provider metadata with its keys: cached, fetched when missing or stale, or when `force`.
     async fn metadata(&self, force: bool) -> Result<CoreProviderMetadata, OidcError> {
-        if !force {
-            if let Some(c) = self.cache.read().await.as_ref() {
-                if c.fetched.elapsed() < METADATA_MAX_AGE {
-                    return Ok(c.metadata.clone());
-                }
+        self.metadata_younger_than(if force { Duration::ZERO } else { METADATA_MAX_AGE })
+            .await
+    }
+
+    async fn metadata_younger_than(&self, max_age: Duration) -> Result<CoreProviderMetadata, OidcError> {
+        if let Some(c) = self.cache.read().await.as_ref() {
+            if c.fetched.elapsed() < max_age {
+                return Ok(c.metadata.clone());
             }
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
@@ -232,11 +238,11 @@ impl OidcProvider {
     /// Starts a sign-in: a fresh state, nonce and PKCE verifier, kept server-side under a new
     /// flow id (the browser gets only the id, in a cookie).
     ///
-    /// The provider's metadata and keys are fetched afresh here (two small requests): a
-    /// provider that is down is reported at once with a 502, instead of sending the browser to
-    /// a dead page, and key rotations are picked up before the callback needs them.
+    /// The provider's metadata and keys are re-fetched here when older than a few seconds (two
+    /// small requests): a provider that is down is reported with a 502 instead of sending the
+    /// browser to a dead page, and key rotations are picked up before the callback needs them.
     pub async fn start(&self, store: &AnyStore, return_to: &str, now: Millis) -> Result<Started, OidcError> {
-        let metadata = self.metadata(true).await?;
+        let metadata = self.metadata_younger_than(START_REFRESH).await?;
         let client = self.client(metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client

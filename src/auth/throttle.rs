@@ -8,14 +8,30 @@
 //! | account | 100 per hour | the ASVS V2.2.1 ceiling, whatever the number of clients |
 //! | client IP | 100 per 15 min | slows credential stuffing across many accounts |
 //!
-//! While a bucket is full, sign-in answers 429 with `Retry-After` **before** checking the
-//! password, for existing and unknown accounts alike — so the limit is no oracle, and the right
-//! password is refused exactly like a wrong one. One client alone can add at most 40 failures
-//! an hour to an account, less than the account limit: it cannot lock the owner out, who can
-//! still sign in from another address. Counters are keyed by SHA-256 of the normalised e-mail
-//! and the IP, never the raw values.
+//! Every attempt first *reserves* a failure in all three buckets (an atomic increment), and only
+//! then is the password checked; a success gives the reservation back. So parallel attempts
+//! cannot slip past the limit between a check and a count. While a bucket is full, sign-in
+//! answers 429 with `Retry-After` before checking the password, for existing and unknown
+//! accounts alike — the limit is no oracle, and the right password is refused exactly like a
+//! wrong one; refused attempts give their reservation back, so hammering a full bucket does not
+//! fill the others. One client alone can add at most 40 failures an hour to an account, less
+//! than the account limit. IPv6 clients are counted per /64 (one customer's network), so
+//! rotating addresses inside it does not multiply the allowance. Counters are keyed by SHA-256
+//! of the normalised e-mail and the network, never the raw values.
 
 use sha2::{Digest, Sha256};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        assert_eq!(super::network(Some("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(super::network(Some("2001:db8:1:2:bbbb::9")), "2001:db8:1:2::/64");
+        assert_eq!(super::network(Some("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(super::network(Some("192.0.2.7")), "192.0.2.7");
+        assert_eq!(super::network(None), "unknown");
+    }
+}
 
 use crate::session::{
     record::Millis,
@@ -54,15 +70,49 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Starts of a provider sign-in per client network: each start stores a pending flow, so
+/// anonymous clients may not create them without bound.
+pub const SIGN_IN_STARTS: Limit = Limit {
+    max_failures: 30,
+    window_ms: 60 * 1000,
+};
+
+/// Counts one provider sign-in start; `Some(seconds)` when the client must wait.
+pub async fn sign_in_start(
+    store: &AnyStore,
+    ip: Option<&str>,
+    now: Millis,
+) -> Result<Option<u64>, StoreError> {
+    let key = format!("s:{}", digest(&[&network(ip)]));
+    let (count, reset_in) = hit(store, &key, SIGN_IN_STARTS.window_ms, now).await?;
+    Ok((count > SIGN_IN_STARTS.max_failures).then(|| (reset_in as u64).div_ceil(1000).max(1)))
+}
+
 /// The counters for one sign-in attempt.
 pub struct Attempt {
     buckets: [(String, Limit); 3],
 }
 
+/// The network a client is counted as: the address itself for IPv4, its /64 for IPv6.
+fn network(ip: Option<&str>) -> String {
+    match ip
+        .and_then(|i| i.parse::<std::net::IpAddr>().ok())
+        .map(|i| i.to_canonical())
+    {
+        Some(std::net::IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(v4) => v4.to_string(),
+        None => "unknown".into(),
+    }
+}
+
 impl Attempt {
     pub fn new(email: &str, ip: Option<&str>) -> Self {
         let email = email.trim().to_lowercase();
-        let ip = ip.unwrap_or("unknown");
+        let net = network(ip);
+        let ip = net.as_str();
         Attempt {
             buckets: [
                 (format!("ai:{}", digest(&[&email, ip])), ACCOUNT_AND_IP),
@@ -72,35 +122,39 @@ impl Attempt {
         }
     }
 
-    /// `Some(seconds)` to wait when any bucket is full.
-    pub async fn blocked(&self, store: &AnyStore, now: Millis) -> Result<Option<u64>, StoreError> {
+    /// Reserves one failure in every bucket. `Some(seconds)` means a bucket is full: the
+    /// attempt is refused and its reservation given back. With `None` the attempt may proceed;
+    /// it counts as a failure unless [`Attempt::succeeded`] is called.
+    pub async fn reserve(&self, store: &AnyStore, now: Millis) -> Result<Option<u64>, StoreError> {
         let mut wait: Option<Millis> = None;
         for (key, limit) in &self.buckets {
-            let (count, reset_in) = count(store, key, now).await?;
-            if count >= limit.max_failures {
+            let (count, reset_in) = hit(store, key, limit.window_ms, now).await?;
+            if count > limit.max_failures {
                 wait = Some(wait.unwrap_or(0).max(reset_in));
+            }
+        }
+        if wait.is_some() {
+            for (key, _) in &self.buckets {
+                unhit(store, key, now).await?;
             }
         }
         Ok(wait.map(|ms| (ms as u64).div_ceil(1000).max(1)))
     }
 
-    pub async fn failed(&self, store: &AnyStore, now: Millis) -> Result<(), StoreError> {
-        for (key, limit) in &self.buckets {
-            hit(store, key, limit.window_ms, now).await?;
+    /// The attempt succeeded: give the reservations back, and forgive this client's earlier
+    /// failures on this account.
+    pub async fn succeeded(&self, store: &AnyStore, now: Millis) -> Result<(), StoreError> {
+        for (key, _) in &self.buckets[1..] {
+            unhit(store, key, now).await?;
         }
-        Ok(())
-    }
-
-    /// After a successful sign-in, this client's failures on this account are forgiven.
-    pub async fn succeeded(&self, store: &AnyStore) -> Result<(), StoreError> {
         reset(store, &self.buckets[0].0).await
     }
 }
 
-async fn count(store: &AnyStore, key: &str, now: Millis) -> Result<(i64, Millis), StoreError> {
+async fn unhit(store: &AnyStore, key: &str, now: Millis) -> Result<(), StoreError> {
     match store {
-        AnyStore::Redis(s) => s.count(key).await,
-        AnyStore::Sql(s) => s.count(key, now).await,
+        AnyStore::Redis(s) => s.unhit(key).await,
+        AnyStore::Sql(s) => s.unhit(key, now).await,
     }
 }
 

@@ -120,6 +120,18 @@ static HIT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Gives back one count; the key goes away at zero.
+static UNHIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local n = redis.call('DECR', KEYS[1])
+        if n <= 0 then redis.call('DEL', KEYS[1]) end
+        return n
+        ",
+    )
+});
+
 /// Sessions in Redis, over one multiplexed connection that reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -221,15 +233,13 @@ impl RedisStore {
         Ok((n, ttl))
     }
 
-    /// The current count under `key` and the ms until it resets.
-    pub async fn count(&self, key: &str) -> Result<(i64, Millis), StoreError> {
-        let k = format!("{}rl:{key}", self.prefix);
-        let (n, ttl): (Option<i64>, i64) = redis::pipe()
-            .get(&k)
-            .pttl(&k)
-            .query_async(&mut self.conn())
+    /// Gives back one count under `key` (never below zero).
+    pub async fn unhit(&self, key: &str) -> Result<(), StoreError> {
+        let _: i64 = UNHIT
+            .key(format!("{}rl:{key}", self.prefix))
+            .invoke_async(&mut self.conn())
             .await?;
-        Ok((n.unwrap_or(0), ttl.max(0)))
+        Ok(())
     }
 
     pub async fn reset(&self, key: &str) -> Result<(), StoreError> {

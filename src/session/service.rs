@@ -26,6 +26,9 @@ pub mod reason {
     pub const OPERATOR: &str = "operator";
     /// A new sign-in in the same browser replaced it.
     pub const SUPERSEDED: &str = "superseded";
+    /// A verified identity provider account was linked; earlier sessions could belong to
+    /// whoever signed up with the address before its owner.
+    pub const IDENTITY_LINKED: &str = "identity_linked";
 }
 
 /// Why a request is not authenticated.

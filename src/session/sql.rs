@@ -165,15 +165,19 @@ impl SqlStore {
         Ok((count, ends - now))
     }
 
-    /// The current count under `key` and the ms until it resets.
-    pub async fn count(&self, key: &str, now: Millis) -> Result<(i64, Millis), StoreError> {
-        let row = login_failures::Entity::find_by_id(key.to_string())
-            .one(&self.db)
+    /// Gives back one count under `key` (never below zero).
+    pub async fn unhit(&self, key: &str, now: Millis) -> Result<(), StoreError> {
+        login_failures::Entity::update_many()
+            .col_expr(
+                login_failures::Column::Count,
+                sea_orm::sea_query::ExprTrait::sub(Expr::col(login_failures::Column::Count), 1),
+            )
+            .filter(login_failures::Column::Key.eq(key))
+            .filter(login_failures::Column::Count.gt(0))
+            .filter(login_failures::Column::WindowEndsAt.gt(now))
+            .exec(&self.db)
             .await?;
-        Ok(match row {
-            Some(r) if r.window_ends_at > now => (r.count, r.window_ends_at - now),
-            _ => (0, 0),
-        })
+        Ok(())
     }
 
     pub async fn reset(&self, key: &str) -> Result<(), StoreError> {

@@ -119,7 +119,8 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
         .await
         .unwrap();
     let c = client();
-    let resp = google_login(&app, &op, &c, &Person::new("Linked@Example.com"), None).await;
+    let linked_person = Person::new("Linked@Example.com");
+    let resp = google_login(&app, &op, &c, &linked_person, None).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
     let via_google: Value = c
         .get(app.url("/auth/me"))
@@ -131,11 +132,24 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
         .unwrap();
     assert_eq!(via_google["user"]["id"], me["user"]["id"]);
     assert_eq!(users_with_email(&app, "linked@example.com").await, 1);
+    // Pre-hijacking defence: whoever signed up with the address before the provider proved
+    // who owns it loses everything they set up — their sessions and their password.
+    let resp = local.get(app.url("/auth/me")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "identity_linked");
     assert_eq!(
         app.login_with(&client(), "linked@example.com", PASSWORD)
             .await
             .status(),
-        200
+        401
+    );
+    // The owner keeps signing in with the provider, into the same account.
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        google_login(&app, &op, &client(), &linked_person, None)
+            .await
+            .status(),
+        303
     );
 }
 
@@ -376,6 +390,8 @@ async fn o13_a_provider_outage_fails_fast_leaves_passwords_working_and_heals_its
     app.signed_up_client("password-user@example.com").await;
 
     op.stop();
+    // Starts reuse metadata fetched in the last 5 s (no amplification towards the provider).
+    tokio::time::sleep(Duration::from_millis(5100)).await;
     let started = Instant::now();
     let resp = client().get(app.url("/auth/google")).send().await.unwrap();
     assert_eq!(resp.status(), 502);

@@ -328,3 +328,123 @@ async fn passwords_and_tokens_never_reach_the_logs() {
     drop(server);
     delete_redis_prefix(&prefix).await;
 }
+
+#[tokio::test]
+async fn parallel_failed_sign_ins_cannot_slip_past_the_limit() {
+    let app = spawn_app().await;
+    app.signed_up_client("parallel@example.com").await;
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let url = app.url("/auth/login");
+        tasks.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&json!({"email": "parallel@example.com", "password": "wrong password here"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut checked = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            401 => checked += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        checked <= 10,
+        "{checked} parallel guesses were checked (limit 10)"
+    );
+    assert!(checked >= 1);
+}
+
+#[tokio::test]
+async fn sign_ins_racing_a_password_change_leave_no_session_on_the_old_password() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        let (owner, _) = app.signed_up_client("racing@example.com").await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut attackers = Vec::new();
+        for i in 0..4 {
+            let (url, stop) = (app.url("/auth/login"), stop.clone());
+            attackers.push(tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Distinct forwarded addresses are not trusted here: use distinct
+                    // accounts' buckets instead by succeeding (a success resets the counter).
+                    let _ = client()
+                        .post(&url)
+                        .header("x-attacker", i.to_string())
+                        .json(&json!({"email": "racing@example.com", "password": PASSWORD}))
+                        .send()
+                        .await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let resp = app
+            .post_json(
+                &owner,
+                "/auth/password",
+                &json!({"currentPassword": PASSWORD, "newPassword": "a new and different passphrase"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "{backend:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for a in attackers {
+            a.await.unwrap();
+        }
+        let list: Value = owner
+            .get(app.url("/auth/sessions"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sessions = list["sessions"].as_array().unwrap();
+        assert_eq!(
+            sessions.len(),
+            1,
+            "{backend:?}: sessions from the old password survived: {list}"
+        );
+        assert_eq!(sessions[0]["current"], true);
+    }
+}
+
+#[tokio::test]
+async fn malformed_input_is_a_client_error_never_a_500() {
+    let app = spawn_app().await;
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .json(&json!({"email": "a\u{0}b@example.com", "password": "whatever password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"email":"big@example.com","password":"{}"}}"#,
+            "x".repeat(1 << 20)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "payload_too_large");
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
+}

@@ -641,15 +641,22 @@ async fn revocation_is_immediate_on_every_instance_and_secret_rotation_logs_nobo
 
 #[tokio::test]
 async fn the_client_address_comes_from_x_forwarded_for_only_when_trusted() {
-    for (trusted, expected) in [(false, "127.0.0.1"), (true, "198.51.100.7")] {
+    for (trusted, header, expected) in [
+        (false, "203.0.113.66, 198.51.100.7", "127.0.0.1"),
+        // A forged entry first, then the one the trusted proxy appended.
+        (true, "203.0.113.66, 198.51.100.7", "198.51.100.7"),
+        (true, "203.0.113.66, 198.51.100.7:51234", "198.51.100.7"),
+        (true, "203.0.113.66, [2001:db8::7]:443", "2001:db8::7"),
+        // An entry that is not an address never falls back to the client-supplied one.
+        (true, "203.0.113.66, unknown", "127.0.0.1"),
+    ] {
         let app =
             spawn_app_with(AppOptions::default().var("TRUST_X_FORWARDED_FOR", &trusted.to_string())).await;
         app.signed_up_client("proxy@example.com").await;
         let c = client();
         let resp = c
             .post(app.url("/auth/login"))
-            // A forged entry first, then the one the trusted proxy appended.
-            .header("x-forwarded-for", "203.0.113.66, 198.51.100.7")
+            .header("x-forwarded-for", header)
             .json(&json!({"email": "proxy@example.com", "password": PASSWORD}))
             .send()
             .await
@@ -670,6 +677,6 @@ async fn the_client_address_comes_from_x_forwarded_for_only_when_trusted() {
             .find(|s| s["current"] == true)
             .unwrap()
             .clone();
-        assert_eq!(current["ip"], expected, "trusted: {trusted}");
+        assert_eq!(current["ip"], expected, "trusted: {trusted}, {header}");
     }
 }
