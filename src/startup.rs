@@ -45,12 +45,7 @@ pub struct AppInner {
 pub fn services(settings: &Settings, db: &DatabaseConnection, store: &AnyStore) -> (Sessions, Auth) {
     let signer = CookieSigner::new(settings.session.secrets.clone());
     let sessions = Sessions::new(store.clone(), signer, Policy::from_settings(&settings.session));
-    // Two hashes in flight per core: logins queue instead of exhausting memory or starving
-    // the async workers.
-    let permits = std::thread::available_parallelism()
-        .map(|n| n.get() * 2)
-        .unwrap_or(4);
-    let auth = Auth::new(db.clone(), sessions.clone(), Hasher::new(permits));
+    let auth = Auth::new(db.clone(), sessions.clone(), Hasher::new(settings.hash_threads));
     (sessions, auth)
 }
 
