@@ -19,10 +19,13 @@ pub fn init(format: LogFormat) {
     let _ = match format {
         LogFormat::Json => registry
             .with(
+                // The request span's fields (request id, method, path) as one flat object; no
+                // span list, which costs a second JSON tree per line.
                 fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false)
+                    .with_current_span(true)
+                    .with_span_list(false)
                     .with_writer(std::io::stderr),
             )
             .try_init(),
