@@ -9,10 +9,24 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; later calls are no-ops (tests start many apps).
+/// For `serve`: `RUST_LOG`, else `info` (one access-log line per request).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn"));
+    install(filter, format);
+}
+
+/// For operator commands: warnings only (their output is for people), unless `RUST_LOG` asks
+/// for more — `RUST_LOG=info` shows the same audit events `serve` logs.
+pub fn init_cli(format: LogFormat) {
+    // The development-secret notice is for the server's log, not every command.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,authauth::startup=error"));
+    install(filter, format);
+}
+
+/// Installs the global subscriber; later calls are no-ops (tests start many apps).
+fn install(filter: EnvFilter, format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     // Colour only for a person at a terminal, and never with NO_COLOR.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -38,35 +52,4 @@ pub fn init(format: LogFormat) {
             )
             .try_init(),
     };
-}
-
-/// For operator commands: warnings only (their output is for people), unless `RUST_LOG` asks
-/// for more — `RUST_LOG=info` shows the same audit events `serve` logs.
-pub fn init_cli(format: LogFormat) {
-    if std::env::var_os("RUST_LOG").is_none() {
-        // The development-secret notice is for the server's log, not every command.
-        let filter = EnvFilter::new("warn,authauth::startup=error");
-        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let registry = tracing_subscriber::registry().with(filter);
-        let _ = match format {
-            LogFormat::Json => registry
-                .with(
-                    fmt::layer()
-                        .json()
-                        .flatten_event(true)
-                        .with_writer(std::io::stderr),
-                )
-                .try_init(),
-            LogFormat::Text => registry
-                .with(
-                    fmt::layer()
-                        .compact()
-                        .with_ansi(ansi)
-                        .with_writer(std::io::stderr),
-                )
-                .try_init(),
-        };
-    } else {
-        init(format);
-    }
 }

@@ -5,7 +5,9 @@ use poem_openapi::{payload::Json, types::Password, ApiResponse, Object, OpenApi,
 use secrecy::SecretString;
 
 use super::{
-    cookie::{clear_cookie, set_cookie},
+    cookie::{
+        clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
+    },
     session_auth::{client_info, supersede_presented_session, CurrentSession},
     views::Me,
 };
@@ -149,6 +151,10 @@ impl AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
+        if let Some(slot) = req.extensions().get::<CookieSlot>() {
+            let device = crate::auth::device::issue(state.sessions.signer(), &issued.record.user.email);
+            slot.add(set_device_cookie(&state.settings.session, &device));
+        }
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedUp::Created(Json(Me::from_record(&issued.record)), cookie))
     }
@@ -166,16 +172,23 @@ impl AuthApi {
     ) -> Result<SignedIn, Failure<LoginErrors>> {
         let now = now_ms();
         let Json(body) = body;
-        let (_, issued) = state
+        let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
+            .into_iter()
+            .find(|v| !v.is_empty());
+        let (_, issued, device) = state
             .auth
             .login(
                 &body.email,
                 secret(body.password),
                 &client_info(req, &state.settings),
+                device_cookie.as_deref(),
                 now,
             )
             .await
             .map_err(ApiError::from)?;
+        if let Some(slot) = req.extensions().get::<CookieSlot>() {
+            slot.add(set_device_cookie(&state.settings.session, &device));
+        }
         supersede_presented_session(req, &state, now).await?;
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))

@@ -132,3 +132,23 @@ pub fn set_flow_cookie(settings: &SessionSettings, value: &str, max_age: Duratio
 pub fn clear_flow_cookie(settings: &SessionSettings) -> String {
     set_flow_cookie(settings, "", Duration::ZERO)
 }
+
+/// The name of the device cookie (see `auth::device`).
+pub fn device_cookie_name(settings: &SessionSettings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-authauth_device"
+    } else {
+        "authauth_device"
+    }
+}
+
+/// `Set-Cookie` for a device cookie: HttpOnly, `SameSite=Lax`, kept 180 days.
+pub fn set_device_cookie(settings: &SessionSettings, value: &str) -> String {
+    let mut c = Cookie::new_with_str(device_cookie_name(settings), value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    c.set_secure(settings.cookie_secure);
+    c.set_max_age(Duration::from_secs(180 * 24 * 3600));
+    c.to_string()
+}

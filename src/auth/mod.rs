@@ -1,6 +1,7 @@
 //! Signing in: local accounts (email + password) and, later, OpenID providers. Every sign-in
 //! ends in [`Sessions::create`]: a brand-new session, never one the client brought along.
 
+pub mod device;
 pub mod oidc;
 pub mod password;
 pub mod throttle;
@@ -126,15 +127,20 @@ impl Auth {
 
     /// `POST /auth/login`: same status, body and cost for an unknown e-mail and a wrong
     /// password; throttled per account, per client and per account-and-client.
+    ///
+    /// `device` is the browser's device cookie, if any; a successful sign-in returns a new one.
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
         client: &ClientInfo,
+        device_cookie: Option<&str>,
         now: Millis,
-    ) -> Result<(User, Issued), AuthError> {
+    ) -> Result<(User, Issued, String), AuthError> {
         let store = self.sessions.store();
-        let attempt = Attempt::new(email, client.ip.as_deref());
+        let signer = self.sessions.signer();
+        let known = device_cookie.is_some_and(|d| device::recognizes(signer, email, d));
+        let attempt = Attempt::new(email, client.ip.as_deref(), known);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }
@@ -166,7 +172,8 @@ impl Auth {
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, now)
             .await?;
-        Ok((user, issued))
+        let device = device::issue(signer, email);
+        Ok((user, issued, device))
     }
 
     /// Closes the race between a sign-in and a concurrent password change or disabling: the
@@ -351,7 +358,7 @@ impl Auth {
         };
         password::check_new(new_password.expose_secret(), &user.email)?;
         let store = self.sessions.store();
-        let attempt = Attempt::new(&user.email, client.ip.as_deref());
+        let attempt = Attempt::new(&user.email, client.ip.as_deref(), false);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }

@@ -18,6 +18,10 @@
 //! than the account limit. IPv6 clients are counted per /64 (one customer's network), so
 //! rotating addresses inside it does not multiply the allowance. Counters are keyed by SHA-256
 //! of the normalised e-mail and the network, never the raw values.
+//!
+//! A browser that signed in to the account before (it holds a device cookie, see
+//! [`super::device`]) is exempt from the account-wide limit, so filling that limit from many
+//! networks does not lock the owner out of their own devices.
 
 use sha2::{Digest, Sha256};
 
@@ -90,7 +94,8 @@ pub async fn sign_in_start(
 
 /// The counters for one sign-in attempt.
 pub struct Attempt {
-    buckets: [(String, Limit); 3],
+    /// The account-and-client bucket first (a success resets it), then the others.
+    buckets: Vec<(String, Limit)>,
 }
 
 /// The network a client is counted as: the address itself for IPv4, its /64 for IPv6.
@@ -109,17 +114,23 @@ fn network(ip: Option<&str>) -> String {
 }
 
 impl Attempt {
-    pub fn new(email: &str, ip: Option<&str>) -> Self {
+    /// The counters for a sign-in to `email` from `ip`. A `known_device` (a browser holding a
+    /// device cookie for this account) is not subject to the account-wide limit.
+    pub fn new(email: &str, ip: Option<&str>, known_device: bool) -> Self {
         let email = email.trim().to_lowercase();
         let net = network(ip);
         let ip = net.as_str();
-        Attempt {
-            buckets: [
+        let mut attempt = Attempt {
+            buckets: vec![
                 (format!("ai:{}", digest(&[&email, ip])), ACCOUNT_AND_IP),
                 (format!("a:{}", digest(&[&email])), ACCOUNT),
                 (format!("i:{}", digest(&[ip])), IP),
             ],
+        };
+        if known_device {
+            attempt.buckets.remove(1);
         }
+        attempt
     }
 
     /// Reserves one failure in every bucket. `Some(seconds)` means a bucket is full: the

@@ -96,6 +96,11 @@ impl Sessions {
         &self.policy
     }
 
+    /// The cookie signer (also used for device cookies).
+    pub fn signer(&self) -> &CookieSigner {
+        &self.signer
+    }
+
     /// Creates a brand-new session (new token, new public id) for a user who just proved who
     /// they are. Never reuses a token presented by the client.
     pub async fn create(

@@ -133,10 +133,27 @@ impl CookieSigner {
     /// The cookie value for a token.
     pub fn sign(&self, token: &SessionToken, slot: &str) -> String {
         let payload = format!("{}.{slot}", token.expose());
+        let tag = self.tag(&payload);
+        format!("{payload}.{tag}")
+    }
+
+    /// HMAC-SHA256 of `payload` with the signing key, base64url.
+    pub fn tag(&self, payload: &str) -> String {
         let mut mac = Self::mac(&self.keys[0]);
         mac.update(payload.as_bytes());
-        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{payload}.{tag}")
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `tag` is the HMAC of `payload` under any configured key (constant time).
+    pub fn check_tag(&self, payload: &str, tag: &str) -> bool {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+            return false;
+        };
+        self.keys.iter().any(|key| {
+            let mut mac = Self::mac(key);
+            mac.update(payload.as_bytes());
+            mac.verify_slice(&tag).is_ok()
+        })
     }
 
     /// Checks the shape and the signature (in constant time) of a cookie value.
@@ -149,13 +166,7 @@ impl CookieSigner {
         if token.len() != TOKEN_CHARS || slot.len() != SLOT_CHARS || tag.len() != MAC_CHARS {
             return None;
         }
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        let valid = self.keys.iter().any(|key| {
-            let mut mac = Self::mac(key);
-            mac.update(payload.as_bytes());
-            mac.verify_slice(&tag).is_ok()
-        });
-        if !valid {
+        if !self.check_tag(payload, tag) {
             return None;
         }
         Some(CookieValue {

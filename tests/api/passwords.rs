@@ -223,13 +223,20 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                 "target@example.com",
                 SecretString::from("wrong password here"),
                 &from(1),
+                None,
                 now,
             )
             .await;
         assert!(matches!(r, Err(AuthError::InvalidCredentials)));
     }
     let r = auth
-        .login("target@example.com", SecretString::from(PASSWORD), &from(1), now)
+        .login(
+            "target@example.com",
+            SecretString::from(PASSWORD),
+            &from(1),
+            None,
+            now,
+        )
         .await;
     assert!(matches!(r, Err(AuthError::Throttled { .. })));
     // The owner, elsewhere, still gets in.
@@ -238,6 +245,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             "target@example.com",
             SecretString::from(PASSWORD),
             &from(200),
+            None,
             now
         )
         .await
@@ -250,6 +258,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                     "target@example.com",
                     SecretString::from("wrong password here"),
                     &from(ip),
+                    None,
                     now,
                 )
                 .await;
@@ -261,6 +270,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             "target@example.com",
             SecretString::from(PASSWORD),
             &from(201),
+            None,
             now,
         )
         .await;
@@ -447,4 +457,63 @@ async fn malformed_input_is_a_client_error_never_a_500() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn a_distributed_lockout_does_not_lock_the_owner_out_of_a_device_they_signed_in_from() {
+    // Many networks, through a trusted proxy that reports each client's address.
+    let app = spawn_app_with(AppOptions::default().var("TRUST_X_FORWARDED_FOR", "true")).await;
+    let owner = client();
+    let resp = app.signup_with(&owner, "owner@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 201);
+    assert!(
+        set_cookie_value(&resp, "authauth_device").is_some(),
+        "signup leaves a device cookie"
+    );
+    let login = |ip: String, password: &'static str| {
+        let url = app.url("/auth/login");
+        async move {
+            client()
+                .post(url)
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "owner@example.com", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // 10 networks × 10 failures: the account-wide ceiling (100 an hour) is reached.
+    for net in 0..10 {
+        for _ in 0..10 {
+            assert_eq!(
+                login(format!("198.51.100.{net}"), "wrong password here").await,
+                401
+            );
+        }
+    }
+    // A stranger, even with the right password, now waits.
+    assert_eq!(login("203.0.113.50".into(), PASSWORD).await, 429);
+    // The owner's browser, which signed in before, does not.
+    let resp = owner
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", "203.0.113.77")
+        .json(&json!({"email": "owner@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A device cookie proves nothing for another account.
+    let other = app.signup_with(&client(), "other@example.com", PASSWORD).await;
+    let other_device = set_cookie_value(&other, "authauth_device").unwrap();
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .header("x-forwarded-for", "203.0.113.78")
+        .header("cookie", format!("authauth_device={other_device}"))
+        .json(&json!({"email": "owner@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
 }

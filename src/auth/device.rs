@@ -1,0 +1,48 @@
+//! Device cookies (OWASP "Slow down online guessing attacks with device cookies"): a browser
+//! that signed in to an account before carries a signed proof of it, and its sign-ins to that
+//! account skip the account-wide failure limit. So an attacker who fills that limit from many
+//! networks locks out strangers, not the owner on their own devices.
+//!
+//! The value is `<nonce>.<mac>`, with `mac` = HMAC-SHA256(`SESSION_SECRET`, account and nonce):
+//! it names no account and grants nothing by itself — it only changes which counters apply.
+
+use crate::session::token::{random_b64, CookieSigner};
+
+fn payload(email: &str, nonce: &str) -> String {
+    format!("authauth/device/v1|{}|{nonce}", email.trim().to_lowercase())
+}
+
+/// A device cookie value proving this browser signed in to `email`.
+pub fn issue(signer: &CookieSigner, email: &str) -> String {
+    let nonce = random_b64(16);
+    let tag = signer.tag(&payload(email, &nonce));
+    format!("{nonce}.{tag}")
+}
+
+/// Whether `value` proves an earlier sign-in to `email` from this browser.
+pub fn recognizes(signer: &CookieSigner, email: &str, value: &str) -> bool {
+    match value.split_once('.') {
+        Some((nonce, tag)) if nonce.len() == 22 && tag.len() == 43 => {
+            signer.check_tag(&payload(email, nonce), tag)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    #[test]
+    fn a_device_cookie_is_bound_to_its_account_and_its_key() {
+        let signer = CookieSigner::new(vec![SecretString::from("k".repeat(40))]);
+        let v = issue(&signer, "Alice@Example.com");
+        assert!(recognizes(&signer, "alice@example.com", &v));
+        assert!(!recognizes(&signer, "bob@example.com", &v));
+        let other = CookieSigner::new(vec![SecretString::from("o".repeat(40))]);
+        assert!(!recognizes(&other, "alice@example.com", &v));
+        assert!(!recognizes(&signer, "alice@example.com", "garbage"));
+    }
+}
