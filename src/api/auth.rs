@@ -82,6 +82,7 @@ error_set!(SignupErrors {
     403 => "A cross-site request (`csrf_rejected`).",
     409 => "An account with this e-mail already exists (`email_taken`).",
     415 => "The body is not JSON (`unsupported_media_type`).",
+    429 => "Too many signups from this network (`too_many_attempts`, 30 an hour); see `Retry-After`.",
     503 => "The session store is unavailable (`session_store_unavailable`).",
 });
 

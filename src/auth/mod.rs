@@ -110,6 +110,9 @@ impl Auth {
         client: &ClientInfo,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
+        if let Some(retry_after) = throttle::signup(self.sessions.store(), client.ip.as_deref(), now).await? {
+            return Err(AuthError::Throttled { retry_after });
+        }
         let user = self.create_local_user(email, password, full_name).await?;
         tracing::info!(user = %user.id, "account created");
         let issued = self

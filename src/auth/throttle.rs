@@ -81,6 +81,20 @@ pub const SIGN_IN_STARTS: Limit = Limit {
     window_ms: 60 * 1000,
 };
 
+/// Account creations per client network: each costs a password hash, and each `email_taken`
+/// answer tells whether an address has an account.
+pub const SIGNUPS: Limit = Limit {
+    max_failures: 30,
+    window_ms: 60 * 60 * 1000,
+};
+
+/// Counts one signup; `Some(seconds)` when the client must wait.
+pub async fn signup(store: &AnyStore, ip: Option<&str>, now: Millis) -> Result<Option<u64>, StoreError> {
+    let key = format!("u:{}", digest(&[&network(ip)]));
+    let (count, reset_in) = hit(store, &key, SIGNUPS.window_ms, now).await?;
+    Ok((count > SIGNUPS.max_failures).then(|| (reset_in as u64).div_ceil(1000).max(1)))
+}
+
 /// Counts one provider sign-in start; `Some(seconds)` when the client must wait.
 pub async fn sign_in_start(
     store: &AnyStore,

@@ -517,3 +517,18 @@ async fn a_distributed_lockout_does_not_lock_the_owner_out_of_a_device_they_sign
         .unwrap();
     assert_eq!(resp.status(), 429);
 }
+
+#[tokio::test]
+async fn account_creation_is_limited_per_network() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    for i in 0..30 {
+        let resp = app
+            .signup_with(&client(), &format!("bulk{i}@example.com"), PASSWORD)
+            .await;
+        assert_eq!(resp.status(), 201, "signup {i}");
+    }
+    let resp = app.signup_with(&client(), "bulk30@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_many_attempts");
+}
