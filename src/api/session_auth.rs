@@ -166,6 +166,7 @@ impl<'a> ApiExtractor<'a> for CurrentSession {
         let state = req
             .data::<AppState>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
-        Ok(CurrentSession(authenticate(req, state).await?))
+        // Boxed: this future would otherwise be copied, inline, into every layer above it.
+        Ok(CurrentSession(Box::pin(authenticate(req, state)).await?))
     }
 }

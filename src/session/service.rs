@@ -175,7 +175,9 @@ impl Sessions {
                     }),
                     Due::Touch => {
                         let next = self.policy.touched(&record, now);
-                        let record = if self.store.touch(&key.hash, &next, now).await? {
+                        // Rare paths are boxed, so the future of every request stays small
+                        // (it is moved through several boxed middleware layers).
+                        let record = if Box::pin(self.store.touch(&key.hash, &next, now)).await? {
                             next
                         } else {
                             record
@@ -186,7 +188,7 @@ impl Sessions {
                             new_cookie: None,
                         })
                     }
-                    Due::Rotate => self.rotate(record, key, now).await,
+                    Due::Rotate => Box::pin(self.rotate(record, key, now)).await,
                 }
             }
         }
