@@ -131,7 +131,8 @@ pub struct AuthApi;
 impl AuthApi {
     /// Create a local account (email + password) and sign in.
     ///
-    /// Creates a brand-new session; any cookie the browser brought along is ignored.
+    /// Creates a brand-new session; a session the browser already had is revoked
+    /// (`superseded`), never adopted.
     #[oai(path = "/auth/signup", method = "post")]
     async fn signup(
         &self,
@@ -156,6 +157,8 @@ impl AuthApi {
             let device = crate::auth::device::issue(state.sessions.signer(), &issued.record.user.email);
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
+        // As for login: the session this browser had (another account's) ends, not orphaned.
+        supersede_presented_session(req, &state, now).await?;
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedUp::Created(Json(Me::from_record(&issued.record)), cookie))
     }

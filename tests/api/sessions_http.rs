@@ -680,3 +680,23 @@ async fn the_client_address_comes_from_x_forwarded_for_only_when_trusted() {
         assert_eq!(current["ip"], expected, "trusted: {trusted}, {header}");
     }
 }
+
+#[tokio::test]
+async fn signing_up_in_a_browser_signed_in_as_someone_else_ends_that_session() {
+    let app = spawn_app().await;
+    let (c, first) = app.signed_up_client("first@example.com").await;
+    let resp = app.signup_with(&c, "second@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 201);
+    let resp = app.get_with_cookie("/auth/me", &first).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "superseded");
+    let me: Value = c
+        .get(app.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["email"], "second@example.com");
+}
