@@ -472,10 +472,6 @@ impl Settings {
         })
     }
 
-    pub fn is_production(&self) -> bool {
-        self.env == AppEnv::Production
-    }
-
     /// In development without `SESSION_SECRET`: read the secret kept in `dir/authauth.secret`, or
     /// generate and keep one, so sessions survive restarts. Returns true when it was generated.
     pub fn resolve_dev_secret(&mut self, dir: &Path) -> std::io::Result<bool> {

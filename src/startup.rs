@@ -177,10 +177,6 @@ impl Application {
         self.addr.port()
     }
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     pub fn state(&self) -> &AppState {
         &self.state
     }

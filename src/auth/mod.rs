@@ -81,10 +81,6 @@ impl Auth {
         Auth { db, sessions, hasher }
     }
 
-    pub fn hasher(&self) -> &Hasher {
-        &self.hasher
-    }
-
     /// Creates a local account (the same rules for `POST /auth/signup` and
     /// `authauth users create`). Returns the new user.
     pub async fn create_local_user(

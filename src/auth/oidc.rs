@@ -166,10 +166,6 @@ impl OidcProvider {
         })
     }
 
-    pub fn settings(&self) -> &GoogleSettings {
-        &self.settings
-    }
-
     /// Provider metadata with its keys: cached, fetched when missing or stale, or when `force`.
     async fn metadata(&self, force: bool) -> Result<CoreProviderMetadata, OidcError> {
         self.metadata_younger_than(if force { Duration::ZERO } else { METADATA_MAX_AGE })

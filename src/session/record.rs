@@ -14,10 +14,6 @@ use super::token::{random_b64, slot_tag, TokenHash};
 /// Milliseconds since the Unix epoch: the store's clock unit.
 pub type Millis = i64;
 
-pub fn millis(t: DateTime<Utc>) -> Millis {
-    t.timestamp_millis()
-}
-
 pub fn datetime(ms: Millis) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()

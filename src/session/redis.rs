@@ -159,10 +159,6 @@ impl RedisStore {
         })
     }
 
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }

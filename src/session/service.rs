@@ -92,10 +92,6 @@ impl Sessions {
         &self.store
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.policy
-    }
-
     /// The cookie signer (also used for device cookies).
     pub fn signer(&self) -> &CookieSigner {
         &self.signer

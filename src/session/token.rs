@@ -76,11 +76,6 @@ impl TokenHash {
     pub fn to_b64(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
-
-    pub fn from_b64(s: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(s).ok()?;
-        Some(TokenHash(bytes.try_into().ok()?))
-    }
 }
 
 impl fmt::Debug for TokenHash {
