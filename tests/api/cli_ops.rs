@@ -26,13 +26,8 @@ fn json_of(out: &std::process::Output) -> Value {
     serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(out)))
 }
 
-async fn me(app: &TestApp, c: &reqwest::Client) -> (u16, Value) {
-    let resp = c.get(app.url("/auth/me")).send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
-}
-
 async fn session_id(app: &TestApp, c: &reqwest::Client) -> String {
-    me(app, c).await.1["session"]["id"].as_str().unwrap().to_string()
+    app.me(c).await.1["session"]["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -94,7 +89,7 @@ async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() 
         let out = cli(&app, &["sessions", "revoke", &a_id]);
         assert_eq!(out.status.code(), Some(2));
         assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-        assert_eq!(me(&app, &a).await.0, 200);
+        assert_eq!(app.me(&a).await.0, 200);
         // Unknown ids and users: exit 3.
         assert_eq!(
             cli(&app, &["sessions", "revoke", "AAAAAAAAAAAAAAAAAAAAAAAA", "--yes"])
@@ -116,7 +111,7 @@ async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() 
         );
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("Revoked 1 session."));
-        let (status, body) = me(&app, &a).await;
+        let (status, body) = app.me(&a).await;
         assert_eq!(status, 401, "{backend:?}");
         assert_eq!(body["error"], "session_revoked");
         assert_eq!(body["reason"], "operator");
@@ -124,7 +119,7 @@ async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() 
             body["message"].as_str().unwrap().contains("laptop stolen"),
             "{body}"
         );
-        assert_eq!(me(&app, &b).await.0, 200);
+        assert_eq!(app.me(&b).await.0, 200);
 
         // All of alice's but B.
         let out = cli(
@@ -140,8 +135,8 @@ async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() 
             ],
         );
         assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
-        assert_eq!(me(&app, &c).await.0, 401);
-        assert_eq!(me(&app, &b).await.0, 200);
+        assert_eq!(app.me(&c).await.0, 401);
+        assert_eq!(app.me(&b).await.0, 200);
 
         // All of alice's.
         let out = cli(
@@ -149,17 +144,13 @@ async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() 
             &["sessions", "revoke", "--user", "alice@example.com", "--yes"],
         );
         assert!(out.status.success());
-        assert_eq!(me(&app, &b).await.0, 401);
-        assert_eq!(
-            me(&app, &bob).await.0,
-            200,
-            "another user's sessions are untouched"
-        );
+        assert_eq!(app.me(&b).await.0, 401);
+        assert_eq!(app.me(&bob).await.0, 200, "another user's sessions are untouched");
 
         // Everything.
         let out = cli(&app, &["sessions", "revoke", "--all", "--yes"]);
         assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
-        assert_eq!(me(&app, &bob).await.0, 401);
+        assert_eq!(app.me(&bob).await.0, 401);
         assert_eq!(
             json_of(&cli(&app, &["sessions", "list", "--json"]))
                 .as_array()
@@ -266,7 +257,7 @@ async fn operators_create_list_show_disable_and_enable_accounts() {
         );
         let out = cli(&app, &["users", "disable", "carol@example.com", "--yes"]);
         assert!(stdout(&out).contains("revoked 2 sessions"), "{}", stdout(&out));
-        let (status, body) = me(&app, &carol).await;
+        let (status, body) = app.me(&carol).await;
         assert_eq!(status, 401);
         assert_eq!(body["reason"], "user_disabled");
         let resp = app.login_with(&client(), "carol@example.com", PASSWORD).await;
@@ -332,7 +323,7 @@ async fn on_a_terminal_revocation_asks_first_and_offers_a_list_to_pick_from() {
         p.exp_eof().unwrap();
         pty(app_ref, &["sessions", "revoke", &id])
     });
-    assert_eq!(me(&app, &a).await.0, 200);
+    assert_eq!(app.me(&a).await.0, 200);
     // Answering "yes" revokes.
     tokio::task::block_in_place(|| {
         p.exp_string("Revoke 1 session(s)?").unwrap();
@@ -340,8 +331,8 @@ async fn on_a_terminal_revocation_asks_first_and_offers_a_list_to_pick_from() {
         p.flush().unwrap();
         p.exp_string("Revoked 1 session.").unwrap();
     });
-    assert_eq!(me(&app, &a).await.0, 401);
-    assert_eq!(me(&app, &b).await.0, 200);
+    assert_eq!(app.me(&a).await.0, 401);
+    assert_eq!(app.me(&b).await.0, 200);
 
     // No ids on a terminal: pick from the list (space selects, enter confirms), then confirm.
     tokio::task::block_in_place(|| {
@@ -357,7 +348,7 @@ async fn on_a_terminal_revocation_asks_first_and_offers_a_list_to_pick_from() {
         p.flush().unwrap();
         p.exp_string("Revoked 1 session.").unwrap();
     });
-    let (status, body) = me(&app, &b).await;
+    let (status, body) = app.me(&b).await;
     assert_eq!(status, 401);
     assert!(body["message"].as_str().unwrap().contains("picked"));
 }

@@ -34,14 +34,7 @@ fn state_changing_routes(session_id: &str) -> Vec<(Method, String, Option<Value>
 async fn every_state_changing_route_refuses_cross_site_requests() {
     let app = spawn_app().await;
     let (c, _) = app.signed_up_client("csrf@example.com").await;
-    let me: Value = c
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(&c).await.1;
     let session_id = me["session"]["id"].as_str().unwrap().to_string();
     let attacks: [(&str, &str); 4] = [
         ("origin", "http://evil.example"),

@@ -72,14 +72,7 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows() {
         assert!(has_session_cookie(&resp, &app));
         let cleared = set_cookie_header(&resp, "authauth_flow").expect("the flow cookie is cleared");
         assert!(cleared.contains("Max-Age=0"));
-        let me: Value = c
-            .get(app.url("/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&c).await.1;
         assert_eq!(me["user"]["email"], "newcomer@example.com");
         assert_eq!(me["user"]["fullName"], "Provider Person");
         assert_eq!(me["session"]["method"], "google");
@@ -91,14 +84,7 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows() {
         let resp = google_login(&app, &op, &c2, &person, None).await;
         assert_eq!(resp.status(), 303);
         assert_eq!(location_of(&resp), "/");
-        let me: Value = c2
-            .get(app.url("/auth/me"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&c2).await.1;
         assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
         assert_eq!(me["user"]["fullName"], "Renamed Person");
         assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
@@ -110,26 +96,12 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
     let op = Op::start();
     let app = google_app(&op, "", AppOptions::default()).await;
     let (local, _) = app.signed_up_client("linked@example.com").await;
-    let me: Value = local
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(&local).await.1;
     let c = client();
     let linked_person = Person::new("Linked@Example.com");
     let resp = google_login(&app, &op, &c, &linked_person, None).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
-    let via_google: Value = c
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let via_google: Value = app.me(&c).await.1;
     assert_eq!(via_google["user"]["id"], me["user"]["id"]);
     assert_eq!(users_with_email(&app, "linked@example.com").await, 1);
     // Pre-hijacking defence: whoever signed up with the address before the provider proved

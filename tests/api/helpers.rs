@@ -346,6 +346,12 @@ impl TestApp {
         (c, cookie)
     }
 
+    /// `GET /auth/me` on `client`: the status and the JSON body.
+    pub async fn me(&self, client: &reqwest::Client) -> (u16, serde_json::Value) {
+        let resp = client.get(self.url("/auth/me")).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
     /// A request to `path` carrying exactly this cookie value (no jar).
     pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
         reqwest::Client::new()

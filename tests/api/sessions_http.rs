@@ -164,14 +164,7 @@ async fn a_token_the_server_did_not_issue_is_refused_without_touching_the_store(
 async fn tokens_are_unique_random_and_meaningless() {
     let app = spawn_app().await;
     let (c, _) = app.signed_up_client("entropy@example.com").await;
-    let me: Value = c
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(&c).await.1;
     let user_id = me["user"]["id"].as_str().unwrap().to_string();
     let mut tokens = Vec::new();
     for _ in 0..200 {
@@ -690,13 +683,6 @@ async fn signing_up_in_a_browser_signed_in_as_someone_else_ends_that_session() {
     let resp = app.get_with_cookie("/auth/me", &first).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "superseded");
-    let me: Value = c
-        .get(app.url("/auth/me"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(&c).await.1;
     assert_eq!(me["user"]["email"], "second@example.com");
 }
