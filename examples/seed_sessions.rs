@@ -11,9 +11,10 @@
 use std::{io::Write, sync::Arc};
 
 use authauth::{
+    clock::Clock,
     config::Settings,
-    session::{now_ms, record::SignInMethod, record::UserSnapshot, ClientInfo},
-    startup,
+    session::{record::SignInMethod, record::UserSnapshot, ClientInfo},
+    startup, state,
 };
 use tokio::sync::Semaphore;
 
@@ -27,7 +28,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (db, store) = startup::open(&mut settings).await?;
-    let (sessions, _) = startup::services(&settings, &db, &store);
+    let (sessions, _) = state::services(&settings, &db, &store);
+    let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
         .map(|_| uuid::Uuid::new_v4())
         .collect();
@@ -37,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(count);
     for i in 0..count {
         let permit = limit.clone().acquire_owned().await?;
-        let (sessions, users) = (sessions.clone(), users.clone());
+        let (sessions, users, clock) = (sessions.clone(), users.clone(), clock.clone());
         tasks.push(tokio::spawn(async move {
             let user_id = users[i / per_user];
             let snapshot = UserSnapshot {
@@ -50,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
                 user_agent: Some("authauth-bench".into()),
             };
             let issued = sessions
-                .create(user_id, snapshot, SignInMethod::Password, &client, now_ms())
+                .create(user_id, snapshot, SignInMethod::Password, &client, clock.now())
                 .await;
             drop(permit);
             issued.map(|i| i.cookie_value)

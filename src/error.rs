@@ -53,7 +53,7 @@ pub enum ApiError {
     #[error("the session was ended ({reason}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     SessionRevoked { reason: String, message: Option<String> },
     #[error("the session store is unavailable; try again shortly")]
-    SessionStoreUnavailable(String),
+    SessionStoreUnavailable(#[source] crate::session::StoreError),
     #[error("{0}")]
     CsrfRejected(String),
     #[error("this origin may not call the API with credentials (CORS_ORIGINS)")]
@@ -96,7 +96,7 @@ pub enum ApiError {
     EmailMissing(String),
     #[error("{0}")]
     IdentityConflict(String),
-    #[error("too many sign-ins are being checked right now; try again in a moment")]
+    #[error("the server is busy; try again in a moment")]
     ServerBusy,
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
@@ -205,7 +205,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(cause) => tracing::error!(error = format!("{cause:#}"), "internal error"),
             ApiError::SessionStoreUnavailable(cause) => {
-                tracing::error!(error = %cause, "session store unavailable; failing closed")
+                tracing::error!(error = %cause.chain(), "session store unavailable; failing closed")
             }
             _ => {}
         }
@@ -229,14 +229,25 @@ impl From<crate::session::SessionError> for ApiError {
             E::NoSession => ApiError::NoSession,
             E::Expired => ApiError::SessionExpired,
             E::Revoked { reason, message } => ApiError::SessionRevoked { reason, message },
-            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+            E::Store(e) => e.into(),
         }
     }
 }
 
+/// A store that cannot serve fails closed (503 `session_store_unavailable`); one that stayed
+/// busy with concurrent changes through every retry asks the client to come back (503
+/// `server_busy`, `Retry-After`); one holding unreadable data is our fault (500).
 impl From<crate::session::StoreError> for ApiError {
     fn from(e: crate::session::StoreError) -> Self {
-        ApiError::SessionStoreUnavailable(e.0)
+        use crate::session::StoreError as E;
+        match e {
+            e @ E::Unavailable(_) => ApiError::SessionStoreUnavailable(e),
+            e @ E::Conflict(_) => {
+                tracing::warn!(error = %e.chain(), "store busy with concurrent changes");
+                ApiError::ServerBusy
+            }
+            e @ E::Corrupt(_) => ApiError::Internal(anyhow::Error::new(e)),
+        }
     }
 }
 
@@ -257,7 +268,7 @@ impl From<crate::auth::AuthError> for ApiError {
             E::User(U::InvalidEmail(m)) => ApiError::InvalidEmail(m),
             E::User(U::InvalidName(m)) => ApiError::InvalidName(m),
             E::User(U::Db(e)) => ApiError::internal(e),
-            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+            E::Store(e) => e.into(),
             E::Busy => ApiError::ServerBusy,
             E::Internal(e) => ApiError::Internal(e),
         }
@@ -287,7 +298,7 @@ impl From<crate::auth::oidc::OidcError> for ApiError {
                 tracing::warn!(error = %m, "identity provider answer rejected");
                 ApiError::IdTokenInvalid(format!("the identity provider's answer failed verification: {m}"))
             }
-            E::Store(e) => ApiError::SessionStoreUnavailable(e.0),
+            E::Store(e) => e.into(),
         }
     }
 }

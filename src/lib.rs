@@ -10,11 +10,14 @@
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod entities;
 pub mod error;
 pub mod session;
 pub mod startup;
+pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod users;

@@ -1,7 +1,7 @@
 //! Builds the application (state, routes, middleware) and binds its socket. Used by
 //! `authauth serve` and by the integration tests, which bind port 0 and read the real port.
 
-use std::{future::Future, net::SocketAddr, ops::Deref, sync::Arc, time::Instant};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
 
 use anyhow::Context;
 use poem::{
@@ -17,44 +17,13 @@ use secrecy::ExposeSecret;
 
 use crate::{
     api::{self, guard},
-    auth::{
-        oidc::{OidcProvider, Providers},
-        password::Hasher,
-        Auth,
-    },
+    auth::oidc::OidcProvider,
+    clock::Clock,
     config::{redact_url, SecretSource, Settings},
     db, error,
-    session::{policy::Policy, sql::SqlStore, token::CookieSigner, AnyStore, Sessions},
+    state::{services, AppInner, AppState},
+    store::Stores,
 };
-
-/// Shared state of a running server.
-#[derive(Clone)]
-pub struct AppState(Arc<AppInner>);
-
-pub struct AppInner {
-    pub settings: Settings,
-    pub db: DatabaseConnection,
-    pub store: AnyStore,
-    pub sessions: Sessions,
-    pub auth: Auth,
-    /// Sign-in with Google (or another OpenID provider), when configured.
-    pub google: Providers,
-}
-
-/// The services behind the API and the CLI, built from the configuration.
-pub fn services(settings: &Settings, db: &DatabaseConnection, store: &AnyStore) -> (Sessions, Auth) {
-    let signer = CookieSigner::new(settings.session.secrets.clone());
-    let sessions = Sessions::new(store.clone(), signer, Policy::from_settings(&settings.session));
-    let auth = Auth::new(db.clone(), sessions.clone(), Hasher::new(settings.hash_threads));
-    (sessions, auth)
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,21 +41,21 @@ pub enum StartupError {
 
 /// Connects to the database and the session store as configured. Shared by `serve` and the
 /// operator commands so they see exactly the same data.
-pub async fn connect(settings: &Settings) -> anyhow::Result<(DatabaseConnection, AnyStore)> {
+pub async fn connect(settings: &Settings) -> anyhow::Result<(DatabaseConnection, Stores)> {
     let db = db::connect(&settings.database).await.with_context(|| {
         format!(
             "cannot connect to the database {}",
             redact_url(settings.database.url.expose_secret())
         )
     })?;
-    let store = AnyStore::from_settings(settings, &db).context("cannot set up the session store")?;
-    Ok((db, store))
+    let stores = Stores::from_settings(settings, &db).context("cannot set up the session store")?;
+    Ok((db, stores))
 }
 
 /// Everything `serve` and the operator commands do before touching data: log configuration
 /// warnings, resolve the development secret, connect, and make sure the schema is current —
 /// migrating the embedded default, refusing a configured database with pending migrations.
-pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, AnyStore), StartupError> {
+pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, Stores), StartupError> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
@@ -103,7 +72,7 @@ pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, AnySto
             );
         }
     }
-    let (db, store) = connect(settings).await?;
+    let (db, stores) = connect(settings).await?;
     if settings.database.embedded {
         // Only the zero-setup default migrates itself; real deployments run
         // `authauth migrate up` as an explicit step.
@@ -118,7 +87,7 @@ pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, AnySto
             return Err(StartupError::PendingMigrations(pending));
         }
     }
-    Ok((db, store))
+    Ok((db, stores))
 }
 
 /// A bound, ready-to-run server.
@@ -131,8 +100,14 @@ pub struct Application {
 
 impl Application {
     /// Connects, checks migrations (applying them only for the embedded default), binds.
-    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
-        let (db, store) = open(&mut settings).await?;
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`Application::build`] with the clock every request reads `now` from (tests pass an
+    /// adjustable one and move it instead of sleeping).
+    pub async fn build_with_clock(mut settings: Settings, clock: Clock) -> Result<Self, StartupError> {
+        let (db, stores) = open(&mut settings).await?;
 
         let listener = TcpListener::bind(SocketAddr::new(settings.host, settings.port));
         let acceptor = listener
@@ -145,13 +120,11 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no local address")?;
 
-        let (sessions, auth) = services(&settings, &db, &store);
-        if let AnyStore::Sql(sql) = &store {
-            spawn_purge(sql.clone());
-        }
+        let (sessions, auth) = services(&settings, &db, &stores);
+        stores.spawn_maintenance(clock.clone());
         let google = match &settings.google {
             Some(g) => Some(Arc::new(
-                OidcProvider::new("google", g.clone())
+                OidcProvider::new("google", g.clone(), clock.clone())
                     .context("cannot build the identity provider client")?,
             )),
             None => None,
@@ -159,10 +132,11 @@ impl Application {
         let state = AppState(Arc::new(AppInner {
             settings,
             db,
-            store,
+            stores,
             sessions,
             auth,
             google,
+            clock,
         }));
         let endpoint = routes(state.clone());
         Ok(Application {
@@ -192,7 +166,7 @@ impl Application {
             address = %format!("http://{}", self.addr),
             env = s.env.as_str(),
             database = %redact_url(s.database.url.expose_secret()),
-            session_store = self.state.store.kind(),
+            session_store = self.state.stores.kind(),
             "authauth is serving; Swagger UI at /docs"
         );
         let timeout = s.shutdown_timeout;
@@ -264,21 +238,6 @@ async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<
         headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     Ok(resp)
-}
-
-/// Deletes dead rows of the SQL session store every minute (reads ignore them anyway).
-fn spawn_purge(store: SqlStore) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            match store.purge_expired(crate::session::now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "purged expired sessions"),
-                Err(e) => tracing::warn!(error = %e, "cannot purge expired sessions"),
-            }
-        }
-    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -14,8 +14,8 @@ use super::{
 use crate::{
     error::{ApiError, Failure},
     error_set,
-    session::{now_ms, service::reason},
-    startup::AppState,
+    session::service::reason,
+    state::AppState,
 };
 
 #[derive(Tags)]
@@ -140,7 +140,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<SignupRequest>,
     ) -> Result<SignedUp, Failure<SignupErrors>> {
-        let now = now_ms();
+        let now = state.clock.now();
         let Json(body) = body;
         let (_, issued) = state
             .auth
@@ -174,7 +174,7 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<LoginRequest>,
     ) -> Result<SignedIn, Failure<LoginErrors>> {
-        let now = now_ms();
+        let now = state.clock.now();
         let Json(body) = body;
         let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
             .into_iter()
@@ -217,7 +217,7 @@ impl AuthApi {
         let r = &session.0.record;
         state
             .sessions
-            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now_ms())
+            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, state.clock.now())
             .await
             .map_err(ApiError::from)?;
         Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
@@ -237,7 +237,7 @@ impl AuthApi {
                 None,
                 reason::LOGOUT_ALL,
                 None,
-                now_ms(),
+                state.clock.now(),
             )
             .await
             .map_err(ApiError::from)?;
@@ -256,7 +256,7 @@ impl AuthApi {
         session: CurrentSession,
         body: Json<PasswordChangeRequest>,
     ) -> Result<SignedIn, Failure<PasswordErrors>> {
-        let now = now_ms();
+        let now = state.clock.now();
         let Json(body) = body;
         let issued = state
             .auth

@@ -24,7 +24,7 @@ use poem::{
 };
 
 use super::cookie::{clear_cookie, CookieAction, CookieSlot};
-use crate::{error::ApiError, startup::AppState};
+use crate::{error::ApiError, state::AppState};
 
 /// The largest request body accepted (413 `payload_too_large` above it).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, Tags};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How long `/ready` waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -88,7 +88,7 @@ impl HealthApi {
         };
         let (db, store) = tokio::join!(
             tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
-            state.store.ping_within(CHECK_TIMEOUT)
+            state.stores.ping_within(CHECK_TIMEOUT)
         );
         let database = match db {
             Ok(Ok(())) => check_ok(db_kind),
@@ -96,8 +96,8 @@ impl HealthApi {
             Err(_) => check_failed(db_kind, format!("no answer within {CHECK_TIMEOUT:?}")),
         };
         let session_store = match store {
-            Ok(()) => check_ok(state.store.kind()),
-            Err(e) => check_failed(state.store.kind(), e.0),
+            Ok(()) => check_ok(state.stores.kind()),
+            Err(e) => check_failed(state.stores.kind(), e.chain()),
         };
         let failed: Vec<String> = [("database", &database), ("session store", &session_store)]
             .iter()

@@ -21,8 +21,7 @@ use crate::{
     },
     error::{ApiError, Failure},
     error_set,
-    session::now_ms,
-    startup::AppState,
+    state::AppState,
 };
 
 #[derive(Tags)]
@@ -115,17 +114,18 @@ impl OidcApi {
         return_to: Query<Option<String>>,
     ) -> Result<StartResponse, Failure<StartErrors>> {
         let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
-        let now = now_ms();
+        let now = state.clock.now();
         let client = client_info(req, &state.settings);
-        if let Some(retry_after) = throttle::sign_in_start(&state.store, client.ip.as_deref(), now)
-            .await
-            .map_err(ApiError::from)?
+        if let Some(retry_after) =
+            throttle::sign_in_start(state.stores.attempts.as_ref(), client.ip.as_deref(), now)
+                .await
+                .map_err(ApiError::from)?
         {
             return Err(ApiError::TooManyAttempts { retry_after }.into());
         }
         let return_to = safe_return_to(return_to.0.as_deref());
         let started = provider
-            .start(&state.store, &return_to, now)
+            .start(state.stores.flows.as_ref(), &return_to, now)
             .await
             .map_err(ApiError::from)?;
         let cookie = set_flow_cookie(&state.settings.session, &started.flow_id, FLOW_TTL);
@@ -163,7 +163,7 @@ impl OidcApi {
             slot.add(clear_flow_cookie(&state.settings.session));
         }
         let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
-        let now = now_ms();
+        let now = state.clock.now();
         let flow_id = session_cookie_values(req, flow_cookie_name(&state.settings.session))
             .into_iter()
             .find(|v| !v.is_empty());
@@ -175,7 +175,7 @@ impl OidcApi {
             error_description: error_description.0,
         };
         let (identity, return_to) = provider
-            .finish(&state.store, flow_id.as_deref(), callback, now)
+            .finish(state.stores.flows.as_ref(), flow_id.as_deref(), callback, now)
             .await
             .map_err(ApiError::from)?;
         let (user, issued) = state

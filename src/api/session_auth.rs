@@ -13,8 +13,8 @@ use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
 use crate::{
     config::Settings,
     error::ApiError,
-    session::{now_ms, ClientInfo, SessionError, Validated},
-    startup::AppState,
+    session::{ClientInfo, SessionError, Validated},
+    state::AppState,
 };
 
 /// The name of the scheme in the OpenAPI document.
@@ -29,7 +29,7 @@ pub struct CurrentSession(pub Validated);
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
     let values = session_cookie_values(req, &state.settings.session.cookie_name);
     let slot = req.extensions().get::<CookieSlot>().cloned();
-    let now = now_ms();
+    let now = state.clock.now();
     let mut outcome = Err(SessionError::NoSession);
     for value in &values {
         outcome = state.sessions.validate(value, now).await;
@@ -49,7 +49,7 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
             }
             Ok(validated)
         }
-        Err(SessionError::Store(e)) => Err(ApiError::SessionStoreUnavailable(e.0)),
+        Err(SessionError::Store(e)) => Err(e.into()),
         Err(e) => {
             if let (Some(slot), false) = (&slot, values.is_empty()) {
                 slot.set(CookieAction::Clear);

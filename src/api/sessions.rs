@@ -12,8 +12,8 @@ use super::{
 use crate::{
     error::{ApiError, Failure},
     error_set,
-    session::{now_ms, service::reason},
-    startup::AppState,
+    session::service::reason,
+    state::AppState,
 };
 
 #[derive(Tags)]
@@ -78,7 +78,7 @@ impl SessionsApi {
         let current = &session.0.record;
         let sessions = state
             .sessions
-            .list_user(&current.user_id, now_ms())
+            .list_user(&current.user_id, state.clock.now())
             .await
             .map_err(ApiError::from)?
             .iter()
@@ -99,7 +99,13 @@ impl SessionsApi {
         let current = &session.0.record;
         let found = state
             .sessions
-            .revoke_one(&current.user_id, &id.0, reason::REVOKED_BY_USER, None, now_ms())
+            .revoke_one(
+                &current.user_id,
+                &id.0,
+                reason::REVOKED_BY_USER,
+                None,
+                state.clock.now(),
+            )
             .await
             .map_err(ApiError::from)?;
         if !found {
@@ -124,7 +130,7 @@ impl SessionsApi {
                 Some(&current.public_id),
                 reason::REVOKED_BY_USER,
                 None,
-                now_ms(),
+                state.clock.now(),
             )
             .await
             .map_err(ApiError::from)?;

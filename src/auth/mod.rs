@@ -2,9 +2,12 @@
 //! ends in [`Sessions::create`]: a brand-new session, never one the client brought along.
 
 pub mod device;
+pub mod flows;
 pub mod oidc;
 pub mod password;
 pub mod throttle;
+
+use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
 
@@ -20,7 +23,7 @@ use crate::{
     users::{self, UserError},
 };
 use password::{Hasher, PasswordRule};
-use throttle::Attempt;
+use throttle::{Attempt, AttemptStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -73,12 +76,23 @@ impl From<password::HashError> for AuthError {
 pub struct Auth {
     db: DatabaseConnection,
     sessions: Sessions,
+    attempts: Arc<dyn AttemptStore>,
     hasher: Hasher,
 }
 
 impl Auth {
-    pub fn new(db: DatabaseConnection, sessions: Sessions, hasher: Hasher) -> Self {
-        Auth { db, sessions, hasher }
+    pub fn new(
+        db: DatabaseConnection,
+        sessions: Sessions,
+        attempts: Arc<dyn AttemptStore>,
+        hasher: Hasher,
+    ) -> Self {
+        Auth {
+            db,
+            sessions,
+            attempts,
+            hasher,
+        }
     }
 
     /// Creates a local account (the same rules for `POST /auth/signup` and
@@ -106,7 +120,8 @@ impl Auth {
         client: &ClientInfo,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
-        if let Some(retry_after) = throttle::signup(self.sessions.store(), client.ip.as_deref(), now).await? {
+        if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
+        {
             return Err(AuthError::Throttled { retry_after });
         }
         let user = self.create_local_user(email, password, full_name).await?;
@@ -136,7 +151,7 @@ impl Auth {
         device_cookie: Option<&str>,
         now: Millis,
     ) -> Result<(User, Issued, String), AuthError> {
-        let store = self.sessions.store();
+        let store = self.attempts.as_ref();
         let signer = self.sessions.signer();
         let known = device_cookie.is_some_and(|d| device::recognizes(signer, email, d));
         let attempt = Attempt::new(email, client.ip.as_deref(), known);
@@ -332,7 +347,7 @@ impl Auth {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| StoreError("revocation failed".into())))
+        Err(last.unwrap_or_else(|| StoreError::unavailable("revocation failed")))
     }
 
     /// `POST /auth/password`: needs the current password; every session of the user ends
@@ -356,7 +371,7 @@ impl Auth {
             return Err(AuthError::NoPassword);
         };
         password::check_new(new_password.expose_secret(), &user.email)?;
-        let store = self.sessions.store();
+        let store = self.attempts.as_ref();
         let attempt = Attempt::new(&user.email, client.ip.as_deref(), false);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });

@@ -9,10 +9,7 @@
 //! fetched lazily and re-fetched on failure, so the provider being down never affects startup
 //! or password sign-in.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use openidconnect::{
     core::{
@@ -28,11 +25,13 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, RwLock};
 
+use super::flows::FlowStore;
 use crate::{
+    clock::Clock,
     config::GoogleSettings,
     session::{
         record::Millis,
-        store::{AnyStore, StoreError},
+        store::StoreError,
         token::{random_b64, SessionToken},
     },
 };
@@ -104,7 +103,7 @@ pub struct Callback {
 
 struct Cached {
     metadata: CoreProviderMetadata,
-    fetched: Instant,
+    fetched: Millis,
 }
 
 /// One configured OpenID provider.
@@ -114,7 +113,12 @@ pub struct OidcProvider {
     settings: GoogleSettings,
     http: reqwest::Client,
     cache: RwLock<Option<Cached>>,
-    last_refetch: Mutex<Option<Instant>>,
+    last_refetch: Mutex<Option<Millis>>,
+    clock: Clock,
+}
+
+fn ms(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
 }
 
 /// Only same-origin relative paths: anything else (absolute URLs, `//host`, backslashes,
@@ -150,7 +154,7 @@ fn flow_key(flow_id: &str) -> String {
 }
 
 impl OidcProvider {
-    pub fn new(name: &'static str, settings: GoogleSettings) -> Result<Self, reqwest::Error> {
+    pub fn new(name: &'static str, settings: GoogleSettings, clock: Clock) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             // SSRF and mix-up defence: the back channel never follows redirects.
             .redirect(reqwest::redirect::Policy::none())
@@ -163,6 +167,7 @@ impl OidcProvider {
             http,
             cache: RwLock::new(None),
             last_refetch: Mutex::new(None),
+            clock,
         })
     }
 
@@ -174,7 +179,7 @@ impl OidcProvider {
 
     async fn metadata_younger_than(&self, max_age: Duration) -> Result<CoreProviderMetadata, OidcError> {
         if let Some(c) = self.cache.read().await.as_ref() {
-            if c.fetched.elapsed() < max_age {
+            if self.clock.now() - c.fetched < ms(max_age) {
                 return Ok(c.metadata.clone());
             }
         }
@@ -190,7 +195,7 @@ impl OidcProvider {
         );
         *self.cache.write().await = Some(Cached {
             metadata: metadata.clone(),
-            fetched: Instant::now(),
+            fetched: self.clock.now(),
         });
         Ok(metadata)
     }
@@ -198,10 +203,11 @@ impl OidcProvider {
     /// Whether an unknown `kid` may trigger a refetch now (at most once per interval).
     async fn may_refetch(&self) -> bool {
         let mut last = self.last_refetch.lock().await;
-        if last.is_some_and(|t| t.elapsed() < REFETCH_MIN_INTERVAL) {
+        let now = self.clock.now();
+        if last.is_some_and(|t| now - t < ms(REFETCH_MIN_INTERVAL)) {
             return false;
         }
-        *last = Some(Instant::now());
+        *last = Some(now);
         true
     }
 
@@ -237,7 +243,12 @@ impl OidcProvider {
     /// The provider's metadata and keys are re-fetched here when older than a few seconds (two
     /// small requests): a provider that is down is reported with a 502 instead of sending the
     /// browser to a dead page, and key rotations are picked up before the callback needs them.
-    pub async fn start(&self, store: &AnyStore, return_to: &str, now: Millis) -> Result<Started, OidcError> {
+    pub async fn start(
+        &self,
+        store: &dyn FlowStore,
+        return_to: &str,
+        now: Millis,
+    ) -> Result<Started, OidcError> {
         let metadata = self.metadata_younger_than(START_REFRESH).await?;
         let client = self.client(metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -261,7 +272,7 @@ impl OidcProvider {
         let value =
             serde_json::to_string(&flow).map_err(|e| OidcError::ProviderUnavailable(e.to_string()))?;
         let ttl = Millis::try_from(FLOW_TTL.as_millis()).unwrap_or(600_000);
-        store.put_flow(&flow_key(&flow_id), &value, ttl, now).await?;
+        store.put(&flow_key(&flow_id), &value, ttl, now).await?;
         Ok(Started {
             authorization_url: url.to_string(),
             flow_id,
@@ -271,7 +282,7 @@ impl OidcProvider {
     /// Finishes a sign-in. Returns the verified identity and where to send the browser.
     pub async fn finish(
         &self,
-        store: &AnyStore,
+        store: &dyn FlowStore,
         flow_id: Option<&str>,
         cb: Callback,
         now: Millis,
@@ -279,7 +290,7 @@ impl OidcProvider {
         let flow_id = flow_id.ok_or(OidcError::StateInvalid("no sign-in was started in this browser"))?;
         // Single use: taken out before anything else, so a replay finds nothing.
         let raw = store
-            .take_flow(&flow_key(flow_id), now)
+            .take(&flow_key(flow_id), now)
             .await?
             .ok_or(OidcError::StateInvalid(
                 "the sign-in is unknown, expired or already used",

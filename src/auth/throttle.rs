@@ -23,6 +23,7 @@
 //! [`super::device`]) is exempt from the account-wide limit, so filling that limit from many
 //! networks does not lock the owner out of their own devices.
 
+use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 #[cfg(test)]
@@ -37,10 +38,29 @@ mod tests {
     }
 }
 
-use crate::session::{
-    record::Millis,
-    store::{AnyStore, StoreError},
-};
+use crate::session::{record::Millis, store::StoreError};
+
+/// A counting window: how many hits it holds and how long until it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub count: i64,
+    /// Milliseconds until the window ends (at least 1).
+    pub reset_in: Millis,
+}
+
+/// The port for attempt counters: fixed windows that start with their first hit. Implemented in
+/// [`crate::store`] on Redis and SQL; every operation on one key is atomic.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// Counts one hit under `key`, starting a window of `window` ms if none is running.
+    async fn hit(&self, key: &str, window: Millis, now: Millis) -> Result<Window, StoreError>;
+
+    /// Gives back one hit under `key` (never below zero; nothing once the window ended).
+    async fn unhit(&self, key: &str, now: Millis) -> Result<(), StoreError>;
+
+    /// Forgets `key`'s window.
+    async fn reset(&self, key: &str) -> Result<(), StoreError>;
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limit {
@@ -89,21 +109,30 @@ pub const SIGNUPS: Limit = Limit {
 };
 
 /// Counts one signup; `Some(seconds)` when the client must wait.
-pub async fn signup(store: &AnyStore, ip: Option<&str>, now: Millis) -> Result<Option<u64>, StoreError> {
+pub async fn signup(
+    store: &dyn AttemptStore,
+    ip: Option<&str>,
+    now: Millis,
+) -> Result<Option<u64>, StoreError> {
     let key = format!("u:{}", digest(&[&network(ip)]));
-    let (count, reset_in) = hit(store, &key, SIGNUPS.window_ms, now).await?;
-    Ok((count > SIGNUPS.max_failures).then(|| (reset_in as u64).div_ceil(1000).max(1)))
+    let w = store.hit(&key, SIGNUPS.window_ms, now).await?;
+    Ok((w.count > SIGNUPS.max_failures).then(|| seconds(w.reset_in)))
+}
+
+/// Whole seconds to wait, at least one (for `Retry-After`).
+fn seconds(ms: Millis) -> u64 {
+    (ms.max(0) as u64).div_ceil(1000).max(1)
 }
 
 /// Counts one provider sign-in start; `Some(seconds)` when the client must wait.
 pub async fn sign_in_start(
-    store: &AnyStore,
+    store: &dyn AttemptStore,
     ip: Option<&str>,
     now: Millis,
 ) -> Result<Option<u64>, StoreError> {
     let key = format!("s:{}", digest(&[&network(ip)]));
-    let (count, reset_in) = hit(store, &key, SIGN_IN_STARTS.window_ms, now).await?;
-    Ok((count > SIGN_IN_STARTS.max_failures).then(|| (reset_in as u64).div_ceil(1000).max(1)))
+    let w = store.hit(&key, SIGN_IN_STARTS.window_ms, now).await?;
+    Ok((w.count > SIGN_IN_STARTS.max_failures).then(|| seconds(w.reset_in)))
 }
 
 /// The counters for one sign-in attempt.
@@ -150,49 +179,28 @@ impl Attempt {
     /// Reserves one failure in every bucket. `Some(seconds)` means a bucket is full: the
     /// attempt is refused and its reservation given back. With `None` the attempt may proceed;
     /// it counts as a failure unless [`Attempt::succeeded`] is called.
-    pub async fn reserve(&self, store: &AnyStore, now: Millis) -> Result<Option<u64>, StoreError> {
+    pub async fn reserve(&self, store: &dyn AttemptStore, now: Millis) -> Result<Option<u64>, StoreError> {
         let mut wait: Option<Millis> = None;
         for (key, limit) in &self.buckets {
-            let (count, reset_in) = hit(store, key, limit.window_ms, now).await?;
-            if count > limit.max_failures {
-                wait = Some(wait.unwrap_or(0).max(reset_in));
+            let w = store.hit(key, limit.window_ms, now).await?;
+            if w.count > limit.max_failures {
+                wait = Some(wait.unwrap_or(0).max(w.reset_in));
             }
         }
         if wait.is_some() {
             for (key, _) in &self.buckets {
-                unhit(store, key, now).await?;
+                store.unhit(key, now).await?;
             }
         }
-        Ok(wait.map(|ms| (ms as u64).div_ceil(1000).max(1)))
+        Ok(wait.map(seconds))
     }
 
     /// The attempt succeeded: give the reservations back, and forgive this client's earlier
     /// failures on this account.
-    pub async fn succeeded(&self, store: &AnyStore, now: Millis) -> Result<(), StoreError> {
+    pub async fn succeeded(&self, store: &dyn AttemptStore, now: Millis) -> Result<(), StoreError> {
         for (key, _) in &self.buckets[1..] {
-            unhit(store, key, now).await?;
+            store.unhit(key, now).await?;
         }
-        reset(store, &self.buckets[0].0).await
-    }
-}
-
-async fn unhit(store: &AnyStore, key: &str, now: Millis) -> Result<(), StoreError> {
-    match store {
-        AnyStore::Redis(s) => s.unhit(key).await,
-        AnyStore::Sql(s) => s.unhit(key, now).await,
-    }
-}
-
-async fn hit(store: &AnyStore, key: &str, window: Millis, now: Millis) -> Result<(i64, Millis), StoreError> {
-    match store {
-        AnyStore::Redis(s) => s.hit(key, window).await,
-        AnyStore::Sql(s) => s.hit(key, window, now).await,
-    }
-}
-
-async fn reset(store: &AnyStore, key: &str) -> Result<(), StoreError> {
-    match store {
-        AnyStore::Redis(s) => s.reset(key).await,
-        AnyStore::Sql(s) => s.reset(key).await,
+        store.reset(&self.buckets[0].0).await
     }
 }

@@ -110,7 +110,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
             match store.ping_within(Duration::from_secs(3)).await {
                 Ok(()) => println!("session store:    ok ({})", store.kind()),
                 Err(e) => {
-                    println!("session store:    FAILED ({}) {}", store.kind(), e.0);
+                    println!("session store:    FAILED ({}) {}", store.kind(), e.chain());
                     failures.push("session store");
                 }
             }

@@ -63,6 +63,7 @@ pub struct Context {
     pub db: sea_orm::DatabaseConnection,
     pub sessions: crate::session::Sessions,
     pub auth: crate::auth::Auth,
+    pub clock: crate::clock::Clock,
 }
 
 impl Context {
@@ -73,12 +74,13 @@ impl Context {
             crate::startup::StartupError::PendingMigrations(_) => CliError::Config(e.to_string()),
             crate::startup::StartupError::Other(e) => CliError::Failed(e),
         })?;
-        let (sessions, auth) = crate::startup::services(&settings, &db, &store);
+        let (sessions, auth) = crate::state::services(&settings, &db, &store);
         Ok(Context {
             settings,
             db,
             sessions,
             auth,
+            clock: crate::clock::Clock::system(),
         })
     }
 }

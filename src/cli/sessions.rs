@@ -11,10 +11,8 @@ use super::{output, CliError, Context};
 use crate::{
     entities::users::Model as User,
     session::{
-        now_ms,
         record::{datetime, SessionRecord},
         service::reason,
-        SessionStore,
     },
     users,
 };
@@ -165,7 +163,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
             let user = find_user(&ctx, &who).await?;
             let sessions = ctx
                 .sessions
-                .list_user(&user.id, now_ms())
+                .list_user(&user.id, ctx.clock.now())
                 .await
                 .context("cannot read sessions")?;
             if json {
@@ -179,7 +177,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
         SessionsCommand::Show { id, json } => {
             let r = ctx
                 .sessions
-                .find(&id, now_ms())
+                .find(&id, ctx.clock.now())
                 .await
                 .context("cannot read sessions")?
                 .ok_or_else(|| CliError::NotFound(format!("no live session `{id}`")))?;
@@ -224,7 +222,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
 }
 
 async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
-    let now = now_ms();
+    let now = ctx.clock.now();
     let mut cursor = None;
     let mut total = 0usize;
     let mut array = if json {
@@ -279,7 +277,7 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
 type Plan = Vec<(uuid::Uuid, Vec<SessionRecord>)>;
 
 async fn plan(ctx: &Context, args: &RevokeArgs) -> Result<Plan, CliError> {
-    let now = now_ms();
+    let now = ctx.clock.now();
     let mut plan: Plan = Vec::new();
     let mut add = |r: SessionRecord| match plan.iter_mut().find(|(u, _)| *u == r.user_id) {
         Some((_, v)) => v.push(r),
@@ -346,7 +344,7 @@ async fn pick(ctx: &Context) -> Result<Vec<String>, CliError> {
     let page = ctx
         .sessions
         .store()
-        .list_page(None, PAGE, now_ms())
+        .list_page(None, PAGE, ctx.clock.now())
         .await
         .context("cannot read sessions")?;
     if page.sessions.is_empty() {
@@ -393,7 +391,7 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
         &format!("Revoke {count} session(s)?"),
         &format!("revoke {count} session(s)"),
     )?;
-    let now = now_ms();
+    let now = ctx.clock.now();
     let mut revoked = 0;
     for (user_id, sessions) in &plan {
         if args.user.is_some() || args.all {

@@ -13,7 +13,7 @@ use super::{
     sessions::{find_user, print_sessions, SessionJson},
     CliError, Context,
 };
-use crate::{auth::AuthError, entities::users::Model as User, error::ApiError, session::now_ms, users};
+use crate::{auth::AuthError, entities::users::Model as User, error::ApiError, users};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -103,7 +103,7 @@ async fn describe(ctx: &Context, user: &User) -> Result<(UserJson, Vec<IdentityJ
         .context("cannot read identities")?;
     let live = ctx
         .sessions
-        .list_user(&user.id, now_ms())
+        .list_user(&user.id, ctx.clock.now())
         .await
         .context("cannot read sessions")?;
     let mut methods = Vec::new();
@@ -212,7 +212,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             let (u, identities) = describe(&ctx, &user).await?;
             let sessions = ctx
                 .sessions
-                .list_user(&user.id, now_ms())
+                .list_user(&user.id, ctx.clock.now())
                 .await
                 .context("cannot read sessions")?;
             if json {
@@ -269,7 +269,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             let user = find_user(&ctx, &user).await?;
             let live = ctx
                 .sessions
-                .list_user(&user.id, now_ms())
+                .list_user(&user.id, ctx.clock.now())
                 .await
                 .context("cannot read sessions")?;
             output::confirm(
@@ -283,7 +283,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             )?;
             let (user, revoked) = ctx
                 .auth
-                .set_user_disabled(&user, true, now_ms())
+                .set_user_disabled(&user, true, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
             println!(
@@ -297,7 +297,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             let user = find_user(&ctx, &user).await?;
             let (user, _) = ctx
                 .auth
-                .set_user_disabled(&user, false, now_ms())
+                .set_user_disabled(&user, false, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
             println!("Enabled {} (at {}).", user.email, output::date(Utc::now()));

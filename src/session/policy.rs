@@ -87,11 +87,13 @@ impl Policy {
     pub fn grace_ms(&self) -> Millis {
         ms(self.grace)
     }
+}
 
-    /// How long a tombstone for `r` is kept.
-    pub fn tombstone_ttl(&self, r: &SessionRecord, now: Millis) -> Millis {
-        ms(TOMBSTONE_TTL).min(r.absolute_expires_at - now).max(1000)
-    }
+/// How long a tombstone for `r`, revoked at `now`, is kept: [`TOMBSTONE_TTL`], but never past
+/// the session's own absolute expiry (no key outlives its session), and at least a second (a
+/// store TTL of 0 means "no expiry" or an error, depending on the store).
+pub fn tombstone_ttl(r: &SessionRecord, now: Millis) -> Millis {
+    ms(TOMBSTONE_TTL).min(r.absolute_expires_at - now).max(1000)
 }
 
 /// Milliseconds left until `at`, at least 1 (a store TTL of 0 would mean "no expiry" or an
@@ -171,6 +173,17 @@ mod tests {
             Duration::from_secs(5),
         );
         let r = record(0, &p);
-        assert_eq!(p.tombstone_ttl(&r, 1000), 5000);
+        assert_eq!(tombstone_ttl(&r, 1000), 5000);
+        assert_eq!(tombstone_ttl(&r, 5_900), 1000, "at least a second");
+        let long = record(
+            0,
+            &Policy::new(
+                Duration::from_secs(7200),
+                Duration::from_secs(86_400),
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+            ),
+        );
+        assert_eq!(tombstone_ttl(&long, 1000), 3_600_000, "an hour at most");
     }
 }

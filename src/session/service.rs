@@ -1,12 +1,14 @@
 //! The session lifecycle, as one service used by the HTTP API and the operator CLI alike:
 //! create, validate (with sliding refresh and rotation), list, revoke.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::{
     policy::{Due, Policy},
     record::{Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot},
-    store::{AnyStore, Revocation, SessionStore, StoreError, Which},
+    store::{Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
 
@@ -74,13 +76,13 @@ pub struct Validated {
 /// The session service.
 #[derive(Clone)]
 pub struct Sessions {
-    store: AnyStore,
+    store: Arc<dyn SessionStore>,
     signer: CookieSigner,
     policy: Policy,
 }
 
 impl Sessions {
-    pub fn new(store: AnyStore, signer: CookieSigner, policy: Policy) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy) -> Self {
         Sessions {
             store,
             signer,
@@ -88,8 +90,8 @@ impl Sessions {
         }
     }
 
-    pub fn store(&self) -> &AnyStore {
-        &self.store
+    pub fn store(&self) -> &dyn SessionStore {
+        self.store.as_ref()
     }
 
     /// The cookie signer (also used for device cookies).
@@ -249,11 +251,7 @@ impl Sessions {
     }
 
     fn revocation(&self, reason: &'static str, message: Option<String>) -> Revocation {
-        Revocation {
-            reason,
-            message,
-            tombstone_ttl: Millis::try_from(super::policy::TOMBSTONE_TTL.as_millis()).unwrap_or(Millis::MAX),
-        }
+        Revocation { reason, message }
     }
 
     /// Revokes one session of a user. Returns false when the user has no such live session

@@ -1,42 +1,67 @@
-//! The narrow `SessionStore` interface and the store chosen at startup.
+//! The session port: what the session engine needs from wherever sessions are kept, and the
+//! error every store port reports.
 //!
-//! Two implementations: [`RedisStore`](super::redis::RedisStore) (production) and
-//! [`SqlStore`](super::sql::SqlStore) (the embedded default; also runs on PostgreSQL). One
-//! conformance suite (`tests/api/session_store.rs`) runs against both. Every method takes `now`,
-//! so expiry and rotation are tested without sleeping.
+//! The implementations live in [`crate::store`] (Redis for production, SQL for the embedded
+//! default and PostgreSQL); nothing here knows about keys, tables or connections. One
+//! conformance suite (`tests/api/session_store.rs`) runs against every implementation. Every
+//! method takes `now`, so expiry and rotation are tested without sleeping.
 
-use std::{future::Future, time::Duration};
-
-use sea_orm::DatabaseConnection;
+use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
+    policy,
+    record::{Millis, Rotated, SessionKey, SessionRecord, Stored, Tombstone},
     token::TokenHash,
 };
-use crate::config::Settings;
 
-/// The session store could not be reached or answered nonsense. Authenticated requests fail
-/// closed (503) on it — never 200, never a silent logout.
+/// The underlying failure, kept for logs (never sent to clients).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong in a store, by what the caller should do about it. The cause is kept as
+/// the error's source, so logs show the whole chain; callers branch on the kind, never on
+/// message text.
 #[derive(Debug, thiserror::Error)]
-#[error("session store unavailable: {0}")]
-pub struct StoreError(pub String);
-
-impl From<::redis::RedisError> for StoreError {
-    fn from(e: ::redis::RedisError) -> Self {
-        StoreError(e.to_string())
-    }
+pub enum StoreError {
+    /// The store could not be reached, timed out, or refused to serve. Authenticated requests
+    /// fail closed on it (503) — never 200, never a silent logout.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Cause),
+    /// A concurrent change won, and retrying did not help in time. Nothing was written.
+    #[error("the store is busy with concurrent changes to the same data")]
+    Conflict(#[source] Cause),
+    /// The store holds a value this version cannot read.
+    #[error("the store holds an unreadable value")]
+    Corrupt(#[source] Cause),
 }
 
-impl From<sea_orm::DbErr> for StoreError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        StoreError(e.to_string())
+impl StoreError {
+    /// An [`StoreError::Unavailable`] with a message of our own as its cause.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        StoreError::Unavailable(why.into().into())
+    }
+
+    /// A [`StoreError::Conflict`] with a message of our own as its cause.
+    pub fn conflict(why: impl Into<String>) -> Self {
+        StoreError::Conflict(why.into().into())
+    }
+
+    /// The error and its causes on one line, for logs and operator output.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
     }
 }
 
 impl From<super::record::DecodeError> for StoreError {
     fn from(e: super::record::DecodeError) -> Self {
-        StoreError(e.to_string())
+        StoreError::Corrupt(Box::new(e))
     }
 }
 
@@ -66,8 +91,20 @@ pub struct Revocation {
     pub reason: &'static str,
     /// Free text from an operator.
     pub message: Option<String>,
-    /// Upper bound of the tombstone's lifetime (each is also capped by its session's).
-    pub tombstone_ttl: Millis,
+}
+
+impl Revocation {
+    /// The tombstone left under each token of `record`, and how long the store keeps it
+    /// ([`policy::tombstone_ttl`]: an hour at most, never longer than the session itself).
+    pub fn tombstone(&self, record: &SessionRecord, now: Millis) -> (Stored, Millis) {
+        let tombstone = Stored::Revoked(Tombstone {
+            reason: self.reason.to_string(),
+            message: self.message.clone(),
+            revoked_at: now,
+            public_id: record.public_id.clone(),
+        });
+        (tombstone, policy::tombstone_ttl(record, now))
+    }
 }
 
 /// A page of sessions from [`SessionStore::list_page`].
@@ -78,150 +115,24 @@ pub struct Page {
 }
 
 /// Where sessions live. Implementations keep the raw token out: they only see [`TokenHash`].
+#[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// `redis` or `sql`, for logs and readiness.
+    fn kind(&self) -> &'static str;
+
     /// What a token points to: one round trip.
-    fn load(
-        &self,
-        key: &SessionKey,
-        now: Millis,
-    ) -> impl Future<Output = Result<Option<Stored>, StoreError>> + Send;
+    async fn load(&self, key: &SessionKey, now: Millis) -> Result<Option<Stored>, StoreError>;
 
     /// Stores a new active session and indexes it under its user, atomically.
-    fn create(
-        &self,
-        hash: &TokenHash,
-        record: &SessionRecord,
-        now: Millis,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError>;
 
     /// Overwrites an active session (sliding refresh). Returns false, and writes nothing, when
     /// the session is no longer active — a refresh can never resurrect a revoked session.
-    fn touch(
-        &self,
-        hash: &TokenHash,
-        record: &SessionRecord,
-        now: Millis,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    async fn touch(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<bool, StoreError>;
 
     /// Single-flight rotation: if `old` is still the active token of its session, store `next`
     /// under `new` and turn `old` into `rotated` (valid until its grace ends). Returns false when
     /// another request rotated first or the session was revoked.
-    fn rotate(
-        &self,
-        old: &TokenHash,
-        new: &TokenHash,
-        next: &SessionRecord,
-        rotated: &Rotated,
-        now: Millis,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Live sessions of one user; costs the size of that user's index, never a keyspace scan.
-    fn list_user(
-        &self,
-        user_id: &Uuid,
-        now: Millis,
-    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
-
-    /// A live session by its public id.
-    fn find(
-        &self,
-        public_id: &str,
-        now: Millis,
-    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
-
-    /// Revokes sessions of a user, with their predecessors still in grace, leaving tombstones.
-    /// Atomic per user: a concurrent rotation cannot leave a successor alive.
-    fn revoke(
-        &self,
-        user_id: &Uuid,
-        which: Which<'_>,
-        revocation: &Revocation,
-        now: Millis,
-    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
-
-    /// One page of every live session, for operators. `cursor` is `None` for the first page.
-    fn list_page(
-        &self,
-        cursor: Option<String>,
-        limit: usize,
-        now: Millis,
-    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
-
-    /// One round trip, for readiness.
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// The configured store: Redis when `REDIS_URL` is set, else the SQL database.
-#[derive(Clone)]
-pub enum AnyStore {
-    Redis(super::redis::RedisStore),
-    Sql(super::sql::SqlStore),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
-            AnyStore::Redis($s) => $call.await,
-            AnyStore::Sql($s) => $call.await,
-        }
-    };
-}
-
-impl AnyStore {
-    /// Chooses the store from the configuration. Connecting to Redis is lazy: startup never
-    /// waits for it, and requests fail closed until it answers.
-    pub fn from_settings(settings: &Settings, db: &DatabaseConnection) -> Result<Self, StoreError> {
-        match &settings.redis {
-            Some(redis) => Ok(AnyStore::Redis(super::redis::RedisStore::connect(redis)?)),
-            None => Ok(AnyStore::Sql(super::sql::SqlStore::new(db.clone()))),
-        }
-    }
-
-    /// `redis` or `sql`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            AnyStore::Redis(_) => "redis",
-            AnyStore::Sql(_) => "sql",
-        }
-    }
-
-    /// Keeps a pending sign-in (OpenID state) under `key` for `ttl` ms.
-    pub async fn put_flow(&self, key: &str, value: &str, ttl: Millis, now: Millis) -> Result<(), StoreError> {
-        match self {
-            AnyStore::Redis(s) => s.put_flow(key, value, ttl).await,
-            AnyStore::Sql(s) => s.put_flow(key, value, ttl, now).await,
-        }
-    }
-
-    /// Takes a pending sign-in out; a second call (a replay) gets `None`.
-    pub async fn take_flow(&self, key: &str, now: Millis) -> Result<Option<String>, StoreError> {
-        match self {
-            AnyStore::Redis(s) => s.take_flow(key).await,
-            AnyStore::Sql(s) => s.take_flow(key, now).await,
-        }
-    }
-
-    /// [`SessionStore::ping`], bounded by `timeout`.
-    pub async fn ping_within(&self, timeout: Duration) -> Result<(), StoreError> {
-        tokio::time::timeout(timeout, self.ping())
-            .await
-            .map_err(|_| StoreError(format!("no answer within {timeout:?}")))?
-    }
-}
-
-impl SessionStore for AnyStore {
-    async fn load(&self, key: &SessionKey, now: Millis) -> Result<Option<Stored>, StoreError> {
-        dispatch!(self, s => s.load(key, now))
-    }
-
-    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError> {
-        dispatch!(self, s => s.create(hash, record, now))
-    }
-
-    async fn touch(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.touch(hash, record, now))
-    }
-
     async fn rotate(
         &self,
         old: &TokenHash,
@@ -229,33 +140,27 @@ impl SessionStore for AnyStore {
         next: &SessionRecord,
         rotated: &Rotated,
         now: Millis,
-    ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.rotate(old, new, next, rotated, now))
-    }
+    ) -> Result<bool, StoreError>;
 
-    async fn list_user(&self, user_id: &Uuid, now: Millis) -> Result<Vec<SessionRecord>, StoreError> {
-        dispatch!(self, s => s.list_user(user_id, now))
-    }
+    /// Live sessions of one user; costs the size of that user's index, never a keyspace scan.
+    async fn list_user(&self, user_id: &Uuid, now: Millis) -> Result<Vec<SessionRecord>, StoreError>;
 
-    async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
-        dispatch!(self, s => s.find(public_id, now))
-    }
+    /// A live session by its public id.
+    async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError>;
 
+    /// Revokes sessions of a user, with their predecessors still in grace, leaving tombstones.
+    /// Atomic per user: a concurrent rotation cannot leave a successor alive.
     async fn revoke(
         &self,
         user_id: &Uuid,
         which: Which<'_>,
         revocation: &Revocation,
         now: Millis,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        dispatch!(self, s => s.revoke(user_id, which, revocation, now))
-    }
+    ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
-        dispatch!(self, s => s.list_page(cursor, limit, now))
-    }
+    /// One page of every live session, for operators. `cursor` is `None` for the first page.
+    async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError>;
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping())
-    }
+    /// One round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -6,10 +6,7 @@
 
 use std::{collections::HashMap, path::PathBuf, process::Output};
 
-use authauth::{
-    config::Settings,
-    startup::{AppState, Application},
-};
+use authauth::{clock::Clock, config::Settings, startup::Application, state::AppState};
 use sea_orm::{ConnectionTrait, Database};
 
 pub fn postgres_admin_url() -> String {
@@ -168,6 +165,8 @@ pub struct AppOptions {
     pub vars: Vec<(String, String)>,
     /// Run as another instance over the same database and Redis prefix as this app.
     pub share_with: Option<(String, String)>,
+    /// The clock the app reads; a new adjustable one unless shared with another instance.
+    pub clock: Option<Clock>,
 }
 
 impl Default for AppOptions {
@@ -176,6 +175,7 @@ impl Default for AppOptions {
             backend: Backend::PostgresRedis,
             vars: Vec::new(),
             share_with: None,
+            clock: None,
         }
     }
 }
@@ -195,6 +195,7 @@ impl AppOptions {
     pub fn sharing(mut self, other: &TestApp) -> Self {
         self.backend = other.backend;
         self.share_with = Some((other.vars["DATABASE_URL"].clone(), other.redis_prefix.clone()));
+        self.clock = Some(other.state.clock.clone());
         self
     }
 }
@@ -254,7 +255,10 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         vars.insert(k, v);
     }
     let settings = Settings::from_vars(&vars).expect("test configuration is valid");
-    let app = Application::build(settings).await.expect("the app starts");
+    let clock = opts.clock.unwrap_or_else(Clock::adjustable);
+    let app = Application::build_with_clock(settings, clock)
+        .await
+        .expect("the app starts");
     let port = app.port();
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -281,6 +285,20 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Moves this app's clock (shared with instances started with [`AppOptions::sharing`])
+    /// forward: the way tests let time pass.
+    pub fn advance(&self, by: std::time::Duration) {
+        assert!(
+            self.state.clock.advance(by),
+            "test apps run on an adjustable clock"
+        );
+    }
+
+    /// What the app thinks the time is.
+    pub fn now(&self) -> i64 {
+        self.state.clock.now()
     }
 
     pub fn cookie_name(&self) -> &str {

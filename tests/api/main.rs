@@ -12,5 +12,5 @@ mod migrate;
 mod op;
 mod passwords;
 mod redis_outage;
-mod session_store;
 mod sessions_http;
+mod stores;

@@ -211,7 +211,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
     let app = spawn_app().await;
     app.signed_up_client("target@example.com").await;
     let auth = &app.state.auth;
-    let now = authauth::session::now_ms();
+    let now = app.now();
     let from = |i: u32| ClientInfo {
         ip: Some(format!("192.0.2.{i}")),
         user_agent: None,

@@ -1,37 +1,21 @@
-//! The Redis session store (production).
+//! Sessions in Redis (the layout is in [`super`]).
 //!
-//! Key layout, all under `REDIS_KEY_PREFIX` (`P`), with `T` the user's slot tag:
-//!
-//! | key | type | holds | TTL |
-//! |---|---|---|---|
-//! | `P{T}:s:<sha256(token)>` | string | `A\|…` active record, or `R\|…` a rotated token in grace | the session's idle/absolute expiry; the grace period |
-//! | `P{T}:t:<sha256(token)>` | string | `X\|…` tombstone of a revoked token: why it ended | ≤ 1 h, ≤ the session's absolute expiry |
-//! | `P{T}:u:<user id>` | hash | public id → current token hash | the latest absolute expiry of the user's sessions |
-//! | `P{T}:p:<public id>` | string | user id (locates a session by its public id) | the session's absolute expiry |
-//! | `Prl:<kind>:<sha256(subject)>` | string | failed-login counter | the counting window |
-//! | `Pflow:<sha256(flow cookie)>` | string | a pending OpenID sign-in (state, nonce, PKCE verifier) | 10 min, taken once |
-//!
-//! `{T}` is a Redis Cluster hash tag: a user's sessions, index and directory entries share one
-//! slot, so every multi-key change is one Lua script — atomic on a single server and on a
-//! cluster. Validating a request is one `GET`; only a token with no live session costs a second
-//! one (its tombstone, to say why). A revoked session's key is deleted, not overwritten.
+//! Validating a request is one `GET`; only a token with no live session costs a second one (its
+//! tombstone, to say why). A revoked session's key is deleted, not overwritten.
 
-use std::{sync::LazyLock, time::Duration};
+use std::sync::LazyLock;
 
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    AsyncCommands, Script,
-};
-use secrecy::ExposeSecret;
+use async_trait::async_trait;
+use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
-use super::{
+use super::RedisBackend;
+use crate::session::{
     policy::ttl_until,
-    record::{Millis, Rotated, SessionKey, SessionRecord, Stored, Tombstone},
+    record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
     store::{Page, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, TokenHash},
 };
-use crate::config::RedisSettings;
 
 /// Stores a session, its index entry and its directory entry.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
@@ -107,76 +91,31 @@ static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Counts one failure in a fixed window; returns the count and the window's remaining ms.
-static HIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        local n = redis.call('INCR', KEYS[1])
-        if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-        local ttl = redis.call('PTTL', KEYS[1])
-        if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
-        return {n, ttl}
-        ",
-    )
-});
-
-/// Gives back one count; the key goes away at zero.
-static UNHIT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-        local n = redis.call('DECR', KEYS[1])
-        if n <= 0 then redis.call('DEL', KEYS[1]) end
-        return n
-        ",
-    )
-});
-
-/// Sessions in Redis, over one multiplexed connection that reconnects by itself.
+/// The session port on Redis.
 #[derive(Clone)]
-pub struct RedisStore {
-    conn: ConnectionManager,
-    prefix: String,
-}
+pub struct RedisSessions(pub RedisBackend);
 
 const MAX_REVOKE_ATTEMPTS: usize = 8;
 
-impl RedisStore {
-    /// Prepares the connection without waiting for Redis: the first command connects.
-    pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let client = redis::Client::open(settings.url.expose_secret())?;
-        // Fail fast while Redis is down (requests answer 503 quickly); the manager reconnects
-        // on later commands, so service recovers without a restart.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
-        Ok(RedisStore {
-            conn,
-            prefix: settings.key_prefix.clone(),
-        })
-    }
-
-    fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+impl RedisSessions {
+    fn conn(&self) -> redis::aio::ConnectionManager {
+        self.0.conn()
     }
 
     fn session_key(&self, slot: &str, hash: &str) -> String {
-        format!("{}{{{slot}}}:s:{hash}", self.prefix)
+        self.0.key(format_args!("{{{slot}}}:s:{hash}"))
     }
 
     fn tombstone_key(&self, slot: &str, hash: &str) -> String {
-        format!("{}{{{slot}}}:t:{hash}", self.prefix)
+        self.0.key(format_args!("{{{slot}}}:t:{hash}"))
     }
 
     fn index_key(&self, slot: &str, user_id: &Uuid) -> String {
-        format!("{}{{{slot}}}:u:{user_id}", self.prefix)
+        self.0.key(format_args!("{{{slot}}}:u:{user_id}"))
     }
 
     fn directory_key(&self, slot: &str, public_id: &str) -> String {
-        format!("{}{{{slot}}}:p:{public_id}", self.prefix)
+        self.0.key(format_args!("{{{slot}}}:p:{public_id}"))
     }
 
     /// The user's index: public id → current token hash.
@@ -218,51 +157,6 @@ impl RedisStore {
         }
         Ok(live)
     }
-
-    /// Counts a failure under `key` in a window of `window` ms: `(count, ms until reset)`.
-    pub async fn hit(&self, key: &str, window: Millis) -> Result<(i64, Millis), StoreError> {
-        let (n, ttl): (i64, i64) = HIT
-            .key(format!("{}rl:{key}", self.prefix))
-            .arg(window)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok((n, ttl))
-    }
-
-    /// Gives back one count under `key` (never below zero).
-    pub async fn unhit(&self, key: &str) -> Result<(), StoreError> {
-        let _: i64 = UNHIT
-            .key(format!("{}rl:{key}", self.prefix))
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(())
-    }
-
-    pub async fn reset(&self, key: &str) -> Result<(), StoreError> {
-        let _: () = self.conn().del(format!("{}rl:{key}", self.prefix)).await?;
-        Ok(())
-    }
-
-    /// Keeps a pending sign-in for `ttl` ms.
-    pub async fn put_flow(&self, key: &str, value: &str, ttl: Millis) -> Result<(), StoreError> {
-        let _: () = redis::cmd("SET")
-            .arg(format!("{}flow:{key}", self.prefix))
-            .arg(value)
-            .arg("PX")
-            .arg(ttl)
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(())
-    }
-
-    /// Takes a pending sign-in out: at most one caller ever gets it (`GETDEL`).
-    pub async fn take_flow(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let value: Option<String> = redis::cmd("GETDEL")
-            .arg(format!("{}flow:{key}", self.prefix))
-            .query_async(&mut self.conn())
-            .await?;
-        Ok(value)
-    }
 }
 
 /// Escapes glob characters for `SCAN … MATCH`.
@@ -277,7 +171,12 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
-impl SessionStore for RedisStore {
+#[async_trait]
+impl SessionStore for RedisSessions {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
     async fn load(&self, key: &SessionKey, _now: Millis) -> Result<Option<Stored>, StoreError> {
         let hash = key.hash.to_b64();
         let value: Option<String> = self.conn().get(self.session_key(&key.slot, &hash)).await?;
@@ -397,16 +296,7 @@ impl SessionStore for RedisStore {
                     Some(p) if p.grace_until > now => p.hash.as_str(),
                     _ => hash.as_str(),
                 };
-                let tombstone = Stored::Revoked(Tombstone {
-                    reason: revocation.reason.to_string(),
-                    message: revocation.message.clone(),
-                    revoked_at: now,
-                    public_id: pid.clone(),
-                });
-                let ttl = revocation
-                    .tombstone_ttl
-                    .min(record.absolute_expires_at - now)
-                    .max(1000);
+                let (tombstone, ttl) = revocation.tombstone(record, now);
                 script
                     .key(self.session_key(&slot, hash))
                     .key(self.tombstone_key(&slot, hash))
@@ -423,14 +313,14 @@ impl SessionStore for RedisStore {
                 return Ok(targets.into_iter().map(|(_, _, r)| r).collect());
             }
         }
-        Err(StoreError(
-            "revocation kept racing with rotations; try again".to_string(),
+        Err(StoreError::conflict(
+            "revocation kept racing with rotations of the same user's sessions",
         ))
     }
 
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
         let cursor: u64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
-        let pattern = format!("{}{{*}}:u:*", glob_escape(&self.prefix));
+        let pattern = format!("{}{{*}}:u:*", glob_escape(&self.0.prefix));
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
@@ -454,11 +344,6 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(StoreError(format!("unexpected PING answer `{pong}`")))
-        }
+        self.0.ping().await
     }
 }

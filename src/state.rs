@@ -1,0 +1,54 @@
+//! What every request handler and operator command shares: the configuration, the database,
+//! the stores, the services built on them, and the clock.
+
+use std::{ops::Deref, sync::Arc};
+
+use sea_orm::DatabaseConnection;
+
+use crate::{
+    auth::{oidc::Providers, password::Hasher, Auth},
+    clock::Clock,
+    config::Settings,
+    session::{policy::Policy, token::CookieSigner, Sessions},
+    store::Stores,
+};
+
+/// Shared state of a running server. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<AppInner>);
+
+pub struct AppInner {
+    pub settings: Settings,
+    pub db: DatabaseConnection,
+    pub stores: Stores,
+    pub sessions: Sessions,
+    pub auth: Auth,
+    /// Sign-in with Google (or another OpenID provider), when configured.
+    pub google: Providers,
+    /// Where every request takes `now` from.
+    pub clock: Clock,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// The services behind the API and the CLI, built from the configuration.
+pub fn services(settings: &Settings, db: &DatabaseConnection, stores: &Stores) -> (Sessions, Auth) {
+    let signer = CookieSigner::new(settings.session.secrets.clone());
+    let sessions = Sessions::new(
+        stores.sessions.clone(),
+        signer,
+        Policy::from_settings(&settings.session),
+    );
+    let auth = Auth::new(
+        db.clone(),
+        sessions.clone(),
+        stores.attempts.clone(),
+        Hasher::new(settings.hash_threads),
+    );
+    (sessions, auth)
+}
