@@ -363,7 +363,7 @@ async fn o13_a_provider_outage_fails_fast_leaves_passwords_working_and_heals_its
 
     op.stop();
     // Starts reuse metadata fetched in the last 5 s (no amplification towards the provider).
-    tokio::time::sleep(Duration::from_millis(5100)).await;
+    app.advance(Duration::from_millis(5100));
     let started = Instant::now();
     let resp = client().get(app.url("/auth/google")).send().await.unwrap();
     assert_eq!(resp.status(), 502);

@@ -260,13 +260,14 @@ async fn idle_and_absolute_timeouts_are_enforced_by_the_server() {
         let busy = client();
         let resp = app.login_with(&busy, "idle@example.com", PASSWORD).await;
         let busy_cookie = set_cookie_value(&resp, app.cookie_name()).unwrap();
-        let started = std::time::Instant::now();
-        // `busy` is used every 700 ms: it outlives the idle timeout, not the absolute one.
+        // `busy` is used every 700 ms of the app's clock: it outlives the idle timeout, not the
+        // absolute one.
+        let mut elapsed = Duration::ZERO;
         let mut last_ok = Duration::ZERO;
         let mut idle_checked = false;
-        while started.elapsed() < Duration::from_millis(6500) {
+        while elapsed < Duration::from_millis(6500) {
             let status = busy.get(app.url("/auth/me")).send().await.unwrap().status();
-            if !idle_checked && started.elapsed() > Duration::from_millis(3000) {
+            if !idle_checked && elapsed > Duration::from_millis(3000) {
                 // `idle` has not been used for more than its 2 s idle timeout, while `busy`
                 // lives on.
                 let resp = app.get_with_cookie("/auth/me", &idle_cookie).await;
@@ -276,19 +277,20 @@ async fn idle_and_absolute_timeouts_are_enforced_by_the_server() {
                 idle_checked = true;
             }
             if status == 200 {
-                last_ok = started.elapsed();
+                last_ok = elapsed;
             } else {
                 assert_eq!(status, 401);
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(700)).await;
+            app.advance(Duration::from_millis(700));
+            elapsed += Duration::from_millis(700);
         }
         assert!(
             last_ok > Duration::from_secs(3),
             "{backend:?}: the busy session died early ({last_ok:?})"
         );
         assert!(
-            last_ok < Duration::from_millis(5200),
+            last_ok < Duration::from_millis(5000),
             "{backend:?}: absolute timeout not enforced"
         );
         let body: Value = app
@@ -306,9 +308,30 @@ async fn idle_and_absolute_timeouts_are_enforced_by_the_server() {
 async fn a_client_side_max_age_changes_nothing() {
     let app = spawn_app_with(AppOptions::default().var("SESSION_IDLE_TIMEOUT", "2s")).await;
     let (_c, cookie) = app.signed_up_client("maxage@example.com").await;
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    // A browser told to keep the cookie longer still sends the same value: refused.
-    assert_eq!(app.get_with_cookie("/auth/me", &cookie).await.status(), 401);
+    // A client that keeps the cookie for a year and says so in its request gains nothing: the
+    // server's own record decides.
+    let name = app.cookie_name().to_string();
+    let forever = format!("{name}={cookie}; Max-Age=31536000; Expires=Fri, 31 Dec 9999 23:59:59 GMT");
+    let me = |header: String| {
+        let url = app.url("/auth/me");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", header)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        me(forever.clone()).await.status(),
+        200,
+        "the cookie works while fresh"
+    );
+    app.advance(Duration::from_millis(2600));
+    let resp = me(forever).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_expired");
 }
 
 #[tokio::test]
@@ -493,7 +516,7 @@ async fn parallel_requests_across_a_rotation_all_succeed_with_exactly_one_succes
         )
         .await;
         let (_c, cookie) = app.signed_up_client("rotate@example.com").await;
-        tokio::time::sleep(Duration::from_millis(3100)).await;
+        app.advance(Duration::from_millis(3100));
         let mut tasks = Vec::new();
         for _ in 0..50 {
             let (url, name, cookie) = (app.url("/auth/me"), app.cookie_name().to_string(), cookie.clone());
@@ -534,7 +557,7 @@ async fn parallel_requests_across_a_rotation_all_succeed_with_exactly_one_succes
             );
         }
         assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        app.advance(Duration::from_millis(2100));
         assert_eq!(
             app.get_with_cookie("/auth/me", &cookie).await.status(),
             401,
