@@ -8,7 +8,7 @@ use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
-    session_auth::{client_info, supersede_presented_session, CurrentSession},
+    session_auth::{client_info, presented_session, CurrentSession},
     views::Me,
 };
 use crate::{
@@ -142,6 +142,8 @@ impl AuthApi {
     ) -> Result<SignedUp, Failure<SignupErrors>> {
         let now = state.clock.now();
         let Json(body) = body;
+        // As for login: the session this browser had (another account's) ends, not orphaned.
+        let previous = presented_session(req, &state).await;
         let (_, issued) = state
             .auth
             .signup(
@@ -149,6 +151,7 @@ impl AuthApi {
                 secret(body.password),
                 &body.full_name,
                 &client_info(req, &state.settings),
+                previous.as_ref(),
                 now,
             )
             .await
@@ -157,8 +160,6 @@ impl AuthApi {
             let device = crate::auth::device::issue(state.sessions.signer(), &issued.record.user.email);
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
-        // As for login: the session this browser had (another account's) ends, not orphaned.
-        supersede_presented_session(req, &state, now).await?;
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedUp::Created(Json(Me::from_record(&issued.record)), cookie))
     }
@@ -179,6 +180,7 @@ impl AuthApi {
         let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
             .into_iter()
             .find(|v| !v.is_empty());
+        let previous = presented_session(req, &state).await;
         let (_, issued, device) = state
             .auth
             .login(
@@ -186,6 +188,7 @@ impl AuthApi {
                 secret(body.password),
                 &client_info(req, &state.settings),
                 device_cookie.as_deref(),
+                previous.as_ref(),
                 now,
             )
             .await
@@ -193,7 +196,6 @@ impl AuthApi {
         if let Some(slot) = req.extensions().get::<CookieSlot>() {
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
-        supersede_presented_session(req, &state, now).await?;
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
     }

@@ -12,7 +12,7 @@ use super::{
     cookie::{
         clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_flow_cookie, CookieSlot,
     },
-    session_auth::{client_info, supersede_presented_session},
+    session_auth::{client_info, presented_session},
 };
 use crate::{
     auth::{
@@ -178,12 +178,17 @@ impl OidcApi {
             .finish(state.stores.flows.as_ref(), flow_id.as_deref(), callback, now)
             .await
             .map_err(ApiError::from)?;
+        let previous = presented_session(req, &state).await;
         let (user, issued) = state
             .auth
-            .sign_in_with_identity(&identity, &client_info(req, &state.settings), now)
+            .sign_in_with_identity(
+                &identity,
+                &client_info(req, &state.settings),
+                previous.as_ref(),
+                now,
+            )
             .await
             .map_err(ApiError::from)?;
-        supersede_presented_session(req, &state, now).await?;
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(CallbackResponse::SignedIn(return_to, cookie))

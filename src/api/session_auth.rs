@@ -59,29 +59,18 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
     }
 }
 
-/// A sign-in replaces the session this browser already had: revoke it (`superseded`), so a
-/// second account signed in on the same browser never leaves the first one's session behind.
-pub async fn supersede_presented_session(
+/// The live session this browser already holds, if any: a sign-in ends it (`superseded`)
+/// before creating the new one, so a browser never holds two accounts' sessions and an old
+/// session is never orphaned. An unreadable or dead cookie, or a store that cannot answer,
+/// counts as none (the sign-in itself will hit the store and report an outage).
+pub async fn presented_session(
     req: &Request,
     state: &AppState,
-    now: crate::session::record::Millis,
-) -> Result<(), ApiError> {
+) -> Option<crate::session::record::SessionRecord> {
     if session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
-        return Ok(());
+        return None;
     }
-    if let Ok(previous) = authenticate(req, state).await {
-        state
-            .sessions
-            .revoke_one(
-                &previous.record.user_id,
-                &previous.record.public_id,
-                crate::session::service::reason::SUPERSEDED,
-                None,
-                now,
-            )
-            .await?;
-    }
-    Ok(())
+    authenticate(req, state).await.ok().map(|v| v.record)
 }
 
 /// Who is calling: the client address and the `User-Agent`, recorded on new sessions and used

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     entities::users::Model as User,
     session::{
-        record::{Millis, SignInMethod},
+        record::{Millis, SessionRecord, SignInMethod},
         service::{reason, ClientInfo, Issued, Sessions, Validated},
         StoreError,
     },
@@ -112,12 +112,16 @@ impl Auth {
     }
 
     /// `POST /auth/signup`: a new local account and its first session.
+    ///
+    /// `replaces` is the session this browser already holds, if any: it ends (`superseded`)
+    /// once the account exists, before the new session is created.
     pub async fn signup(
         &self,
         email: &str,
         password: SecretString,
         full_name: &str,
         client: &ClientInfo,
+        replaces: Option<&SessionRecord>,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
         if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
@@ -127,14 +131,7 @@ impl Auth {
         let user = self.create_local_user(email, password, full_name).await?;
         tracing::info!(user = %user.id, "account created");
         let issued = self
-            .sessions
-            .create(
-                user.id,
-                users::snapshot(&user),
-                SignInMethod::Password,
-                client,
-                now,
-            )
+            .start_session(&user, SignInMethod::Password, client, replaces, now)
             .await?;
         Ok((user, issued))
     }
@@ -143,12 +140,14 @@ impl Auth {
     /// password; throttled per account, per client and per account-and-client.
     ///
     /// `device` is the browser's device cookie, if any; a successful sign-in returns a new one.
+    /// `replaces` is the session this browser already holds, ended as for [`Auth::signup`].
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
         client: &ClientInfo,
         device_cookie: Option<&str>,
+        replaces: Option<&SessionRecord>,
         now: Millis,
     ) -> Result<(User, Issued, String), AuthError> {
         let store = self.attempts.as_ref();
@@ -175,19 +174,41 @@ impl Auth {
         }
         attempt.succeeded(store, now).await?;
         let issued = self
-            .sessions
-            .create(
-                user.id,
-                users::snapshot(&user),
-                SignInMethod::Password,
-                client,
-                now,
-            )
+            .start_session(&user, SignInMethod::Password, client, replaces, now)
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, now)
             .await?;
         let device = device::issue(signer, email);
         Ok((user, issued, device))
+    }
+
+    /// Creates the session a successful sign-in earned. The session the browser held before
+    /// (`replaces`) ends first, so a failure on the way leaves either both as they were or the
+    /// old one ended and no new one — never a new session nobody holds a cookie for beside an
+    /// old one that should have ended.
+    async fn start_session(
+        &self,
+        user: &User,
+        method: SignInMethod,
+        client: &ClientInfo,
+        replaces: Option<&SessionRecord>,
+        now: Millis,
+    ) -> Result<Issued, AuthError> {
+        if let Some(previous) = replaces {
+            self.sessions
+                .revoke_one(
+                    &previous.user_id,
+                    &previous.public_id,
+                    reason::SUPERSEDED,
+                    None,
+                    now,
+                )
+                .await?;
+        }
+        Ok(self
+            .sessions
+            .create(user.id, users::snapshot(user), method, client, now)
+            .await?)
     }
 
     /// Closes the race between a sign-in and a concurrent password change or disabling: the
@@ -220,6 +241,7 @@ impl Auth {
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
+        replaces: Option<&SessionRecord>,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
         let user = match self.find_or_link(identity, now).await {
@@ -237,8 +259,7 @@ impl Auth {
             return Err(AuthError::Disabled);
         }
         let issued = self
-            .sessions
-            .create(user.id, users::snapshot(&user), SignInMethod::Google, client, now)
+            .start_session(&user, SignInMethod::Google, client, replaces, now)
             .await?;
         self.still_valid(&issued, |_| true, now).await?;
         Ok((user, issued))
@@ -306,32 +327,33 @@ impl Auth {
 
     /// Disables (or re-enables) an account. Disabling blocks every kind of sign-in and revokes
     /// every session of the user (reason `user_disabled`). Returns the user and how many
-    /// sessions ended. If the sessions cannot be revoked, the account is left as it was.
+    /// sessions ended.
+    ///
+    /// The account is marked first, then its sessions end: a sign-in racing with this either
+    /// sees the mark in its own re-check or has its session revoked here. If the sessions
+    /// cannot be revoked, the account stays disabled (nothing is undone, so nothing can fail
+    /// half-way back) and the error says so; disabling again is safe and revokes them — it
+    /// does, even for an account that is already disabled.
     pub async fn set_user_disabled(
         &self,
         user: &User,
         disabled: bool,
         now: Millis,
     ) -> Result<(User, usize), AuthError> {
-        let updated = users::set_disabled(&self.db, user, disabled).await?;
+        let updated = if user.disabled_at.is_some() == disabled {
+            user.clone()
+        } else {
+            users::set_disabled(&self.db, user, disabled).await?
+        };
         if !disabled {
             tracing::info!(user = %user.id, "account enabled");
             return Ok((updated, 0));
         }
-        match self
+        let revoked = self
             .revoke_all_with_retry(&user.id, reason::USER_DISABLED, now)
-            .await
-        {
-            Ok(revoked) => {
-                tracing::info!(user = %user.id, revoked, "account disabled; sessions revoked");
-                Ok((updated, revoked))
-            }
-            Err(e) => {
-                // Never half-done: an account marked disabled with live sessions would be a lie.
-                users::set_disabled(&self.db, &updated, user.disabled_at.is_some()).await?;
-                Err(e.into())
-            }
-        }
+            .await?;
+        tracing::info!(user = %user.id, revoked, "account disabled; sessions revoked");
+        Ok((updated, revoked))
     }
 
     async fn revoke_all_with_retry(
@@ -351,8 +373,14 @@ impl Auth {
     }
 
     /// `POST /auth/password`: needs the current password; every session of the user ends
-    /// (reason `password_changed`) and the caller gets a brand-new one. If the sessions cannot
-    /// be revoked, the old password stays.
+    /// (reason `password_changed`) and the caller gets a brand-new one.
+    ///
+    /// The writes are ordered so that stopping after any of them leaves a coherent account,
+    /// with nothing to undo: (1) every *other* session ends; (2) the password changes; (3) the
+    /// caller's session ends too, with any sign-in that raced step 2 (those also fail their own
+    /// re-check); (4) a new session is issued. A failure at (1) changes nothing; at (2) only
+    /// ends sessions the user was about to lose anyway; at (3) leaves the new password with
+    /// the caller's session as the only one; at (4) leaves the new password and no session.
     pub async fn change_password(
         &self,
         current: &Validated,
@@ -381,17 +409,18 @@ impl Auth {
         }
         attempt.succeeded(store, now).await?;
         let new_hash = self.hasher.hash(new_password).await?;
-        // The password changes first, then every session ends: a sign-in racing with this
-        // either is revoked here or sees the new hash in its own re-check.
+        self.sessions
+            .revoke_user(
+                &user.id,
+                Some(&current.record.public_id),
+                reason::PASSWORD_CHANGED,
+                None,
+                now,
+            )
+            .await?;
         let changed = users::set_password_hash(&self.db, &user, new_hash).await?;
-        if let Err(e) = self
-            .revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, now)
-            .await
-        {
-            // Never half-done: keep the old password rather than a new one with old sessions.
-            users::restore_password_hash(&self.db, &changed, user.password_hash.clone()).await?;
-            return Err(e.into());
-        }
+        self.revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, now)
+            .await?;
         tracing::info!(user = %user.id, "password changed; all sessions revoked");
         let issued = self
             .sessions

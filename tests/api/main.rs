@@ -10,6 +10,7 @@ mod google;
 mod health;
 mod migrate;
 mod op;
+mod partial_failures;
 mod passwords;
 mod redis_outage;
 mod sessions_http;

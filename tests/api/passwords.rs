@@ -224,6 +224,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                 SecretString::from("wrong password here"),
                 &from(1),
                 None,
+                None,
                 now,
             )
             .await;
@@ -235,6 +236,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             SecretString::from(PASSWORD),
             &from(1),
             None,
+            None,
             now,
         )
         .await;
@@ -245,6 +247,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             "target@example.com",
             SecretString::from(PASSWORD),
             &from(200),
+            None,
             None,
             now
         )
@@ -259,6 +262,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                     SecretString::from("wrong password here"),
                     &from(ip),
                     None,
+                    None,
                     now,
                 )
                 .await;
@@ -270,6 +274,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             "target@example.com",
             SecretString::from(PASSWORD),
             &from(201),
+            None,
             None,
             now,
         )
