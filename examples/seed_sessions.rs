@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let cookies_wanted: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(0);
 
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (db, store) = startup::open(&mut settings).await?;
+    let (db, store) = startup::open(&mut settings, startup::Opener::Server).await?;
     let (sessions, _) = state::services(&settings, &db, &store);
     let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))

@@ -503,6 +503,16 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// For operator commands without `SESSION_SECRET`: a random secret kept in memory only.
+    /// They sign no cookie; they only need a signer to build the services with.
+    pub fn use_ephemeral_secret(&mut self) {
+        if self.session.secret_source == SecretSource::Unresolved {
+            self.session.secrets = vec![SecretString::from(crate::session::token::generate_secret())];
+        }
+    }
+}
+
 fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

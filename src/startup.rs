@@ -35,6 +35,12 @@ pub enum StartupError {
         .0.join(", ")
     )]
     PendingMigrations(Vec<String>),
+    /// A reading command found no embedded database: nothing has run here yet.
+    #[error(
+        "there is no database here yet: the embedded default (./authauth.sqlite) is created by \
+         `authauth serve` (or `authauth users create`); set DATABASE_URL to administer another deployment"
+    )]
+    NoDatabase,
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -52,24 +58,50 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<(DatabaseConnection,
     Ok((db, stores))
 }
 
+/// Who is opening the data, which decides what may be created on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    /// `serve`: creates and migrates the embedded default, and its development secret.
+    Server,
+    /// An operator command that writes (`users create`, `sessions revoke`…): may create and
+    /// migrate the embedded database, never a secret — the CLI signs no cookie.
+    WritingCommand,
+    /// An operator command that only reads: creates nothing; with no embedded database yet
+    /// there is nothing to read, and it says so.
+    ReadingCommand,
+}
+
 /// Everything `serve` and the operator commands do before touching data: log configuration
 /// warnings, resolve the development secret, connect, and make sure the schema is current —
 /// migrating the embedded default, refusing a configured database with pending migrations.
-pub async fn open(settings: &mut Settings) -> Result<(DatabaseConnection, Stores), StartupError> {
+pub async fn open(
+    settings: &mut Settings,
+    opener: Opener,
+) -> Result<(DatabaseConnection, Stores), StartupError> {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
+    let dir = std::env::current_dir().context("cannot read the working directory")?;
+    if settings.database.embedded
+        && opener == Opener::ReadingCommand
+        && !db::embedded_file(&settings.database).is_some_and(|f| dir.join(f).exists())
+    {
+        return Err(StartupError::NoDatabase);
+    }
     if settings.session.secret_source == SecretSource::Unresolved {
-        let dir = std::env::current_dir().context("cannot read the working directory")?;
-        let generated = settings
-            .resolve_dev_secret(&dir)
-            .context("cannot read or write the development session secret")?;
-        if let SecretSource::GeneratedFile(path) = &settings.session.secret_source {
-            tracing::warn!(
-                file = %path.display(),
-                generated,
-                "SESSION_SECRET is not set: using a development secret kept in a local file; set SESSION_SECRET in production"
-            );
+        if opener == Opener::Server {
+            let generated = settings
+                .resolve_dev_secret(&dir)
+                .context("cannot read or write the development session secret")?;
+            if let SecretSource::GeneratedFile(path) = &settings.session.secret_source {
+                tracing::warn!(
+                    file = %path.display(),
+                    generated,
+                    "SESSION_SECRET is not set: using a development secret kept in a local file; set SESSION_SECRET in production"
+                );
+            }
+        } else {
+            settings.use_ephemeral_secret();
         }
     }
     let (db, stores) = connect(settings).await?;
@@ -107,7 +139,7 @@ impl Application {
     /// [`Application::build`] with the clock every request reads `now` from (tests pass an
     /// adjustable one and move it instead of sleeping).
     pub async fn build_with_clock(mut settings: Settings, clock: Clock) -> Result<Self, StartupError> {
-        let (db, stores) = open(&mut settings).await?;
+        let (db, stores) = open(&mut settings, Opener::Server).await?;
 
         let listener = TcpListener::bind(SocketAddr::new(settings.host, settings.port));
         let acceptor = listener

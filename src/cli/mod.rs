@@ -67,13 +67,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub async fn open() -> Result<Context, CliError> {
+    /// Opens the configured data. Only `users create` may bring the embedded database into
+    /// being (`creates`); every other command works on what exists.
+    pub async fn open(creates: bool) -> Result<Context, CliError> {
+        use crate::startup::Opener;
         let mut settings = load_settings()?;
         crate::telemetry::init_cli(settings.log_format);
-        let (db, store) = crate::startup::open(&mut settings).await.map_err(|e| match e {
-            crate::startup::StartupError::PendingMigrations(_) => CliError::Config(e.to_string()),
-            crate::startup::StartupError::Other(e) => CliError::Failed(e),
-        })?;
+        let opener = if creates {
+            Opener::WritingCommand
+        } else {
+            Opener::ReadingCommand
+        };
+        let (db, store) = crate::startup::open(&mut settings, opener).await?;
         let (sessions, auth) = crate::state::services(&settings, &db, &store);
         Ok(Context {
             settings,
@@ -82,6 +87,18 @@ impl Context {
             auth,
             clock: crate::clock::Clock::system(),
         })
+    }
+}
+
+/// A deployment that is not ready to be used (pending migrations, no database yet) is the
+/// operator's to fix: exit 2; anything else failed: exit 1.
+impl From<crate::startup::StartupError> for CliError {
+    fn from(e: crate::startup::StartupError) -> Self {
+        use crate::startup::StartupError as E;
+        match e {
+            E::PendingMigrations(_) | E::NoDatabase => CliError::Config(e.to_string()),
+            E::Other(e) => CliError::Failed(e),
+        }
     }
 }
 
@@ -168,7 +185,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Config(cmd) => config_check::run(cmd).await,
-        Command::Users(cmd) => users::run(Context::open().await?, cmd).await,
-        Command::Sessions(cmd) => sessions::run(Context::open().await?, cmd).await,
+        Command::Users(cmd) => {
+            let creates = matches!(cmd, users::UsersCommand::Create { .. });
+            users::run(Context::open(creates).await?, cmd).await
+        }
+        Command::Sessions(cmd) => sessions::run(Context::open(false).await?, cmd).await,
     }
 }

@@ -135,3 +135,79 @@ fn help_is_real_documentation() {
     let out = run_cli(&dir.0, &[], &["no-such-command"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn read_only_commands_in_an_empty_directory_create_nothing_and_say_why() {
+    for args in [
+        &["users", "list"][..],
+        &["sessions", "list"][..],
+        &["users", "show", "a@example.com"][..],
+    ] {
+        let dir = TempDir::new();
+        let out = run_cli(&dir.0, &[], args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("authauth serve"),
+            "{args:?}: the message should say how the database comes to exist: {}",
+            stderr(&out)
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+}
+
+#[test]
+fn an_operator_command_never_writes_a_development_secret() {
+    // `users create` may create the embedded database (it is about to hold the account), but
+    // the CLI signs no cookie, so it has no reason to invent the server's secret.
+    use std::io::Write;
+    let dir = TempDir::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"))
+        .current_dir(&dir.0)
+        .env_clear()
+        .args([
+            "users",
+            "create",
+            "--email",
+            "first@example.com",
+            "--name",
+            "First",
+        ])
+        .arg("--password-stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(PASSWORD.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!dir.0.join("authauth.secret").exists());
+    assert_sqlite_is_private(&dir.0.join("authauth.sqlite"));
+}
+
+/// The embedded database holds e-mails and password hashes: only its owner may read it.
+pub fn assert_sqlite_is_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+}
+
+#[test]
+fn the_development_secret_and_database_are_ignored_by_git() {
+    let ignore = include_str!("../../.gitignore");
+    for needed in ["authauth.secret", "*.sqlite"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == needed),
+            ".gitignore lacks {needed}"
+        );
+    }
+}

@@ -197,7 +197,7 @@ async fn embedded_default_runs_with_an_empty_environment_and_keeps_its_secret() 
     server.sigterm();
     assert!(server.wait_exit(Duration::from_secs(15)).success());
 
-    assert!(dir.0.join("authauth.sqlite").exists());
+    crate::cli_config::assert_sqlite_is_private(&dir.0.join("authauth.sqlite"));
     let secret_path = dir.0.join("authauth.secret");
     let secret = std::fs::read_to_string(&secret_path).unwrap();
     assert!(secret.trim().len() >= 32);
