@@ -69,6 +69,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's head (line and headers), counted from
+    /// when the connection is ready for a request: it also closes idle keep-alive connections.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout: Duration,
     /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; default: half the cores, at least
     /// one, so request handling keeps a core).
     pub hash_threads: usize,
@@ -258,6 +263,8 @@ pub mod defaults {
     pub const GOOGLE_ISSUER_URL: &str = "https://accounts.google.com";
     pub const GOOGLE_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const HTTP_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// Collects problems while parsing.
@@ -425,6 +432,9 @@ impl Settings {
         };
 
         let shutdown_timeout = p.duration("SHUTDOWN_TIMEOUT", defaults::SHUTDOWN_TIMEOUT);
+        let header_read_timeout = p.duration("HTTP_HEADER_READ_TIMEOUT", defaults::HTTP_HEADER_READ_TIMEOUT);
+        let body_read_timeout = p.duration("HTTP_BODY_READ_TIMEOUT", defaults::HTTP_BODY_READ_TIMEOUT);
+
         let default_threads = std::thread::available_parallelism()
             .map(|n| (n.get() / 2).max(1))
             .unwrap_or(1);
@@ -468,6 +478,8 @@ impl Settings {
             hash_threads,
             log_format,
             shutdown_timeout,
+            header_read_timeout,
+            body_read_timeout,
             warnings: p.warnings,
         })
     }

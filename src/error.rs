@@ -100,6 +100,8 @@ pub enum ApiError {
     ServerBusy,
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
+    #[error("the request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)")]
+    RequestTimeout,
     /// An unexpected failure; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -129,6 +131,7 @@ impl ApiError {
             }
             ApiError::SessionNotFound | ApiError::ProviderNotConfigured => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::SignInStateInvalid(_)
             | ApiError::IssuerMismatch
@@ -175,6 +178,7 @@ impl ApiError {
             ApiError::IdentityConflict(_) => "identity_conflict",
             ApiError::ServerBusy => "server_busy",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -217,6 +221,12 @@ impl ResponseError for ApiError {
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, ApiError::RequestTimeout) {
+            // The rest of the body may still be on its way: this connection cannot carry
+            // another request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod server;
 pub mod session;
 pub mod startup;
 pub mod state;

@@ -7,8 +7,7 @@ use anyhow::Context;
 use poem::{
     endpoint::BoxEndpoint,
     http::{header, HeaderValue},
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server,
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
@@ -124,7 +123,7 @@ pub async fn open(
 
 /// A bound, ready-to-run server.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     endpoint: BoxEndpoint<'static>,
     addr: SocketAddr,
     state: AppState,
@@ -141,15 +140,11 @@ impl Application {
     pub async fn build_with_clock(mut settings: Settings, clock: Clock) -> Result<Self, StartupError> {
         let (db, stores) = open(&mut settings, Opener::Server).await?;
 
-        let listener = TcpListener::bind(SocketAddr::new(settings.host, settings.port));
-        let acceptor = listener
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(settings.host, settings.port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", settings.host, settings.port))?;
-        let addr = acceptor
+        let addr = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no local address")?;
 
         let (sessions, auth) = services(&settings, &db, &stores);
@@ -172,7 +167,7 @@ impl Application {
         }));
         let endpoint = routes(state.clone());
         Ok(Application {
-            acceptor,
+            listener,
             endpoint,
             addr,
             state,
@@ -201,10 +196,7 @@ impl Application {
             session_store = self.state.stores.kind(),
             "authauth is serving; Swagger UI at /docs"
         );
-        let timeout = s.shutdown_timeout;
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(timeout))
-            .await
+        crate::server::serve(self.listener, self.endpoint, s, shutdown).await
     }
 }
 

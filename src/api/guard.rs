@@ -143,10 +143,12 @@ pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
     if changes_state {
         // Every body authauth accepts is a few hundred bytes of JSON: read it here, bounded,
         // whether or not a Content-Length announced it.
-        let body = req
-            .take_body()
-            .into_bytes_limit(MAX_BODY_BYTES)
+        // A client gets `HTTP_BODY_READ_TIMEOUT` to send it: one that trickles or stalls does
+        // not hold the connection.
+        let read = req.take_body().into_bytes_limit(MAX_BODY_BYTES);
+        let body = tokio::time::timeout(state.settings.body_read_timeout, read)
             .await
+            .map_err(|_| ApiError::RequestTimeout)?
             .map_err(|e| match e {
                 poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
                 other => ApiError::InvalidRequest(format!("cannot read the request body: {other}")),

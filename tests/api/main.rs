@@ -14,4 +14,5 @@ mod partial_failures;
 mod passwords;
 mod redis_outage;
 mod sessions_http;
+mod slow_clients;
 mod stores;
