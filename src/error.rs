@@ -52,6 +52,13 @@ pub enum ApiError {
     SessionExpired,
     #[error("the session was ended ({reason}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     SessionRevoked { reason: String, message: Option<String> },
+    /// Several session cookies that cannot be told apart safely (two live sessions, or more
+    /// cookies than are examined): acting as any of them could be acting as a planted one.
+    #[error(
+        "this request carries several session cookies and none can safely be chosen: sign in again \
+         (which ends them) or clear this site's cookies"
+    )]
+    AmbiguousSession,
     #[error("the session store is unavailable; try again shortly")]
     SessionStoreUnavailable(#[source] crate::session::StoreError),
     #[error("{0}")]
@@ -113,9 +120,10 @@ impl ApiError {
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NoSession | ApiError::SessionExpired | ApiError::SessionRevoked { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::NoSession
+            | ApiError::SessionExpired
+            | ApiError::SessionRevoked { .. }
+            | ApiError::AmbiguousSession => StatusCode::UNAUTHORIZED,
             ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CsrfRejected(_) | ApiError::CorsRejected => StatusCode::FORBIDDEN,
             ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -151,6 +159,7 @@ impl ApiError {
             ApiError::NoSession => "no_session",
             ApiError::SessionExpired => "session_expired",
             ApiError::SessionRevoked { .. } => "session_revoked",
+            ApiError::AmbiguousSession => "ambiguous_session",
             ApiError::SessionStoreUnavailable(_) => "session_store_unavailable",
             ApiError::CsrfRejected(_) => "csrf_rejected",
             ApiError::CorsRejected => "cors_origin_not_allowed",

@@ -77,7 +77,8 @@ pub enum CookieAction {
     Keep,
     /// A rotated token: send this `Set-Cookie`.
     Set(String),
-    /// The presented cookie is dead (expired, revoked, forged): delete it.
+    /// Every presented session cookie is dead (expired, revoked, forged): delete it. Never
+    /// decided on a store failure or next to a live cookie (see `session_auth::authenticate`).
     Clear,
 }
 

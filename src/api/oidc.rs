@@ -12,7 +12,7 @@ use super::{
     cookie::{
         clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_flow_cookie, CookieSlot,
     },
-    session_auth::{client_info, supersede_presented_session},
+    session_auth::{client_info, supersede_presented_sessions},
 };
 use crate::{
     auth::{
@@ -183,7 +183,7 @@ impl OidcApi {
             .sign_in_with_identity(&identity, &client_info(req, &state.settings), now)
             .await
             .map_err(ApiError::from)?;
-        supersede_presented_session(req, &state, now).await?;
+        supersede_presented_sessions(req, &state, now).await?;
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(CallbackResponse::SignedIn(return_to, cookie))
