@@ -65,6 +65,10 @@ pub enum ApiError {
     CsrfRejected(String),
     #[error("this origin may not call the API with credentials (CORS_ORIGINS)")]
     CorsRejected,
+    /// The request names a host this server does not answer for (DNS rebinding, or a
+    /// misconfigured proxy): `PUBLIC_URL` and `ALLOWED_HOSTS` list the ones it does.
+    #[error("this server does not answer for the host this request names (PUBLIC_URL, ALLOWED_HOSTS)")]
+    HostNotAllowed,
     #[error("the e-mail address or password is incorrect")]
     InvalidCredentials,
     #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
@@ -117,7 +121,7 @@ impl ApiError {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest(_) | ApiError::HostNotAllowed => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NoSession
@@ -163,6 +167,7 @@ impl ApiError {
             ApiError::SessionStoreUnavailable(_) => "session_store_unavailable",
             ApiError::CsrfRejected(_) => "csrf_rejected",
             ApiError::CorsRejected => "cors_origin_not_allowed",
+            ApiError::HostNotAllowed => "host_not_allowed",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::AccountDisabled => "account_disabled",
