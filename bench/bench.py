@@ -167,6 +167,9 @@ def main():
     env = {
         "PATH": os.environ["PATH"],
         "APP_ENV": "production",
+        # Production requires the public origin; the load generator calls 127.0.0.1 directly.
+        "PUBLIC_URL": "https://auth.example.com",
+        "ALLOWED_HOSTS": "127.0.0.1",
         "PORT": str(port),
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
         "REDIS_URL": f"redis://127.0.0.1:{redis.port}",

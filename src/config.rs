@@ -63,6 +63,10 @@ pub struct Settings {
     pub google: Option<GoogleSettings>,
     /// Origins allowed to call the API cross-origin with credentials.
     pub cors_origins: Vec<String>,
+    /// The hosts requests may name (`Host`), when they are checked: always in production
+    /// (`PUBLIC_URL`'s host and `ALLOWED_HOSTS`), in development only when `ALLOWED_HOSTS` is
+    /// set. `None`: any host.
+    pub allowed_hosts: Option<Vec<AllowedHost>>,
     /// Take the client address from the last `X-Forwarded-For` entry (set behind one trusted
     /// reverse proxy).
     pub trust_forwarded_for: bool,
@@ -247,6 +251,65 @@ impl<const N: usize> Vars for [(&str, &str); N] {
     }
 }
 
+/// One host requests may name in `Host`: a DNS name or IP address, and a port when only that
+/// port is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// Normalised: lower-case, IDNA (punycode), IPv6 in brackets, no trailing dot.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// Parses `host[:port]`, as written in `ALLOWED_HOSTS` and sent in `Host`.
+    pub fn parse(raw: &str) -> Result<AllowedHost, String> {
+        let (host, port) = match raw.strip_prefix('[') {
+            Some(rest) => {
+                let (inside, after) = rest
+                    .split_once(']')
+                    .ok_or_else(|| "an IPv6 address needs its closing `]`".to_string())?;
+                (&raw[..inside.len() + 2], after)
+            }
+            None => match raw.find(':') {
+                Some(i) => (&raw[..i], &raw[i..]),
+                None => (raw, ""),
+            },
+        };
+        let port = match port {
+            "" | ":" => None,
+            p => match p.strip_prefix(':').map(str::parse::<u16>) {
+                Some(Ok(n)) => Some(n),
+                _ => return Err(format!("`{raw}` is not host[:port]")),
+            },
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() {
+            return Err("the host is empty".into());
+        }
+        // The URL standard's host parser: lower-cases, applies IDNA, refuses `/`, `@`, spaces
+        // and other characters that cannot be in a host.
+        let host = url::Host::parse(host).map_err(|e| format!("`{raw}`: {e}"))?;
+        Ok(AllowedHost {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// True when `requested` (a parsed `Host`) names this host, on this port if one is set.
+    pub fn admits(&self, requested: &AllowedHost) -> bool {
+        self.host == requested.host && self.port.is_none_or(|p| requested.port == Some(p))
+    }
+}
+
+impl fmt::Display for AllowedHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
 /// Defaults, documented in `docs/configuration.md`.
 pub mod defaults {
     use std::time::Duration;
@@ -420,6 +483,35 @@ impl Settings {
             }
         }
 
+        let mut allowed_hosts = Vec::new();
+        if let Some(raw) = p.get("ALLOWED_HOSTS") {
+            for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match AllowedHost::parse(item) {
+                    Ok(host) => allowed_hosts.push(host),
+                    Err(msg) => p.problem("ALLOWED_HOSTS", msg),
+                }
+            }
+        }
+        let allowed_hosts = if production || !allowed_hosts.is_empty() {
+            // PUBLIC_URL's host, on any port: behind a proxy the port browsers use is not the
+            // one in `Host`, and a DNS-rebinding page cannot choose the name, only the port.
+            if let Some(host) = public_url.as_ref().and_then(Url::host_str) {
+                if let Ok(host) = AllowedHost::parse(host) {
+                    allowed_hosts.push(host);
+                }
+            }
+            Some(allowed_hosts)
+        } else {
+            None
+        };
+        if production && public_url.is_none() && !p.problems.iter().any(|x| x.variable == "PUBLIC_URL") {
+            p.problem(
+                "PUBLIC_URL",
+                "required in production: the origin browsers use (`https://auth.example.com`); \
+                 cross-site checks compare against it and requests naming another host are refused",
+            );
+        }
+
         let log_format = match p.get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
             None if production => LogFormat::Json,
             None => LogFormat::Text,
@@ -474,6 +566,7 @@ impl Settings {
             session,
             google,
             cors_origins,
+            allowed_hosts,
             trust_forwarded_for,
             hash_threads,
             log_format,
@@ -927,11 +1020,17 @@ mod tests {
     fn production_reports_every_problem_at_once() {
         let err = Settings::from_vars(&[("APP_ENV", "production"), ("PORT", "abc")]).unwrap_err();
         let vars = err.variables();
-        for v in ["PORT", "DATABASE_URL", "REDIS_URL", "SESSION_SECRET"] {
+        for v in [
+            "PORT",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SESSION_SECRET",
+            "PUBLIC_URL",
+        ] {
             assert!(vars.contains(&v), "{v} missing from {err}");
         }
         assert!(
-            err.to_string().starts_with("invalid configuration (4 problems):"),
+            err.to_string().starts_with("invalid configuration (5 problems):"),
             "{err}"
         );
     }
@@ -1050,6 +1149,7 @@ mod tests {
         let secret = "s".repeat(48);
         let s = Settings::from_vars(&[
             ("APP_ENV", "production"),
+            ("PUBLIC_URL", "https://auth.example.com"),
             ("DATABASE_URL", "postgres://localhost/authauth"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
             ("SESSION_SECRET", secret.as_str()),
@@ -1058,6 +1158,92 @@ mod tests {
         assert!(s.session.cookie_secure);
         assert_eq!(s.session.cookie_name, "__Host-authauth_session");
         assert_eq!(s.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn allowed_hosts_are_normalised_and_checked_in_production_or_when_set() {
+        let secret = "s".repeat(48);
+        let production = |extra: &[(&str, &str)]| {
+            let mut vars: HashMap<String, String> = [
+                ("APP_ENV", "production"),
+                ("DATABASE_URL", "postgres://localhost/authauth"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("SESSION_SECRET", secret.as_str()),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            vars.retain(|_, v| !v.is_empty());
+            Settings::from_vars(&vars)
+        };
+        let err = production(&[]).unwrap_err();
+        assert_eq!(err.variables(), vec!["PUBLIC_URL"]);
+        let s = production(&[
+            ("PUBLIC_URL", "https://Auth.Example.com"),
+            (
+                "ALLOWED_HOSTS",
+                "127.0.0.1, auth.internal:8080, [::1], bücher.example.",
+            ),
+        ])
+        .unwrap();
+        let hosts = s.allowed_hosts.unwrap();
+        let names: Vec<String> = hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}{}",
+                    h.host,
+                    h.port.map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "127.0.0.1",
+                "auth.internal:8080",
+                "[::1]",
+                "xn--bcher-kva.example",
+                "auth.example.com"
+            ]
+        );
+        let admitted = |raw: &str| {
+            let requested = AllowedHost::parse(raw).unwrap();
+            hosts.iter().any(|h| h.admits(&requested))
+        };
+        for ok in [
+            "AUTH.example.com:443",
+            "auth.example.com.",
+            "127.0.0.1:3000",
+            "auth.internal:8080",
+            "[::1]:80",
+        ] {
+            assert!(admitted(ok), "{ok}");
+        }
+        for refused in [
+            "auth.internal:8081",
+            "evil.example",
+            "auth.example.com.evil.example",
+        ] {
+            assert!(!admitted(refused), "{refused}");
+        }
+        for bad in ["a b", "host:port", "user@host", "host/path", "[::1", "::1"] {
+            assert!(AllowedHost::parse(bad).is_err(), "{bad}");
+        }
+        let err = production(&[
+            ("PUBLIC_URL", "https://a.example"),
+            ("ALLOWED_HOSTS", "ok, bad host"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variables(), vec!["ALLOWED_HOSTS"]);
+        // Development checks hosts only when asked to.
+        assert!(Settings::from_vars(&[("PUBLIC_URL", "https://a.example")])
+            .unwrap()
+            .allowed_hosts
+            .is_none());
+        let dev = Settings::from_vars(&[("ALLOWED_HOSTS", "localhost")]).unwrap();
+        assert_eq!(dev.allowed_hosts.unwrap().len(), 1);
     }
 
     #[test]

@@ -52,12 +52,23 @@ pub enum ApiError {
     SessionExpired,
     #[error("the session was ended ({reason}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     SessionRevoked { reason: String, message: Option<String> },
+    /// Several session cookies that cannot be told apart safely (two live sessions, or more
+    /// cookies than are examined): acting as any of them could be acting as a planted one.
+    #[error(
+        "this request carries several session cookies and none can safely be chosen: sign in again \
+         (which ends them) or clear this site's cookies"
+    )]
+    AmbiguousSession,
     #[error("the session store is unavailable; try again shortly")]
     SessionStoreUnavailable(#[source] crate::session::StoreError),
     #[error("{0}")]
     CsrfRejected(String),
     #[error("this origin may not call the API with credentials (CORS_ORIGINS)")]
     CorsRejected,
+    /// The request names a host this server does not answer for (DNS rebinding, or a
+    /// misconfigured proxy): `PUBLIC_URL` and `ALLOWED_HOSTS` list the ones it does.
+    #[error("this server does not answer for the host this request names (PUBLIC_URL, ALLOWED_HOSTS)")]
+    HostNotAllowed,
     #[error("the e-mail address or password is incorrect")]
     InvalidCredentials,
     #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
@@ -112,12 +123,13 @@ impl ApiError {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRequest(_) | ApiError::HostNotAllowed => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NoSession | ApiError::SessionExpired | ApiError::SessionRevoked { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::NoSession
+            | ApiError::SessionExpired
+            | ApiError::SessionRevoked { .. }
+            | ApiError::AmbiguousSession => StatusCode::UNAUTHORIZED,
             ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CsrfRejected(_) | ApiError::CorsRejected => StatusCode::FORBIDDEN,
             ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
@@ -154,9 +166,11 @@ impl ApiError {
             ApiError::NoSession => "no_session",
             ApiError::SessionExpired => "session_expired",
             ApiError::SessionRevoked { .. } => "session_revoked",
+            ApiError::AmbiguousSession => "ambiguous_session",
             ApiError::SessionStoreUnavailable(_) => "session_store_unavailable",
             ApiError::CsrfRejected(_) => "csrf_rejected",
             ApiError::CorsRejected => "cors_origin_not_allowed",
+            ApiError::HostNotAllowed => "host_not_allowed",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::AccountDisabled => "account_disabled",

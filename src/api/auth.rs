@@ -8,7 +8,7 @@ use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
-    session_auth::{client_info, presented_session, CurrentSession},
+    session_auth::{client_info, presented_sessions, CurrentSession},
     views::Me,
 };
 use crate::{
@@ -98,14 +98,14 @@ error_set!(LoginErrors {
 error_set!(
     /// Errors of operations that only read the session.
     ReadErrors {
-    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked` with a `reason`.",
+    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
     503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
 });
 
 error_set!(
     /// Errors of state-changing operations on the session.
     WriteErrors {
-    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked` with a `reason`.",
+    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
     403 => "A cross-site request (`csrf_rejected`).",
     415 => "A form or text body (`unsupported_media_type`).",
     503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
@@ -113,7 +113,7 @@ error_set!(
 
 error_set!(PasswordErrors {
     400 => "The new password is refused (`weak_password`), or a malformed body (`invalid_request`).",
-    401 => "No valid session: `no_session`, `session_expired`, or `session_revoked`.",
+    401 => "No valid session: `no_session`, `session_expired`, `session_revoked`, or `ambiguous_session`.",
     403 => "The current password is wrong (`current_password_incorrect`), the account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
     409 => "The account has no password: it signs in with an identity provider (`no_password`).",
     415 => "The body is not JSON (`unsupported_media_type`).",
@@ -143,7 +143,7 @@ impl AuthApi {
         let now = state.clock.now();
         let Json(body) = body;
         // As for login: the session this browser had (another account's) ends, not orphaned.
-        let previous = presented_session(req, &state).await;
+        let previous = presented_sessions(req, &state, now).await?;
         let (_, issued) = state
             .auth
             .signup(
@@ -151,7 +151,7 @@ impl AuthApi {
                 secret(body.password),
                 &body.full_name,
                 &client_info(req, &state.settings),
-                previous.as_ref(),
+                &previous,
                 now,
             )
             .await
@@ -180,7 +180,7 @@ impl AuthApi {
         let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
             .into_iter()
             .find(|v| !v.is_empty());
-        let previous = presented_session(req, &state).await;
+        let previous = presented_sessions(req, &state, now).await?;
         let (_, issued, device) = state
             .auth
             .login(
@@ -188,7 +188,7 @@ impl AuthApi {
                 secret(body.password),
                 &client_info(req, &state.settings),
                 device_cookie.as_deref(),
-                previous.as_ref(),
+                &previous,
                 now,
             )
             .await

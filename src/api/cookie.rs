@@ -20,16 +20,28 @@ use crate::{
     session::record::{Millis, SessionRecord},
 };
 
-/// Every value of the session cookie in a request (a browser may send several with one name).
+/// Every value of the cookie `name` in a request, in the order sent (a browser may send several
+/// with one name: same name, other `Domain` or `Path`).
+///
+/// Parsed per `;`-separated pair on the raw bytes: a cookie with bytes outside ASCII (say another
+/// application's `other=café` on the same host) is skipped alone, instead of hiding every cookie
+/// of its header line. A pair of ours whose value is not ASCII was not written by this server
+/// and is skipped too.
 pub fn session_cookie_values(req: &Request, name: &str) -> Vec<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (k, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
+            if k != name.as_bytes() || !v.is_ascii() {
+                return None;
+            }
+            let v = std::str::from_utf8(v).ok()?;
+            Some(v.trim_matches('"').to_string())
+        })
         .collect()
 }
 
@@ -65,7 +77,8 @@ pub enum CookieAction {
     Keep,
     /// A rotated token: send this `Set-Cookie`.
     Set(String),
-    /// The presented cookie is dead (expired, revoked, forged): delete it.
+    /// Every presented session cookie is dead (expired, revoked, forged): delete it. Never
+    /// decided on a store failure or next to a live cookie (see `session_auth::authenticate`).
     Clear,
 }
 

@@ -1,13 +1,22 @@
-//! Cross-site request protection and CORS, in front of every route.
+//! Host validation, cross-site request protection and CORS, in front of every route.
+//!
+//! **Host** — when allowed hosts are configured (always in production: `PUBLIC_URL`'s host and
+//! `ALLOWED_HOSTS`), a request naming another host (the request target's authority, else
+//! `Host`) gets 400 `host_not_allowed` before anything else. This is the DNS-rebinding defence:
+//! a page on `evil.example` whose name now resolves to authauth is same-origin for the browser,
+//! so only the host it names gives it away. `/health` and `/ready` are exempt: probes call them
+//! by IP address, and they reveal nothing and change nothing.
 //!
 //! **CSRF** — a state-changing request (anything but GET/HEAD/OPTIONS) is refused with 403
-//! `csrf_rejected` when the browser says it comes from another site:
-//! `Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that is neither this host
-//! (compared with the `Host` the browser sent), `PUBLIC_URL`, nor one of `CORS_ORIGINS`.
-//! `Origin: null` is always refused. Requests with neither header are not from a browser (curl,
-//! servers) and pass. Login and signup are covered too (login CSRF). Form and text bodies get 415
-//! before any handler runs, so a cross-site `<form>` can never reach one. SameSite=Lax is defence
-//! in depth, not the defence.
+//! `csrf_rejected` when the browser says it comes from another site: a `Sec-Fetch-Site` other
+//! than `same-origin`/`none` (unless the `Origin` is listed in `CORS_ORIGINS`), or an `Origin`
+//! that is neither this server's origin nor listed. Origins are compared whole — scheme, host and
+//! port. This server's origin is `PUBLIC_URL` when set (required in production), else `http://`
+//! and the host the request names (authauth itself only speaks plain HTTP). `Origin: null` and
+//! a header sent twice (two `Origin`s, two `Sec-Fetch-Site`s) are always refused. Requests with
+//! neither header are not from a browser (curl, servers) and pass. Login and signup are covered
+//! too (login CSRF). Form and text bodies get 415 before any handler runs, so a cross-site
+//! `<form>` can never reach one. SameSite=Lax is defence in depth, not the defence.
 //!
 //! **CORS** — only origins listed in `CORS_ORIGINS` get `Access-Control-Allow-Origin` (echoed,
 //! with credentials); never `*`, never `null`.
@@ -24,7 +33,7 @@ use poem::{
 };
 
 use super::cookie::{clear_cookie, CookieAction, CookieSlot};
-use crate::{error::ApiError, state::AppState};
+use crate::{config::AllowedHost, error::ApiError, state::AppState};
 
 /// The largest request body accepted (413 `payload_too_large` above it).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -33,48 +42,95 @@ fn header_str(req: &Request, name: impl header::AsHeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// True when `origin` (as sent in the `Origin` header) is this very server.
-fn is_same_origin(req: &Request, state: &AppState, origin: &str) -> bool {
-    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or("");
-    let host = req
-        .uri()
+/// A header that may appear at most once, as text: `Err` when it appears twice (a proxy or a
+/// client playing "the first one wins") or is not visible ASCII, `Ok(None)` when absent.
+fn single_header(req: &Request, name: impl header::AsHeaderName) -> Result<Option<&str>, ()> {
+    let mut values = req.headers().get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(());
+    }
+    first.map(|v| v.to_str().map_err(|_| ())).transpose()
+}
+
+/// The host the request names: the authority of an absolute request target (HTTP/2
+/// `:authority`, or HTTP/1.1 absolute form, which RFC 9112 says wins), else `Host`.
+fn requested_authority(req: &Request) -> Option<&str> {
+    req.uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| header_str(req, header::HOST));
-    if host.is_some_and(|h| !authority.is_empty() && h.eq_ignore_ascii_case(authority)) {
+        .or_else(|| header_str(req, header::HOST))
+}
+
+/// Probes call these by IP address: they are exempt from the host check.
+fn is_probe(req: &Request) -> bool {
+    matches!(req.uri().path(), "/health" | "/ready")
+}
+
+fn host_allowed(req: &Request, state: &AppState) -> bool {
+    let Some(allowed) = &state.settings.allowed_hosts else {
         return true;
+    };
+    let Some(requested) = requested_authority(req).and_then(|a| AllowedHost::parse(a).ok()) else {
+        return false;
+    };
+    allowed.iter().any(|h| h.admits(&requested))
+}
+
+/// `scheme://host[:port]`, normalised (lower case, default port dropped), for http(s) origins.
+fn normalized_origin(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    bare.then(|| url.origin().ascii_serialization())
+}
+
+/// True when `origin` (normalised) is this very server: `PUBLIC_URL` when configured, else the
+/// plain-HTTP origin of the host the request names. Never "any scheme on this host": an
+/// `https://` page is not this `http://` server, nor the reverse.
+fn is_own_origin(req: &Request, state: &AppState, origin: &str) -> bool {
+    match &state.settings.public_url {
+        Some(public) => public.origin().ascii_serialization() == origin,
+        None => requested_authority(req)
+            .and_then(|a| normalized_origin(&format!("http://{a}")))
+            .is_some_and(|own| own == origin),
     }
-    state
-        .settings
-        .public_url
-        .as_ref()
-        .is_some_and(|u| u.origin().ascii_serialization().eq_ignore_ascii_case(origin))
 }
 
 fn is_listed(state: &AppState, origin: &str) -> bool {
-    state
-        .settings
-        .cors_origins
-        .iter()
-        .any(|o| o.eq_ignore_ascii_case(origin))
+    normalized_origin(origin).is_some_and(|o| state.settings.cors_origins.contains(&o))
 }
 
 /// Why a state-changing request is refused, if it is.
 fn csrf_verdict(req: &Request, state: &AppState) -> Option<&'static str> {
-    let origin = header_str(req, header::ORIGIN);
-    if origin.is_some_and(|o| o.eq_ignore_ascii_case("null")) {
-        return Some("requests from an opaque origin (`Origin: null`) cannot change state");
-    }
-    let listed = origin.is_some_and(|o| is_listed(state, o));
-    match header_str(req, "sec-fetch-site") {
-        Some("same-origin") | Some("none") => None,
+    let Ok(origin) = single_header(req, header::ORIGIN) else {
+        return Some("a request with a duplicated or unreadable Origin header cannot change state");
+    };
+    let Ok(fetch_site) = single_header(req, "sec-fetch-site") else {
+        return Some("a request with a duplicated or unreadable Sec-Fetch-Site header cannot change state");
+    };
+    let listed = match origin {
+        None => false,
+        Some(o) if o.eq_ignore_ascii_case("null") => {
+            return Some("requests from an opaque origin (`Origin: null`) cannot change state");
+        }
+        Some(o) => {
+            let listed = is_listed(state, o);
+            let own = normalized_origin(o).is_some_and(|n| is_own_origin(req, state, &n));
+            if !listed && !own {
+                return Some("cross-origin requests cannot change state (Origin is not allowed)");
+            }
+            listed
+        }
+    };
+    match fetch_site {
+        None | Some("same-origin") | Some("none") => None,
         Some(_) if listed => None,
         Some(_) => Some("cross-site requests cannot change state (Sec-Fetch-Site)"),
-        None => match origin {
-            Some(o) if listed || is_same_origin(req, state, o) => None,
-            Some(_) => Some("cross-origin requests cannot change state (Origin is not allowed)"),
-            None => None,
-        },
     }
 }
 
@@ -109,9 +165,18 @@ pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
     let Some(state) = req.data::<AppState>().cloned() else {
         return Err(ApiError::internal(anyhow::anyhow!("application state missing")).into());
     };
+    if !is_probe(&req) && !host_allowed(&req, &state) {
+        tracing::warn!(
+            host = requested_authority(&req).unwrap_or("-"),
+            "request for a host that is not allowed refused"
+        );
+        return Err(ApiError::HostNotAllowed.into());
+    }
     let origin = header_str(&req, header::ORIGIN).map(str::to_string);
-    let cors_origin = origin
-        .as_deref()
+    // A duplicated Origin gets no CORS answer (and no state change, below).
+    let cors_origin = single_header(&req, header::ORIGIN)
+        .ok()
+        .flatten()
         .filter(|o| is_listed(&state, o))
         .map(str::to_string);
 

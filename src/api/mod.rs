@@ -50,11 +50,13 @@ page's later calls send it automatically (same origin). The cookie is opaque: th
 lives on the server and is named by a public id.
 
 **Errors** are always `{\"error\": \"<stable_code>\", \"message\": \"…\"}`. A 401 says why: \
-`no_session`, `session_expired`, or `session_revoked` (with `reason`). A 503 \
+`no_session`, `session_expired`, `session_revoked` (with `reason`), or `ambiguous_session` \
+(several session cookies, none safe to pick: sign in again). A 503 \
 `session_store_unavailable` means the session store is down — the session is not lost.
 
 **Cross-site requests** that change state are refused (403 `csrf_rejected`); JSON endpoints \
-refuse form and text bodies (415).";
+refuse form and text bodies (415). A request naming a host this server does not answer for gets \
+400 `host_not_allowed`.";
 
 /// The OpenAPI 3 document as JSON, exactly as `/openapi.json` serves it.
 pub fn spec_json() -> String {

@@ -12,7 +12,7 @@ use super::{
     cookie::{
         clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_flow_cookie, CookieSlot,
     },
-    session_auth::{client_info, presented_session},
+    session_auth::{client_info, presented_sessions},
 };
 use crate::{
     auth::{
@@ -178,15 +178,10 @@ impl OidcApi {
             .finish(state.stores.flows.as_ref(), flow_id.as_deref(), callback, now)
             .await
             .map_err(ApiError::from)?;
-        let previous = presented_session(req, &state).await;
+        let previous = presented_sessions(req, &state, now).await?;
         let (user, issued) = state
             .auth
-            .sign_in_with_identity(
-                &identity,
-                &client_info(req, &state.settings),
-                previous.as_ref(),
-                now,
-            )
+            .sign_in_with_identity(&identity, &client_info(req, &state.settings), &previous, now)
             .await
             .map_err(ApiError::from)?;
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");

@@ -13,7 +13,7 @@ use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
 use crate::{
     config::Settings,
     error::ApiError,
-    session::{ClientInfo, SessionError, Validated},
+    session::{record::Millis, ClientInfo, Presented, SessionError, Validated},
     state::AppState,
 };
 
@@ -23,20 +23,44 @@ pub const SCHEME: &str = "sessionCookie";
 /// The session of the request, validated (and possibly rotated).
 pub struct CurrentSession(pub Validated);
 
-/// Validates the request's session cookie. Several cookies with the session's name (a sibling
-/// domain may plant one when the `__Host-` prefix is off) are tried in order; only one this
-/// server signed can succeed.
+/// The most cookies with the session's name one request may carry. A browser sends more than
+/// one only when another `Domain` or `Path` planted a sibling; each costs a store read.
+pub const MAX_SESSION_COOKIES: usize = 4;
+
+/// Why a request carrying session cookies is not authenticated, and whether that proves its
+/// cookie dead.
+enum Refusal {
+    /// Every presented cookie is dead (forged, expired, revoked): the response may delete it.
+    Dead(SessionError),
+    /// Nothing is proven about the cookies (store down, ambiguity): leave them alone.
+    Undecided(ApiError),
+}
+
+/// Validates the request's session cookie.
+///
+/// With the `__Host-` prefix off, a sibling subdomain can plant cookies with the session's name
+/// next to the real one, and the browser sends them all, in an order the server cannot trust.
+/// So (docs/sessions.md, "Several session cookies"):
+/// - one cookie: validated as is — one store read;
+/// - several (at most [`MAX_SESSION_COOKIES`], else 401 `ambiguous_session`): each is read
+///   without side effects; exactly one live session → that one; two or more different live
+///   sessions → 401 `ambiguous_session`, since acting as either could mean acting as the
+///   attacker's; none live → the most telling refusal (revoked, then expired);
+/// - the cookie is deleted only when every presented cookie was proven dead — never because of
+///   a store failure or an ambiguity, so a planted cookie cannot get a live one deleted.
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
     let values = session_cookie_values(req, &state.settings.session.cookie_name);
     let slot = req.extensions().get::<CookieSlot>().cloned();
     let now = state.clock.now();
-    let mut outcome = Err(SessionError::NoSession);
-    for value in &values {
-        outcome = state.sessions.validate(value, now).await;
-        if !matches!(outcome, Err(SessionError::NoSession)) {
-            break;
+    let outcome = match values.as_slice() {
+        [] => return Err(ApiError::NoSession),
+        [one] => state.sessions.validate(one, now).await.map_err(refusal),
+        many if many.len() > MAX_SESSION_COOKIES => {
+            tracing::warn!(count = many.len(), "too many session cookies; refused");
+            Err(Refusal::Undecided(ApiError::AmbiguousSession))
         }
-    }
+        many => Box::pin(choose(state, many, now)).await,
+    };
     match outcome {
         Ok(validated) => {
             if let (Some(slot), Some(value)) = (&slot, &validated.new_cookie) {
@@ -49,9 +73,9 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
             }
             Ok(validated)
         }
-        Err(SessionError::Store(e)) => Err(e.into()),
-        Err(e) => {
-            if let (Some(slot), false) = (&slot, values.is_empty()) {
+        Err(Refusal::Undecided(e)) => Err(e),
+        Err(Refusal::Dead(e)) => {
+            if let Some(slot) = &slot {
                 slot.set(CookieAction::Clear);
             }
             Err(e.into())
@@ -59,18 +83,98 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
     }
 }
 
-/// The live session this browser already holds, if any: a sign-in ends it (`superseded`)
-/// before creating the new one, so a browser never holds two accounts' sessions and an old
-/// session is never orphaned. An unreadable or dead cookie, or a store that cannot answer,
-/// counts as none (the sign-in itself will hit the store and report an outage).
-pub async fn presented_session(
+fn refusal(e: SessionError) -> Refusal {
+    match e {
+        SessionError::Store(e) => Refusal::Undecided(e.into()),
+        dead => Refusal::Dead(dead),
+    }
+}
+
+/// Several session cookies: the one live session among them, if there is exactly one.
+async fn choose(state: &AppState, values: &[String], now: Millis) -> Result<Validated, Refusal> {
+    let mut live: Vec<Presented> = Vec::new();
+    let mut dead: Option<SessionError> = None;
+    for (i, value) in values.iter().enumerate() {
+        if values[..i].contains(value) {
+            continue;
+        }
+        match state.sessions.check(value, now).await {
+            Ok(p) => match live
+                .iter_mut()
+                .find(|l| l.record().public_id == p.record().public_id)
+            {
+                // Two tokens of one session (the current one and its predecessor in grace):
+                // one session, represented by its current token.
+                Some(same) => {
+                    if p.is_current() {
+                        *same = p;
+                    }
+                }
+                None => live.push(p),
+            },
+            // The store did not answer for this one: it might be live, so nothing is decided.
+            Err(SessionError::Store(e)) => return Err(Refusal::Undecided(e.into())),
+            Err(e) => dead = Some(more_telling(dead, e)),
+        }
+    }
+    match live.len() {
+        0 => Err(Refusal::Dead(dead.unwrap_or(SessionError::NoSession))),
+        1 => {
+            let Some(one) = live.pop() else {
+                return Err(Refusal::Dead(SessionError::NoSession));
+            };
+            state.sessions.settle(one, now).await.map_err(refusal)
+        }
+        n => {
+            tracing::warn!(live = n, "several live sessions in one request; refused");
+            Err(Refusal::Undecided(ApiError::AmbiguousSession))
+        }
+    }
+}
+
+/// Of two reasons a cookie is dead, the one worth telling the client: revoked (with its
+/// reason), then expired, then "not a session of ours".
+fn more_telling(kept: Option<SessionError>, new: SessionError) -> SessionError {
+    let rank = |e: &SessionError| match e {
+        SessionError::Revoked { .. } => 2,
+        SessionError::Expired => 1,
+        _ => 0,
+    };
+    match kept {
+        Some(k) if rank(&k) >= rank(&new) => k,
+        _ => new,
+    }
+}
+
+/// The live sessions this browser presented (each distinct session once): a sign-in ends them
+/// all (`superseded`) before creating its own, so a second account signed in on the same
+/// browser never leaves the first one's session behind, and a planted session cannot stand
+/// next to the new one (which would make every later request ambiguous). Presenting a cookie
+/// proves holding it, which is all it takes to sign it out. Dead cookies are skipped; a store
+/// that cannot answer is an error (the sign-in could not complete anyway).
+pub async fn presented_sessions(
     req: &Request,
     state: &AppState,
-) -> Option<crate::session::record::SessionRecord> {
-    if session_cookie_values(req, &state.settings.session.cookie_name).is_empty() {
-        return None;
+    now: Millis,
+) -> Result<Vec<crate::session::record::SessionRecord>, ApiError> {
+    let values = session_cookie_values(req, &state.settings.session.cookie_name);
+    let mut live: Vec<crate::session::record::SessionRecord> = Vec::new();
+    for (i, value) in values.iter().enumerate().take(MAX_SESSION_COOKIES) {
+        if values[..i].contains(value) {
+            continue;
+        }
+        match state.sessions.check(value, now).await {
+            Ok(p) => {
+                let r = p.record();
+                if !live.iter().any(|l| l.public_id == r.public_id) {
+                    live.push(r.clone());
+                }
+            }
+            Err(SessionError::Store(e)) => return Err(e.into()),
+            Err(_) => continue,
+        }
     }
-    authenticate(req, state).await.ok().map(|v| v.record)
+    Ok(live)
 }
 
 /// Who is calling: the client address and the `User-Agent`, recorded on new sessions and used

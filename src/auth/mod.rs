@@ -113,15 +113,15 @@ impl Auth {
 
     /// `POST /auth/signup`: a new local account and its first session.
     ///
-    /// `replaces` is the session this browser already holds, if any: it ends (`superseded`)
-    /// once the account exists, before the new session is created.
+    /// `replaces` are the sessions this browser already holds: they end (`superseded`) once
+    /// the account exists, before the new session is created.
     pub async fn signup(
         &self,
         email: &str,
         password: SecretString,
         full_name: &str,
         client: &ClientInfo,
-        replaces: Option<&SessionRecord>,
+        replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
         if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
@@ -140,14 +140,14 @@ impl Auth {
     /// password; throttled per account, per client and per account-and-client.
     ///
     /// `device` is the browser's device cookie, if any; a successful sign-in returns a new one.
-    /// `replaces` is the session this browser already holds, ended as for [`Auth::signup`].
+    /// `replaces` are the sessions this browser already holds, ended as for [`Auth::signup`].
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
         client: &ClientInfo,
         device_cookie: Option<&str>,
-        replaces: Option<&SessionRecord>,
+        replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<(User, Issued, String), AuthError> {
         let store = self.attempts.as_ref();
@@ -182,19 +182,19 @@ impl Auth {
         Ok((user, issued, device))
     }
 
-    /// Creates the session a successful sign-in earned. The session the browser held before
-    /// (`replaces`) ends first, so a failure on the way leaves either both as they were or the
-    /// old one ended and no new one — never a new session nobody holds a cookie for beside an
-    /// old one that should have ended.
+    /// Creates the session a successful sign-in earned. The sessions the browser held before
+    /// (`replaces`) end first, so a failure on the way leaves either everything as it was or
+    /// the old ones ended and no new one — never a new session nobody holds a cookie for beside
+    /// an old one that should have ended.
     async fn start_session(
         &self,
         user: &User,
         method: SignInMethod,
         client: &ClientInfo,
-        replaces: Option<&SessionRecord>,
+        replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<Issued, AuthError> {
-        if let Some(previous) = replaces {
+        for previous in replaces {
             self.sessions
                 .revoke_one(
                     &previous.user_id,
@@ -241,7 +241,7 @@ impl Auth {
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
-        replaces: Option<&SessionRecord>,
+        replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
         let user = match self.find_or_link(identity, now).await {

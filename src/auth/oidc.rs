@@ -20,6 +20,7 @@ use openidconnect::{
     OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
     SignatureVerificationError, TokenResponse, UserInfoError,
 };
+use percent_encoding::percent_decode_str;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -125,27 +126,19 @@ fn ms(d: Duration) -> Millis {
 /// encoded variants, control characters) becomes `/`.
 pub fn safe_return_to(raw: Option<&str>) -> String {
     let Some(raw) = raw else { return "/".into() };
-    let acceptable = |p: &str| {
-        p.starts_with('/')
-            && !p.starts_with("//")
-            && !p.contains('\\')
-            && p.len() <= 2048
-            && p.bytes().all(|b| b.is_ascii_graphic())
-    };
-    let decoded = percent_decode(raw);
-    let twice = percent_decode(&decoded);
-    if acceptable(raw) && acceptable(&decoded) && acceptable(&twice) {
+    let same_origin_path = |p: &str| p.starts_with('/') && !p.starts_with("//") && !p.contains('\\');
+    // What the browser gets, verbatim: printable ASCII only.
+    let literal = raw.len() <= 2048 && raw.bytes().all(|b| b.is_ascii_graphic()) && same_origin_path(raw);
+    // What a proxy or framework decoding it once or twice would see: still a same-origin path,
+    // and no control characters (CR/LF); an encoded space or letter is fine.
+    let decoded_ok = |p: &str| same_origin_path(p) && !p.chars().any(char::is_control);
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    let twice = percent_decode_str(&decoded).decode_utf8_lossy();
+    if literal && decoded_ok(&decoded) && decoded_ok(&twice) {
         raw.to_string()
     } else {
         "/".into()
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 fn flow_key(flow_id: &str) -> String {
@@ -417,7 +410,9 @@ mod tests {
 
     #[test]
     fn return_to_accepts_only_same_origin_paths() {
-        for ok in ["/", "/dashboard", "/a/b?c=d&e=%20f", "/path#frag"] {
+        // An encoded space is fine wherever it is in the query (it was only accepted after the
+        // first `&` while the decoder stopped there).
+        for ok in ["/", "/dashboard", "/a/b?c=d&e=%20f", "/a/b?e=%20f", "/path#frag"] {
             assert_eq!(safe_return_to(Some(ok)), ok);
         }
         for bad in [
@@ -434,6 +429,9 @@ mod tests {
             "%0d%0aLocation:%20http://evil",
             "/ok%0d%0aLocation:%20http://evil",
             "/with space",
+            // Past the first `&` too: the decoded form is checked whole.
+            "/a?b=c&d=%5C",
+            "/a?b=c&d=%0d%0aSet-Cookie:x",
             "",
         ] {
             assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");

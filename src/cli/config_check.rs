@@ -27,6 +27,17 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
     if let Some(url) = &s.public_url {
         println!("  public url       {url}");
     }
+    match &s.allowed_hosts {
+        Some(hosts) => println!(
+            "  allowed hosts    {} (/health and /ready: any)",
+            hosts
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => println!("  allowed hosts    any (development; set ALLOWED_HOSTS to check)"),
+    }
     println!(
         "  database         {}{}",
         redact_url(s.database.url.expose_secret()),

@@ -73,6 +73,35 @@ pub struct Validated {
     pub new_cookie: Option<String>,
 }
 
+/// A cookie the store says is live, read but not acted on yet (see [`Sessions::check`]).
+#[derive(Debug)]
+pub struct Presented {
+    key: SessionKey,
+    live: Live,
+}
+
+#[derive(Debug)]
+enum Live {
+    /// The current token of its session.
+    Current(SessionRecord),
+    /// A rotated token within its grace: the same session, nothing to extend.
+    InGrace(SessionRecord),
+}
+
+impl Presented {
+    /// The session this cookie belongs to.
+    pub fn record(&self) -> &SessionRecord {
+        match &self.live {
+            Live::Current(r) | Live::InGrace(r) => r,
+        }
+    }
+
+    /// True for the session's current token, false for a predecessor still in grace.
+    pub fn is_current(&self) -> bool {
+        matches!(self.live, Live::Current(_))
+    }
+}
+
 /// The session service.
 #[derive(Clone)]
 pub struct Sessions {
@@ -136,6 +165,14 @@ impl Sessions {
     /// Validates a cookie value: one store read in the common case; a sliding refresh or a
     /// rotation when due. Revocation always wins: nothing here can revive a revoked session.
     pub async fn validate(&self, cookie_value: &str, now: Millis) -> Result<Validated, SessionError> {
+        let presented = self.check(cookie_value, now).await?;
+        self.settle(presented, now).await
+    }
+
+    /// The read half of [`Sessions::validate`]: verifies the signature and reads the store once,
+    /// writing nothing. Lets a caller holding several cookies learn which are live before it
+    /// acts on any of them.
+    pub async fn check(&self, cookie_value: &str, now: Millis) -> Result<Presented, SessionError> {
         let cookie = self.signer.verify(cookie_value).ok_or(SessionError::NoSession)?;
         let key = SessionKey {
             slot: cookie.slot,
@@ -154,41 +191,56 @@ impl Sessions {
                 if now >= r.grace_until || r.record.is_expired(now) {
                     Err(SessionError::Expired)
                 } else {
-                    Ok(Validated {
-                        record: r.record,
+                    Ok(Presented {
                         key,
-                        new_cookie: None,
+                        live: Live::InGrace(r.record),
                     })
                 }
             }
-            Some(Stored::Active(record)) => {
-                if record.is_expired(now) {
-                    return Err(SessionError::Expired);
-                }
-                match self.policy.due(&record, now) {
-                    Due::Nothing => Ok(Validated {
-                        record,
-                        key,
-                        new_cookie: None,
-                    }),
-                    Due::Touch => {
-                        let next = self.policy.touched(&record, now);
-                        // Rare paths are boxed, so the future of every request stays small
-                        // (it is moved through several boxed middleware layers).
-                        let record = if Box::pin(self.store.touch(&key.hash, &next, now)).await? {
-                            next
-                        } else {
-                            record
-                        };
-                        Ok(Validated {
-                            record,
-                            key,
-                            new_cookie: None,
-                        })
-                    }
-                    Due::Rotate => Box::pin(self.rotate(record, key, now)).await,
-                }
+            Some(Stored::Active(record)) if record.is_expired(now) => Err(SessionError::Expired),
+            Some(Stored::Active(record)) => Ok(Presented {
+                key,
+                live: Live::Current(record),
+            }),
+        }
+    }
+
+    /// The write half of [`Sessions::validate`]: the sliding refresh or rotation a live session
+    /// is due, if any.
+    pub async fn settle(&self, presented: Presented, now: Millis) -> Result<Validated, SessionError> {
+        let Presented { key, live } = presented;
+        let record = match live {
+            Live::InGrace(record) => {
+                return Ok(Validated {
+                    record,
+                    key,
+                    new_cookie: None,
+                })
             }
+            Live::Current(record) => record,
+        };
+        match self.policy.due(&record, now) {
+            Due::Nothing => Ok(Validated {
+                record,
+                key,
+                new_cookie: None,
+            }),
+            Due::Touch => {
+                let next = self.policy.touched(&record, now);
+                // Rare paths are boxed, so the future of every request stays small
+                // (it is moved through several boxed middleware layers).
+                let record = if Box::pin(self.store.touch(&key.hash, &next, now)).await? {
+                    next
+                } else {
+                    record
+                };
+                Ok(Validated {
+                    record,
+                    key,
+                    new_cookie: None,
+                })
+            }
+            Due::Rotate => Box::pin(self.rotate(record, key, now)).await,
         }
     }
 

@@ -9,10 +9,16 @@ fn production_with_a_bad_port_names_every_problem_in_one_message_and_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.starts_with("error: invalid configuration (4 problems):"),
+        err.starts_with("error: invalid configuration (5 problems):"),
         "{err}"
     );
-    for var in ["PORT", "DATABASE_URL", "REDIS_URL", "SESSION_SECRET"] {
+    for var in [
+        "PORT",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SESSION_SECRET",
+        "PUBLIC_URL",
+    ] {
         assert!(
             err.contains(&format!("  - {var}: ")),
             "{var} not named in:\n{err}"
@@ -40,6 +46,7 @@ async fn config_check_connects_to_postgres_and_redis_and_hides_passwords() {
         &dir.0,
         &[
             ("APP_ENV", "production"),
+            ("PUBLIC_URL", "https://auth.example.com"),
             ("DATABASE_URL", db.url.as_str()),
             ("REDIS_URL", redis_url().as_str()),
             ("SESSION_SECRET", secret.as_str()),

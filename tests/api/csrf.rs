@@ -165,3 +165,175 @@ async fn cors_answers_only_listed_origins_never_a_wildcard_or_null() {
         .unwrap();
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
+
+/// `POST /auth/logout` without a session, with these headers: 403 when the guard refuses it,
+/// 401 (`no_session`) when it reaches the handler.
+async fn logout_status(app: &TestApp, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = client().post(app.url("/auth/logout"));
+    for (name, value) in headers {
+        // `header` appends: a name given twice is sent twice.
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_origin_is_compared_whole_scheme_host_and_port() {
+    let app = spawn_app().await;
+    let host = format!("127.0.0.1:{}", app.port);
+    for origin in [
+        format!("https://{host}"),
+        format!("evil://{host}"),
+        format!("http://127.0.0.1:{}", app.port.wrapping_add(1)),
+        format!("http://{host}.evil.example"),
+    ] {
+        let (status, body) = logout_status(&app, &[("origin", &origin)]).await;
+        assert_eq!(status, 403, "Origin: {origin}");
+        assert_eq!(body["error"], "csrf_rejected");
+    }
+    // The server's own origin: the listener's scheme (http) and the Host.
+    assert_eq!(logout_status(&app, &[("origin", &app.address)]).await.0, 401);
+    assert_eq!(
+        logout_status(&app, &[("origin", &format!("HTTP://{host}"))])
+            .await
+            .0,
+        401,
+        "scheme and host compare case-insensitively"
+    );
+
+    // With PUBLIC_URL, that is the origin — also when the Host header names the public host.
+    let app = spawn_app_with(AppOptions::default().var("PUBLIC_URL", "https://auth.example.com")).await;
+    for origin in ["http://auth.example.com", "https://auth.example.com:8443"] {
+        let (status, _) = logout_status(&app, &[("origin", origin), ("host", "auth.example.com")]).await;
+        assert_eq!(
+            status, 403,
+            "Origin: {origin} with PUBLIC_URL https://auth.example.com"
+        );
+    }
+    let ok = [
+        ("origin", "https://auth.example.com"),
+        ("host", "auth.example.com"),
+    ];
+    assert_eq!(logout_status(&app, &ok).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_request_with_two_origin_headers_is_refused() {
+    let app = spawn_app().await;
+    for pair in [
+        [app.address.as_str(), "http://evil.example"],
+        [app.address.as_str(); 2],
+    ] {
+        let (status, body) = logout_status(&app, &[("origin", pair[0]), ("origin", pair[1])]).await;
+        assert_eq!(status, 403, "Origin: {pair:?}");
+        assert_eq!(body["error"], "csrf_rejected");
+    }
+    let (status, _) = logout_status(
+        &app,
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "two Sec-Fetch-Site headers");
+    // An Origin that is not even text is not "no Origin".
+    let resp = client()
+        .post(app.url("/auth/logout"))
+        .header(
+            "origin",
+            reqwest::header::HeaderValue::from_bytes(b"http://\xc3\xa9vil.example").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "unreadable Origin");
+}
+
+/// A GET with this `Host` header (no jar, no cookie).
+async fn get_with_host(app: &TestApp, path: &str, host: &str) -> reqwest::Response {
+    client()
+        .get(app.url(path))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn in_production_a_host_that_is_not_allowed_gets_400_but_probes_still_answer() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("APP_ENV", "production")
+            .var("PUBLIC_URL", "https://auth.example.com"),
+    )
+    .await;
+    let direct = format!("127.0.0.1:{}", app.port);
+    // DNS rebinding: a page on evil.example whose name now resolves to this server.
+    for host in [
+        direct.as_str(),
+        "evil.example",
+        "evil.example:3000",
+        "auth.example.com.evil.example",
+    ] {
+        for path in ["/auth/me", "/openapi.json", "/"] {
+            let resp = get_with_host(&app, path, host).await;
+            assert_eq!(resp.status(), 400, "{path} with Host: {host}");
+            assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "host_not_allowed", "{path} with Host: {host}");
+        }
+        let resp = client()
+            .post(app.url("/auth/login"))
+            .header("host", host)
+            .header("origin", format!("http://{host}"))
+            .json(&json!({"email": "x@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "login with Host: {host}");
+    }
+    // The public host gets through (and on to "who are you?").
+    for host in ["auth.example.com", "AUTH.example.com", "auth.example.com:443"] {
+        let resp = get_with_host(&app, "/auth/me", host).await;
+        assert_eq!(resp.status(), 401, "Host: {host}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_session");
+    }
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .header("host", "auth.example.com")
+        .header("origin", "https://auth.example.com")
+        .json(&json!({"email": "x@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a same-origin login through the public host");
+    // Probes call by IP.
+    for path in ["/health", "/ready"] {
+        assert_eq!(get_with_host(&app, path, &direct).await.status(), 200, "{path}");
+    }
+
+    // ALLOWED_HOSTS adds names (any port unless one is given).
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("APP_ENV", "production")
+            .var("PUBLIC_URL", "https://auth.example.com")
+            .var("ALLOWED_HOSTS", "127.0.0.1, auth.internal:8080"),
+    )
+    .await;
+    let direct = format!("127.0.0.1:{}", app.port);
+    for (host, status) in [
+        (direct.as_str(), 401),
+        ("auth.example.com", 401),
+        ("auth.internal:8080", 401),
+        ("auth.internal:8081", 400),
+        ("evil.example", 400),
+    ] {
+        assert_eq!(
+            get_with_host(&app, "/auth/me", host).await.status(),
+            status,
+            "Host: {host}"
+        );
+    }
+}

@@ -247,3 +247,74 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap();
     assert!(status.success());
 }
+
+/// Sends `request` as raw bytes and reads until the server closes the connection.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    // Reading to the end proves the server closed the connection; the timeout only turns a
+    // hang into a failure.
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection after a protocol error")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Pins what hyper answers to requests it cannot parse, before poem or authauth sees them
+/// (docs/security.md, "Errors below the application"): a bare status line, an empty body, none
+/// of our headers, and the connection closed. If this starts failing, those answers changed —
+/// update the documentation (or enjoy JSON).
+#[tokio::test]
+async fn protocol_errors_are_answered_by_hyper_with_an_empty_body_and_the_connection_closed() {
+    let app = spawn_app().await;
+    let many_headers: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("malformed request line", b"GARBAGE\r\n\r\n".to_vec(), "400"),
+        (
+            "unparseable Content-Length",
+            b"POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n".to_vec(),
+            "400",
+        ),
+        (
+            "two different Content-Lengths",
+            b"POST /auth/login HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n"
+                .to_vec(),
+            "400",
+        ),
+        (
+            "more than 100 headers",
+            format!("GET /health HTTP/1.1\r\nhost: x\r\n{many_headers}\r\n").into_bytes(),
+            "431",
+        ),
+    ];
+    for (what, request, status) in cases {
+        let answer = raw_exchange(&app, &request).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {answer:?}"
+        );
+        assert_eq!(body, "", "{what}: hyper sends no body");
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("content-length: 0"), "{what}: {head}");
+        assert!(head.contains("connection: close"), "{what}: {head}");
+        for ours in [
+            "x-content-type-options",
+            "x-request-id",
+            "cache-control",
+            "content-type",
+        ] {
+            assert!(
+                !head.contains(ours),
+                "{what}: {ours} appeared: authauth now renders these"
+            );
+        }
+    }
+    // The server itself is unaffected.
+    assert_eq!(app.get("/health").await.status(), 200);
+}

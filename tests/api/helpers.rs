@@ -305,6 +305,14 @@ impl TestApp {
         &self.state.settings.session.cookie_name
     }
 
+    /// The origin browsers use for this app: `PUBLIC_URL` when configured, else its address.
+    pub fn origin(&self) -> String {
+        match &self.state.settings.public_url {
+            Some(u) => u.origin().ascii_serialization(),
+            None => self.address.clone(),
+        }
+    }
+
     /// POST JSON with this app's own origin (a same-origin browser request).
     pub async fn post_json(
         &self,
@@ -314,7 +322,7 @@ impl TestApp {
     ) -> reqwest::Response {
         client
             .post(self.url(path))
-            .header("origin", &self.address)
+            .header("origin", self.origin())
             .json(body)
             .send()
             .await

@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli_config;
 mod cli_ops;
+mod cookies;
 mod csrf;
 mod google;
 mod health;

@@ -179,6 +179,7 @@ async fn production_serve_refuses_pending_migrations_and_says_what_to_run() {
         &dir.0,
         &[
             ("APP_ENV", "production"),
+            ("PUBLIC_URL", "https://auth.example.com"),
             ("PORT", "0"),
             ("DATABASE_URL", db.url.as_str()),
             ("REDIS_URL", redis_url().as_str()),

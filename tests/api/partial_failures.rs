@@ -148,7 +148,7 @@ async fn a_sign_in_that_cannot_end_the_browsers_old_session_creates_no_new_one()
             SecretString::from(PASSWORD),
             &client_info(),
             None,
-            Some(&previous),
+            std::slice::from_ref(&previous),
             app.now(),
         )
         .await;

@@ -224,7 +224,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                 SecretString::from("wrong password here"),
                 &from(1),
                 None,
-                None,
+                &[],
                 now,
             )
             .await;
@@ -236,7 +236,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             SecretString::from(PASSWORD),
             &from(1),
             None,
-            None,
+            &[],
             now,
         )
         .await;
@@ -248,7 +248,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             SecretString::from(PASSWORD),
             &from(200),
             None,
-            None,
+            &[],
             now
         )
         .await
@@ -262,7 +262,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
                     SecretString::from("wrong password here"),
                     &from(ip),
                     None,
-                    None,
+                    &[],
                     now,
                 )
                 .await;
@@ -275,7 +275,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
             SecretString::from(PASSWORD),
             &from(201),
             None,
-            None,
+            &[],
             now,
         )
         .await;

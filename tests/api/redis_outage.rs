@@ -93,6 +93,18 @@ async fn with_redis_down_requests_fail_closed_and_recover_without_a_restart() {
         resp.json::<Value>().await.unwrap()["error"],
         "session_store_unavailable"
     );
+    // Several session cookies: still undecided, so still nothing deleted.
+    let resp = reqwest::Client::new()
+        .get(app.url("/auth/me"))
+        .header(
+            "cookie",
+            format!("{name}=forged; {name}={cookie}", name = app.cookie_name()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(set_cookie_header(&resp, app.cookie_name()).is_none());
     let resp = app.login_with(&client(), "outage@example.com", PASSWORD).await;
     assert_eq!(resp.status(), 503);
     assert!(set_cookie_header(&resp, app.cookie_name()).is_none());

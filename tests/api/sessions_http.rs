@@ -10,10 +10,13 @@ use crate::helpers::*;
 
 const BACKENDS: [Backend; 2] = [Backend::PostgresRedis, Backend::Sqlite];
 
+/// Production, reached directly on 127.0.0.1 (allowed next to the public host).
 fn production(backend: Backend) -> AppOptions {
     AppOptions::default()
         .backend(backend)
         .var("APP_ENV", "production")
+        .var("PUBLIC_URL", "https://auth.example.com")
+        .var("ALLOWED_HOSTS", "127.0.0.1")
 }
 
 #[tokio::test]
