@@ -16,7 +16,10 @@ use authauth::{
     startup::{AppState, Application},
 };
 use sea_orm::{ConnectionTrait, Database};
-pub use servers::{free_port, private_postgres, private_redis, spawn_tied, RedisServer};
+pub use servers::{
+    free_port, private_postgres, private_redis, shared_cluster, shared_sentinel, spawn_tied, RedisSentinel,
+    RedisServer,
+};
 
 /// A test variable, unless unset or empty (`TEST_X= cargo test` means "not set" too).
 fn test_var(name: &str) -> Option<String> {

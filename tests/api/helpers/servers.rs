@@ -1,4 +1,5 @@
-//! Private servers for one test run: PostgreSQL and Redis, started from the binaries on `PATH` when a test first needs them, shared by every
+//! Private servers for one test run: PostgreSQL, Redis, a Redis Cluster and a Sentinel
+//! topology, started from the binaries on `PATH` when a test first needs them, shared by every
 //! test of the run, and gone when the test process ends — however it ends.
 //!
 //! Why they cannot outlive the run:
@@ -31,6 +32,7 @@ const PORT_ATTEMPTS: usize = 5;
 /// The Debian packages that ship the binaries the harness runs.
 const POSTGRES_PACKAGE: &str = "postgresql";
 const REDIS_PACKAGE: &str = "redis-server";
+const REDIS_CLI_PACKAGE: &str = "redis-tools";
 
 // --- The run: one directory, one spawning thread, a watchdog and an exit hook ----------------
 
@@ -268,8 +270,8 @@ fn redis_server_binary() -> Result<PathBuf, String> {
     require_binary(
         "redis-server",
         REDIS_PACKAGE,
-        ". (TEST_REDIS_URL points most tests at a running Redis instead; the outage tests always \
-         start their own.)",
+        ". (TEST_REDIS_URL points most tests at a running Redis instead; the outage, Cluster and \
+         Sentinel tests always start their own.)",
         &path_var(),
         &[],
     )
@@ -514,7 +516,7 @@ fn account_ids(name: &str) -> Option<(u32, u32)> {
 
 // --- Redis ---------------------------------------------------------------------------------
 
-/// One `redis-server` process on a loopback port,
+/// One `redis-server` process (a data node, a cluster node or a Sentinel) on a loopback port,
 /// with its own directory. Stopped when dropped; shared ones live as long as the run.
 pub struct RedisServer {
     pub port: u16,
@@ -650,6 +652,13 @@ impl RedisServer {
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
             .unwrap_or_else(|e| panic!("connect to redis-server on port {}: {e}", self.port))
     }
+
+    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .and_then(|mut conn| cmd.query(&mut conn))
+            .map_err(|e| format!("redis-server on port {}: {e}", self.port))
+    }
 }
 
 impl Drop for RedisServer {
@@ -668,4 +677,186 @@ fn ping(url: &str) -> bool {
         .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
         .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn))
         .is_ok_and(|pong| pong == "PONG")
+}
+
+/// Polls `check` until it returns `Ok(true)`; the last error or state explains a timeout.
+fn wait_for(what: &str, mut check: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
+    let deadline = Instant::now() + STARTUP;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match check() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = if last.is_empty() {
+        last
+    } else {
+        format!(": {last}")
+    };
+    Err(format!("{what} within {STARTUP:?}{last}"))
+}
+
+// --- Redis Cluster -------------------------------------------------------------------------
+
+/// A Redis Cluster of three masters (no replicas) holding every slot.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+static CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
+
+/// The run's Redis Cluster, started by the first test that needs it. Tests share it, so each
+/// keeps to its own keys; a test that reshapes the cluster starts its own with `RedisCluster::start`.
+pub fn shared_cluster() -> &'static RedisCluster {
+    shared(&CLUSTER, RedisCluster::try_start)
+}
+
+/// A port whose cluster bus port (port + 10000, how every Redis version derives it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= u16::MAX - 10_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        RedisCluster::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start() -> Result<RedisCluster, String> {
+        let redis_cli = require_binary(
+            "redis-cli",
+            REDIS_CLI_PACKAGE,
+            " (it creates the test Redis Cluster)",
+            &path_var(),
+            &[],
+        )?;
+        let nodes = (0..3)
+            .map(|_| {
+                RedisServer::launch_new(
+                    "redis-cluster-node",
+                    None,
+                    &["--save", "", "--appendonly", "no", "--cluster-enabled", "yes"],
+                    free_cluster_port,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = Command::new(&redis_cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .arg("--cluster-yes")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run {}: {e}", redis_cli.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // redis-cli returns once the nodes agree on the slots; each still has to see the
+        // others up before it reports the cluster ok.
+        for node in &nodes {
+            wait_for(
+                &format!("cluster node {} did not report cluster_state:ok", node.port),
+                || {
+                    node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                        .map(|info| info.contains("cluster_state:ok"))
+                },
+            )?;
+        }
+        Ok(RedisCluster { nodes })
+    }
+
+    /// Every node's URL: what a cluster client is given.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+// --- Redis Sentinel ------------------------------------------------------------------------
+
+/// A primary, one replica and three Sentinels watching them under `MASTER_NAME` (quorum 2).
+pub struct RedisSentinel {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<RedisServer>,
+}
+
+static SENTINEL: OnceLock<Result<RedisSentinel, String>> = OnceLock::new();
+
+/// The run's Sentinel topology, started by the first test that needs it. A test that fails
+/// over starts its own with `RedisSentinel::start`, so it never surprises the others.
+pub fn shared_sentinel() -> &'static RedisSentinel {
+    shared(&SENTINEL, RedisSentinel::try_start)
+}
+
+impl RedisSentinel {
+    /// The name the Sentinels know the primary by.
+    pub const MASTER_NAME: &'static str = "authauth";
+
+    pub fn start() -> RedisSentinel {
+        RedisSentinel::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start() -> Result<RedisSentinel, String> {
+        let primary = RedisServer::try_start(&[])?;
+        let primary_port = primary.port.to_string();
+        let replica = RedisServer::try_start(&["--replicaof", "127.0.0.1", &primary_port])?;
+        // Five seconds before a silent primary counts as down: a loaded test machine never
+        // pauses a server that long, so no failover happens unless a test causes one (and such
+        // a test can lower it with SENTINEL SET).
+        let config = format!(
+            "sentinel monitor {name} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {name} 5000\n\
+             sentinel failover-timeout {name} 10000\n",
+            name = Self::MASTER_NAME
+        );
+        let sentinels = (0..3)
+            .map(|_| RedisServer::launch_new("redis-sentinel", Some(&config), &["--sentinel"], free_port))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topology = RedisSentinel {
+            primary,
+            replica,
+            sentinels,
+        };
+        wait_for("the replica did not sync with the primary", || {
+            topology
+                .replica
+                .query::<String>(redis::cmd("INFO").arg("replication"))
+                .map(|info| info.contains("master_link_status:up"))
+        })?;
+        // Sentinels find the replica through the primary and each other through hello
+        // messages (every two seconds): only then can they agree on a failover.
+        for sentinel in &topology.sentinels {
+            wait_for(
+                &format!(
+                    "sentinel {} did not see the replica and the other sentinels",
+                    sentinel.port
+                ),
+                || {
+                    let others: Vec<redis::Value> =
+                        sentinel.query(redis::cmd("SENTINEL").arg("SENTINELS").arg(Self::MASTER_NAME))?;
+                    let replicas: Vec<redis::Value> =
+                        sentinel.query(redis::cmd("SENTINEL").arg("REPLICAS").arg(Self::MASTER_NAME))?;
+                    Ok(others.len() == 2 && replicas.len() == 1)
+                },
+            )?;
+        }
+        Ok(topology)
+    }
+
+    /// Every Sentinel's URL.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
 }
