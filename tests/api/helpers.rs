@@ -455,9 +455,18 @@ pub fn set_cookie_header(resp: &reqwest::Response, name: &str) -> Option<String>
         .map(str::to_string)
 }
 
+/// The `authauth` binary the tests run: cargo's, unless `AUTHAUTH_TEST_BIN` names another. A
+/// target directory shared by several checkouts needs that: cargo puts every checkout's binary
+/// at the same `target/debug/authauth`, so another checkout's build can swap it mid-run.
+pub fn authauth_bin() -> std::ffi::OsString {
+    std::env::var_os("AUTHAUTH_TEST_BIN")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_authauth").into())
+}
+
 /// Runs the real `authauth` binary with exactly `vars` as its environment, in `dir`.
 pub fn run_cli(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+    let mut cmd = std::process::Command::new(authauth_bin());
     cmd.current_dir(dir)
         .env_clear()
         .args(args)
@@ -491,7 +500,7 @@ impl Server {
     /// Starts the binary in `dir` with exactly `vars`, and waits until it reports its address.
     pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Server {
         use std::io::Read;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+        let mut cmd = std::process::Command::new(authauth_bin());
         cmd.current_dir(dir)
             .env_clear()
             .arg("serve")
