@@ -88,27 +88,32 @@ async fn the_tutorials_env_file_works_unchanged() {
     let dir = TempDir::new();
     let admin = url::Url::parse(&postgres_admin_url()).unwrap();
     let redis = url::Url::parse(&redis_url()).unwrap();
+    // The test servers' passwords, if any (the docker compose route has them).
     let env_file = format!(
         "NODE_ENV=development\nPORT=3000\n\
-         POSTGRES_HOST={}\nPOSTGRES_PORT={}\nPOSTGRES_USER={}\nPOSTGRES_PASSWORD=\nPOSTGRES_DB_NAME={}\n\
-         REDIS_HOST={}\nREDIS_PORT={}\nREDIS_PASSWORD=\n\
+         POSTGRES_HOST={}\nPOSTGRES_PORT={}\nPOSTGRES_USER={}\nPOSTGRES_PASSWORD={}\nPOSTGRES_DB_NAME={}\n\
+         REDIS_HOST={}\nREDIS_PORT={}\nREDIS_PASSWORD={}\n\
          SESSION_SECRET=keyboard-cat\n\
          GOOGLE_CLIENT_ID=1234.apps.googleusercontent.com\nGOOGLE_CLIENT_SECRET=tutorial-google-secret\n\
          GOOGLE_CALLBACK_URL=http://localhost:3000/auth/google/callback\n",
         admin.host_str().unwrap(),
         admin.port().unwrap_or(5432),
         admin.username(),
+        admin.password().unwrap_or(""),
         db.name,
         redis.host_str().unwrap(),
         redis.port().unwrap_or(6379),
+        redis.password().unwrap_or(""),
     );
     std::fs::write(dir.0.join(".env"), env_file).unwrap();
     let out = run_cli(&dir.0, &[], &["config", "check"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let redacted = |url: &url::Url| if url.password().is_some() { ":***" } else { "" };
     let expected_db = format!(
-        "postgres://{}@{}:{}/{}",
+        "postgres://{}{}@{}:{}/{}",
         admin.username(),
+        redacted(&admin),
         admin.host_str().unwrap(),
         admin.port().unwrap_or(5432),
         db.name
@@ -116,7 +121,8 @@ async fn the_tutorials_env_file_works_unchanged() {
     assert!(text.contains(&expected_db), "{text}");
     assert!(
         text.contains(&format!(
-            "redis redis://{}:{}",
+            "redis redis://{}{}:{}",
+            if redis.password().is_some() { ":***@" } else { "" },
             redis.host_str().unwrap(),
             redis.port().unwrap_or(6379)
         )),

@@ -166,7 +166,7 @@ async fn operators_create_list_show_disable_and_enable_accounts() {
     for backend in [Backend::PostgresRedis, Backend::Sqlite] {
         let app = spawn_app_with(AppOptions::default().backend(backend)).await;
         let env = cli_env(&app);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+        let mut cmd = std::process::Command::new(authauth_bin());
         cmd.current_dir(&app.dir.0)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -279,7 +279,7 @@ async fn operators_create_list_show_disable_and_enable_accounts() {
 
 fn run_cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"))
+    let mut child = std::process::Command::new(authauth_bin())
         .current_dir(&app.dir.0)
         .env_clear()
         .envs(cli_env(app))
@@ -295,7 +295,7 @@ fn run_cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Out
 
 /// The binary under a pseudo-terminal, for the prompts.
 fn pty(app: &TestApp, args: &[&str]) -> rexpect::session::PtySession {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+    let mut cmd = std::process::Command::new(authauth_bin());
     cmd.current_dir(&app.dir.0)
         .env_clear()
         .envs(cli_env(app))

@@ -1,21 +1,37 @@
 //! Test harness: spawn the real app on port 0 with its own PostgreSQL database (random name,
 //! migrated, dropped afterwards) or its own SQLite file, and its own Redis key prefix (deleted
-//! afterwards). Postgres and Redis must be running: tests fail, never skip, without them.
+//! afterwards).
+//!
+//! PostgreSQL and Redis are the run's own (see `servers`), unless `TEST_POSTGRES_URL` /
+//! `TEST_REDIS_URL` point at running ones: then nothing is started for that service.
 
 #![allow(dead_code)]
+
+pub mod servers;
 
 use std::{collections::HashMap, path::PathBuf, process::Output};
 
 use authauth::{clock::Clock, config::Settings, startup::Application, state::AppState};
 use sea_orm::{ConnectionTrait, Database};
+pub use servers::{
+    free_port, private_postgres, private_redis, shared_cluster, shared_sentinel, spawn_tied, RedisSentinel,
+    RedisServer,
+};
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+/// A test variable, unless unset or empty (`TEST_X= cargo test` means "not set" too).
+fn test_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// An admin connection (allowed to create databases): `TEST_POSTGRES_URL`, else the run's own
+/// PostgreSQL.
+pub fn postgres_admin_url() -> String {
+    test_var("TEST_POSTGRES_URL").unwrap_or_else(|| private_postgres().admin_url())
+}
+
+/// `TEST_REDIS_URL`, else the run's own Redis.
 pub fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    test_var("TEST_REDIS_URL").unwrap_or_else(|| private_redis().url())
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -33,7 +49,7 @@ impl TestDb {
         let name = unique("authauth_test_");
         let admin = Database::connect(postgres_admin_url())
             .await
-            .expect("PostgreSQL must be running for the tests (see README: Running the tests)");
+            .expect("connect to the test PostgreSQL (TEST_POSTGRES_URL, or the run's own)");
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
             .await
@@ -78,14 +94,13 @@ impl Drop for TestDb {
     }
 }
 
-/// A directory removed when the test ends.
+/// A directory removed when the test ends (it lives in the run's directory, so it goes with that
+/// at the latest).
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(unique("authauth-test-"));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(servers::run_dir("tmp"))
     }
 
     pub fn sqlite_url(&self) -> String {
@@ -388,12 +403,14 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A connection to this app's Redis (its own `REDIS_URL` when a test gave it one).
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis_url())
+        let url = self.vars.get("REDIS_URL").cloned().unwrap_or_else(redis_url);
+        redis::Client::open(url)
             .unwrap()
             .get_multiplexed_async_connection()
             .await
-            .expect("Redis must be running for the tests")
+            .expect("connect to the test Redis (TEST_REDIS_URL, or the run's own)")
     }
 
     /// Every Redis key of this app, with its value when it is a string.
@@ -464,9 +481,18 @@ pub fn set_cookie_header(resp: &reqwest::Response, name: &str) -> Option<String>
         .map(str::to_string)
 }
 
+/// The `authauth` binary the tests run: cargo's, unless `AUTHAUTH_TEST_BIN` names another. A
+/// target directory shared by several checkouts needs that: cargo puts every checkout's binary
+/// at the same `target/debug/authauth`, so another checkout's build can swap it mid-run.
+pub fn authauth_bin() -> std::ffi::OsString {
+    std::env::var_os("AUTHAUTH_TEST_BIN")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_authauth").into())
+}
+
 /// Runs the real `authauth` binary with exactly `vars` as its environment, in `dir`.
 pub fn run_cli(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+    let mut cmd = std::process::Command::new(authauth_bin());
     cmd.current_dir(dir)
         .env_clear()
         .args(args)
@@ -500,7 +526,7 @@ impl Server {
     /// Starts the binary in `dir` with exactly `vars`, and waits until it reports its address.
     pub fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Server {
         use std::io::Read;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_authauth"));
+        let mut cmd = std::process::Command::new(authauth_bin());
         cmd.current_dir(dir)
             .env_clear()
             .arg("serve")
@@ -510,7 +536,8 @@ impl Server {
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        // Tied to the test process: a killed run leaves no server behind.
+        let mut child = spawn_tied(cmd, libc::SIGTERM).unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {

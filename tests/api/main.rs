@@ -1,5 +1,7 @@
 //! The integration test binary: every test starts the real application (or the real binary)
-//! against real PostgreSQL and Redis, each with its own database and key prefix.
+//! against real PostgreSQL and Redis, each with its own database and key prefix. Unless
+//! `TEST_POSTGRES_URL` / `TEST_REDIS_URL` say otherwise, those servers are the run's own,
+//! started from the binaries on `PATH` (see `helpers::servers`).
 
 mod helpers;
 
@@ -8,6 +10,7 @@ mod cli_ops;
 mod cookies;
 mod csrf;
 mod google;
+mod harness;
 mod health;
 mod migrate;
 mod op;

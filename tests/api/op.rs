@@ -37,14 +37,6 @@ fn ensure_npm() {
     *done = true;
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running provider.
 pub struct Op {
     child: Option<Child>,
@@ -81,7 +73,8 @@ impl Op {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("node must be installed");
+        // Tied to the test process: a killed run leaves no provider behind.
+        let mut child = spawn_tied(cmd, libc::SIGTERM).expect("node must be installed");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

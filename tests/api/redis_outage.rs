@@ -1,83 +1,15 @@
 //! The Redis store under stress: SECURITY.md §6 — fail closed, recover, TTLs, hashes only.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::helpers::*;
 
-/// A private `redis-server` that a test can stop and start again (same port, same data).
-struct PrivateRedis {
-    port: u16,
-    dir: TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl PrivateRedis {
-    fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = PrivateRedis {
-            port,
-            dir: TempDir::new(),
-            child: None,
-        };
-        r.resume();
-        r
-    }
-
-    /// Starts (again) on the same port, with the data kept by the append-only file.
-    fn resume(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir.0)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for the tests");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "private redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn with_redis_down_requests_fail_closed_and_recover_without_a_restart() {
-    let mut redis = PrivateRedis::start();
+    // Its own server, kept on disk so that the sessions outlive the outage.
+    let mut redis = RedisServer::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let app = spawn_app_with(AppOptions::default().var("REDIS_URL", &redis.url())).await;
     let (c, cookie) = app.signed_up_client("outage@example.com").await;
     assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
@@ -193,7 +125,7 @@ async fn fifty_parallel_requests_on_one_session_all_succeed_and_share_one_key() 
 #[tokio::test]
 async fn listing_a_users_sessions_reads_that_users_index_only() {
     // A private server, so other tests' commands do not mix into the statistics.
-    let redis = PrivateRedis::start();
+    let redis = RedisServer::start(&[]);
     let app = spawn_app_with(AppOptions::default().var("REDIS_URL", &redis.url())).await;
     let (c, _) = app.signed_up_client("index@example.com").await;
     for i in 0..20 {

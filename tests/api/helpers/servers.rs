@@ -1,0 +1,862 @@
+//! Private servers for one test run: PostgreSQL, Redis, a Redis Cluster and a Sentinel
+//! topology, started from the binaries on `PATH` when a test first needs them, shared by every
+//! test of the run, and gone when the test process ends — however it ends.
+//!
+//! Why they cannot outlive the run:
+//! - every process is forked from one thread that lives as long as the test process, with
+//!   `PR_SET_PDEATHSIG`, so the kernel signals it when the process dies, even by SIGKILL (the
+//!   signal follows the *thread* that forked; a test's thread ends with the test, which is why
+//!   no test thread forks them itself);
+//! - on a normal exit an `atexit` hook stops them, waits for them and removes their files
+//!   (Rust never runs the destructors of statics);
+//! - after any other exit a watchdog `sh`, in its own process group so Ctrl-C spares it, sees
+//!   its stdin pipe close, waits for the servers to go and removes the run's directory.
+//!
+//! Everything a run writes lives under one directory, `$TMPDIR/authauth-tests-<pid>-<id>/`.
+
+use std::{
+    ffi::{CString, OsStr},
+    io::Write,
+    os::unix::{fs::PermissionsExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::{mpsc, Mutex, MutexGuard, OnceLock},
+    time::{Duration, Instant},
+};
+
+/// How long a server may take to accept connections before the test fails.
+const STARTUP: Duration = Duration::from_secs(30);
+/// How many ports to try when another process takes the free one first.
+const PORT_ATTEMPTS: usize = 5;
+
+/// The Debian packages that ship the binaries the harness runs.
+const POSTGRES_PACKAGE: &str = "postgresql";
+const REDIS_PACKAGE: &str = "redis-server";
+const REDIS_CLI_PACKAGE: &str = "redis-tools";
+
+// --- The run: one directory, one spawning thread, a watchdog and an exit hook ----------------
+
+struct Run {
+    root: PathBuf,
+    /// Sends commands to the thread that forks every server (see the module comment).
+    keeper: Mutex<mpsc::Sender<Spawn>>,
+    /// Every process spawned through `spawn_tied`, with the signal that stops it.
+    tied: Mutex<Vec<(libc::pid_t, libc::c_int)>>,
+    /// Writing a pid line tells the watchdog to wait for that process before removing `root`.
+    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+}
+
+type Spawn = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+static RUN: OnceLock<Run> = OnceLock::new();
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding a lock leaves nothing half-done here.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn run() -> &'static Run {
+    RUN.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!(
+            "authauth-tests-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&root).expect("create the test run's directory");
+        // PostgreSQL runs as another user when the tests run as root: it must reach its
+        // directory, without being able to list the others.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))
+            .expect("set the test run directory's mode");
+
+        let (tx, rx) = mpsc::channel::<Spawn>();
+        std::thread::Builder::new()
+            .name("authauth-test-servers".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("start the thread that spawns test servers");
+
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("authauth-tests-watchdog")
+            .arg(&root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the watchdog that cleans up after the tests (sh)");
+        let stdin = watchdog.stdin.take().expect("the watchdog's stdin is piped");
+
+        // SAFETY: `atexit` only stores the function pointer; `stop_everything` never unwinds.
+        unsafe { libc::atexit(stop_everything) };
+        Run {
+            root,
+            keeper: Mutex::new(tx),
+            tied: Mutex::new(Vec::new()),
+            watchdog: Mutex::new(Some((watchdog, stdin))),
+        }
+    })
+}
+
+/// Reads pids until the test process is gone (EOF), gives those processes — which die with it
+/// — up to ten seconds, then removes the run's directory. It never signals anything: a pid may
+/// have been reused by then. `done` means the exit hook has cleaned up already.
+const WATCHDOG: &str = r#"
+root=$1
+pids=
+while read -r pid; do
+  [ "$pid" = done ] && exit 0
+  pids="$pids $pid"
+done
+n=0
+while [ "$n" -lt 100 ]; do
+  alive=
+  for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  [ -z "$alive" ] && break
+  sleep 0.1
+  n=$((n + 1))
+done
+rm -rf -- "$root"
+"#;
+
+/// The `atexit` hook: stops every server still running, waits for it, removes the run's files.
+extern "C" fn stop_everything() {
+    let _ = std::panic::catch_unwind(|| {
+        let Some(run) = RUN.get() else { return };
+        let tied = std::mem::take(&mut *lock(&run.tied));
+        let mut stopping = Vec::new();
+        for (pid, signal) in tied {
+            // Only children of ours not yet reaped: a reaped pid may belong to anyone by now.
+            // SAFETY: plain syscalls on a pid; a null status pointer is allowed.
+            if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+                unsafe { libc::kill(pid, signal) };
+                stopping.push(pid);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for pid in stopping {
+            // SAFETY: as above.
+            while unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+                if Instant::now() > deadline {
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&run.root);
+        if let Some((mut watchdog, mut stdin)) = lock(&run.watchdog).take() {
+            // Not EOF: the watchdog would wait for pids that may belong to others by now.
+            let _ = writeln!(stdin, "done");
+            drop(stdin);
+            let _ = watchdog.wait();
+        }
+    });
+}
+
+/// A new, empty directory under the run's directory, removed with it at the latest.
+pub fn run_dir(name: &str) -> PathBuf {
+    let dir = run().root.join(format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    ));
+    std::fs::create_dir_all(&dir).expect("create a directory for the tests");
+    dir
+}
+
+/// Spawns `cmd` so that it gets `signal` when the test process ends, by any means, and is
+/// stopped and waited for on a normal exit.
+pub fn spawn_tied(mut cmd: Command, signal: libc::c_int) -> std::io::Result<Child> {
+    let run = run();
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the hook runs between fork and exec and only makes async-signal-safe syscalls;
+    // it allocates nothing (a raw OS error does not allocate).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Had the test process died before prctl, no signal would ever come.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    };
+    let (tx, rx) = mpsc::channel();
+    lock(&run.keeper)
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("the thread that spawns test servers is gone"))?;
+    let child = rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the thread that spawns test servers is gone"))??;
+    lock(&run.tied).push((child.id() as libc::pid_t, signal));
+    if let Some((_, stdin)) = lock(&run.watchdog).as_mut() {
+        let _ = writeln!(stdin, "{}", child.id());
+    }
+    Ok(child)
+}
+
+// --- Finding binaries --------------------------------------------------------------------
+
+/// `name` in the directories of `search_path` (a `PATH`-style list), then in `extra`.
+pub fn find_binary(name: &str, search_path: &OsStr, extra: &[PathBuf]) -> Option<PathBuf> {
+    std::env::split_paths(search_path)
+        .chain(extra.iter().cloned())
+        .map(|dir| dir.join(name))
+        .find(|path| {
+            path.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// `name` from `search_path`, or a message saying which package to install — or which
+/// variable points the tests at a running server instead.
+pub fn require_binary(
+    name: &str,
+    package: &str,
+    instead: &str,
+    search_path: &OsStr,
+    extra: &[PathBuf],
+) -> Result<PathBuf, String> {
+    find_binary(name, search_path, extra).ok_or_else(|| {
+        let also = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " nor in {}",
+                extra
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "the tests start their own servers and need `{name}`, which is not on PATH{also}: \
+             install the Debian package `{package}` (apt-get install {package}){instead}"
+        )
+    })
+}
+
+fn path_var() -> std::ffi::OsString {
+    std::env::var_os("PATH").unwrap_or_default()
+}
+
+/// Debian keeps PostgreSQL's server binaries off `PATH`, in one directory per major version:
+/// the newest first.
+fn postgres_version_dirs() -> Vec<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+    versions.into_iter().map(|(_, dir)| dir).collect()
+}
+
+fn redis_server_binary() -> Result<PathBuf, String> {
+    require_binary(
+        "redis-server",
+        REDIS_PACKAGE,
+        ". (TEST_REDIS_URL points most tests at a running Redis instead; the outage, Cluster and \
+         Sentinel tests always start their own.)",
+        &path_var(),
+        &[],
+    )
+}
+
+// --- Waiting -------------------------------------------------------------------------------
+
+/// A free loopback port, for a server about to be started on it. Another process may take it
+/// before the server binds it: callers retry with a new one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free loopback port")
+}
+
+enum Startup {
+    Ready,
+    Exited(ExitStatus),
+    TimedOut,
+}
+
+/// Polls `ready` until it holds, the child exits, or `STARTUP` passes.
+fn wait_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> Startup {
+    let deadline = Instant::now() + STARTUP;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Startup::Exited(status);
+        }
+        if ready() {
+            return Startup::Ready;
+        }
+        if Instant::now() > deadline {
+            return Startup::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stop_child(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn read_log(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn lost_port_race(log: &str) -> bool {
+    log.contains("Address already in use") || log.contains("could not bind")
+}
+
+/// The first process's outcome, shared: a server that cannot start fails every test that
+/// needs it at once, with the same message, instead of being retried by each.
+fn shared<T>(
+    cell: &'static OnceLock<Result<T, String>>,
+    start: impl FnOnce() -> Result<T, String>,
+) -> &'static T {
+    match cell.get_or_init(start) {
+        Ok(value) => value,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+// --- PostgreSQL ----------------------------------------------------------------------------
+
+/// A private PostgreSQL cluster: `initdb` into the run's directory, trust authentication for
+/// the `postgres` superuser, durability off (the data lives as long as the run).
+pub struct PrivatePostgres {
+    pub port: u16,
+    pub dir: PathBuf,
+    _child: Child,
+}
+
+static POSTGRES: OnceLock<Result<PrivatePostgres, String>> = OnceLock::new();
+
+/// The run's PostgreSQL, started by the first test that needs it.
+pub fn private_postgres() -> &'static PrivatePostgres {
+    shared(&POSTGRES, PrivatePostgres::start)
+}
+
+impl PrivatePostgres {
+    /// An admin connection URL (the `postgres` superuser, database `postgres`).
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn start() -> Result<PrivatePostgres, String> {
+        let initdb = require_binary(
+            "initdb",
+            POSTGRES_PACKAGE,
+            ", or set TEST_POSTGRES_URL to a running PostgreSQL",
+            &path_var(),
+            &postgres_version_dirs(),
+        )?;
+        // The server must be the version initdb belongs to: take the one beside it.
+        let bin_dir = std::fs::canonicalize(&initdb)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        let postgres = require_binary(
+            "postgres",
+            POSTGRES_PACKAGE,
+            ", or set TEST_POSTGRES_URL to a running PostgreSQL",
+            &bin_dir.map(|d| d.into_os_string()).unwrap_or_else(path_var),
+            &[],
+        )?;
+        let dir = run_dir("postgres");
+        let data = dir.join("data");
+        let account = unprivileged_account()?;
+        if let Some((uid, gid)) = account {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {} for PostgreSQL: {e}", dir.display()))?;
+        }
+
+        let mut cmd = Command::new(&initdb);
+        cmd.arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"])
+            .args(["--no-sync", "--no-instructions"])
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = account {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let out = spawn_tied(cmd, libc::SIGTERM)
+            .and_then(Child::wait_with_output)
+            .map_err(|e| format!("run {}: {e}", initdb.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed ({}):\n{}",
+                initdb.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+
+        let log_path = dir.join("postgres.log");
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let log = std::fs::File::create(&log_path)
+                .map_err(|e| format!("create {}: {e}", log_path.display()))?;
+            let log2 = log.try_clone().map_err(|e| e.to_string())?;
+            let mut cmd = Command::new(&postgres);
+            cmd.arg("-D")
+                .arg(&data)
+                .arg("-k")
+                .arg(&dir)
+                .args(["-p", &port.to_string()])
+                .args(["-c", "listen_addresses=127.0.0.1"])
+                .args([
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ])
+                .args(["-c", "max_connections=300"])
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2);
+            if let Some((uid, gid)) = account {
+                cmd.uid(uid).gid(gid);
+            }
+            // SIGQUIT is PostgreSQL's immediate shutdown: it stops its backends and releases
+            // its shared memory, which a SIGKILL would leave behind.
+            let mut child =
+                spawn_tied(cmd, libc::SIGQUIT).map_err(|e| format!("start {}: {e}", postgres.display()))?;
+            let pid_file = data.join("postmaster.pid");
+            let pid = child.id().to_string();
+            // postmaster.pid: line 1 the pid, line 8 the state, "ready" once it accepts
+            // connections (what `pg_ctl -w` waits for).
+            let ready = || {
+                std::fs::read_to_string(&pid_file).is_ok_and(|text| {
+                    let lines: Vec<&str> = text.lines().collect();
+                    lines.first() == Some(&pid.as_str()) && lines.get(7).map(|s| s.trim()) == Some("ready")
+                })
+            };
+            match wait_until(&mut child, ready) {
+                Startup::Ready => {
+                    return Ok(PrivatePostgres {
+                        port,
+                        dir,
+                        _child: child,
+                    })
+                }
+                Startup::Exited(_) if lost_port_race(&read_log(&log_path)) => continue,
+                Startup::Exited(status) => {
+                    return Err(format!(
+                        "the private PostgreSQL exited ({status}):\n{}",
+                        read_log(&log_path)
+                    ))
+                }
+                Startup::TimedOut => {
+                    stop_child(&mut child);
+                    return Err(format!(
+                        "the private PostgreSQL did not accept connections within {STARTUP:?}:\n{}",
+                        read_log(&log_path)
+                    ));
+                }
+            }
+        }
+        Err(format!(
+            "the private PostgreSQL found no free port in {PORT_ATTEMPTS} attempts"
+        ))
+    }
+}
+
+/// PostgreSQL refuses to run as root: when the tests do, it runs as `postgres` (the account
+/// the Debian package creates) or else `nobody`.
+fn unprivileged_account() -> Result<Option<(u32, u32)>, String> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    for name in ["postgres", "nobody"] {
+        if let Some(ids) = account_ids(name) {
+            return Ok(Some(ids));
+        }
+    }
+    Err(
+        "the tests run as root, which PostgreSQL refuses, and there is no `postgres` or `nobody` \
+         account to run it as"
+            .into(),
+    )
+}
+
+fn account_ids(name: &str) -> Option<(u32, u32)> {
+    let name = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: passwd is plain data; getpwnam_r writes into `pwd` and `buf` only, and `result`
+    // points to `pwd` or is null.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        (rc == 0 && !result.is_null()).then_some((pwd.pw_uid, pwd.pw_gid))
+    }
+}
+
+// --- Redis ---------------------------------------------------------------------------------
+
+/// One `redis-server` process (a data node, a cluster node or a Sentinel) on a loopback port,
+/// with its own directory. Stopped when dropped; shared ones live as long as the run.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: PathBuf,
+    /// A configuration file given before the options (Sentinel needs one it can rewrite).
+    config: Option<PathBuf>,
+    args: Vec<String>,
+    child: Option<Child>,
+}
+
+static REDIS: OnceLock<Result<RedisServer, String>> = OnceLock::new();
+
+/// The run's Redis, started by the first test that needs it.
+pub fn private_redis() -> &'static RedisServer {
+    shared(&REDIS, || RedisServer::try_start(&[]))
+}
+
+impl RedisServer {
+    /// A new `redis-server` without persistence, with `args` appended to its command line
+    /// (later options win, e.g. `["--appendonly", "yes"]`).
+    pub fn start(args: &[&str]) -> RedisServer {
+        RedisServer::try_start(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(args: &[&str]) -> Result<RedisServer, String> {
+        let mut all = vec!["--save", "", "--appendonly", "no"];
+        all.extend_from_slice(args);
+        RedisServer::launch_new("redis", None, &all, free_port)
+    }
+
+    fn launch_new(
+        name: &str,
+        config: Option<&str>,
+        args: &[&str],
+        pick_port: fn() -> u16,
+    ) -> Result<RedisServer, String> {
+        let dir = run_dir(name);
+        let config = match config {
+            Some(text) => {
+                let path = dir.join("redis.conf");
+                std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
+        let mut server = RedisServer {
+            port: 0,
+            dir,
+            config,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        };
+        for _ in 0..PORT_ATTEMPTS {
+            server.port = pick_port();
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(Launch::LostPortRace) => continue,
+                Err(Launch::Failed(message)) => return Err(message),
+            }
+        }
+        Err(format!(
+            "redis-server found no free port in {PORT_ATTEMPTS} attempts"
+        ))
+    }
+
+    fn launch(&mut self) -> Result<(), Launch> {
+        let binary = redis_server_binary().map_err(Launch::Failed)?;
+        let log_path = self.dir.join("redis.log");
+        let _ = std::fs::remove_file(&log_path);
+        let mut cmd = Command::new(&binary);
+        if let Some(config) = &self.config {
+            cmd.arg(config);
+        }
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log_path)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = spawn_tied(cmd, libc::SIGTERM)
+            .map_err(|e| Launch::Failed(format!("start {}: {e}", binary.display())))?;
+        let url = self.url();
+        match wait_until(&mut child, || ping(&url)) {
+            Startup::Ready => {
+                self.child = Some(child);
+                Ok(())
+            }
+            Startup::Exited(_) if lost_port_race(&read_log(&log_path)) => Err(Launch::LostPortRace),
+            Startup::Exited(status) => Err(Launch::Failed(format!(
+                "redis-server on port {} exited ({status}):\n{}",
+                self.port,
+                read_log(&log_path)
+            ))),
+            Startup::TimedOut => {
+                stop_child(&mut child);
+                Err(Launch::Failed(format!(
+                    "redis-server on port {} did not answer PING within {STARTUP:?}:\n{}",
+                    self.port,
+                    read_log(&log_path)
+                )))
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server, like a crash; `resume` brings it back on the same port.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop_child(&mut child);
+        }
+    }
+
+    /// Starts the server again on the same port, in the same directory (what an append-only
+    /// file kept is still there).
+    pub fn resume(&mut self) {
+        self.stop();
+        match self.launch() {
+            Ok(()) => {}
+            Err(Launch::LostPortRace) => panic!("port {} was taken while redis-server was down", self.port),
+            Err(Launch::Failed(message)) => panic!("{message}"),
+        }
+    }
+
+    /// A synchronous connection, for setting up and inspecting topologies.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("connect to redis-server on port {}: {e}", self.port))
+    }
+
+    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .and_then(|mut conn| cmd.query(&mut conn))
+            .map_err(|e| format!("redis-server on port {}: {e}", self.port))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum Launch {
+    LostPortRace,
+    Failed(String),
+}
+
+fn ping(url: &str) -> bool {
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
+        .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn))
+        .is_ok_and(|pong| pong == "PONG")
+}
+
+/// Polls `check` until it returns `Ok(true)`; the last error or state explains a timeout.
+fn wait_for(what: &str, mut check: impl FnMut() -> Result<bool, String>) -> Result<(), String> {
+    let deadline = Instant::now() + STARTUP;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match check() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = if last.is_empty() {
+        last
+    } else {
+        format!(": {last}")
+    };
+    Err(format!("{what} within {STARTUP:?}{last}"))
+}
+
+// --- Redis Cluster -------------------------------------------------------------------------
+
+/// A Redis Cluster of three masters (no replicas) holding every slot.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+static CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
+
+/// The run's Redis Cluster, started by the first test that needs it. Tests share it, so each
+/// keeps to its own keys; a test that reshapes the cluster starts its own with `RedisCluster::start`.
+pub fn shared_cluster() -> &'static RedisCluster {
+    shared(&CLUSTER, RedisCluster::try_start)
+}
+
+/// A port whose cluster bus port (port + 10000, how every Redis version derives it) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= u16::MAX - 10_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        RedisCluster::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start() -> Result<RedisCluster, String> {
+        let redis_cli = require_binary(
+            "redis-cli",
+            REDIS_CLI_PACKAGE,
+            " (it creates the test Redis Cluster)",
+            &path_var(),
+            &[],
+        )?;
+        let nodes = (0..3)
+            .map(|_| {
+                RedisServer::launch_new(
+                    "redis-cluster-node",
+                    None,
+                    &["--save", "", "--appendonly", "no", "--cluster-enabled", "yes"],
+                    free_cluster_port,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = Command::new(&redis_cli)
+            .arg("--cluster")
+            .arg("create")
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .arg("--cluster-yes")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("run {}: {e}", redis_cli.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // redis-cli returns once the nodes agree on the slots; each still has to see the
+        // others up before it reports the cluster ok.
+        for node in &nodes {
+            wait_for(
+                &format!("cluster node {} did not report cluster_state:ok", node.port),
+                || {
+                    node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                        .map(|info| info.contains("cluster_state:ok"))
+                },
+            )?;
+        }
+        Ok(RedisCluster { nodes })
+    }
+
+    /// Every node's URL: what a cluster client is given.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+}
+
+// --- Redis Sentinel ------------------------------------------------------------------------
+
+/// A primary, one replica and three Sentinels watching them under `MASTER_NAME` (quorum 2).
+pub struct RedisSentinel {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<RedisServer>,
+}
+
+static SENTINEL: OnceLock<Result<RedisSentinel, String>> = OnceLock::new();
+
+/// The run's Sentinel topology, started by the first test that needs it. A test that fails
+/// over starts its own with `RedisSentinel::start`, so it never surprises the others.
+pub fn shared_sentinel() -> &'static RedisSentinel {
+    shared(&SENTINEL, RedisSentinel::try_start)
+}
+
+impl RedisSentinel {
+    /// The name the Sentinels know the primary by.
+    pub const MASTER_NAME: &'static str = "authauth";
+
+    pub fn start() -> RedisSentinel {
+        RedisSentinel::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start() -> Result<RedisSentinel, String> {
+        let primary = RedisServer::try_start(&[])?;
+        let primary_port = primary.port.to_string();
+        let replica = RedisServer::try_start(&["--replicaof", "127.0.0.1", &primary_port])?;
+        // Five seconds before a silent primary counts as down: a loaded test machine never
+        // pauses a server that long, so no failover happens unless a test causes one (and such
+        // a test can lower it with SENTINEL SET).
+        let config = format!(
+            "sentinel monitor {name} 127.0.0.1 {primary_port} 2\n\
+             sentinel down-after-milliseconds {name} 5000\n\
+             sentinel failover-timeout {name} 10000\n",
+            name = Self::MASTER_NAME
+        );
+        let sentinels = (0..3)
+            .map(|_| RedisServer::launch_new("redis-sentinel", Some(&config), &["--sentinel"], free_port))
+            .collect::<Result<Vec<_>, _>>()?;
+        let topology = RedisSentinel {
+            primary,
+            replica,
+            sentinels,
+        };
+        wait_for("the replica did not sync with the primary", || {
+            topology
+                .replica
+                .query::<String>(redis::cmd("INFO").arg("replication"))
+                .map(|info| info.contains("master_link_status:up"))
+        })?;
+        // Sentinels find the replica through the primary and each other through hello
+        // messages (every two seconds): only then can they agree on a failover.
+        for sentinel in &topology.sentinels {
+            wait_for(
+                &format!(
+                    "sentinel {} did not see the replica and the other sentinels",
+                    sentinel.port
+                ),
+                || {
+                    let others: Vec<redis::Value> =
+                        sentinel.query(redis::cmd("SENTINEL").arg("SENTINELS").arg(Self::MASTER_NAME))?;
+                    let replicas: Vec<redis::Value> =
+                        sentinel.query(redis::cmd("SENTINEL").arg("REPLICAS").arg(Self::MASTER_NAME))?;
+                    Ok(others.len() == 2 && replicas.len() == 1)
+                },
+            )?;
+        }
+        Ok(topology)
+    }
+
+    /// Every Sentinel's URL.
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
+}
