@@ -145,6 +145,20 @@ pub struct SessionSettings {
     pub absolute_timeout: Duration,
     pub rotation_interval: Duration,
     pub rotation_grace: Duration,
+    /// The most live sessions one account may have (`MAX_SESSIONS_PER_USER`).
+    pub max_per_user: usize,
+    /// What a sign-in beyond [`SessionSettings::max_per_user`] does (`SESSION_LIMIT_ACTION`).
+    pub on_limit: LimitAction,
+}
+
+/// What happens when a sign-in would give an account more than `MAX_SESSIONS_PER_USER` live
+/// sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAction {
+    /// The least recently used session ends (reason `session_limit`), the sign-in succeeds.
+    EndLeastRecentlyUsed,
+    /// The sign-in is refused (409 `session_limit_reached`) until a session ends.
+    Refuse,
 }
 
 impl fmt::Debug for SessionSettings {
@@ -158,6 +172,8 @@ impl fmt::Debug for SessionSettings {
             .field("absolute_timeout", &self.absolute_timeout)
             .field("rotation_interval", &self.rotation_interval)
             .field("rotation_grace", &self.rotation_grace)
+            .field("max_per_user", &self.max_per_user)
+            .field("on_limit", &self.on_limit)
             .finish()
     }
 }
@@ -323,6 +339,9 @@ pub mod defaults {
     pub const ABSOLUTE_TIMEOUT: Duration = Duration::from_secs(12 * 60 * 60);
     pub const ROTATION_INTERVAL: Duration = Duration::from_secs(15 * 60);
     pub const ROTATION_GRACE: Duration = Duration::from_secs(60);
+    /// Enough for every device a person uses, and a bound on what one account can cost the
+    /// store (every sign-in adds a session; listing and revoking read all of them).
+    pub const MAX_SESSIONS_PER_USER: usize = 25;
     pub const GOOGLE_ISSUER_URL: &str = "https://accounts.google.com";
     pub const GOOGLE_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
     pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -913,6 +932,31 @@ fn session_settings<V: Vars + ?Sized>(
         );
     }
 
+    let max_per_user = match p.get("MAX_SESSIONS_PER_USER") {
+        None => defaults::MAX_SESSIONS_PER_USER,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                p.problem(
+                    "MAX_SESSIONS_PER_USER",
+                    format!("`{raw}` is not a number from 1 to 1000"),
+                );
+                defaults::MAX_SESSIONS_PER_USER
+            }
+        },
+    };
+    let on_limit = match p.get("SESSION_LIMIT_ACTION").as_deref() {
+        None | Some("end-least-recently-used") => LimitAction::EndLeastRecentlyUsed,
+        Some("refuse") => LimitAction::Refuse,
+        Some(other) => {
+            p.problem(
+                "SESSION_LIMIT_ACTION",
+                format!("`{other}` is not one of `end-least-recently-used`, `refuse`"),
+            );
+            LimitAction::EndLeastRecentlyUsed
+        }
+    };
+
     SessionSettings {
         secrets,
         secret_source,
@@ -922,6 +966,8 @@ fn session_settings<V: Vars + ?Sized>(
         absolute_timeout,
         rotation_interval,
         rotation_grace,
+        max_per_user,
+        on_limit,
     }
 }
 

@@ -109,6 +109,8 @@ pub enum ApiError {
     IdentityConflict(String),
     #[error("the server is busy; try again in a moment")]
     ServerBusy,
+    #[error("this account already has {max} sessions, the most allowed (MAX_SESSIONS_PER_USER); sign out of one first")]
+    SessionLimitReached { max: usize },
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("the request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)")]
@@ -138,9 +140,10 @@ impl ApiError {
             ApiError::WeakPassword(_) | ApiError::InvalidEmail(_) | ApiError::InvalidName(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::NoPassword | ApiError::EmailTaken | ApiError::IdentityConflict(_) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::NoPassword
+            | ApiError::EmailTaken
+            | ApiError::IdentityConflict(_)
+            | ApiError::SessionLimitReached { .. } => StatusCode::CONFLICT,
             ApiError::SessionNotFound | ApiError::ProviderNotConfigured => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -191,6 +194,7 @@ impl ApiError {
             ApiError::EmailMissing(_) => "email_missing",
             ApiError::IdentityConflict(_) => "identity_conflict",
             ApiError::ServerBusy => "server_busy",
+            ApiError::SessionLimitReached { .. } => "session_limit_reached",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::RequestTimeout => "request_timeout",
             ApiError::Internal(_) => "internal_error",
@@ -294,6 +298,7 @@ impl From<crate::auth::AuthError> for ApiError {
             E::User(U::Db(e)) => ApiError::internal(e),
             E::Store(e) => e.into(),
             E::Busy => ApiError::ServerBusy,
+            E::SessionLimit { max } => ApiError::SessionLimitReached { max },
             E::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -48,6 +48,8 @@ pub enum AuthError {
     IdentityConflict,
     #[error("too many sign-ins are being checked right now; try again in a moment")]
     Busy,
+    #[error("this account already has {max} sessions, the most allowed; sign out of one first")]
+    SessionLimit { max: usize },
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -59,6 +61,16 @@ pub enum AuthError {
 impl From<sea_orm::DbErr> for AuthError {
     fn from(e: sea_orm::DbErr) -> Self {
         AuthError::User(UserError::Db(e))
+    }
+}
+
+impl From<crate::session::service::CreateError> for AuthError {
+    fn from(e: crate::session::service::CreateError) -> Self {
+        use crate::session::service::CreateError as E;
+        match e {
+            E::LimitReached { max } => AuthError::SessionLimit { max },
+            E::Store(e) => AuthError::Store(e),
+        }
     }
 }
 

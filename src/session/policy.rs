@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::record::{Millis, SessionRecord};
-use crate::config::SessionSettings;
+use crate::config::{LimitAction, SessionSettings};
 
 /// How long a revocation tombstone remembers why a session ended (capped by the session's own
 /// absolute lifetime, so no key outlives it).
@@ -30,6 +30,9 @@ pub struct Policy {
     /// Sliding refreshes happen at most this often: a tenth of the idle timeout, at most a
     /// minute. The idle timeout is therefore honoured to within that margin.
     pub touch_interval: Duration,
+    /// The most live sessions one user may have, and what a sign-in beyond it does.
+    pub max_per_user: usize,
+    pub on_limit: LimitAction,
 }
 
 fn ms(d: Duration) -> Millis {
@@ -45,7 +48,16 @@ impl Policy {
             rotation_interval,
             grace,
             touch_interval,
+            max_per_user: crate::config::defaults::MAX_SESSIONS_PER_USER,
+            on_limit: LimitAction::EndLeastRecentlyUsed,
         }
+    }
+
+    /// The same policy with another per-user session limit.
+    pub fn with_limit(mut self, max_per_user: usize, on_limit: LimitAction) -> Self {
+        self.max_per_user = max_per_user;
+        self.on_limit = on_limit;
+        self
     }
 
     pub fn from_settings(s: &SessionSettings) -> Self {
@@ -55,6 +67,7 @@ impl Policy {
             s.rotation_interval,
             s.rotation_grace,
         )
+        .with_limit(s.max_per_user, s.on_limit)
     }
 
     /// `(idle_expires_at, absolute_expires_at)` for a session created at `now`.

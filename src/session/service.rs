@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{
     policy::{Due, Policy},
     record::{Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot},
-    store::{Revocation, SessionStore, StoreError, Which},
+    store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
 
@@ -31,6 +31,9 @@ pub mod reason {
     /// A verified identity provider account was linked; earlier sessions could belong to
     /// whoever signed up with the address before its owner.
     pub const IDENTITY_LINKED: &str = "identity_linked";
+    /// A new sign-in would have passed `MAX_SESSIONS_PER_USER`; this was the least recently
+    /// used session.
+    pub const SESSION_LIMIT: &str = "session_limit";
 }
 
 /// Why a request is not authenticated.
@@ -46,6 +49,16 @@ pub enum SessionError {
     #[error("the session was revoked ({reason})")]
     Revoked { reason: String, message: Option<String> },
     /// The store did not answer: fail closed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The account has its maximum of live sessions and the limit refuses new ones.
+    #[error("this account already has {max} sessions, the most allowed; sign out of one first")]
+    LimitReached { max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,7 +150,7 @@ impl Sessions {
         method: SignInMethod,
         client: &ClientInfo,
         now: Millis,
-    ) -> Result<Issued, StoreError> {
+    ) -> Result<Issued, CreateError> {
         let (idle, absolute) = self.policy.initial_expiry(now);
         let record = SessionRecord {
             public_id: SessionRecord::new_public_id(&user_id),
@@ -154,7 +167,22 @@ impl Sessions {
             previous: None,
         };
         let token = SessionToken::generate();
-        self.store.create(&token.hash(), &record, now).await?;
+        let limit = Limit {
+            max: self.policy.max_per_user,
+            action: self.policy.on_limit,
+            revocation: self.revocation(reason::SESSION_LIMIT, None),
+        };
+        match self.store.create(&token.hash(), &record, &limit, now).await? {
+            Created::Refused => {
+                tracing::info!(user = %user_id, max = limit.max, "sign-in refused: session limit reached");
+                return Err(CreateError::LimitReached { max: limit.max });
+            }
+            Created::Created { ended } => {
+                for r in &ended {
+                    tracing::info!(session = %r.public_id, user = %user_id, reason = reason::SESSION_LIMIT, "session revoked");
+                }
+            }
+        }
         tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
         Ok(Issued {
             cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),

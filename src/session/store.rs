@@ -107,6 +107,36 @@ impl Revocation {
     }
 }
 
+/// The per-user session limit a [`SessionStore::create`] enforces, atomically with the
+/// creation: concurrent sign-ins can never leave more than `max` live sessions.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub max: usize,
+    pub action: crate::config::LimitAction,
+    /// For [`LimitAction::EndLeastRecentlyUsed`](crate::config::LimitAction): why the ended
+    /// sessions ended (`session_limit`), shown on their next request.
+    pub revocation: Revocation,
+}
+
+/// What [`SessionStore::create`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The session exists; `ended` are the least recently used sessions it displaced.
+    Created { ended: Vec<SessionRecord> },
+    /// The user already has `max` live sessions and the limit refuses new ones: nothing was
+    /// written.
+    Refused,
+}
+
+/// Of `live` sessions, the ones that must end so that one more fits under `max`: the least
+/// recently used first (ties: the oldest).
+pub fn least_recently_used(mut live: Vec<SessionRecord>, max: usize) -> Vec<SessionRecord> {
+    let excess = (live.len() + 1).saturating_sub(max);
+    live.sort_by_key(|r| (r.last_seen_at, r.created_at));
+    live.truncate(excess);
+    live
+}
+
 /// A page of sessions from [`SessionStore::list_page`].
 pub struct Page {
     pub sessions: Vec<SessionRecord>,
@@ -123,8 +153,15 @@ pub trait SessionStore: Send + Sync {
     /// What a token points to: one round trip.
     async fn load(&self, key: &SessionKey, now: Millis) -> Result<Option<Stored>, StoreError>;
 
-    /// Stores a new active session and indexes it under its user, atomically.
-    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError>;
+    /// Stores a new active session and indexes it under its user, within the user's `limit`:
+    /// atomically, it either ends the least recently used sessions to make room or refuses.
+    async fn create(
+        &self,
+        hash: &TokenHash,
+        record: &SessionRecord,
+        limit: &Limit,
+        now: Millis,
+    ) -> Result<Created, StoreError>;
 
     /// Overwrites an active session (sliding refresh). Returns false, and writes nothing, when
     /// the session is no longer active — a refresh can never resurrect a revoked session.

@@ -13,7 +13,7 @@ use authauth::{
     session::{
         policy::Policy,
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-        store::{Page, Revocation, SessionStore, StoreError, Which},
+        store::{Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
         token::{CookieSigner, TokenHash},
         ClientInfo, Sessions,
     },
@@ -40,8 +40,14 @@ impl SessionStore for RevokeFailsFrom {
     async fn load(&self, key: &SessionKey, now: Millis) -> Result<Option<Stored>, StoreError> {
         self.inner.load(key, now).await
     }
-    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError> {
-        self.inner.create(hash, record, now).await
+    async fn create(
+        &self,
+        hash: &TokenHash,
+        record: &SessionRecord,
+        limit: &Limit,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        self.inner.create(hash, record, limit, now).await
     }
     async fn touch(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<bool, StoreError> {
         self.inner.touch(hash, record, now).await

@@ -712,3 +712,53 @@ async fn signing_up_in_a_browser_signed_in_as_someone_else_ends_that_session() {
     let me: Value = app.me(&c).await.1;
     assert_eq!(me["user"]["email"], "second@example.com");
 }
+
+#[tokio::test]
+async fn a_sign_in_beyond_the_session_limit_ends_the_least_recently_used_session() {
+    let app = spawn_app_with(AppOptions::default().var("MAX_SESSIONS_PER_USER", "2")).await;
+    let (first, _) = app.signed_up_client("limit@example.com").await;
+    app.advance(Duration::from_secs(120));
+    let second = client();
+    assert_eq!(
+        app.login_with(&second, "limit@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    app.advance(Duration::from_secs(120));
+    let third = client();
+    assert_eq!(
+        app.login_with(&third, "limit@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let resp = first.get(app.url("/auth/me")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_revoked");
+    assert_eq!(body["reason"], "session_limit");
+    for c in [&second, &third] {
+        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn with_the_refuse_action_a_sign_in_beyond_the_limit_is_409_and_nothing_ends() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("MAX_SESSIONS_PER_USER", "1")
+            .var("SESSION_LIMIT_ACTION", "refuse"),
+    )
+    .await;
+    let (first, _) = app.signed_up_client("refuse@example.com").await;
+    let resp = app.login_with(&client(), "refuse@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.headers().get("set-cookie").is_none_or(|v| !v
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("{}=", app.cookie_name()))));
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_limit_reached");
+    assert_eq!(first.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+}

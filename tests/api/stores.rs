@@ -7,14 +7,14 @@
 use std::time::Duration;
 
 use authauth::{
-    config::RedisSettings,
+    config::{LimitAction, RedisSettings},
     session::{
         policy::Policy,
         record::{
             Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot,
         },
         service::SessionError,
-        store::{Revocation, SessionStore, Which},
+        store::{Created, Limit, Revocation, SessionStore, Which},
         token::{slot_tag, CookieSigner, SessionToken, TokenHash},
         Sessions,
     },
@@ -137,6 +137,9 @@ conformance!(
     a_flow_is_taken_exactly_once_and_never_after_it_expires,
     concurrent_attempts_are_all_counted_without_errors,
     attempt_windows_restart_after_they_end_and_give_back_and_reset,
+    a_sign_in_over_the_limit_ends_the_least_recently_used_session,
+    concurrent_sign_ins_never_pass_the_limit,
+    with_refuse_a_sign_in_over_the_limit_writes_nothing,
 );
 
 fn policy() -> Policy {
@@ -177,6 +180,19 @@ fn key(user_id: &Uuid, hash: TokenHash) -> SessionKey {
     }
 }
 
+/// A limit no test reaches by accident.
+fn no_limit() -> Limit {
+    limit(1000, LimitAction::EndLeastRecentlyUsed)
+}
+
+fn limit(max: usize, action: LimitAction) -> Limit {
+    Limit {
+        max,
+        action,
+        revocation: revocation("session_limit"),
+    }
+}
+
 fn revocation(reason: &'static str) -> Revocation {
     Revocation {
         reason,
@@ -187,7 +203,10 @@ fn revocation(reason: &'static str) -> Revocation {
 async fn new_session(store: &dyn SessionStore, user_id: Uuid, now: Millis) -> (SessionToken, SessionRecord) {
     let token = SessionToken::generate();
     let r = record(user_id, now);
-    store.create(&token.hash(), &r, now).await.unwrap();
+    assert!(matches!(
+        store.create(&token.hash(), &r, &no_limit(), now).await.unwrap(),
+        Created::Created { .. }
+    ));
     (token, r)
 }
 
@@ -530,7 +549,9 @@ async fn tombstones_live_an_hour_at_most_and_never_past_the_session(f: Fixture) 
     let mut short = record(user, T0);
     short.absolute_expires_at = T0 + 600_000;
     short.idle_expires_at = T0 + 600_000;
-    s.create(&short_token.hash(), &short, T0).await.unwrap();
+    s.create(&short_token.hash(), &short, &no_limit(), T0)
+        .await
+        .unwrap();
     let (long_token, _) = new_session(s, user, T0).await;
     let now = T0 + 1000;
     s.revoke(&user, Which::AllExcept(None), &revocation("logout"), now)
@@ -791,4 +812,111 @@ async fn the_service_rotates_on_schedule_and_honours_the_grace_period(f: Fixture
         ),
         "{name}"
     );
+}
+
+async fn create_with(
+    s: &dyn SessionStore,
+    user: Uuid,
+    now: Millis,
+    limit: &Limit,
+) -> (SessionToken, SessionRecord, Created) {
+    let token = SessionToken::generate();
+    let r = record(user, now);
+    let created = s.create(&token.hash(), &r, limit, now).await.unwrap();
+    (token, r, created)
+}
+
+async fn a_sign_in_over_the_limit_ends_the_least_recently_used_session(f: Fixture) {
+    let name = f.stores.kind();
+    let s = f.sessions();
+    let user = Uuid::new_v4();
+    let three = limit(3, LimitAction::EndLeastRecentlyUsed);
+    let (t1, r1, _) = create_with(s, user, T0, &three).await;
+    let (_t2, r2, _) = create_with(s, user, T0 + 1, &three).await;
+    let (_t3, r3, _) = create_with(s, user, T0 + 2, &three).await;
+    // The oldest session is the most recently used one.
+    let used = policy().touched(&r1, T0 + 10);
+    assert!(s.touch(&t1.hash(), &used, T0 + 10).await.unwrap());
+    let (_t4, r4, created) = create_with(s, user, T0 + 20, &three).await;
+    match created {
+        Created::Created { ended } => {
+            assert_eq!(ended.len(), 1, "{name}");
+            assert_eq!(
+                ended[0].public_id, r2.public_id,
+                "{name}: not the least recently used"
+            );
+        }
+        Created::Refused => panic!("{name}: refused"),
+    }
+    let mut listed: Vec<String> = s
+        .list_user(&user, T0 + 20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.public_id)
+        .collect();
+    listed.sort();
+    let mut expected = vec![r1.public_id, r3.public_id, r4.public_id];
+    expected.sort();
+    assert_eq!(listed, expected, "{name}");
+}
+
+async fn concurrent_sign_ins_never_pass_the_limit(f: Fixture) {
+    let name = f.stores.kind();
+    let user = Uuid::new_v4();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = f.stores.sessions.clone();
+        tasks.push(tokio::spawn(async move {
+            let five = limit(5, LimitAction::EndLeastRecentlyUsed);
+            create_with(s.as_ref(), user, T0 + i, &five).await.2
+        }));
+    }
+    let mut ended = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Created::Created { ended: e } => ended += e.len(),
+            Created::Refused => panic!("{name}: refused"),
+        }
+    }
+    let live = f.sessions().list_user(&user, T0 + 100).await.unwrap();
+    assert_eq!(live.len(), 5, "{name}: {} live sessions", live.len());
+    assert_eq!(ended, 11, "{name}: every sign-in beyond five ended one session");
+}
+
+async fn with_refuse_a_sign_in_over_the_limit_writes_nothing(f: Fixture) {
+    let name = f.stores.kind();
+    let user = Uuid::new_v4();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = f.stores.sessions.clone();
+        tasks.push(tokio::spawn(async move {
+            let two = limit(2, LimitAction::Refuse);
+            let (token, _, created) = create_with(s.as_ref(), user, T0 + i, &two).await;
+            (token, created)
+        }));
+    }
+    let mut refused = Vec::new();
+    for t in tasks {
+        let (token, created) = t.await.unwrap();
+        if created == Created::Refused {
+            refused.push(token);
+        }
+    }
+    assert_eq!(refused.len(), 6, "{name}: exactly two sign-ins fit");
+    assert_eq!(
+        f.sessions().list_user(&user, T0 + 100).await.unwrap().len(),
+        2,
+        "{name}"
+    );
+    for token in &refused {
+        assert_eq!(
+            f.sessions()
+                .load(&key(&user, token.hash()), T0 + 100)
+                .await
+                .unwrap(),
+            None,
+            "{name}: a refused sign-in left a session"
+        );
+    }
 }

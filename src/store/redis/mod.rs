@@ -41,6 +41,15 @@ impl From<RedisError> for StoreError {
     }
 }
 
+/// Waits before attempt `attempt + 1` of a change that lost a race: a random 1–2× of a delay
+/// that doubles from 2 ms up to 100 ms, so contenders spread out instead of colliding again.
+pub(crate) async fn backoff(attempt: u32) {
+    use rand::Rng;
+    let base: u64 = (2u64 << attempt.min(6)).min(100);
+    let pause = rand::thread_rng().gen_range(base..=base * 2);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
 /// One multiplexed connection that reconnects by itself, and the key prefix. Cheap to clone:
 /// every port holds one.
 #[derive(Clone)]

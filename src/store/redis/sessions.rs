@@ -10,26 +10,72 @@ use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
 use super::RedisBackend;
+use crate::config::LimitAction;
 use crate::session::{
     policy::ttl_until,
     record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-    store::{Page, Revocation, SessionStore, StoreError, Which},
+    store::{least_recently_used, Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, TokenHash},
 };
 
-/// Stores a session, its index entry and its directory entry.
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+/// Lua shared by the scripts that end sessions. `KEYS[1]` is the user's index. Each session
+/// to end has five keys from `KEYS[kb + 1]` — current key, its tombstone key, predecessor key,
+/// its tombstone key (the predecessor pair repeats the current pair when there is none),
+/// directory key — and four arguments from `ARGV[ab + 1]`: public id, expected current hash,
+/// tombstone, tombstone TTL.
+macro_rules! end_sessions_lua {
+    () => {
         r"
-        redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-        redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-        if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[5]) then
-          redis.call('PEXPIRE', KEYS[2], ARGV[5])
+        local function unchanged(n, ab)
+          for i = 0, n - 1 do
+            local a = ab + i * 4
+            if redis.call('HGET', KEYS[1], ARGV[a + 1]) ~= ARGV[a + 2] then return false end
+          end
+          return true
+        end
+        local function end_sessions(n, kb, ab)
+          for i = 0, n - 1 do
+            local k, a = kb + i * 5, ab + i * 4
+            local cur, cur_t, pred, pred_t, dir = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+            local tomb, ttl = ARGV[a + 3], ARGV[a + 4]
+            redis.call('DEL', cur)
+            redis.call('SET', cur_t, tomb, 'PX', ttl)
+            if pred ~= cur and redis.call('DEL', pred) == 1 then
+              redis.call('SET', pred_t, tomb, 'PX', ttl)
+            end
+            redis.call('HDEL', KEYS[1], ARGV[a + 1])
+            redis.call('DEL', dir)
+          end
+        end
+        "
+    };
+}
+
+/// Stores a session, its index entry and its directory entry, within the user's limit.
+/// `KEYS[1]` index, `KEYS[2]` the new session, `KEYS[3]` its directory entry, then the sessions
+/// to end (see [`end_sessions_lua`]). `ARGV[1..=6]`: record, its TTL, public id, token hash,
+/// index TTL, user id; `ARGV[7]`: the index size the caller decided on (`-1`: do not check);
+/// then the sessions to end. If the index changed since the caller read it (a concurrent
+/// sign-in, revocation or rotation), nothing is written and -1 tells it to read again — so
+/// concurrent sign-ins can never pass the limit.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        end_sessions_lua!(),
+        r"
+        local expected = tonumber(ARGV[7])
+        if expected >= 0 and redis.call('HLEN', KEYS[1]) ~= expected then return -1 end
+        local n = (#KEYS - 3) / 5
+        if not unchanged(n, 7) then return -1 end
+        end_sessions(n, 3, 7)
+        redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+        redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+        if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+          redis.call('PEXPIRE', KEYS[1], ARGV[5])
         end
         redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[5])
-        return 1
-        ",
-    )
+        return n
+        "
+    ))
 });
 
 /// Overwrites a session only while it is active.
@@ -62,40 +108,38 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// Revokes a batch of one user's sessions. KEYS[1] is the index; then per session: current
-/// key, its tombstone key, predecessor key, its tombstone key (the predecessor pair repeats
-/// the current pair when there is none), directory key. ARGV per session: public id, expected
-/// current hash, tombstone, tombstone TTL. If any index entry moved (a rotation raced us)
-/// nothing is written and -1 tells the caller to re-read and retry.
+/// Ends a batch of one user's sessions (see [`end_sessions_lua`] for the layout). If any
+/// index entry moved (a rotation raced us) nothing is written and -1 tells the caller to
+/// re-read and retry.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        end_sessions_lua!(),
         r"
         local n = (#KEYS - 1) / 5
-        for i = 0, n - 1 do
-          if redis.call('HGET', KEYS[1], ARGV[i * 4 + 1]) ~= ARGV[i * 4 + 2] then return -1 end
-        end
-        for i = 0, n - 1 do
-          local k = i * 5 + 1
-          local cur, cur_t, pred, pred_t, dir = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
-          local tomb, ttl = ARGV[i * 4 + 3], ARGV[i * 4 + 4]
-          redis.call('DEL', cur)
-          redis.call('SET', cur_t, tomb, 'PX', ttl)
-          if pred ~= cur and redis.call('DEL', pred) == 1 then
-            redis.call('SET', pred_t, tomb, 'PX', ttl)
-          end
-          redis.call('HDEL', KEYS[1], ARGV[i * 4 + 1])
-          redis.call('DEL', dir)
-        end
+        if not unchanged(n, 0) then return -1 end
+        end_sessions(n, 1, 0)
         return n
-        ",
-    )
+        "
+    ))
 });
+
+/// A user's index as [`RedisSessions::read_index`] found it.
+#[derive(Default)]
+struct IndexRead {
+    /// Public id, current token hash, record.
+    live: Vec<(String, String, SessionRecord)>,
+    /// Entries removed because their session expired.
+    stale: usize,
+    /// An entry pointed at a token rotated in the meantime: read again before deciding.
+    moved: bool,
+}
 
 /// The session port on Redis.
 #[derive(Clone)]
 pub struct RedisSessions(pub RedisBackend);
 
-const MAX_REVOKE_ATTEMPTS: usize = 8;
+/// How many times a change that lost a race reads again before reporting a conflict.
+const MAX_ATTEMPTS: u32 = 10;
 
 impl RedisSessions {
     fn conn(&self) -> redis::aio::ConnectionManager {
@@ -133,21 +177,36 @@ impl RedisSessions {
         entries: &[(String, String)],
         now: Millis,
     ) -> Result<Vec<(String, String, SessionRecord)>, StoreError> {
+        Ok(self.read_index(slot, user_id, entries, now).await?.live)
+    }
+
+    /// What a user's index entries point to, for a change that must see all of them. Removes
+    /// stale entries (sessions gone by TTL) and counts them.
+    async fn read_index(
+        &self,
+        slot: &str,
+        user_id: &Uuid,
+        entries: &[(String, String)],
+        now: Millis,
+    ) -> Result<IndexRead, StoreError> {
+        let mut read = IndexRead::default();
         if entries.is_empty() {
-            return Ok(Vec::new());
+            return Ok(read);
         }
         let keys: Vec<String> = entries.iter().map(|(_, h)| self.session_key(slot, h)).collect();
         let values: Vec<Option<String>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut self.conn())
             .await?;
-        let mut live = Vec::new();
         let mut stale = Vec::new();
         for ((pid, hash), value) in entries.iter().zip(values) {
             match value.as_deref().map(Stored::decode).transpose()? {
                 Some(Stored::Active(record)) if !record.is_expired(now) => {
-                    live.push((pid.clone(), hash.clone(), record));
+                    read.live.push((pid.clone(), hash.clone(), record));
                 }
+                // The entry named a token that was rotated between our two reads: the index
+                // has already moved on to its successor.
+                Some(Stored::Rotated(_)) => read.moved = true,
                 Some(_) => {}
                 None => stale.push(pid.clone()),
             }
@@ -155,7 +214,37 @@ impl RedisSessions {
         if !stale.is_empty() {
             let _: () = self.conn().hdel(self.index_key(slot, user_id), &stale).await?;
         }
-        Ok(live)
+        read.stale = stale.len();
+        Ok(read)
+    }
+
+    /// Adds a session to end to a [`CREATE`] or [`REVOKE`] invocation.
+    #[allow(clippy::too_many_arguments)]
+    fn push_ending(
+        &self,
+        script: &mut redis::ScriptInvocation<'_>,
+        slot: &str,
+        pid: &str,
+        hash: &str,
+        record: &SessionRecord,
+        revocation: &Revocation,
+        now: Millis,
+    ) {
+        let predecessor = match &record.previous {
+            Some(p) if p.grace_until > now => p.hash.as_str(),
+            _ => hash,
+        };
+        let (tombstone, ttl) = revocation.tombstone(record, now);
+        script
+            .key(self.session_key(slot, hash))
+            .key(self.tombstone_key(slot, hash))
+            .key(self.session_key(slot, predecessor))
+            .key(self.tombstone_key(slot, predecessor))
+            .key(self.directory_key(slot, pid))
+            .arg(pid)
+            .arg(hash)
+            .arg(tombstone.encode())
+            .arg(ttl);
     }
 }
 
@@ -188,22 +277,58 @@ impl SessionStore for RedisSessions {
         Ok(tomb.as_deref().map(Stored::decode).transpose()?)
     }
 
-    async fn create(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        hash: &TokenHash,
+        record: &SessionRecord,
+        limit: &Limit,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
         let slot = slot_tag(&record.user_id);
         let hash = hash.to_b64();
-        let _: i64 = CREATE
-            .key(self.session_key(&slot, &hash))
-            .key(self.index_key(&slot, &record.user_id))
-            .key(self.directory_key(&slot, &record.public_id))
-            .arg(Stored::Active(record.clone()).encode())
-            .arg(ttl_until(record.expires_at(), now))
-            .arg(&record.public_id)
-            .arg(&hash)
-            .arg(ttl_until(record.absolute_expires_at, now))
-            .arg(record.user_id.to_string())
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(())
+        let index_key = self.index_key(&slot, &record.user_id);
+        for attempt in 0..MAX_ATTEMPTS {
+            let entries = self.index(&slot, &record.user_id).await?;
+            let read = self.read_index(&slot, &record.user_id, &entries, now).await?;
+            if read.moved {
+                super::backoff(attempt).await;
+                continue;
+            }
+            let live = read.live;
+            let expected = entries.len() - read.stale;
+            let ending = if live.len() < limit.max {
+                Vec::new()
+            } else if limit.action == LimitAction::Refuse {
+                return Ok(Created::Refused);
+            } else {
+                let by_id: Vec<SessionRecord> = live.iter().map(|(_, _, r)| r.clone()).collect();
+                least_recently_used(by_id, limit.max)
+            };
+            let mut script = CREATE.key(&index_key);
+            script
+                .key(self.session_key(&slot, &hash))
+                .key(self.directory_key(&slot, &record.public_id))
+                .arg(Stored::Active(record.clone()).encode())
+                .arg(ttl_until(record.expires_at(), now))
+                .arg(&record.public_id)
+                .arg(&hash)
+                .arg(ttl_until(record.absolute_expires_at, now))
+                .arg(record.user_id.to_string())
+                .arg(expected);
+            for victim in &ending {
+                if let Some((pid, current, r)) = live.iter().find(|(pid, _, _)| *pid == victim.public_id) {
+                    self.push_ending(&mut script, &slot, pid, current, r, &limit.revocation, now);
+                }
+            }
+            let n: i64 = script.invoke_async(&mut self.conn()).await?;
+            if n >= 0 {
+                return Ok(Created::Created { ended: ending });
+            }
+            super::backoff(attempt).await;
+        }
+        Err(StoreError::conflict(
+            "the sign-in kept racing with other changes to the same user's sessions",
+        ))
     }
 
     async fn touch(&self, hash: &TokenHash, record: &SessionRecord, now: Millis) -> Result<bool, StoreError> {
@@ -279,39 +404,31 @@ impl SessionStore for RedisSessions {
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let slot = slot_tag(user_id);
         let index_key = self.index_key(&slot, user_id);
-        for _ in 0..MAX_REVOKE_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let entries: Vec<(String, String)> = self
                 .index(&slot, user_id)
                 .await?
                 .into_iter()
                 .filter(|(pid, _)| which.includes(pid))
                 .collect();
-            let targets = self.live(&slot, user_id, &entries, now).await?;
+            let read = self.read_index(&slot, user_id, &entries, now).await?;
+            if read.moved {
+                super::backoff(attempt).await;
+                continue;
+            }
+            let targets = read.live;
             if targets.is_empty() {
                 return Ok(Vec::new());
             }
             let mut script = REVOKE.key(&index_key);
             for (pid, hash, record) in &targets {
-                let predecessor = match &record.previous {
-                    Some(p) if p.grace_until > now => p.hash.as_str(),
-                    _ => hash.as_str(),
-                };
-                let (tombstone, ttl) = revocation.tombstone(record, now);
-                script
-                    .key(self.session_key(&slot, hash))
-                    .key(self.tombstone_key(&slot, hash))
-                    .key(self.session_key(&slot, predecessor))
-                    .key(self.tombstone_key(&slot, predecessor))
-                    .key(self.directory_key(&slot, pid))
-                    .arg(pid)
-                    .arg(hash)
-                    .arg(tombstone.encode())
-                    .arg(ttl);
+                self.push_ending(&mut script, &slot, pid, hash, record, revocation, now);
             }
             let n: i64 = script.invoke_async(&mut self.conn()).await?;
             if n >= 0 {
                 return Ok(targets.into_iter().map(|(_, _, r)| r).collect());
             }
+            super::backoff(attempt).await;
         }
         Err(StoreError::conflict(
             "revocation kept racing with rotations of the same user's sessions",

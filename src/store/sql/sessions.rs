@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use super::{retry, SqlBackend};
 use crate::{
+    config::LimitAction,
     entities::sessions,
     session::{
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-        store::{Page, Revocation, SessionStore, StoreError, Which},
+        store::{least_recently_used, Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
         token::TokenHash,
     },
 };
@@ -61,21 +62,72 @@ impl SqlSessions {
             .filter(|r| which.includes(&r.public_id))
             .collect();
         for record in &targets {
-            let (tombstone, ttl) = revocation.tombstone(record, now);
-            // By public id: the active token, its predecessor in grace, and any successor a
-            // concurrent rotation created.
-            sessions::Entity::update_many()
-                .col_expr(sessions::Column::State, Expr::value("X"))
-                .col_expr(sessions::Column::Value, Expr::value(tombstone.encode()))
-                .col_expr(sessions::Column::ExpiresAt, Expr::value(now + ttl))
-                .filter(sessions::Column::PublicId.eq(&record.public_id))
-                .filter(sessions::Column::State.is_in(["A", "R"]))
-                .exec(&txn)
-                .await?;
+            end_session(&txn, record, revocation, now).await?;
         }
         txn.commit().await?;
         Ok(targets)
     }
+
+    async fn create_once(
+        &self,
+        hash: &TokenHash,
+        record: &SessionRecord,
+        limit: &Limit,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        // In the write transaction: a concurrent sign-in of the same user waits (SQLite) or
+        // fails to serialise and is retried (PostgreSQL), so the count it sees is current.
+        let txn = self.0.begin().await?;
+        let rows = Self::active_rows()
+            .filter(sessions::Column::UserId.eq(record.user_id))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .all(&txn)
+            .await?;
+        let live = Self::decode_active(rows, now)?;
+        let ending = if live.len() < limit.max {
+            Vec::new()
+        } else if limit.action == LimitAction::Refuse {
+            txn.rollback().await?;
+            return Ok(Created::Refused);
+        } else {
+            least_recently_used(live, limit.max)
+        };
+        for victim in &ending {
+            end_session(&txn, victim, &limit.revocation, now).await?;
+        }
+        sessions::Entity::insert(sessions::ActiveModel {
+            token_hash: Set(hash.to_b64()),
+            public_id: Set(record.public_id.clone()),
+            user_id: Set(record.user_id),
+            state: Set("A".into()),
+            value: Set(Stored::Active(record.clone()).encode()),
+            expires_at: Set(record.expires_at()),
+        })
+        .exec(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(Created::Created { ended: ending })
+    }
+}
+
+/// Turns every row of `record`'s session into a tombstone — by public id: the active token,
+/// its predecessor in grace, and any successor a concurrent rotation created.
+async fn end_session(
+    txn: &sea_orm::DatabaseTransaction,
+    record: &SessionRecord,
+    revocation: &Revocation,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let (tombstone, ttl) = revocation.tombstone(record, now);
+    sessions::Entity::update_many()
+        .col_expr(sessions::Column::State, Expr::value("X"))
+        .col_expr(sessions::Column::Value, Expr::value(tombstone.encode()))
+        .col_expr(sessions::Column::ExpiresAt, Expr::value(now + ttl))
+        .filter(sessions::Column::PublicId.eq(&record.public_id))
+        .filter(sessions::Column::State.is_in(["A", "R"]))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -92,18 +144,14 @@ impl SessionStore for SqlSessions {
         Ok(row.map(|r| Stored::decode(&r.value)).transpose()?)
     }
 
-    async fn create(&self, hash: &TokenHash, record: &SessionRecord, _now: Millis) -> Result<(), StoreError> {
-        sessions::Entity::insert(sessions::ActiveModel {
-            token_hash: Set(hash.to_b64()),
-            public_id: Set(record.public_id.clone()),
-            user_id: Set(record.user_id),
-            state: Set("A".into()),
-            value: Set(Stored::Active(record.clone()).encode()),
-            expires_at: Set(record.expires_at()),
-        })
-        .exec(&self.0.db)
-        .await?;
-        Ok(())
+    async fn create(
+        &self,
+        hash: &TokenHash,
+        record: &SessionRecord,
+        limit: &Limit,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        retry(|| self.create_once(hash, record, limit, now)).await
     }
 
     async fn touch(
