@@ -376,3 +376,73 @@ async fn on_a_terminal_users_create_asks_for_the_password_twice_without_echo() {
         200
     );
 }
+
+#[tokio::test]
+async fn session_ids_starting_with_a_hyphen_are_ids_not_flags() {
+    use authauth::session::{
+        now_ms,
+        record::{SessionRecord, SignInMethod, UserSnapshot},
+        token::{random_b64, slot_tag, SessionToken},
+        SessionStore,
+    };
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        // An unknown id that looks like a flag is still an id: "not found" (3), not usage (2).
+        let ghost = format!("-{}", "A".repeat(23));
+        for args in [
+            vec!["sessions", "revoke", ghost.as_str(), "--yes"],
+            vec!["sessions", "show", ghost.as_str()],
+        ] {
+            let out = cli(&app, &args);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{backend:?} {args:?}: {}",
+                stderr(&out)
+            );
+        }
+        // A mistyped flag is still a usage error, not an id nobody has.
+        assert_eq!(cli(&app, &["sessions", "revoke", "--al"]).status.code(), Some(2));
+
+        // Ids issued before they got their prefix (slot tag first) can start with `-`: one
+        // user in 64 has such a slot. Operators can still revoke those sessions by id.
+        let user_id = (0u128..)
+            .map(uuid::Uuid::from_u128)
+            .find(|u| slot_tag(u).starts_with('-'))
+            .unwrap();
+        let now = now_ms();
+        let legacy = SessionRecord {
+            public_id: format!("{}{}", slot_tag(&user_id), random_b64(12)),
+            user_id,
+            user: UserSnapshot {
+                email: "legacy@example.com".into(),
+                full_name: "Legacy".into(),
+                picture: None,
+            },
+            method: SignInMethod::Password,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now + 600_000,
+            absolute_expires_at: now + 600_000,
+            token_issued_at: now,
+            ip: None,
+            user_agent: None,
+            previous: None,
+        };
+        app.state
+            .sessions
+            .store()
+            .create(&SessionToken::generate().hash(), &legacy, now)
+            .await
+            .unwrap();
+        let out = cli(&app, &["sessions", "show", &legacy.public_id, "--json"]);
+        assert_eq!(json_of(&out)["id"], legacy.public_id.as_str(), "{backend:?}");
+        let out = cli(&app, &["sessions", "revoke", &legacy.public_id, "--yes"]);
+        assert!(
+            stdout(&out).contains("Revoked 1 session."),
+            "{backend:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
