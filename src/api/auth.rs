@@ -142,7 +142,7 @@ impl AuthApi {
     ) -> Result<SignedUp, Failure<SignupErrors>> {
         let now = now_ms();
         let Json(body) = body;
-        let (_, issued) = state
+        let (user, issued) = state
             .auth
             .signup(
                 &body.email,
@@ -154,7 +154,7 @@ impl AuthApi {
             .await
             .map_err(ApiError::from)?;
         if let Some(slot) = req.extensions().get::<CookieSlot>() {
-            let device = crate::auth::device::issue(state.sessions.signer(), &issued.record.user.email);
+            let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
         // As for login: the session this browser had (another account's) ends, not orphaned.

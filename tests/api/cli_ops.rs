@@ -446,3 +446,36 @@ async fn session_ids_starting_with_a_hyphen_are_ids_not_flags() {
         );
     }
 }
+
+/// Characters a terminal acts on or hides: C0 and C1 controls, bidi and zero-width formats.
+fn raw_controls(s: &str) -> Vec<char> {
+    s.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn users_create_refuses_addresses_no_mail_system_accepts() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    for bad in ["a@evil.com@example.com", "a\u{202e}b@example.com"] {
+        let out = run_cli_stdin(
+            &app,
+            &[
+                "users",
+                "create",
+                "--email",
+                bad,
+                "--name",
+                "A",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&out).contains("invalid_email"), "{}", stderr(&out));
+        assert!(raw_controls(&stderr(&out)).is_empty(), "{:?}", stderr(&out));
+    }
+}

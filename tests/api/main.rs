@@ -6,6 +6,7 @@ mod helpers;
 mod cli_config;
 mod cli_ops;
 mod csrf;
+mod email_identity;
 mod google;
 mod health;
 mod migrate;
