@@ -380,7 +380,11 @@ async fn pick(ctx: &Context) -> Result<Vec<String>, CliError> {
     if page.sessions.is_empty() {
         return Ok(Vec::new());
     }
-    let items: Vec<String> = page.sessions.iter().map(|r| session_row(r).join("  ")).collect();
+    let items: Vec<String> = page
+        .sessions
+        .iter()
+        .map(|r| output::escape(&session_row(r).join("  ")).into_owned())
+        .collect();
     let chosen = dialoguer::MultiSelect::new()
         .with_prompt("Sessions to revoke (space selects, enter confirms)")
         .items(&items)

@@ -458,6 +458,62 @@ fn raw_controls(s: &str) -> Vec<char> {
 }
 
 #[tokio::test]
+async fn user_and_session_tables_never_print_control_characters_raw() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        // A name the API accepts (a bidi override is not a control character)…
+        let resp = app
+            .post_json(
+                &client(),
+                "/auth/signup",
+                &serde_json::json!({
+                    "email": "mallory@example.com",
+                    "password": PASSWORD,
+                    "fullName": "Mallory \u{202e}nimda",
+                }),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        // …and what only a direct database write (or an older version) could store.
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+        conn.execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            match conn.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "UPDATE users SET full_name = $1 WHERE email = 'mallory@example.com'"
+                }
+                _ => "UPDATE users SET full_name = ? WHERE email = 'mallory@example.com'",
+            },
+            ["Mallory\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\u{202e}nimda".into()],
+        ))
+        .await
+        .unwrap();
+        conn.close().await.ok();
+
+        for args in [
+            vec!["users", "list"],
+            vec!["users", "show", "mallory@example.com"],
+            vec!["sessions", "list"],
+        ] {
+            let out = cli(&app, &args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            let text = stdout(&out);
+            assert!(
+                raw_controls(&text).is_empty(),
+                "{backend:?} {args:?} printed {:?}:\n{text}",
+                raw_controls(&text)
+            );
+            if args[0] == "users" {
+                assert!(text.contains("nimda"), "{args:?}: {text}");
+            }
+        }
+        let listed = stdout(&cli(&app, &["users", "list"]));
+        assert!(listed.contains("\\u{1b}[2J"), "escaped, not dropped: {listed}");
+    }
+}
+
+#[tokio::test]
 async fn users_create_refuses_addresses_no_mail_system_accepts() {
     let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
     for bad in ["a@evil.com@example.com", "a\u{202e}b@example.com"] {
