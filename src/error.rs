@@ -293,7 +293,7 @@ impl From<crate::auth::AuthError> for ApiError {
             e @ E::EmailMissing => ApiError::EmailMissing(e.to_string()),
             e @ E::IdentityConflict => ApiError::IdentityConflict(e.to_string()),
             E::User(U::EmailTaken) => ApiError::EmailTaken,
-            E::User(U::InvalidEmail(m)) => ApiError::InvalidEmail(m),
+            E::User(U::InvalidEmail(m)) => ApiError::InvalidEmail(m.to_string()),
             E::User(U::InvalidName(m)) => ApiError::InvalidName(m),
             E::User(U::Db(e)) => ApiError::internal(e),
             E::Store(e) => e.into(),

@@ -17,48 +17,27 @@ use crate::{
     session::record::UserSnapshot,
 };
 
+pub use authauth_email::{EmailAddress, InvalidEmail};
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("an account with this e-mail address already exists")]
     EmailTaken,
-    #[error("{0}")]
-    InvalidEmail(String),
+    #[error(transparent)]
+    InvalidEmail(#[from] InvalidEmail),
     #[error("{0}")]
     InvalidName(String),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
 
-/// Trims an e-mail address and checks its shape (`local@domain`, no spaces, ≤ 254 characters);
-/// the domain is lowercased. Uniqueness ignores case everywhere.
-pub fn normalize_email(raw: &str) -> Result<String, UserError> {
-    let email = raw.trim();
-    let invalid = |why: &str| {
-        Err(UserError::InvalidEmail(format!(
-            "`{email}` is not a valid e-mail address: {why}"
-        )))
-    };
-    if email.is_empty() {
-        return Err(UserError::InvalidEmail("the e-mail address is empty".into()));
-    }
-    if email.chars().count() > 254 {
-        return invalid("longer than 254 characters");
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return invalid("it contains spaces or control characters");
-    }
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return invalid("it has no `@`");
-    };
-    if local.is_empty()
-        || domain.is_empty()
-        || !domain.contains('.')
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-    {
-        return invalid("expected name@domain.tld");
-    }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
+/// Checks an e-mail address and computes its identity: the one rule for what is an address and
+/// which spellings are the same address, for signup, sign-in, throttling, provider linking and
+/// the CLI (documented in the `authauth_email` crate and docs/security.md). Lookups, the unique
+/// index and the throttle use [`EmailAddress::canonical`]; [`EmailAddress::display`] is what is
+/// stored for display.
+pub fn parse_email(raw: &str) -> Result<EmailAddress, UserError> {
+    Ok(EmailAddress::parse(raw)?)
 }
 
 /// Trims a display name; 1–200 characters, no control characters.
@@ -93,25 +72,20 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Us
     users::Entity::find_by_id(id).one(db).await
 }
 
-/// Looks a user up by e-mail, ignoring case (served by the `lower(email)` index). A string no
-/// address can be (control characters, which PostgreSQL would reject) finds nobody.
-pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<User>, DbErr> {
-    if email.chars().any(char::is_control) {
-        return Ok(None);
-    }
+/// The user with this address, under any spelling of it (served by the unique index on
+/// `email_canonical`).
+pub async fn find_by_email(db: &impl ConnectionTrait, email: &EmailAddress) -> Result<Option<User>, DbErr> {
     users::Entity::find()
-        .filter(
-            Expr::expr(Func::lower(Expr::col(users::Column::Email))).eq(Func::lower(Expr::val(email.trim()))),
-        )
+        .filter(users::Column::EmailCanonical.eq(email.canonical()))
         .one(db)
         .await
 }
 
-/// Creates a user. A duplicate e-mail (any case) is `EmailTaken`, decided by the unique index,
-/// so two concurrent signups cannot both succeed.
+/// Creates a user. An address another account has under any spelling is `EmailTaken`, decided
+/// by the unique index, so two concurrent signups cannot both succeed.
 pub async fn create(
     db: &impl ConnectionTrait,
-    email: &str,
+    email: &EmailAddress,
     full_name: &str,
     picture: Option<String>,
     password_hash: Option<String>,
@@ -119,7 +93,8 @@ pub async fn create(
     let now = Utc::now();
     let model = users::ActiveModel {
         id: Set(Uuid::new_v4()),
-        email: Set(email.to_string()),
+        email: Set(email.display().to_string()),
+        email_canonical: Set(email.canonical().to_string()),
         full_name: Set(full_name.to_string()),
         picture: Set(picture),
         password_hash: Set(password_hash),
@@ -204,11 +179,15 @@ pub async fn update_profile(
     model.update(db).await
 }
 
-/// Finds a user by id (a UUID) or e-mail (any case): how operators name users.
+/// Finds a user by id (a UUID) or e-mail (any spelling): how operators name users. A string that
+/// is neither names nobody.
 pub async fn find_by_email_or_id(db: &impl ConnectionTrait, who: &str) -> Result<Option<User>, DbErr> {
-    match Uuid::parse_str(who.trim()) {
-        Ok(id) => find_by_id(db, id).await,
-        Err(_) => find_by_email(db, who).await,
+    if let Ok(id) = Uuid::parse_str(who.trim()) {
+        return find_by_id(db, id).await;
+    }
+    match EmailAddress::parse(who) {
+        Ok(email) => find_by_email(db, &email).await,
+        Err(_) => Ok(None),
     }
 }
 
@@ -278,28 +257,4 @@ pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: Str
     model.password_hash = Set(Some(hash));
     model.updated_at = Set(Utc::now());
     model.update(db).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_trimmed_and_checked() {
-        assert_eq!(
-            normalize_email("  Alice@Example.COM ").unwrap(),
-            "Alice@example.com"
-        );
-        for bad in [
-            "",
-            "alice",
-            "alice@",
-            "@example.com",
-            "a b@example.com",
-            "alice@localhost",
-            "alice@.com",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad}");
-        }
-    }
 }

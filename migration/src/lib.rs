@@ -9,6 +9,7 @@ mod m20261127_000001_create_users_and_identities;
 mod m20261127_000002_create_sessions;
 mod m20261127_000003_create_login_failures;
 mod m20261127_000004_create_auth_flows;
+mod m20261127_000005_add_users_email_canonical;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_sessions::Migration),
             Box::new(m20261127_000003_create_login_failures::Migration),
             Box::new(m20261127_000004_create_auth_flows::Migration),
+            Box::new(m20261127_000005_add_users_email_canonical::Migration),
         ]
     }
 }

@@ -144,7 +144,7 @@ impl AuthApi {
         let Json(body) = body;
         // As for login: the session this browser had (another account's) ends, not orphaned.
         let previous = presented_sessions(req, &state, now).await?;
-        let (_, issued) = state
+        let (user, issued) = state
             .auth
             .signup(
                 &body.email,
@@ -157,7 +157,7 @@ impl AuthApi {
             .await
             .map_err(ApiError::from)?;
         if let Some(slot) = req.extensions().get::<CookieSlot>() {
-            let device = crate::auth::device::issue(state.sessions.signer(), &issued.record.user.email);
+            let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);

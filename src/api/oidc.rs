@@ -71,7 +71,7 @@ error_set!(StartErrors {
 });
 
 error_set!(CallbackErrors {
-    400 => "The sign-in cannot be completed: `sign_in_state_invalid` (missing, wrong, replayed, or from another browser), `issuer_mismatch`, `provider_refused` (e.g. the user cancelled; `reason` is the provider's error), `email_missing`.",
+    400 => "The sign-in cannot be completed: `sign_in_state_invalid` (missing, wrong, replayed, or from another browser), `issuer_mismatch`, `provider_refused` (e.g. the user cancelled; `reason` is the provider's error), `email_missing`, or `invalid_email` (the provider asserted an address authauth does not accept, such as a look-alike spelling).",
     401 => "The provider's answer failed verification (`id_token_invalid`).",
     403 => "The e-mail is not verified by the provider (`email_not_verified`), or the account is disabled (`account_disabled`).",
     404 => "Google sign-in is not configured (`provider_not_configured`).",

@@ -8,18 +8,23 @@
 
 use crate::session::token::{random_b64, CookieSigner};
 
+// `email` is the canonical address (`EmailAddress::canonical`): a cookie earned under one
+// spelling is recognised under every spelling of the same address. (For ASCII addresses it is
+// the trimmed lowercase address these payloads held before, so older cookies stay valid.)
 fn payload(email: &str, nonce: &str) -> String {
-    format!("authauth/device/v1|{}|{nonce}", email.trim().to_lowercase())
+    format!("authauth/device/v1|{email}|{nonce}")
 }
 
-/// A device cookie value proving this browser signed in to `email`.
+/// A device cookie value proving this browser signed in to the account with the canonical
+/// address `email`.
 pub fn issue(signer: &CookieSigner, email: &str) -> String {
     let nonce = random_b64(16);
     let tag = signer.tag(&payload(email, &nonce));
     format!("{nonce}.{tag}")
 }
 
-/// Whether `value` proves an earlier sign-in to `email` from this browser.
+/// Whether `value` proves an earlier sign-in to the canonical address `email` from this
+/// browser.
 pub fn recognizes(signer: &CookieSigner, email: &str, value: &str) -> bool {
     match value.split_once('.') {
         Some((nonce, tag)) if nonce.len() == 22 && tag.len() == 43 => {
@@ -38,7 +43,7 @@ mod tests {
     #[test]
     fn a_device_cookie_is_bound_to_its_account_and_its_key() {
         let signer = CookieSigner::new(vec![SecretString::from("k".repeat(40))]);
-        let v = issue(&signer, "Alice@Example.com");
+        let v = issue(&signer, "alice@example.com");
         assert!(recognizes(&signer, "alice@example.com", &v));
         assert!(!recognizes(&signer, "bob@example.com", &v));
         let other = CookieSigner::new(vec![SecretString::from("o".repeat(40))]);

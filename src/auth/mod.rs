@@ -25,6 +25,10 @@ use crate::{
 use password::{Hasher, PasswordRule};
 use throttle::{Attempt, AttemptStore};
 
+/// The throttle's account for sign-ins with a string that is no e-mail address: no canonical
+/// address is empty.
+const NO_ACCOUNT: &str = "";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// Unknown e-mail or wrong password: deliberately indistinguishable.
@@ -115,9 +119,9 @@ impl Auth {
         password: SecretString,
         full_name: &str,
     ) -> Result<User, AuthError> {
-        let email = users::normalize_email(email)?;
+        let email = users::parse_email(email)?;
         let full_name = users::normalize_name(full_name)?;
-        password::check_new(password.expose_secret(), &email)?;
+        password::check_new(password.expose_secret(), email.display())?;
         // Hash before looking at the e-mail, so "taken" costs the same time as "created".
         let hash = self.hasher.hash(password).await?;
         Ok(users::create(&self.db, &email, &full_name, None, Some(hash)).await?)
@@ -164,15 +168,20 @@ impl Auth {
     ) -> Result<(User, Issued, String), AuthError> {
         let store = self.attempts.as_ref();
         let signer = self.sessions.signer();
-        let known = device_cookie.is_some_and(|d| device::recognizes(signer, email, d));
-        let attempt = Attempt::new(email, client.ip.as_deref(), known);
+        // Every spelling of an address is counted, recognised and looked up as its canonical
+        // form. A string that is no address (a NUL byte, a look-alike such as `tİm@…`) is simply
+        // an unknown account; all such strings share one bucket, so inventing spellings buys
+        // no guesses — and none of them reaches an account anyway.
+        let email = users::parse_email(email).ok();
+        let account = email.as_ref().map_or(NO_ACCOUNT, |e| e.canonical());
+        let known = email.is_some() && device_cookie.is_some_and(|d| device::recognizes(signer, account, d));
+        let attempt = Attempt::new(account, client.ip.as_deref(), known);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }
-        // A malformed address (a NUL byte, say) is simply an unknown account.
-        let user = match users::normalize_email(email) {
-            Ok(email) => users::find_by_email(&self.db, &email).await?,
-            Err(_) => None,
+        let user = match &email {
+            Some(email) => users::find_by_email(&self.db, email).await?,
+            None => None,
         };
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = self.hasher.verify(password, hash.clone()).await?;
@@ -190,7 +199,7 @@ impl Auth {
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, now)
             .await?;
-        let device = device::issue(signer, email);
+        let device = device::issue(signer, &user.email_canonical);
         Ok((user, issued, device))
     }
 
@@ -291,7 +300,10 @@ impl Auth {
             .await?);
         }
         let email = identity.email.as_deref().ok_or(AuthError::EmailMissing)?;
-        let email = users::normalize_email(email)?;
+        // The provider vouches for exactly the mailbox it names. An address authauth would not
+        // accept at signup — a look-alike such as `tİm@…` that some foldings merge with `tim@…` —
+        // links to nothing and creates nothing.
+        let email = users::parse_email(email)?;
         if !identity.email_verified {
             return Err(AuthError::EmailNotVerified);
         }
@@ -300,10 +312,17 @@ impl Auth {
                 .name
                 .as_deref()
                 .and_then(|n| users::normalize_name(n).ok())
-                .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_string());
+                .unwrap_or_else(|| email.display().split('@').next().unwrap_or("user").to_string());
             let txn = self.db.begin().await?;
             let user = users::create(&txn, &email, &name, identity.picture.clone(), None).await?;
-            users::link_identity(&txn, &user, &identity.issuer, &identity.subject, Some(&email)).await?;
+            users::link_identity(
+                &txn,
+                &user,
+                &identity.issuer,
+                &identity.subject,
+                Some(email.display()),
+            )
+            .await?;
             txn.commit().await?;
             return Ok(user);
         };
@@ -329,7 +348,14 @@ impl Auth {
         let txn = self.db.begin().await?;
         let user = users::clear_password(&txn, &user).await?;
         let user = users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?;
-        users::link_identity(&txn, &user, &identity.issuer, &identity.subject, Some(&email)).await?;
+        users::link_identity(
+            &txn,
+            &user,
+            &identity.issuer,
+            &identity.subject,
+            Some(email.display()),
+        )
+        .await?;
         txn.commit().await?;
         self.sessions
             .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, now)
@@ -412,7 +438,7 @@ impl Auth {
         };
         password::check_new(new_password.expose_secret(), &user.email)?;
         let store = self.attempts.as_ref();
-        let attempt = Attempt::new(&user.email, client.ip.as_deref(), false);
+        let attempt = Attempt::new(&user.email_canonical, client.ip.as_deref(), false);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }

@@ -157,16 +157,17 @@ fn network(ip: Option<&str>) -> String {
 }
 
 impl Attempt {
-    /// The counters for a sign-in to `email` from `ip`. A `known_device` (a browser holding a
-    /// device cookie for this account) is not subject to the account-wide limit.
+    /// The counters for a sign-in to `email` from `ip`. `email` is the canonical address
+    /// (`EmailAddress::canonical`), so every spelling of one address counts against one budget.
+    /// A `known_device` (a browser holding a device cookie for this account) is not subject to
+    /// the account-wide limit.
     pub fn new(email: &str, ip: Option<&str>, known_device: bool) -> Self {
-        let email = email.trim().to_lowercase();
         let net = network(ip);
         let ip = net.as_str();
         let mut attempt = Attempt {
             buckets: vec![
-                (format!("ai:{}", digest(&[&email, ip])), ACCOUNT_AND_IP),
-                (format!("a:{}", digest(&[&email])), ACCOUNT),
+                (format!("ai:{}", digest(&[email, ip])), ACCOUNT_AND_IP),
+                (format!("a:{}", digest(&[email])), ACCOUNT),
                 (format!("i:{}", digest(&[ip])), IP),
             ],
         };

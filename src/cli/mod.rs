@@ -169,7 +169,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Messages can quote stored values (a database error names the row, say).
+            eprintln!("error: {}", output::escape_lines(&e.to_string()));
             e.exit_code()
         }
     }

@@ -1,11 +1,20 @@
 //! How commands print: comfy-table tables (styled on a terminal, plain when piped, no colour
 //! with `NO_COLOR`), relative times, and `--json`.
+//!
+//! Tables show what users and their browsers wrote (names, e-mail addresses, user agents,
+//! revocation reasons): every cell goes through [`escape`], so no stored string can move the
+//! cursor, retitle the terminal, reorder what the operator reads or hide itself.
 
-use std::io::{IsTerminal, Write};
+use std::{
+    borrow::Cow,
+    fmt,
+    io::{IsTerminal, Write},
+};
 
 use chrono::{DateTime, Utc};
-use comfy_table::{presets, Attribute, Cell, ContentArrangement, Table};
+use comfy_table::{presets, Attribute, Cell, ContentArrangement};
 use serde::Serialize;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// True when stdout is a terminal a person reads.
 pub fn stdout_is_tty() -> bool {
@@ -16,9 +25,64 @@ fn colour() -> bool {
     stdout_is_tty() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// Whether a terminal would act on `c` or not show it: C0 and C1 controls (ESC, CSI, BEL, CR,
+/// newlines…), format characters (bidi overrides and isolates, zero-width spaces, the BOM, the
+/// soft hyphen), line and paragraph separators. The zero-width (non-)joiners stay: several
+/// scripts and emoji sequences need them, and they reorder nothing.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || match c.general_category() {
+            GeneralCategory::Format => !matches!(c, '\u{200c}' | '\u{200d}'),
+            GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator => true,
+            _ => false,
+        }
+}
+
+/// `s` with every character a terminal would act on or hide written as `\u{…}`.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] for a message of several lines: the line breaks stay.
+pub fn escape_lines(s: &str) -> String {
+    s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
+/// A comfy-table table whose cells are always [`escape`]d.
+pub struct Table(comfy_table::Table);
+
+impl Table {
+    pub fn add_row<S: AsRef<str>>(&mut self, cells: impl IntoIterator<Item = S>) -> &mut Self {
+        self.0.add_row(
+            cells
+                .into_iter()
+                .map(|c| escape(c.as_ref()).into_owned())
+                .collect::<Vec<_>>(),
+        );
+        self
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A table with these headers, styled for where it goes.
 pub fn table(headers: &[&str]) -> Table {
-    let mut t = Table::new();
+    let mut t = comfy_table::Table::new();
     if stdout_is_tty() {
         t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
             .set_content_arrangement(ContentArrangement::Dynamic);
@@ -36,7 +100,7 @@ pub fn table(headers: &[&str]) -> Table {
             c
         }
     }));
-    t
+    Table(t)
 }
 
 /// Prints a value as pretty JSON on stdout.
@@ -145,5 +209,25 @@ mod tests {
         assert_eq!(relative(now + chrono::Duration::minutes(25), now), "in 25m");
         assert_eq!(relative(now - chrono::Duration::hours(30), now), "1d ago");
         assert_eq!(shorten("Mozilla/5.0 (X11; Linux x86_64)", 10), "Mozilla/5…");
+    }
+
+    #[test]
+    fn escaping_shows_what_a_terminal_would_act_on_and_keeps_the_rest() {
+        assert_eq!(
+            escape("Zoë 李 👩\u{200d}💻 ab\u{200c}c"),
+            "Zoë 李 👩\u{200d}💻 ab\u{200c}c"
+        );
+        assert_eq!(
+            escape("a\u{1b}[2J\u{9b}31m\r\n\t\u{7f}"),
+            "a\\u{1b}[2J\\u{9b}31m\\u{d}\\u{a}\\u{9}\\u{7f}"
+        );
+        assert_eq!(
+            escape("\u{202e}x\u{2066}\u{200b}\u{feff}\u{ad}\u{2028}"),
+            "\\u{202e}x\\u{2066}\\u{200b}\\u{feff}\\u{ad}\\u{2028}"
+        );
+        assert_eq!(escape_lines("one\u{1b}\ntwo"), "one\\u{1b}\ntwo");
+        let mut t = table(&["A"]);
+        t.add_row(["x\u{1b}y"]);
+        assert!(!t.to_string().contains('\u{1b}'));
     }
 }

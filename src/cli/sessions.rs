@@ -34,6 +34,7 @@ pub enum SessionsCommand {
     /// Show one session by its public id.
     Show {
         /// The public session id (from `sessions list` or `GET /auth/sessions`).
+        #[arg(allow_hyphen_values = true, value_parser = session_id)]
         id: String,
         #[arg(long)]
         json: bool,
@@ -51,14 +52,31 @@ pub enum SessionsCommand {
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// Public ids of the sessions to revoke.
-    #[arg(conflicts_with = "all")]
+    /// Public id of a session to revoke. An id issued before ids began with a letter may start
+    /// with `-`: give it first, or after `--`.
+    // Only this first id accepts a leading `-`: clap hands every later argument to a list that
+    // accepts hyphens (`--yes` included), so `ids` must not, or it would swallow the flags.
+    #[arg(
+        value_name = "ID",
+        conflicts_with = "all",
+        allow_hyphen_values = true,
+        value_parser = session_id
+    )]
+    id: Option<String>,
+    /// More public ids.
+    #[arg(value_name = "ID", conflicts_with = "all")]
     ids: Vec<String>,
     /// Revoke the sessions of this user (e-mail or user id).
-    #[arg(long, value_name = "EMAIL|ID", conflicts_with_all = ["ids", "all"])]
+    #[arg(long, value_name = "EMAIL|ID", conflicts_with_all = ["id", "ids", "all"])]
     user: Option<String>,
     /// With --user: keep this session, revoke the others.
-    #[arg(long, value_name = "ID", requires = "user")]
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "user",
+        allow_hyphen_values = true,
+        value_parser = session_id
+    )]
     all_but: Option<String>,
     /// Revoke every session of every user.
     #[arg(long)]
@@ -69,6 +87,16 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     yes: bool,
+}
+
+/// A session id argument. Ids issued before public ids began with a letter may start with `-`,
+/// so those arguments accept a leading hyphen; anything else that starts with one is a mistyped
+/// flag, not an id, and gets a usage error instead of "not found".
+fn session_id(value: &str) -> Result<String, String> {
+    if value.starts_with('-') && SessionRecord::slot_of_public_id(value).is_none() {
+        return Err("not a flag of this command, nor a session id".into());
+    }
+    Ok(value.to_string())
 }
 
 /// A session as the CLI prints it in JSON.
@@ -350,7 +378,11 @@ async fn pick(ctx: &Context) -> Result<Vec<String>, CliError> {
     if page.sessions.is_empty() {
         return Ok(Vec::new());
     }
-    let items: Vec<String> = page.sessions.iter().map(|r| session_row(r).join("  ")).collect();
+    let items: Vec<String> = page
+        .sessions
+        .iter()
+        .map(|r| output::escape(&session_row(r).join("  ")).into_owned())
+        .collect();
     let chosen = dialoguer::MultiSelect::new()
         .with_prompt("Sessions to revoke (space selects, enter confirms)")
         .items(&items)
@@ -363,6 +395,9 @@ async fn pick(ctx: &Context) -> Result<Vec<String>, CliError> {
 }
 
 async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
+    if let Some(first) = args.id.take() {
+        args.ids.insert(0, first);
+    }
     if args.ids.is_empty() && args.user.is_none() && !args.all {
         if !interactive() {
             return Err(CliError::Config(

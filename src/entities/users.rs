@@ -7,8 +7,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// Unique regardless of case (`lower(email)` index).
+    /// The address for display and for writing to: as typed (trimmed), the domain in its
+    /// lowercase Unicode form.
     pub email: String,
+    /// The identity of the address (`authauth_email`): equal for every spelling of it. Unique;
+    /// what lookups, the sign-in throttle, device cookies and provider linking use.
+    pub email_canonical: String,
     pub full_name: String,
     pub picture: Option<String>,
     /// PHC string (`$argon2id$…`); `None` for accounts that only sign in with a provider.

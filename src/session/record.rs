@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use super::token::{random_b64, slot_tag, TokenHash};
 
+/// The first character of every public id issued now (see [`SessionRecord::new_public_id`]).
+const PUBLIC_ID_PREFIX: char = 's';
+
 /// Milliseconds since the Unix epoch: the store's clock unit.
 pub type Millis = i64;
 
@@ -79,22 +82,28 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    /// A new public id for a session of `user_id`.
+    /// A new public id for a session of `user_id`: `s`, the user's slot tag, 96 random bits
+    /// (25 characters). The slot tag is base64url and starts with `-` for one user in 64; the
+    /// fixed first letter keeps every id from looking like a command-line flag
+    /// (`authauth sessions revoke <id>`).
     pub fn new_public_id(user_id: &Uuid) -> String {
-        format!("{}{}", slot_tag(user_id), random_b64(12))
+        format!("{PUBLIC_ID_PREFIX}{}{}", slot_tag(user_id), random_b64(12))
     }
 
-    /// The slot tag embedded in a public id, if it has the expected shape.
+    /// The slot tag embedded in a public id, if it has one of the expected shapes: the current
+    /// one (`s` + slot + 16 characters) or the one issued before the prefix (slot + 16
+    /// characters), which live sessions may still carry.
     pub fn slot_of_public_id(public_id: &str) -> Option<&str> {
-        if public_id.len() == 24
-            && public_id
-                .bytes()
+        let base64url = |s: &str| {
+            s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            Some(&public_id[..8])
-        } else {
-            None
-        }
+        };
+        let unprefixed = match public_id.len() {
+            25 => public_id.strip_prefix(PUBLIC_ID_PREFIX)?,
+            24 => public_id,
+            _ => return None,
+        };
+        base64url(unprefixed).then(|| &unprefixed[..8])
     }
 
     /// The moment the session ends unless used again.
@@ -222,5 +231,40 @@ mod tests {
             SessionRecord::slot_of_public_id(&record.public_id),
             Some(&slot_tag(&user_id)[..])
         );
+    }
+
+    /// A user whose slot tag starts with `-`: one in 64 users has one.
+    fn user_with_hyphen_slot() -> Uuid {
+        (0u128..)
+            .map(Uuid::from_u128)
+            .find(|u| slot_tag(u).starts_with('-'))
+            .unwrap()
+    }
+
+    #[test]
+    fn public_ids_never_start_with_a_hyphen_and_still_locate_their_slot() {
+        let hyphen_user = user_with_hyphen_slot();
+        let users = std::iter::once(hyphen_user).chain((0..10_000).map(|_| Uuid::new_v4()));
+        for user_id in users {
+            let id = SessionRecord::new_public_id(&user_id);
+            assert!(!id.starts_with('-'), "{id} would be read as a command-line flag");
+            assert_eq!(
+                SessionRecord::slot_of_public_id(&id),
+                Some(&slot_tag(&user_id)[..]),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_issued_before_the_prefix_still_locate_their_slot() {
+        let user_id = user_with_hyphen_slot();
+        let legacy = format!("{}{}", slot_tag(&user_id), random_b64(12));
+        assert_eq!(legacy.len(), 24);
+        assert_eq!(
+            SessionRecord::slot_of_public_id(&legacy),
+            Some(&slot_tag(&user_id)[..])
+        );
+        assert_eq!(SessionRecord::slot_of_public_id("-abc"), None);
     }
 }

@@ -376,3 +376,172 @@ async fn on_a_terminal_users_create_asks_for_the_password_twice_without_echo() {
         200
     );
 }
+
+#[tokio::test]
+async fn session_ids_starting_with_a_hyphen_are_ids_not_flags() {
+    use authauth::session::{
+        record::{SessionRecord, SignInMethod, UserSnapshot},
+        token::{random_b64, slot_tag, SessionToken},
+    };
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        // An unknown id that looks like a flag is still an id: "not found" (3), not usage (2).
+        let ghost = format!("-{}", "A".repeat(23));
+        for args in [
+            vec!["sessions", "revoke", ghost.as_str(), "--yes"],
+            vec!["sessions", "show", ghost.as_str()],
+        ] {
+            let out = cli(&app, &args);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{backend:?} {args:?}: {}",
+                stderr(&out)
+            );
+        }
+        // A mistyped flag is still a usage error, not an id nobody has.
+        assert_eq!(cli(&app, &["sessions", "revoke", "--al"]).status.code(), Some(2));
+
+        // Ids issued before they got their prefix (slot tag first) can start with `-`: one
+        // user in 64 has such a slot. Operators can still revoke those sessions by id.
+        let user_id = (0u128..)
+            .map(uuid::Uuid::from_u128)
+            .find(|u| slot_tag(u).starts_with('-'))
+            .unwrap();
+        let now = app.now();
+        let legacy = SessionRecord {
+            public_id: format!("{}{}", slot_tag(&user_id), random_b64(12)),
+            user_id,
+            user: UserSnapshot {
+                email: "legacy@example.com".into(),
+                full_name: "Legacy".into(),
+                picture: None,
+            },
+            method: SignInMethod::Password,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now + 600_000,
+            absolute_expires_at: now + 600_000,
+            token_issued_at: now,
+            ip: None,
+            user_agent: None,
+            previous: None,
+        };
+        app.state
+            .sessions
+            .store()
+            .create(
+                &SessionToken::generate().hash(),
+                &legacy,
+                &authauth::session::store::Limit {
+                    max: 25,
+                    action: authauth::config::LimitAction::EndLeastRecentlyUsed,
+                    revocation: authauth::session::store::Revocation {
+                        reason: "session_limit",
+                        message: None,
+                    },
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        let out = cli(&app, &["sessions", "show", &legacy.public_id, "--json"]);
+        assert_eq!(json_of(&out)["id"], legacy.public_id.as_str(), "{backend:?}");
+        let out = cli(&app, &["sessions", "revoke", &legacy.public_id, "--yes"]);
+        assert!(
+            stdout(&out).contains("Revoked 1 session."),
+            "{backend:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
+
+/// Characters a terminal acts on or hides: C0 and C1 controls, bidi and zero-width formats.
+fn raw_controls(s: &str) -> Vec<char> {
+    s.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{200b}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn user_and_session_tables_never_print_control_characters_raw() {
+    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
+        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+        // A name the API accepts (a bidi override is not a control character)…
+        let resp = app
+            .post_json(
+                &client(),
+                "/auth/signup",
+                &serde_json::json!({
+                    "email": "mallory@example.com",
+                    "password": PASSWORD,
+                    "fullName": "Mallory \u{202e}nimda",
+                }),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        // …and what only a direct database write (or an older version) could store.
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+        conn.execute_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            match conn.get_database_backend() {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "UPDATE users SET full_name = $1 WHERE email = 'mallory@example.com'"
+                }
+                _ => "UPDATE users SET full_name = ? WHERE email = 'mallory@example.com'",
+            },
+            ["Mallory\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\u{202e}nimda".into()],
+        ))
+        .await
+        .unwrap();
+        conn.close().await.ok();
+
+        for args in [
+            vec!["users", "list"],
+            vec!["users", "show", "mallory@example.com"],
+            vec!["sessions", "list"],
+        ] {
+            let out = cli(&app, &args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            let text = stdout(&out);
+            assert!(
+                raw_controls(&text).is_empty(),
+                "{backend:?} {args:?} printed {:?}:\n{text}",
+                raw_controls(&text)
+            );
+            if args[0] == "users" {
+                assert!(text.contains("nimda"), "{args:?}: {text}");
+            }
+        }
+        let listed = stdout(&cli(&app, &["users", "list"]));
+        assert!(listed.contains("\\u{1b}[2J"), "escaped, not dropped: {listed}");
+    }
+}
+
+#[tokio::test]
+async fn users_create_refuses_addresses_no_mail_system_accepts() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    for bad in ["a@evil.com@example.com", "a\u{202e}b@example.com"] {
+        let out = run_cli_stdin(
+            &app,
+            &[
+                "users",
+                "create",
+                "--email",
+                bad,
+                "--name",
+                "A",
+                "--password-stdin",
+            ],
+            PASSWORD,
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&out).contains("invalid_email"), "{}", stderr(&out));
+        assert!(raw_controls(&stderr(&out)).is_empty(), "{:?}", stderr(&out));
+    }
+}

@@ -9,6 +9,7 @@ mod cli_config;
 mod cli_ops;
 mod cookies;
 mod csrf;
+mod email_identity;
 mod google;
 mod harness;
 mod health;

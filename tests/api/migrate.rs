@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     "m20261127_000002_create_sessions",
     "m20261127_000003_create_login_failures",
     "m20261127_000004_create_auth_flows",
+    "m20261127_000005_add_users_email_canonical",
 ];
 
 async fn tables(conn: &DatabaseConnection) -> Vec<String> {
@@ -112,13 +113,21 @@ async fn data_model_constraints(conn: &DatabaseConnection) {
         "'6a8f1f4e-0000-4000-8000-000000000001'",
         "'6a8f1f4e-0000-4000-8000-000000000002'",
     );
-    let insert_user = |id: &str, email: &str| {
-        format!("INSERT INTO users (id, email, full_name, created_at, updated_at) VALUES ({id}, '{email}', 'A', {now}, {now})")
+    let insert_user = |id: &str, email: &str, canonical: &str| {
+        format!("INSERT INTO users (id, email, email_canonical, full_name, created_at, updated_at) VALUES ({id}, '{email}', '{canonical}', 'A', {now}, {now})")
     };
-    exec(conn, &insert_user(u1, "Alice@Example.com")).await.unwrap();
-    // E-mail is unique regardless of case.
-    assert!(exec(conn, &insert_user(u2, "alice@example.COM")).await.is_err());
-    exec(conn, &insert_user(u2, "bob@example.com")).await.unwrap();
+    exec(conn, &insert_user(u1, "Alice@Example.com", "alice@example.com"))
+        .await
+        .unwrap();
+    // The canonical address is unique: one account per address, however it is spelled.
+    assert!(
+        exec(conn, &insert_user(u2, "alice@example.COM", "alice@example.com"))
+            .await
+            .is_err()
+    );
+    exec(conn, &insert_user(u2, "bob@example.com", "bob@example.com"))
+        .await
+        .unwrap();
     let ident = |id: &str, user: &str, sub: &str| {
         format!("INSERT INTO identities (id, user_id, issuer, subject, created_at) VALUES ({id}, {user}, 'https://op.example', '{sub}', {now})")
     };
@@ -153,7 +162,7 @@ async fn data_model_constraints(conn: &DatabaseConnection) {
 }
 
 #[tokio::test]
-async fn data_model_enforces_case_insensitive_email_unique_identities_and_cascade_on_postgres() {
+async fn data_model_enforces_unique_canonical_email_unique_identities_and_cascade_on_postgres() {
     let db = TestDb::migrated().await;
     let conn = Database::connect(&db.url).await.unwrap();
     // Postgres takes UUID literals as uuid; the same statements work on both backends.
@@ -162,7 +171,7 @@ async fn data_model_enforces_case_insensitive_email_unique_identities_and_cascad
 }
 
 #[tokio::test]
-async fn data_model_enforces_case_insensitive_email_unique_identities_and_cascade_on_sqlite() {
+async fn data_model_enforces_unique_canonical_email_unique_identities_and_cascade_on_sqlite() {
     let dir = TempDir::new();
     let conn = Database::connect(dir.sqlite_url()).await.unwrap();
     authauth::db::migrate_up(&conn).await.unwrap();
@@ -191,4 +200,148 @@ async fn production_serve_refuses_pending_migrations_and_says_what_to_run() {
     let err = stderr(&out);
     assert!(err.contains("pending migration"), "{err}");
     assert!(err.contains("authauth migrate up"), "{err}");
+}
+
+/// Adds users as an older version stored them (before `email_canonical`).
+async fn insert_legacy_users(conn: &DatabaseConnection, emails: &[&str]) {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "INSERT INTO users (id, email, full_name, created_at, updated_at) VALUES ($1, $2, 'A', now(), now())"
+        }
+        _ => "INSERT INTO users (id, email, full_name, created_at, updated_at) VALUES (?, ?, 'A', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+    };
+    for email in emails {
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [uuid::Uuid::new_v4().into(), (*email).into()],
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{email:?}: {e}"));
+    }
+}
+
+async fn canonical_column(conn: &DatabaseConnection) -> Result<Vec<(String, String)>, sea_orm::DbErr> {
+    Ok(conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT email, email_canonical FROM users ORDER BY email_canonical",
+        ))
+        .await?
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "email").unwrap(),
+                r.try_get::<String>("", "email_canonical").unwrap(),
+            )
+        })
+        .collect())
+}
+
+async fn backfill_and_back(url: &str) {
+    use migration::{Migrator, MigratorTrait};
+    let conn = Database::connect(url).await.unwrap();
+    Migrator::up(&conn, Some(4)).await.unwrap();
+    insert_legacy_users(
+        &conn,
+        &[
+            "Alice@Example.com",
+            "\u{c9}lodie@example.com",
+            "user@b\u{fc}cher.example",
+        ],
+    )
+    .await;
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(
+        canonical_column(&conn).await.unwrap(),
+        [
+            ("Alice@Example.com", "alice@example.com"),
+            ("user@b\u{fc}cher.example", "user@xn--bcher-kva.example"),
+            ("\u{c9}lodie@example.com", "\u{e9}lodie@example.com"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // Down puts the case-insensitive index back and removes the column.
+    Migrator::down(&conn, Some(1)).await.unwrap();
+    assert!(canonical_column(&conn).await.is_err());
+    insert_legacy_users(&conn, &["bob@example.com"]).await;
+    let dup = conn
+        .execute_unprepared(
+            "INSERT INTO users (id, email, full_name, created_at, updated_at) VALUES ('6a8f1f4e-0000-4000-8000-000000000009', 'BOB@example.com', 'B', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        )
+        .await;
+    assert!(dup.is_err(), "the lower(email) index is back");
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(canonical_column(&conn).await.unwrap().len(), 4);
+    conn.close().await.ok();
+}
+
+#[tokio::test]
+async fn existing_accounts_get_their_canonical_address_and_down_restores_the_old_index_on_postgres() {
+    let db = TestDb::create().await;
+    backfill_and_back(&db.url).await;
+}
+
+#[tokio::test]
+async fn existing_accounts_get_their_canonical_address_and_down_restores_the_old_index_on_sqlite() {
+    let dir = TempDir::new();
+    backfill_and_back(&dir.sqlite_url()).await;
+}
+
+/// Accounts an older version let in that the canonical rule refuses or merges: the migration
+/// names them, changes nothing, and stays pending until an operator decides.
+async fn lookalikes_stop_the_migration(url: &str, emails: &[&str], named: &[&str]) {
+    use migration::{Migrator, MigratorTrait};
+    let conn = Database::connect(url).await.unwrap();
+    Migrator::up(&conn, Some(4)).await.unwrap();
+    insert_legacy_users(&conn, emails).await;
+    let err = Migrator::up(&conn, None).await.unwrap_err().to_string();
+    for name in named {
+        assert!(err.contains(name), "{name} is not named in: {err}");
+    }
+    assert!(
+        !err.chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+        "{err:?}"
+    );
+    assert!(canonical_column(&conn).await.is_err(), "the column was added");
+    assert_eq!(authauth::db::pending_migrations(&conn).await.unwrap().len(), 1);
+    conn.close().await.ok();
+}
+
+#[tokio::test]
+async fn accounts_without_one_canonical_address_stop_the_migration_on_postgres() {
+    let db = TestDb::create().await;
+    lookalikes_stop_the_migration(
+        &db.url,
+        &[
+            "tim@example.com",
+            "a\u{202e}b@example.com",
+            "a@evil.com@example.com",
+        ],
+        &["a\\u{202e}b@example.com", "a@evil.com@example.com"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn accounts_without_one_canonical_address_stop_the_migration_on_sqlite() {
+    let dir = TempDir::new();
+    // SQLite's lower() folds ASCII only, so these could all be separate accounts.
+    lookalikes_stop_the_migration(
+        &dir.sqlite_url(),
+        &[
+            "tim@example.com",
+            "t\u{130}m@example.com",
+            "\u{c9}lodie@example.com",
+            "\u{e9}lodie@example.com",
+        ],
+        &[
+            "t\u{130}m@example.com",
+            "\u{c9}lodie@example.com",
+            "\u{e9}lodie@example.com",
+        ],
+    )
+    .await;
 }

@@ -133,7 +133,7 @@ async fn live_sessions(app: &TestApp, user_id: &Uuid) -> Vec<String> {
 async fn a_sign_in_that_cannot_end_the_browsers_old_session_creates_no_new_one() {
     let app = spawn_app().await;
     let (_c, _) = app.signed_up_client("orphan@example.com").await;
-    let user = users::find_by_email(&app.state.db, "orphan@example.com")
+    let user = users::find_by_email(&app.state.db, &users::parse_email("orphan@example.com").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -180,7 +180,7 @@ async fn a_password_change_interrupted_after_the_new_password_is_set_keeps_it_an
             .status(),
         200
     );
-    let user = users::find_by_email(&app.state.db, "pwfail@example.com")
+    let user = users::find_by_email(&app.state.db, &users::parse_email("pwfail@example.com").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -241,7 +241,7 @@ async fn a_password_change_interrupted_after_the_new_password_is_set_keeps_it_an
 async fn disabling_an_account_whose_sessions_cannot_be_ended_leaves_it_disabled_and_can_be_repeated() {
     let app = spawn_app().await;
     let (c, _) = app.signed_up_client("disfail@example.com").await;
-    let user = users::find_by_email(&app.state.db, "disfail@example.com")
+    let user = users::find_by_email(&app.state.db, &users::parse_email("disfail@example.com").unwrap())
         .await
         .unwrap()
         .unwrap();
