@@ -182,6 +182,7 @@ pub async fn presented_sessions(
 /// one reverse proxy — the last `X-Forwarded-For` entry, the one that proxy appended (earlier
 /// entries are client-supplied and can be forged).
 pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
+    warn_if_behind_an_undeclared_proxy(req, settings);
     // Only the very last entry was written by our proxy; anything before it came from the
     // client. An entry we cannot read (`ip:port`, `unknown`) means "use the peer", never
     // "use the one before it".
@@ -207,6 +208,30 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
+    }
+}
+
+/// Says once per process when requests carry forwarding headers while
+/// `TRUST_X_FORWARDED_FOR` is off: every client then counts as the proxy's address, so one
+/// client's failures throttle everybody behind it (only known browsers still get in).
+fn warn_if_behind_an_undeclared_proxy(req: &Request, settings: &Settings) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if settings.trust_forwarded_for || WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let headers = req.headers();
+    if (headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded"))
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        let peer = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            peer = %peer,
+            "requests arrive through a proxy (X-Forwarded-For), but TRUST_X_FORWARDED_FOR is off: every client counts as the proxy's address for sign-in throttling, so one client's failures can throttle all of them; set TRUST_X_FORWARDED_FOR=true when authauth runs behind exactly one reverse proxy"
+        );
     }
 }
 

@@ -26,11 +26,17 @@ pub fn issue(signer: &CookieSigner, email: &str) -> String {
 /// Whether `value` proves an earlier sign-in to the canonical address `email` from this
 /// browser.
 pub fn recognizes(signer: &CookieSigner, email: &str, value: &str) -> bool {
+    device_id(signer, email, value).is_some()
+}
+
+/// The id of the device `value` proves (its random nonce), if it proves an earlier sign-in to
+/// the canonical address `email`. Throttling counts a known device's failures under it.
+pub fn device_id<'v>(signer: &CookieSigner, email: &str, value: &'v str) -> Option<&'v str> {
     match value.split_once('.') {
         Some((nonce, tag)) if nonce.len() == 22 && tag.len() == 43 => {
-            signer.check_tag(&payload(email, nonce), tag)
+            signer.check_tag(&payload(email, nonce), tag).then_some(nonce)
         }
-        _ => false,
+        _ => None,
     }
 }
 

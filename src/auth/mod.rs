@@ -174,8 +174,11 @@ impl Auth {
         // no guesses — and none of them reaches an account anyway.
         let email = users::parse_email(email).ok();
         let account = email.as_ref().map_or(NO_ACCOUNT, |e| e.canonical());
-        let known = email.is_some() && device_cookie.is_some_and(|d| device::recognizes(signer, account, d));
-        let attempt = Attempt::new(account, client.ip.as_deref(), known);
+        let device = email
+            .as_ref()
+            .and(device_cookie)
+            .and_then(|d| device::device_id(signer, account, d));
+        let attempt = Attempt::new(account, client.ip.as_deref(), device);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }
@@ -394,6 +397,14 @@ impl Auth {
         Ok((updated, revoked))
     }
 
+    /// Lifts the sign-in throttle on an account (`authauth users unlock`): clears its failure
+    /// counters from every network and device. Returns how many there were.
+    pub async fn unlock(&self, user: &User) -> Result<u64, AuthError> {
+        let cleared = throttle::unlock(self.attempts.as_ref(), &user.email_canonical).await?;
+        tracing::info!(user = %user.id, cleared, "sign-in limits lifted by an operator");
+        Ok(cleared)
+    }
+
     async fn revoke_all_with_retry(
         &self,
         user_id: &uuid::Uuid,
@@ -438,7 +449,7 @@ impl Auth {
         };
         password::check_new(new_password.expose_secret(), &user.email)?;
         let store = self.attempts.as_ref();
-        let attempt = Attempt::new(&user.email_canonical, client.ip.as_deref(), false);
+        let attempt = Attempt::new(&user.email_canonical, client.ip.as_deref(), None);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
         }

@@ -1,27 +1,32 @@
 //! Brute-force throttling of password sign-in.
 //!
-//! Failures are counted in three fixed windows, kept in the session store (Redis or SQL):
+//! Failures are counted in fixed windows, kept in the attempt store (Redis or SQL). Which
+//! buckets apply depends on whether the browser is one the account signed in from before (it
+//! holds a device cookie for this account, see [`super::device`]):
 //!
-//! | bucket | limit | why |
-//! |---|---|---|
-//! | account + client IP | 10 per 15 min | stops guessing at one account from one place |
-//! | account | 100 per hour | the ASVS V2.2.1 ceiling, whatever the number of clients |
-//! | client IP | 100 per 15 min | slows credential stuffing across many accounts |
+//! | bucket | limit | applies to | why |
+//! |---|---|---|---|
+//! | account + client network | 10 per 15 min | unknown browsers | stops guessing at one account from one place |
+//! | account | 100 per hour | unknown browsers | the ASVS V2.2.1 ceiling, whatever the number of clients |
+//! | client network | 100 per 15 min | unknown browsers | slows credential stuffing across many accounts |
+//! | account + device | 10 per 15 min | known browsers | a stolen device cookie buys no more guesses than one place |
 //!
-//! Every attempt first *reserves* a failure in all three buckets (an atomic increment), and only
-//! then is the password checked; a success gives the reservation back. So parallel attempts
-//! cannot slip past the limit between a check and a count. While a bucket is full, sign-in
-//! answers 429 with `Retry-After` before checking the password, for existing and unknown
-//! accounts alike — the limit is no oracle, and the right password is refused exactly like a
-//! wrong one; refused attempts give their reservation back, so hammering a full bucket does not
-//! fill the others. One client alone can add at most 40 failures an hour to an account, less
-//! than the account limit. IPv6 clients are counted per /64 (one customer's network), so
-//! rotating addresses inside it does not multiply the allowance. Counters are keyed by SHA-256
-//! of the normalised e-mail and the network, never the raw values.
+//! A known browser is counted only under its own device, so failures piling up from its
+//! network — strangers behind the same proxy or office address, an attacker filling the
+//! account's ceiling from many networks — never lock the owner out of the browsers they use.
 //!
-//! A browser that signed in to the account before (it holds a device cookie, see
-//! [`super::device`]) is exempt from the account-wide limit, so filling that limit from many
-//! networks does not lock the owner out of their own devices.
+//! Every attempt first *reserves* a failure in its buckets (an atomic increment), and only then
+//! is the password checked; a success gives the reservations back. So parallel attempts cannot
+//! slip past the limit between a check and a count. A bucket is full when its *failures*
+//! reach the limit: reservations of attempts still being checked count only while they are
+//! not yet known to be successes, so a burst of correct sign-ins from one place is not refused
+//! for the failures it might have been. While a bucket is full, sign-in answers 429 with
+//! `Retry-After` before checking the password, for existing and unknown accounts alike — the
+//! limit is no oracle, and the right password is refused exactly like a wrong one; refused
+//! attempts give their reservation back, so hammering a full bucket does not fill the others.
+//! IPv6 clients are counted per /64 (one customer's network), so rotating addresses inside it
+//! does not multiply the allowance. Counters are keyed by SHA-256 of the canonical e-mail
+//! address, the network and the device, never the raw values.
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -60,6 +65,21 @@ pub trait AttemptStore: Send + Sync {
 
     /// Forgets `key`'s window.
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Forgets every window whose key starts with `prefix`; returns how many there were. For
+    /// operators: it may scan the whole store.
+    async fn reset_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+}
+
+/// Lifts every sign-in limit on the account with the canonical address `email` — from every
+/// network and device — and returns how many counters were cleared. Limits on client networks
+/// (which concern every account there) stay.
+pub async fn unlock(store: &dyn AttemptStore, email: &str) -> Result<u64, StoreError> {
+    let account = digest(&[email]);
+    let mut cleared = store.reset_prefix(&format!("a:{account}")).await?;
+    cleared += store.reset_prefix(&format!("ai:{account}:")).await?;
+    cleared += store.reset_prefix(&format!("ad:{account}:")).await?;
+    Ok(cleared)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +98,10 @@ pub const ACCOUNT: Limit = Limit {
 };
 pub const IP: Limit = Limit {
     max_failures: 100,
+    window_ms: 15 * 60 * 1000,
+};
+pub const ACCOUNT_AND_DEVICE: Limit = Limit {
+    max_failures: 10,
     window_ms: 15 * 60 * 1000,
 };
 
@@ -157,24 +181,24 @@ fn network(ip: Option<&str>) -> String {
 }
 
 impl Attempt {
-    /// The counters for a sign-in to `email` from `ip`. `email` is the canonical address
-    /// (`EmailAddress::canonical`), so every spelling of one address counts against one budget.
-    /// A `known_device` (a browser holding a device cookie for this account) is not subject to
-    /// the account-wide limit.
-    pub fn new(email: &str, ip: Option<&str>, known_device: bool) -> Self {
-        let net = network(ip);
-        let ip = net.as_str();
-        let mut attempt = Attempt {
-            buckets: vec![
-                (format!("ai:{}", digest(&[email, ip])), ACCOUNT_AND_IP),
-                (format!("a:{}", digest(&[email])), ACCOUNT),
-                (format!("i:{}", digest(&[ip])), IP),
-            ],
+    /// The counters for a sign-in to the canonical address `email` from `ip`. `device` is the
+    /// id of the browser's device cookie when it proves an earlier sign-in to this account.
+    pub fn new(email: &str, ip: Option<&str>, device: Option<&str>) -> Self {
+        // Every bucket of an account starts with the account's digest, so an operator can lift
+        // them all (`authauth users unlock`) without knowing the networks or devices.
+        let account = digest(&[email]);
+        let buckets = match device {
+            Some(device) => vec![(format!("ad:{account}:{}", digest(&[device])), ACCOUNT_AND_DEVICE)],
+            None => {
+                let net = network(ip);
+                vec![
+                    (format!("ai:{account}:{}", digest(&[&net])), ACCOUNT_AND_IP),
+                    (format!("a:{account}"), ACCOUNT),
+                    (format!("i:{}", digest(&[&net])), IP),
+                ]
+            }
         };
-        if known_device {
-            attempt.buckets.remove(1);
-        }
-        attempt
+        Attempt { buckets }
     }
 
     /// Reserves one failure in every bucket. `Some(seconds)` means a bucket is full: the

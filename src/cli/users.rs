@@ -61,6 +61,14 @@ pub enum UsersCommand {
         /// E-mail or user id.
         user: String,
     },
+    /// Lift the sign-in throttle on an account: its failure counters from every network and
+    /// device are cleared, so the next correct password signs in (limits on client networks,
+    /// which concern every account there, stay). For an owner locked out after an attack has
+    /// been dealt with; see docs/security.md for the throttle rules.
+    Unlock {
+        /// E-mail or user id.
+        user: String,
+    },
 }
 
 /// An account as the CLI prints it in JSON.
@@ -301,6 +309,15 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .await
                 .map_err(user_error)?;
             println!("Enabled {} (at {}).", user.email, output::date(Utc::now()));
+            Ok(())
+        }
+        UsersCommand::Unlock { user } => {
+            let user = find_user(&ctx, &user).await?;
+            let cleared = ctx.auth.unlock(&user).await.map_err(user_error)?;
+            println!(
+                "Sign-in limits lifted for {} ({cleared} counter(s) cleared).",
+                output::escape(&user.email)
+            );
             Ok(())
         }
     }

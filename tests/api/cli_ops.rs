@@ -545,3 +545,43 @@ async fn users_create_refuses_addresses_no_mail_system_accepts() {
         assert!(raw_controls(&stderr(&out)).is_empty(), "{:?}", stderr(&out));
     }
 }
+
+#[tokio::test]
+async fn an_operator_lifts_the_sign_in_throttle_on_an_account() {
+    let app = spawn_app().await;
+    app.signed_up_client("locked@example.com").await;
+    // Ten failures from this address fill the account's window for it.
+    for _ in 0..10 {
+        let resp = app
+            .login_with(&client(), "locked@example.com", "wrong password here")
+            .await;
+        assert_eq!(resp.status(), 401);
+    }
+    assert_eq!(
+        app.login_with(&client(), "locked@example.com", PASSWORD)
+            .await
+            .status(),
+        429
+    );
+
+    let out = cli(&app, &["users", "unlock", "LOCKED@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Sign-in limits lifted for locked@example.com"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        app.login_with(&client(), "locked@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // Unknown accounts are "not found".
+    assert_eq!(
+        cli(&app, &["users", "unlock", "nobody@example.com"])
+            .status
+            .code(),
+        Some(3)
+    );
+}

@@ -537,3 +537,95 @@ async fn account_creation_is_limited_per_network() {
     assert!(resp.headers().get("retry-after").is_some());
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_many_attempts");
 }
+
+#[tokio::test]
+async fn failures_from_a_shared_address_do_not_lock_an_owner_out_of_their_own_browser() {
+    // No forwarded-for trust: every client arrives from the same address, as behind a proxy
+    // that is not declared.
+    let app = spawn_app().await;
+    let alice = client();
+    assert_eq!(
+        app.signup_with(&alice, "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        201
+    );
+    for i in 0..105 {
+        let status = app
+            .login_with(
+                &client(),
+                &format!("random-{i}@example.com"),
+                "wrong password here",
+            )
+            .await
+            .status();
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // The address is now throttled for strangers...
+    assert_eq!(
+        app.login_with(&client(), "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        429
+    );
+    // ...but not for the browser Alice signed in from before.
+    assert_eq!(
+        app.login_with(&alice, "alice@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn ten_correct_concurrent_sign_ins_from_one_address_all_succeed() {
+    let app = spawn_app().await;
+    app.signed_up_client("burst@example.com").await;
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (url, origin) = (app.url("/auth/login"), app.address.clone());
+        tasks.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .header("origin", origin)
+                .json(&json!({"email": "burst@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn forwarding_headers_without_forwarded_for_trust_are_warned_about_once() {
+    let dir = TempDir::new();
+    let server = Server::start(&dir.0, &[("PORT", "0")]);
+    let c = client();
+    for _ in 0..3 {
+        c.post(server.url("/auth/login"))
+            .header("x-forwarded-for", "198.51.100.7")
+            .json(&json!({"email": "proxy@example.com", "password": "wrong password here"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The log is read asynchronously: give the server's output a moment to arrive.
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs.push_str(&server.drain_logs().join("\n"));
+        if logs.contains("TRUST_X_FORWARDED_FOR") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    logs.push_str(&server.drain_logs().join("\n"));
+    assert_eq!(logs.matches("TRUST_X_FORWARDED_FOR is off").count(), 1, "{logs}");
+}

@@ -76,4 +76,28 @@ impl AttemptStore for RedisAttempts {
         let _: () = self.0.conn().del(self.key(key)).await?;
         Ok(())
     }
+
+    async fn reset_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        let pattern = format!("{}*", super::glob_escape(&self.key(prefix)));
+        let mut cursor: u64 = 0;
+        let mut cleared = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.0.conn())
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = self.0.conn().del(&keys).await?;
+                cleared += n;
+            }
+            if next == 0 {
+                return Ok(cleared);
+            }
+            cursor = next;
+        }
+    }
 }

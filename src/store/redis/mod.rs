@@ -97,3 +97,15 @@ impl RedisBackend {
         }
     }
 }
+
+/// Escapes glob characters for `SCAN … MATCH`.
+pub(crate) fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -248,18 +248,6 @@ impl RedisSessions {
     }
 }
 
-/// Escapes glob characters for `SCAN … MATCH`.
-fn glob_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[async_trait]
 impl SessionStore for RedisSessions {
     fn kind(&self) -> &'static str {
@@ -437,7 +425,7 @@ impl SessionStore for RedisSessions {
 
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
         let cursor: u64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
-        let pattern = format!("{}{{*}}:u:*", glob_escape(&self.0.prefix));
+        let pattern = format!("{}{{*}}:u:*", super::glob_escape(&self.0.prefix));
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")

@@ -66,6 +66,21 @@ impl AttemptStore for SqlAttempts {
         Ok(())
     }
 
+    async fn reset_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        // Keys are hex digests and `:`; refuse anything that could be a LIKE pattern.
+        if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':') {
+            return Err(StoreError::Corrupt(
+                format!("not a counter key prefix: {prefix:?}").into(),
+            ));
+        }
+        let delete = login_failures::Entity::delete_many().filter(Column::Key.starts_with(prefix));
+        Ok(
+            super::retry(|| async { Ok(delete.clone().exec(&self.0.db).await?) })
+                .await?
+                .rows_affected,
+        )
+    }
+
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         super::retry(|| async {
             Ok(login_failures::Entity::delete_by_id(key.to_string())
