@@ -30,251 +30,247 @@ async fn session_id(app: &TestApp, c: &reqwest::Client) -> String {
     app.me(c).await.1["session"]["id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (a, a_cookie) = app.signed_up_client("alice@example.com").await;
-        let (b, c) = (client(), client());
-        let b_cookie = set_cookie_value(
-            &app.login_with(&b, "alice@example.com", PASSWORD).await,
-            app.cookie_name(),
-        )
-        .unwrap();
-        let c_cookie = set_cookie_value(
-            &app.login_with(&c, "alice@example.com", PASSWORD).await,
-            app.cookie_name(),
-        )
-        .unwrap();
-        let (bob, bob_cookie) = app.signed_up_client("bob@example.com").await;
-        let (a_id, b_id) = (session_id(&app, &a).await, session_id(&app, &b).await);
+per_backend!(operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all);
+async fn operators_list_and_revoke_sessions_by_id_by_user_all_but_one_and_all(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (a, a_cookie) = app.signed_up_client("alice@example.com").await;
+    let (b, c) = (client(), client());
+    let b_cookie = set_cookie_value(
+        &app.login_with(&b, "alice@example.com", PASSWORD).await,
+        app.cookie_name(),
+    )
+    .unwrap();
+    let c_cookie = set_cookie_value(
+        &app.login_with(&c, "alice@example.com", PASSWORD).await,
+        app.cookie_name(),
+    )
+    .unwrap();
+    let (bob, bob_cookie) = app.signed_up_client("bob@example.com").await;
+    let (a_id, b_id) = (session_id(&app, &a).await, session_id(&app, &b).await);
 
-        // Everything, as JSON: no token anywhere.
-        let out = cli(&app, &["sessions", "list", "--json"]);
-        let all = json_of(&out);
-        assert_eq!(all.as_array().unwrap().len(), 4, "{backend:?}");
-        for cookie in [&a_cookie, &b_cookie, &c_cookie, &bob_cookie] {
-            let token = cookie.split('.').next().unwrap();
-            assert!(!stdout(&out).contains(token), "a token in the listing");
-        }
-        let first = &all[0];
-        for field in [
-            "id",
-            "userId",
-            "email",
-            "method",
-            "ip",
-            "userAgent",
-            "createdAt",
-            "lastSeenAt",
-            "expiresAt",
-        ] {
-            assert!(first.get(field).is_some(), "{field} missing: {first}");
-        }
-        let mine = json_of(&cli(
-            &app,
-            &["sessions", "list", "--user", "ALICE@example.com", "--json"],
-        ));
-        assert_eq!(mine.as_array().unwrap().len(), 3);
-        let table = cli(&app, &["sessions", "list"]);
-        assert!(
-            stdout(&table).contains(&a_id) && stdout(&table).contains("4 live sessions"),
-            "{}",
-            stdout(&table)
-        );
-        let one = json_of(&cli(&app, &["sessions", "show", &a_id, "--json"]));
-        assert_eq!(one["email"], "alice@example.com");
-
-        // Without a terminal and without --yes: refused, nothing revoked.
-        let out = cli(&app, &["sessions", "revoke", &a_id]);
-        assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-        assert_eq!(app.me(&a).await.0, 200);
-        // Unknown ids and users: exit 3.
-        assert_eq!(
-            cli(&app, &["sessions", "revoke", "AAAAAAAAAAAAAAAAAAAAAAAA", "--yes"])
-                .status
-                .code(),
-            Some(3)
-        );
-        assert_eq!(
-            cli(&app, &["sessions", "list", "--user", "nobody@example.com"])
-                .status
-                .code(),
-            Some(3)
-        );
-
-        // By id, with a reason the signed-out client gets to see.
-        let out = cli(
-            &app,
-            &["sessions", "revoke", &a_id, "--yes", "--reason", "laptop stolen"],
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stdout(&out).contains("Revoked 1 session."));
-        let (status, body) = app.me(&a).await;
-        assert_eq!(status, 401, "{backend:?}");
-        assert_eq!(body["error"], "session_revoked");
-        assert_eq!(body["reason"], "operator");
-        assert!(
-            body["message"].as_str().unwrap().contains("laptop stolen"),
-            "{body}"
-        );
-        assert_eq!(app.me(&b).await.0, 200);
-
-        // All of alice's but B.
-        let out = cli(
-            &app,
-            &[
-                "sessions",
-                "revoke",
-                "--user",
-                "alice@example.com",
-                "--all-but",
-                &b_id,
-                "--yes",
-            ],
-        );
-        assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
-        assert_eq!(app.me(&c).await.0, 401);
-        assert_eq!(app.me(&b).await.0, 200);
-
-        // All of alice's.
-        let out = cli(
-            &app,
-            &["sessions", "revoke", "--user", "alice@example.com", "--yes"],
-        );
-        assert!(out.status.success());
-        assert_eq!(app.me(&b).await.0, 401);
-        assert_eq!(app.me(&bob).await.0, 200, "another user's sessions are untouched");
-
-        // Everything.
-        let out = cli(&app, &["sessions", "revoke", "--all", "--yes"]);
-        assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
-        assert_eq!(app.me(&bob).await.0, 401);
-        assert_eq!(
-            json_of(&cli(&app, &["sessions", "list", "--json"]))
-                .as_array()
-                .unwrap()
-                .len(),
-            0
-        );
+    // Everything, as JSON: no token anywhere.
+    let out = cli(&app, &["sessions", "list", "--json"]);
+    let all = json_of(&out);
+    assert_eq!(all.as_array().unwrap().len(), 4, "{backend:?}");
+    for cookie in [&a_cookie, &b_cookie, &c_cookie, &bob_cookie] {
+        let token = cookie.split('.').next().unwrap();
+        assert!(!stdout(&out).contains(token), "a token in the listing");
     }
+    let first = &all[0];
+    for field in [
+        "id",
+        "userId",
+        "email",
+        "method",
+        "ip",
+        "userAgent",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing: {first}");
+    }
+    let mine = json_of(&cli(
+        &app,
+        &["sessions", "list", "--user", "ALICE@example.com", "--json"],
+    ));
+    assert_eq!(mine.as_array().unwrap().len(), 3);
+    let table = cli(&app, &["sessions", "list"]);
+    assert!(
+        stdout(&table).contains(&a_id) && stdout(&table).contains("4 live sessions"),
+        "{}",
+        stdout(&table)
+    );
+    let one = json_of(&cli(&app, &["sessions", "show", &a_id, "--json"]));
+    assert_eq!(one["email"], "alice@example.com");
+
+    // Without a terminal and without --yes: refused, nothing revoked.
+    let out = cli(&app, &["sessions", "revoke", &a_id]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(app.me(&a).await.0, 200);
+    // Unknown ids and users: exit 3.
+    assert_eq!(
+        cli(&app, &["sessions", "revoke", "AAAAAAAAAAAAAAAAAAAAAAAA", "--yes"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        cli(&app, &["sessions", "list", "--user", "nobody@example.com"])
+            .status
+            .code(),
+        Some(3)
+    );
+
+    // By id, with a reason the signed-out client gets to see.
+    let out = cli(
+        &app,
+        &["sessions", "revoke", &a_id, "--yes", "--reason", "laptop stolen"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Revoked 1 session."));
+    let (status, body) = app.me(&a).await;
+    assert_eq!(status, 401, "{backend:?}");
+    assert_eq!(body["error"], "session_revoked");
+    assert_eq!(body["reason"], "operator");
+    assert!(
+        body["message"].as_str().unwrap().contains("laptop stolen"),
+        "{body}"
+    );
+    assert_eq!(app.me(&b).await.0, 200);
+
+    // All of alice's but B.
+    let out = cli(
+        &app,
+        &[
+            "sessions",
+            "revoke",
+            "--user",
+            "alice@example.com",
+            "--all-but",
+            &b_id,
+            "--yes",
+        ],
+    );
+    assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
+    assert_eq!(app.me(&c).await.0, 401);
+    assert_eq!(app.me(&b).await.0, 200);
+
+    // All of alice's.
+    let out = cli(
+        &app,
+        &["sessions", "revoke", "--user", "alice@example.com", "--yes"],
+    );
+    assert!(out.status.success());
+    assert_eq!(app.me(&b).await.0, 401);
+    assert_eq!(app.me(&bob).await.0, 200, "another user's sessions are untouched");
+
+    // Everything.
+    let out = cli(&app, &["sessions", "revoke", "--all", "--yes"]);
+    assert!(stdout(&out).contains("Revoked 1 session."), "{}", stdout(&out));
+    assert_eq!(app.me(&bob).await.0, 401);
+    assert_eq!(
+        json_of(&cli(&app, &["sessions", "list", "--json"]))
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
-#[tokio::test]
-async fn operators_create_list_show_disable_and_enable_accounts() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let env = cli_env(&app);
-        let mut cmd = std::process::Command::new(authauth_bin());
-        cmd.current_dir(&app.dir.0)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .args([
-                "users",
-                "create",
-                "--email",
-                "Carol@Example.com",
-                "--name",
-                "Carol",
-                "--password-stdin",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let carol = client();
-        assert_eq!(
-            app.login_with(&carol, "carol@example.com", PASSWORD)
-                .await
-                .status(),
-            200,
-            "{backend:?}"
-        );
-        app.login_with(&client(), "carol@example.com", PASSWORD).await;
+per_backend!(operators_create_list_show_disable_and_enable_accounts);
+async fn operators_create_list_show_disable_and_enable_accounts(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let env = cli_env(&app);
+    let mut cmd = std::process::Command::new(authauth_bin());
+    cmd.current_dir(&app.dir.0)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args([
+            "users",
+            "create",
+            "--email",
+            "Carol@Example.com",
+            "--name",
+            "Carol",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let carol = client();
+    assert_eq!(
+        app.login_with(&carol, "carol@example.com", PASSWORD)
+            .await
+            .status(),
+        200,
+        "{backend:?}"
+    );
+    app.login_with(&client(), "carol@example.com", PASSWORD).await;
 
-        // The same rules as signup.
-        let out = run_cli_stdin(
-            &app,
-            &[
-                "users",
-                "create",
-                "--email",
-                "weak@example.com",
-                "--name",
-                "W",
-                "--password-stdin",
-            ],
-            "password1234",
-        );
-        assert_eq!(out.status.code(), Some(2));
-        assert!(stderr(&out).contains("weak_password"), "{}", stderr(&out));
-        let out = run_cli_stdin(
-            &app,
-            &[
-                "users",
-                "create",
-                "--email",
-                "carol@example.com",
-                "--name",
-                "C",
-                "--password-stdin",
-            ],
-            PASSWORD,
-        );
-        assert!(stderr(&out).contains("email_taken"), "{}", stderr(&out));
+    // The same rules as signup.
+    let out = run_cli_stdin(
+        &app,
+        &[
+            "users",
+            "create",
+            "--email",
+            "weak@example.com",
+            "--name",
+            "W",
+            "--password-stdin",
+        ],
+        "password1234",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("weak_password"), "{}", stderr(&out));
+    let out = run_cli_stdin(
+        &app,
+        &[
+            "users",
+            "create",
+            "--email",
+            "carol@example.com",
+            "--name",
+            "C",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(stderr(&out).contains("email_taken"), "{}", stderr(&out));
 
-        let list = json_of(&cli(&app, &["users", "list", "--search", "CAROL", "--json"]));
-        assert_eq!(list.as_array().unwrap().len(), 1);
-        assert_eq!(list[0]["email"], "Carol@example.com");
-        assert_eq!(list[0]["methods"], serde_json::json!(["password"]));
-        assert_eq!(list[0]["liveSessions"], 2);
-        assert_eq!(list[0]["disabled"], false);
-        let show = json_of(&cli(&app, &["users", "show", "carol@example.com", "--json"]));
-        assert_eq!(show["sessions"].as_array().unwrap().len(), 2);
-        assert!(show["identities"].as_array().unwrap().is_empty());
-        assert_eq!(
-            cli(&app, &["users", "show", "nobody@example.com"]).status.code(),
-            Some(3)
-        );
+    let list = json_of(&cli(&app, &["users", "list", "--search", "CAROL", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["email"], "Carol@example.com");
+    assert_eq!(list[0]["methods"], serde_json::json!(["password"]));
+    assert_eq!(list[0]["liveSessions"], 2);
+    assert_eq!(list[0]["disabled"], false);
+    let show = json_of(&cli(&app, &["users", "show", "carol@example.com", "--json"]));
+    assert_eq!(show["sessions"].as_array().unwrap().len(), 2);
+    assert!(show["identities"].as_array().unwrap().is_empty());
+    assert_eq!(
+        cli(&app, &["users", "show", "nobody@example.com"]).status.code(),
+        Some(3)
+    );
 
-        // Disabling ends every session and blocks sign-in; enabling lets them back in.
-        assert_eq!(
-            cli(&app, &["users", "disable", "carol@example.com"])
-                .status
-                .code(),
-            Some(2),
-            "needs --yes"
-        );
-        let out = cli(&app, &["users", "disable", "carol@example.com", "--yes"]);
-        assert!(stdout(&out).contains("revoked 2 sessions"), "{}", stdout(&out));
-        let (status, body) = app.me(&carol).await;
-        assert_eq!(status, 401);
-        assert_eq!(body["reason"], "user_disabled");
-        let resp = app.login_with(&client(), "carol@example.com", PASSWORD).await;
-        assert_eq!(resp.status(), 403);
-        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
-        let list = json_of(&cli(&app, &["users", "list", "--json"]));
-        assert_eq!(list[0]["disabled"], true);
-        assert!(cli(&app, &["users", "enable", "carol@example.com"])
+    // Disabling ends every session and blocks sign-in; enabling lets them back in.
+    assert_eq!(
+        cli(&app, &["users", "disable", "carol@example.com"])
             .status
-            .success());
-        assert_eq!(
-            app.login_with(&client(), "carol@example.com", PASSWORD)
-                .await
-                .status(),
-            200
-        );
-    }
+            .code(),
+        Some(2),
+        "needs --yes"
+    );
+    let out = cli(&app, &["users", "disable", "carol@example.com", "--yes"]);
+    assert!(stdout(&out).contains("revoked 2 sessions"), "{}", stdout(&out));
+    let (status, body) = app.me(&carol).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["reason"], "user_disabled");
+    let resp = app.login_with(&client(), "carol@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
+    let list = json_of(&cli(&app, &["users", "list", "--json"]));
+    assert_eq!(list[0]["disabled"], true);
+    assert!(cli(&app, &["users", "enable", "carol@example.com"])
+        .status
+        .success());
+    assert_eq!(
+        app.login_with(&client(), "carol@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
 }
 
 fn run_cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output {
@@ -377,84 +373,82 @@ async fn on_a_terminal_users_create_asks_for_the_password_twice_without_echo() {
     );
 }
 
-#[tokio::test]
-async fn session_ids_starting_with_a_hyphen_are_ids_not_flags() {
+per_backend!(session_ids_starting_with_a_hyphen_are_ids_not_flags);
+async fn session_ids_starting_with_a_hyphen_are_ids_not_flags(backend: Backend) {
     use authauth::session::{
         record::{SessionRecord, SignInMethod, UserSnapshot},
         token::{random_b64, slot_tag, SessionToken},
     };
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        // An unknown id that looks like a flag is still an id: "not found" (3), not usage (2).
-        let ghost = format!("-{}", "A".repeat(23));
-        for args in [
-            vec!["sessions", "revoke", ghost.as_str(), "--yes"],
-            vec!["sessions", "show", ghost.as_str()],
-        ] {
-            let out = cli(&app, &args);
-            assert_eq!(
-                out.status.code(),
-                Some(3),
-                "{backend:?} {args:?}: {}",
-                stderr(&out)
-            );
-        }
-        // A mistyped flag is still a usage error, not an id nobody has.
-        assert_eq!(cli(&app, &["sessions", "revoke", "--al"]).status.code(), Some(2));
-
-        // Ids issued before they got their prefix (slot tag first) can start with `-`: one
-        // user in 64 has such a slot. Operators can still revoke those sessions by id.
-        let user_id = (0u128..)
-            .map(uuid::Uuid::from_u128)
-            .find(|u| slot_tag(u).starts_with('-'))
-            .unwrap();
-        let now = app.now();
-        let legacy = SessionRecord {
-            public_id: format!("{}{}", slot_tag(&user_id), random_b64(12)),
-            user_id,
-            user: UserSnapshot {
-                email: "legacy@example.com".into(),
-                full_name: "Legacy".into(),
-                picture: None,
-            },
-            method: SignInMethod::Password,
-            created_at: now,
-            last_seen_at: now,
-            idle_expires_at: now + 600_000,
-            absolute_expires_at: now + 600_000,
-            token_issued_at: now,
-            ip: None,
-            user_agent: None,
-            previous: None,
-        };
-        app.state
-            .sessions
-            .store()
-            .create(
-                &SessionToken::generate().hash(),
-                &legacy,
-                &authauth::session::store::Limit {
-                    max: 25,
-                    action: authauth::config::LimitAction::EndLeastRecentlyUsed,
-                    revocation: authauth::session::store::Revocation {
-                        reason: "session_limit",
-                        message: None,
-                    },
-                },
-                now,
-            )
-            .await
-            .unwrap();
-        let out = cli(&app, &["sessions", "show", &legacy.public_id, "--json"]);
-        assert_eq!(json_of(&out)["id"], legacy.public_id.as_str(), "{backend:?}");
-        let out = cli(&app, &["sessions", "revoke", &legacy.public_id, "--yes"]);
-        assert!(
-            stdout(&out).contains("Revoked 1 session."),
-            "{backend:?}: {}{}",
-            stdout(&out),
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    // An unknown id that looks like a flag is still an id: "not found" (3), not usage (2).
+    let ghost = format!("-{}", "A".repeat(23));
+    for args in [
+        vec!["sessions", "revoke", ghost.as_str(), "--yes"],
+        vec!["sessions", "show", ghost.as_str()],
+    ] {
+        let out = cli(&app, &args);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{backend:?} {args:?}: {}",
             stderr(&out)
         );
     }
+    // A mistyped flag is still a usage error, not an id nobody has.
+    assert_eq!(cli(&app, &["sessions", "revoke", "--al"]).status.code(), Some(2));
+
+    // Ids issued before they got their prefix (slot tag first) can start with `-`: one
+    // user in 64 has such a slot. Operators can still revoke those sessions by id.
+    let user_id = (0u128..)
+        .map(uuid::Uuid::from_u128)
+        .find(|u| slot_tag(u).starts_with('-'))
+        .unwrap();
+    let now = app.now();
+    let legacy = SessionRecord {
+        public_id: format!("{}{}", slot_tag(&user_id), random_b64(12)),
+        user_id,
+        user: UserSnapshot {
+            email: "legacy@example.com".into(),
+            full_name: "Legacy".into(),
+            picture: None,
+        },
+        method: SignInMethod::Password,
+        created_at: now,
+        last_seen_at: now,
+        idle_expires_at: now + 600_000,
+        absolute_expires_at: now + 600_000,
+        token_issued_at: now,
+        ip: None,
+        user_agent: None,
+        previous: None,
+    };
+    app.state
+        .sessions
+        .store()
+        .create(
+            &SessionToken::generate().hash(),
+            &legacy,
+            &authauth::session::store::Limit {
+                max: 25,
+                action: authauth::config::LimitAction::EndLeastRecentlyUsed,
+                revocation: authauth::session::store::Revocation {
+                    reason: "session_limit",
+                    message: None,
+                },
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let out = cli(&app, &["sessions", "show", &legacy.public_id, "--json"]);
+    assert_eq!(json_of(&out)["id"], legacy.public_id.as_str(), "{backend:?}");
+    let out = cli(&app, &["sessions", "revoke", &legacy.public_id, "--yes"]);
+    assert!(
+        stdout(&out).contains("Revoked 1 session."),
+        "{backend:?}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// Characters a terminal acts on or hides: C0 and C1 controls, bidi and zero-width formats.
@@ -467,60 +461,58 @@ fn raw_controls(s: &str) -> Vec<char> {
         .collect()
 }
 
-#[tokio::test]
-async fn user_and_session_tables_never_print_control_characters_raw() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        // A name the API accepts (a bidi override is not a control character)…
-        let resp = app
-            .post_json(
-                &client(),
-                "/auth/signup",
-                &serde_json::json!({
-                    "email": "mallory@example.com",
-                    "password": PASSWORD,
-                    "fullName": "Mallory \u{202e}nimda",
-                }),
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
-        // …and what only a direct database write (or an older version) could store.
-        use sea_orm::{ConnectionTrait, Database, Statement};
-        let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
-        conn.execute_raw(Statement::from_sql_and_values(
-            conn.get_database_backend(),
-            match conn.get_database_backend() {
-                sea_orm::DatabaseBackend::Postgres => {
-                    "UPDATE users SET full_name = $1 WHERE email = 'mallory@example.com'"
-                }
-                _ => "UPDATE users SET full_name = ? WHERE email = 'mallory@example.com'",
-            },
-            ["Mallory\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\u{202e}nimda".into()],
-        ))
-        .await
-        .unwrap();
-        conn.close().await.ok();
-
-        for args in [
-            vec!["users", "list"],
-            vec!["users", "show", "mallory@example.com"],
-            vec!["sessions", "list"],
-        ] {
-            let out = cli(&app, &args);
-            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-            let text = stdout(&out);
-            assert!(
-                raw_controls(&text).is_empty(),
-                "{backend:?} {args:?} printed {:?}:\n{text}",
-                raw_controls(&text)
-            );
-            if args[0] == "users" {
-                assert!(text.contains("nimda"), "{args:?}: {text}");
+per_backend!(user_and_session_tables_never_print_control_characters_raw);
+async fn user_and_session_tables_never_print_control_characters_raw(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    // A name the API accepts (a bidi override is not a control character)…
+    let resp = app
+        .post_json(
+            &client(),
+            "/auth/signup",
+            &serde_json::json!({
+                "email": "mallory@example.com",
+                "password": PASSWORD,
+                "fullName": "Mallory \u{202e}nimda",
+            }),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    // …and what only a direct database write (or an older version) could store.
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+    conn.execute_raw(Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        match conn.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                "UPDATE users SET full_name = $1 WHERE email = 'mallory@example.com'"
             }
+            _ => "UPDATE users SET full_name = ? WHERE email = 'mallory@example.com'",
+        },
+        ["Mallory\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\u{202e}nimda".into()],
+    ))
+    .await
+    .unwrap();
+    conn.close().await.ok();
+
+    for args in [
+        vec!["users", "list"],
+        vec!["users", "show", "mallory@example.com"],
+        vec!["sessions", "list"],
+    ] {
+        let out = cli(&app, &args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            raw_controls(&text).is_empty(),
+            "{backend:?} {args:?} printed {:?}:\n{text}",
+            raw_controls(&text)
+        );
+        if args[0] == "users" {
+            assert!(text.contains("nimda"), "{args:?}: {text}");
         }
-        let listed = stdout(&cli(&app, &["users", "list"]));
-        assert!(listed.contains("\\u{1b}[2J"), "escaped, not dropped: {listed}");
     }
+    let listed = stdout(&cli(&app, &["users", "list"]));
+    assert!(listed.contains("\\u{1b}[2J"), "escaped, not dropped: {listed}");
 }
 
 #[tokio::test]

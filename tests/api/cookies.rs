@@ -9,8 +9,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-const BACKENDS: [Backend; 2] = [Backend::PostgresRedis, Backend::Sqlite];
-
 /// `GET path` with exactly this `Cookie` header (no jar).
 async fn get_with_cookie_header(app: &TestApp, path: &str, cookie: HeaderValue) -> reqwest::Response {
     reqwest::Client::new()
@@ -44,84 +42,79 @@ async fn revoked_cookie(app: &TestApp, email: &str) -> String {
     cookie
 }
 
-#[tokio::test]
-async fn a_dead_cookie_planted_before_the_live_one_neither_wins_nor_deletes_it() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        assert!(!app.cookie_name().starts_with("__Host-"));
-        let planted = revoked_cookie(&app, "mallory@example.com").await;
-        let (_victim, live) = app.signed_up_client("victim@example.com").await;
-        for order in [
-            [planted.as_str(), live.as_str()],
-            [live.as_str(), planted.as_str()],
-        ] {
-            let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &order)).await;
-            assert!(
-                set_cookie_header(&resp, app.cookie_name()).is_none(),
-                "{backend:?}: a request with a live session must not delete its cookie"
-            );
-            assert_eq!(resp.status(), 200, "{backend:?}: the revoked cookie won");
-            let me: Value = resp.json().await.unwrap();
-            assert_eq!(me["user"]["email"], "victim@example.com", "{backend:?}");
-        }
-        // A forged value in front changes nothing either.
-        let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &["forged", &live])).await;
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        assert!(set_cookie_header(&resp, app.cookie_name()).is_none());
+per_backend!(a_dead_cookie_planted_before_the_live_one_neither_wins_nor_deletes_it);
+async fn a_dead_cookie_planted_before_the_live_one_neither_wins_nor_deletes_it(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    assert!(!app.cookie_name().starts_with("__Host-"));
+    let planted = revoked_cookie(&app, "mallory@example.com").await;
+    let (_victim, live) = app.signed_up_client("victim@example.com").await;
+    for order in [
+        [planted.as_str(), live.as_str()],
+        [live.as_str(), planted.as_str()],
+    ] {
+        let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &order)).await;
+        assert!(
+            set_cookie_header(&resp, app.cookie_name()).is_none(),
+            "{backend:?}: a request with a live session must not delete its cookie"
+        );
+        assert_eq!(resp.status(), 200, "{backend:?}: the revoked cookie won");
+        let me: Value = resp.json().await.unwrap();
+        assert_eq!(me["user"]["email"], "victim@example.com", "{backend:?}");
     }
+    // A forged value in front changes nothing either.
+    let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &["forged", &live])).await;
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    assert!(set_cookie_header(&resp, app.cookie_name()).is_none());
 }
 
-#[tokio::test]
-async fn two_live_sessions_in_one_request_authenticate_as_neither_and_sign_in_ends_both() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (_mallory, attacker) = app.signed_up_client("mallory@example.com").await;
-        let (_victim, victim) = app.signed_up_client("victim@example.com").await;
-        for order in [
-            [attacker.as_str(), victim.as_str()],
-            [victim.as_str(), attacker.as_str()],
-        ] {
-            let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &order)).await;
-            assert!(
-                set_cookie_header(&resp, app.cookie_name()).is_none(),
-                "{backend:?}: neither live cookie may be deleted"
-            );
-            assert_eq!(resp.status(), 401, "{backend:?}: acted as one of two sessions");
-            let body: Value = resp.json().await.unwrap();
-            assert_eq!(body["error"], "ambiguous_session", "{backend:?}");
-        }
-        // A state-changing request is refused the same way and ends nothing.
-        let resp = reqwest::Client::new()
-            .post(app.url("/auth/logout"))
-            .header("origin", &app.address)
-            .header("cookie", session_cookies(&app, &[&attacker, &victim]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 401, "{backend:?}");
-        for cookie in [&attacker, &victim] {
-            assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 200);
-        }
-        // Signing in again is the way out: it ends every session the browser presented, so
-        // the planted one can no longer stand in the way of the new one.
-        let resp = reqwest::Client::new()
-            .post(app.url("/auth/login"))
-            .header("origin", &app.address)
-            .header("cookie", session_cookies(&app, &[&attacker, &victim]))
-            .json(&serde_json::json!({"email": "victim@example.com", "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        let fresh = set_cookie_value(&resp, app.cookie_name()).unwrap();
-        let resp =
-            get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &[&attacker, &fresh])).await;
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        assert_eq!(
-            resp.json::<Value>().await.unwrap()["user"]["email"],
-            "victim@example.com"
+per_backend!(two_live_sessions_in_one_request_authenticate_as_neither_and_sign_in_ends_both);
+async fn two_live_sessions_in_one_request_authenticate_as_neither_and_sign_in_ends_both(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (_mallory, attacker) = app.signed_up_client("mallory@example.com").await;
+    let (_victim, victim) = app.signed_up_client("victim@example.com").await;
+    for order in [
+        [attacker.as_str(), victim.as_str()],
+        [victim.as_str(), attacker.as_str()],
+    ] {
+        let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &order)).await;
+        assert!(
+            set_cookie_header(&resp, app.cookie_name()).is_none(),
+            "{backend:?}: neither live cookie may be deleted"
         );
+        assert_eq!(resp.status(), 401, "{backend:?}: acted as one of two sessions");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "ambiguous_session", "{backend:?}");
     }
+    // A state-changing request is refused the same way and ends nothing.
+    let resp = reqwest::Client::new()
+        .post(app.url("/auth/logout"))
+        .header("origin", &app.address)
+        .header("cookie", session_cookies(&app, &[&attacker, &victim]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "{backend:?}");
+    for cookie in [&attacker, &victim] {
+        assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 200);
+    }
+    // Signing in again is the way out: it ends every session the browser presented, so
+    // the planted one can no longer stand in the way of the new one.
+    let resp = reqwest::Client::new()
+        .post(app.url("/auth/login"))
+        .header("origin", &app.address)
+        .header("cookie", session_cookies(&app, &[&attacker, &victim]))
+        .json(&serde_json::json!({"email": "victim@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    let fresh = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    let resp = get_with_cookie_header(&app, "/auth/me", session_cookies(&app, &[&attacker, &fresh])).await;
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["user"]["email"],
+        "victim@example.com"
+    );
 }
 
 #[tokio::test]

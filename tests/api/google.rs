@@ -53,42 +53,40 @@ fn location_of(resp: &reqwest::Response) -> String {
     resp.headers()["location"].to_str().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows() {
+per_backend!(a_new_user_signs_in_then_returns_and_the_provider_profile_follows);
+async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backend: Backend) {
     let op = Op::start();
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
-        let mut person = Person::new("newcomer@example.com");
-        let c = client();
-        let resp = google_login(&app, &op, &c, &person, Some("/welcome")).await;
-        assert_eq!(
-            resp.status(),
-            303,
-            "{backend:?}: {}",
-            resp.text().await.unwrap_or_default()
-        );
-        assert_eq!(location_of(&resp), "/welcome");
-        assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
-        assert!(has_session_cookie(&resp, &app));
-        let cleared = set_cookie_header(&resp, "authauth_flow").expect("the flow cookie is cleared");
-        assert!(cleared.contains("Max-Age=0"));
-        let me: Value = app.me(&c).await.1;
-        assert_eq!(me["user"]["email"], "newcomer@example.com");
-        assert_eq!(me["user"]["fullName"], "Provider Person");
-        assert_eq!(me["session"]["method"], "google");
-        let id = me["user"]["id"].clone();
+    let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
+    let mut person = Person::new("newcomer@example.com");
+    let c = client();
+    let resp = google_login(&app, &op, &c, &person, Some("/welcome")).await;
+    assert_eq!(
+        resp.status(),
+        303,
+        "{backend:?}: {}",
+        resp.text().await.unwrap_or_default()
+    );
+    assert_eq!(location_of(&resp), "/welcome");
+    assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
+    assert!(has_session_cookie(&resp, &app));
+    let cleared = set_cookie_header(&resp, "authauth_flow").expect("the flow cookie is cleared");
+    assert!(cleared.contains("Max-Age=0"));
+    let me: Value = app.me(&c).await.1;
+    assert_eq!(me["user"]["email"], "newcomer@example.com");
+    assert_eq!(me["user"]["fullName"], "Provider Person");
+    assert_eq!(me["session"]["method"], "google");
+    let id = me["user"]["id"].clone();
 
-        // Returning, in another browser, with a new display name at the provider.
-        person.name = "Renamed Person".into();
-        let c2 = client();
-        let resp = google_login(&app, &op, &c2, &person, None).await;
-        assert_eq!(resp.status(), 303);
-        assert_eq!(location_of(&resp), "/");
-        let me: Value = app.me(&c2).await.1;
-        assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
-        assert_eq!(me["user"]["fullName"], "Renamed Person");
-        assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
-    }
+    // Returning, in another browser, with a new display name at the provider.
+    person.name = "Renamed Person".into();
+    let c2 = client();
+    let resp = google_login(&app, &op, &c2, &person, None).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location_of(&resp), "/");
+    let me: Value = app.me(&c2).await.1;
+    assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
+    assert_eq!(me["user"]["fullName"], "Renamed Person");
+    assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
 }
 
 #[tokio::test]

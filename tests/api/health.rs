@@ -7,15 +7,13 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn health_answers_ok_on_both_backends() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let resp = app.get("/health").await;
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["status"], "ok");
-    }
+per_backend!(health_answers_ok_on_both_backends);
+async fn health_answers_ok_on_both_backends(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let resp = app.get("/health").await;
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
 }
 
 #[tokio::test]

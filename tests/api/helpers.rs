@@ -149,6 +149,26 @@ pub async fn redis_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &s
     }
 }
 
+/// One test per backend: `per_backend!(name);` next to `async fn name(backend: Backend)` runs
+/// it as `name::postgres_redis` and `name::sqlite`, so a failure names its backend and never
+/// hides the other's (a loop over backends stops at the first).
+macro_rules! per_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn postgres_redis() {
+                super::$name(crate::helpers::Backend::PostgresRedis).await
+            }
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::helpers::Backend::Sqlite).await
+            }
+        }
+    };
+}
+pub(crate) use per_backend;
+
 /// Which database and session store a test app uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

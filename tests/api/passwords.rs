@@ -89,32 +89,30 @@ async fn password_rules_allow_long_and_unicode_passwords_and_never_truncate() {
     );
 }
 
-#[tokio::test]
-async fn passwords_are_stored_as_salted_argon2id_hashes() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        app.signed_up_client("h1@example.com").await;
-        app.signed_up_client("h2@example.com").await;
-        let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
-        let rows = conn
-            .query_all_raw(Statement::from_string(
-                conn.get_database_backend(),
-                "SELECT password_hash FROM users ORDER BY email",
-            ))
-            .await
-            .unwrap();
-        let hashes: Vec<String> = rows
-            .iter()
-            .map(|r| r.try_get("", "password_hash").unwrap())
-            .collect();
-        assert_eq!(hashes.len(), 2);
-        for h in &hashes {
-            assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-            assert!(!h.contains(PASSWORD));
-        }
-        assert_ne!(hashes[0], hashes[1], "same password, same hash: no salt");
-        conn.close().await.ok();
+per_backend!(passwords_are_stored_as_salted_argon2id_hashes);
+async fn passwords_are_stored_as_salted_argon2id_hashes(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    app.signed_up_client("h1@example.com").await;
+    app.signed_up_client("h2@example.com").await;
+    let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT password_hash FROM users ORDER BY email",
+        ))
+        .await
+        .unwrap();
+    let hashes: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("", "password_hash").unwrap())
+        .collect();
+    assert_eq!(hashes.len(), 2);
+    for h in &hashes {
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(!h.contains(PASSWORD));
     }
+    assert_ne!(hashes[0], hashes[1], "same password, same hash: no salt");
+    conn.close().await.ok();
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -377,58 +375,56 @@ async fn parallel_failed_sign_ins_cannot_slip_past_the_limit() {
     assert!(checked >= 1);
 }
 
-#[tokio::test]
-async fn sign_ins_racing_a_password_change_leave_no_session_on_the_old_password() {
-    for backend in [Backend::PostgresRedis, Backend::Sqlite] {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (owner, _) = app.signed_up_client("racing@example.com").await;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut attackers = Vec::new();
-        for i in 0..4 {
-            let (url, stop) = (app.url("/auth/login"), stop.clone());
-            attackers.push(tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    // Distinct forwarded addresses are not trusted here: use distinct
-                    // accounts' buckets instead by succeeding (a success resets the counter).
-                    let _ = client()
-                        .post(&url)
-                        .header("x-attacker", i.to_string())
-                        .json(&json!({"email": "racing@example.com", "password": PASSWORD}))
-                        .send()
-                        .await;
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let resp = app
-            .post_json(
-                &owner,
-                "/auth/password",
-                &json!({"currentPassword": PASSWORD, "newPassword": "a new and different passphrase"}),
-            )
-            .await;
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        for a in attackers {
-            a.await.unwrap();
-        }
-        let list: Value = owner
-            .get(app.url("/auth/sessions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sessions = list["sessions"].as_array().unwrap();
-        assert_eq!(
-            sessions.len(),
-            1,
-            "{backend:?}: sessions from the old password survived: {list}"
-        );
-        assert_eq!(sessions[0]["current"], true);
+per_backend!(sign_ins_racing_a_password_change_leave_no_session_on_the_old_password);
+async fn sign_ins_racing_a_password_change_leave_no_session_on_the_old_password(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (owner, _) = app.signed_up_client("racing@example.com").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for i in 0..4 {
+        let (url, stop) = (app.url("/auth/login"), stop.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                // Distinct forwarded addresses are not trusted here: use distinct
+                // accounts' buckets instead by succeeding (a success resets the counter).
+                let _ = client()
+                    .post(&url)
+                    .header("x-attacker", i.to_string())
+                    .json(&json!({"email": "racing@example.com", "password": PASSWORD}))
+                    .send()
+                    .await;
+            }
+        }));
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = app
+        .post_json(
+            &owner,
+            "/auth/password",
+            &json!({"currentPassword": PASSWORD, "newPassword": "a new and different passphrase"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for a in attackers {
+        a.await.unwrap();
+    }
+    let list: Value = owner
+        .get(app.url("/auth/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(
+        sessions.len(),
+        1,
+        "{backend:?}: sessions from the old password survived: {list}"
+    );
+    assert_eq!(sessions[0]["current"], true);
 }
 
 #[tokio::test]

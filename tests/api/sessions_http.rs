@@ -8,8 +8,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const BACKENDS: [Backend; 2] = [Backend::PostgresRedis, Backend::Sqlite];
-
 /// Production, reached directly on 127.0.0.1 (allowed next to the public host).
 fn production(backend: Backend) -> AppOptions {
     AppOptions::default()
@@ -19,60 +17,58 @@ fn production(backend: Backend) -> AppOptions {
         .var("ALLOWED_HOSTS", "127.0.0.1")
 }
 
-#[tokio::test]
-async fn the_session_cookie_is_host_prefixed_secure_httponly_and_lax_in_production() {
-    for backend in BACKENDS {
-        let app = if backend == Backend::PostgresRedis {
-            spawn_app_with(production(backend)).await
-        } else {
-            // Production requires Redis; the embedded store gets a Secure cookie from an https
-            // PUBLIC_URL.
-            spawn_app_with(
-                AppOptions::default()
-                    .backend(backend)
-                    .var("PUBLIC_URL", "https://auth.example.com")
-                    .var("SESSION_COOKIE_NAME", "__Host-authauth_session"),
-            )
-            .await
-        };
-        let c = client();
-        let resp = app.signup_with(&c, "cookie@example.com", PASSWORD).await;
-        assert_eq!(resp.status(), 201);
-        let header = set_cookie_header(&resp, "__Host-authauth_session").expect("a __Host- cookie");
-        let attrs: Vec<String> = header
-            .split(';')
-            .skip(1)
-            .map(|a| a.trim().to_ascii_lowercase())
-            .collect();
-        for required in ["secure", "httponly", "samesite=lax", "path=/"] {
-            assert!(
-                attrs.contains(&required.to_string()),
-                "{backend:?}: {required} missing in {header}"
-            );
-        }
-        assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{header}");
-        let max_age: u64 = attrs
-            .iter()
-            .find_map(|a| a.strip_prefix("max-age="))
-            .expect("Max-Age")
-            .parse()
-            .unwrap();
+per_backend!(the_session_cookie_is_host_prefixed_secure_httponly_and_lax_in_production);
+async fn the_session_cookie_is_host_prefixed_secure_httponly_and_lax_in_production(backend: Backend) {
+    let app = if backend == Backend::PostgresRedis {
+        spawn_app_with(production(backend)).await
+    } else {
+        // Production requires Redis; the embedded store gets a Secure cookie from an https
+        // PUBLIC_URL.
+        spawn_app_with(
+            AppOptions::default()
+                .backend(backend)
+                .var("PUBLIC_URL", "https://auth.example.com")
+                .var("SESSION_COOKIE_NAME", "__Host-authauth_session"),
+        )
+        .await
+    };
+    let c = client();
+    let resp = app.signup_with(&c, "cookie@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 201);
+    let header = set_cookie_header(&resp, "__Host-authauth_session").expect("a __Host- cookie");
+    let attrs: Vec<String> = header
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    for required in ["secure", "httponly", "samesite=lax", "path=/"] {
         assert!(
-            max_age > 0 && max_age <= 12 * 3600,
-            "Max-Age {max_age} exceeds the absolute timeout"
+            attrs.contains(&required.to_string()),
+            "{backend:?}: {required} missing in {header}"
         );
-        // reqwest's jar keeps Secure cookies on loopback: the session works.
-        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+    }
+    assert!(!attrs.iter().any(|a| a.starts_with("domain")), "{header}");
+    let max_age: u64 = attrs
+        .iter()
+        .find_map(|a| a.strip_prefix("max-age="))
+        .expect("Max-Age")
+        .parse()
+        .unwrap();
+    assert!(
+        max_age > 0 && max_age <= 12 * 3600,
+        "Max-Age {max_age} exceeds the absolute timeout"
+    );
+    // reqwest's jar keeps Secure cookies on loopback: the session works.
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
 
-        if backend == Backend::PostgresRedis {
-            let mut conn = app.redis().await;
-            let keys = redis_keys(&mut conn, &app.redis_prefix).await;
-            let session_keys: Vec<&String> = keys.iter().filter(|k| k.contains("}:s:")).collect();
-            assert_eq!(session_keys.len(), 1);
-            for k in &keys {
-                let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(&mut conn).await.unwrap();
-                assert!(ttl > 0 && ttl <= 12 * 3600 * 1000, "{k} has TTL {ttl}");
-            }
+    if backend == Backend::PostgresRedis {
+        let mut conn = app.redis().await;
+        let keys = redis_keys(&mut conn, &app.redis_prefix).await;
+        let session_keys: Vec<&String> = keys.iter().filter(|k| k.contains("}:s:")).collect();
+        assert_eq!(session_keys.len(), 1);
+        for k in &keys {
+            let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(&mut conn).await.unwrap();
+            assert!(ttl > 0 && ttl <= 12 * 3600 * 1000, "{k} has TTL {ttl}");
         }
     }
 }
@@ -106,33 +102,31 @@ async fn the_token_never_appears_in_urls_or_bodies_and_is_accepted_from_the_cook
     }
 }
 
-#[tokio::test]
-async fn sign_in_always_issues_a_new_token_and_never_adopts_a_planted_one() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (c, first) = app.signed_up_client("plant@example.com").await;
-        // A session from an earlier sign-in, and an attacker-chosen value.
-        for planted in [first.clone(), "attacker-chosen".to_string()] {
-            let resp = reqwest::Client::new()
-                .post(app.url("/auth/login"))
-                .header("cookie", format!("{}={planted}", app.cookie_name()))
-                .json(&json!({"email": "plant@example.com", "password": PASSWORD}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            let issued = set_cookie_value(&resp, app.cookie_name()).unwrap();
-            assert_ne!(issued, planted, "{backend:?}: login adopted the presented cookie");
-            assert_eq!(app.get_with_cookie("/auth/me", &issued).await.status(), 200);
-        }
-        // The earlier session was replaced by the new sign-in, not kept alive.
-        let resp = app.get_with_cookie("/auth/me", &first).await;
-        assert_eq!(resp.status(), 401);
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error"], "session_revoked");
-        assert_eq!(body["reason"], "superseded");
-        drop(c);
+per_backend!(sign_in_always_issues_a_new_token_and_never_adopts_a_planted_one);
+async fn sign_in_always_issues_a_new_token_and_never_adopts_a_planted_one(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (c, first) = app.signed_up_client("plant@example.com").await;
+    // A session from an earlier sign-in, and an attacker-chosen value.
+    for planted in [first.clone(), "attacker-chosen".to_string()] {
+        let resp = reqwest::Client::new()
+            .post(app.url("/auth/login"))
+            .header("cookie", format!("{}={planted}", app.cookie_name()))
+            .json(&json!({"email": "plant@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let issued = set_cookie_value(&resp, app.cookie_name()).unwrap();
+        assert_ne!(issued, planted, "{backend:?}: login adopted the presented cookie");
+        assert_eq!(app.get_with_cookie("/auth/me", &issued).await.status(), 200);
     }
+    // The earlier session was replaced by the new sign-in, not kept alive.
+    let resp = app.get_with_cookie("/auth/me", &first).await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_revoked");
+    assert_eq!(body["reason"], "superseded");
+    drop(c);
 }
 
 #[tokio::test]
@@ -219,92 +213,88 @@ async fn responses_that_set_cookies_or_carry_user_data_are_not_cacheable() {
     }
 }
 
-#[tokio::test]
-async fn logout_ends_the_session_on_the_server_and_clears_the_cookie() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (c, cookie) = app.signed_up_client("logout@example.com").await;
-        let resp = c.post(app.url("/auth/logout")).send().await.unwrap();
-        assert_eq!(resp.status(), 204);
-        let cleared = set_cookie_header(&resp, app.cookie_name()).expect("logout clears the cookie");
-        assert!(cleared.contains("Max-Age=0"), "{cleared}");
-        // Replaying the saved value is refused, with the reason.
-        let resp = app.get_with_cookie("/auth/me", &cookie).await;
-        assert_eq!(resp.status(), 401);
-        let body: Value = resp.json().await.unwrap();
-        assert_eq!(body["error"], "session_revoked", "{backend:?}");
-        assert_eq!(body["reason"], "logout");
-        if backend == Backend::PostgresRedis {
-            let keys: Vec<String> = app.redis_dump().await.into_iter().map(|(k, _)| k).collect();
-            assert!(
-                !keys.iter().any(|k| k.contains("}:s:")),
-                "the session key survived logout: {keys:?}"
-            );
-        }
-        // No state change on GET: GET /auth/logout is not a route, and the session of a new
-        // sign-in survives it.
-        app.login_with(&c, "logout@example.com", PASSWORD).await;
-        assert_eq!(c.get(app.url("/auth/logout")).send().await.unwrap().status(), 405);
-        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+per_backend!(logout_ends_the_session_on_the_server_and_clears_the_cookie);
+async fn logout_ends_the_session_on_the_server_and_clears_the_cookie(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (c, cookie) = app.signed_up_client("logout@example.com").await;
+    let resp = c.post(app.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let cleared = set_cookie_header(&resp, app.cookie_name()).expect("logout clears the cookie");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    // Replaying the saved value is refused, with the reason.
+    let resp = app.get_with_cookie("/auth/me", &cookie).await;
+    assert_eq!(resp.status(), 401);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_revoked", "{backend:?}");
+    assert_eq!(body["reason"], "logout");
+    if backend == Backend::PostgresRedis {
+        let keys: Vec<String> = app.redis_dump().await.into_iter().map(|(k, _)| k).collect();
+        assert!(
+            !keys.iter().any(|k| k.contains("}:s:")),
+            "the session key survived logout: {keys:?}"
+        );
     }
+    // No state change on GET: GET /auth/logout is not a route, and the session of a new
+    // sign-in survives it.
+    app.login_with(&c, "logout@example.com", PASSWORD).await;
+    assert_eq!(c.get(app.url("/auth/logout")).send().await.unwrap().status(), 405);
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
 }
 
-#[tokio::test]
-async fn idle_and_absolute_timeouts_are_enforced_by_the_server() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(
-            AppOptions::default()
-                .backend(backend)
-                .var("SESSION_IDLE_TIMEOUT", "2s")
-                .var("SESSION_ABSOLUTE_TIMEOUT", "5s"),
-        )
-        .await;
-        let (_idle, idle_cookie) = app.signed_up_client("idle@example.com").await;
-        let busy = client();
-        let resp = app.login_with(&busy, "idle@example.com", PASSWORD).await;
-        let busy_cookie = set_cookie_value(&resp, app.cookie_name()).unwrap();
-        // `busy` is used every 700 ms of the app's clock: it outlives the idle timeout, not the
-        // absolute one.
-        let mut elapsed = Duration::ZERO;
-        let mut last_ok = Duration::ZERO;
-        let mut idle_checked = false;
-        while elapsed < Duration::from_millis(6500) {
-            let status = busy.get(app.url("/auth/me")).send().await.unwrap().status();
-            if !idle_checked && elapsed > Duration::from_millis(3000) {
-                // `idle` has not been used for more than its 2 s idle timeout, while `busy`
-                // lives on.
-                let resp = app.get_with_cookie("/auth/me", &idle_cookie).await;
-                assert_eq!(resp.status(), 401, "{backend:?}");
-                assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_expired");
-                assert_eq!(status, 200);
-                idle_checked = true;
-            }
-            if status == 200 {
-                last_ok = elapsed;
-            } else {
-                assert_eq!(status, 401);
-                break;
-            }
-            app.advance(Duration::from_millis(700));
-            elapsed += Duration::from_millis(700);
+per_backend!(idle_and_absolute_timeouts_are_enforced_by_the_server);
+async fn idle_and_absolute_timeouts_are_enforced_by_the_server(backend: Backend) {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            .var("SESSION_IDLE_TIMEOUT", "2s")
+            .var("SESSION_ABSOLUTE_TIMEOUT", "5s"),
+    )
+    .await;
+    let (_idle, idle_cookie) = app.signed_up_client("idle@example.com").await;
+    let busy = client();
+    let resp = app.login_with(&busy, "idle@example.com", PASSWORD).await;
+    let busy_cookie = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    // `busy` is used every 700 ms of the app's clock: it outlives the idle timeout, not the
+    // absolute one.
+    let mut elapsed = Duration::ZERO;
+    let mut last_ok = Duration::ZERO;
+    let mut idle_checked = false;
+    while elapsed < Duration::from_millis(6500) {
+        let status = busy.get(app.url("/auth/me")).send().await.unwrap().status();
+        if !idle_checked && elapsed > Duration::from_millis(3000) {
+            // `idle` has not been used for more than its 2 s idle timeout, while `busy`
+            // lives on.
+            let resp = app.get_with_cookie("/auth/me", &idle_cookie).await;
+            assert_eq!(resp.status(), 401, "{backend:?}");
+            assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_expired");
+            assert_eq!(status, 200);
+            idle_checked = true;
         }
-        assert!(
-            last_ok > Duration::from_secs(3),
-            "{backend:?}: the busy session died early ({last_ok:?})"
-        );
-        assert!(
-            last_ok < Duration::from_millis(5000),
-            "{backend:?}: absolute timeout not enforced"
-        );
-        let body: Value = app
-            .get_with_cookie("/auth/me", &busy_cookie)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["error"], "session_expired", "{backend:?}");
-        assert!(idle_checked);
+        if status == 200 {
+            last_ok = elapsed;
+        } else {
+            assert_eq!(status, 401);
+            break;
+        }
+        app.advance(Duration::from_millis(700));
+        elapsed += Duration::from_millis(700);
     }
+    assert!(
+        last_ok > Duration::from_secs(3),
+        "{backend:?}: the busy session died early ({last_ok:?})"
+    );
+    assert!(
+        last_ok < Duration::from_millis(5000),
+        "{backend:?}: absolute timeout not enforced"
+    );
+    let body: Value = app
+        .get_with_cookie("/auth/me", &busy_cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["error"], "session_expired", "{backend:?}");
+    assert!(idle_checked);
 }
 
 #[tokio::test]
@@ -337,290 +327,281 @@ async fn a_client_side_max_age_changes_nothing() {
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_expired");
 }
 
-#[tokio::test]
-async fn changing_the_password_ends_every_other_session_and_issues_a_new_one() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (a, a_cookie) = app.signed_up_client("pw@example.com").await;
-        let b = client();
-        assert_eq!(app.login_with(&b, "pw@example.com", PASSWORD).await.status(), 200);
-        // Re-authentication is required: a missing or wrong current password changes nothing.
-        let resp = app
-            .post_json(
-                &a,
-                "/auth/password",
-                &json!({"newPassword": "a brand new passphrase"}),
-            )
-            .await;
-        assert_eq!(resp.status(), 400);
-        let resp = app
-            .post_json(
-                &a,
-                "/auth/password",
-                &json!({"currentPassword": "not the password", "newPassword": "a brand new passphrase"}),
-            )
-            .await;
-        assert_eq!(resp.status(), 403);
-        assert_eq!(
-            resp.json::<Value>().await.unwrap()["error"],
-            "current_password_incorrect"
-        );
-        assert_eq!(b.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
-
-        let resp = app
-            .post_json(
-                &a,
-                "/auth/password",
-                &json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}),
-            )
-            .await;
-        assert_eq!(resp.status(), 200, "{backend:?}");
-        let fresh = set_cookie_value(&resp, app.cookie_name()).unwrap();
-        assert_ne!(fresh, a_cookie);
-        assert_eq!(
-            a.get(app.url("/auth/me")).send().await.unwrap().status(),
-            200,
-            "A keeps working"
-        );
-        let resp = b.get(app.url("/auth/me")).send().await.unwrap();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "password_changed");
-        let old: Value = app
-            .get_with_cookie("/auth/me", &a_cookie)
-            .await
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(
-            old["reason"], "password_changed",
-            "the pre-change token of A is dead too"
-        );
-        assert_eq!(
-            app.login_with(&client(), "pw@example.com", PASSWORD)
-                .await
-                .status(),
-            401
-        );
-        assert_eq!(
-            app.login_with(&client(), "pw@example.com", "a brand new passphrase")
-                .await
-                .status(),
-            200
-        );
-    }
-}
-
-#[tokio::test]
-async fn users_list_and_end_their_own_sessions_but_not_anyone_elses() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (a, a_cookie) = app.signed_up_client("list@example.com").await;
-        let b = client();
-        let b_cookie = set_cookie_value(
-            &app.login_with(&b, "list@example.com", PASSWORD).await,
-            app.cookie_name(),
-        )
-        .unwrap();
-        let (mallory, _) = app.signed_up_client("mallory@example.com").await;
-
-        let list: Value = a
-            .get(app.url("/auth/sessions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let sessions = list["sessions"].as_array().unwrap();
-        assert_eq!(sessions.len(), 2);
-        let text = list.to_string();
-        assert!(
-            !text.contains(&a_cookie) && !text.contains(&b_cookie),
-            "listing exposes tokens"
-        );
-        let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
-        assert_eq!(current.len(), 1);
-        let b_id = sessions.iter().find(|s| s["current"] == false).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for field in [
-            "id",
-            "createdAt",
-            "lastSeenAt",
-            "expiresAt",
-            "method",
-            "ip",
-            "userAgent",
-        ] {
-            assert!(sessions[0].get(field).is_some(), "{field} missing");
-        }
-
-        // Another user's session id is simply not found (no IDOR), and stays alive.
-        let resp = mallory
-            .delete(app.url(&format!("/auth/sessions/{b_id}")))
-            .header("origin", &app.address)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404);
-        assert_eq!(b.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
-
-        let resp = a
-            .delete(app.url(&format!("/auth/sessions/{b_id}")))
-            .header("origin", &app.address)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204, "{backend:?}");
-        let resp = b.get(app.url("/auth/me")).send().await.unwrap();
-        assert_eq!(resp.status(), 401);
-        assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "revoked_by_user");
-
-        // All but the current one.
-        let c = client();
-        app.login_with(&c, "list@example.com", PASSWORD).await;
-        let resp = a
-            .delete(app.url("/auth/sessions"))
-            .header("origin", &app.address)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        assert_eq!(resp.json::<Value>().await.unwrap()["revoked"], 1);
-        assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
-        assert_eq!(a.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
-
-        // Everything, everywhere.
-        let resp = a
-            .post(app.url("/auth/logout-all"))
-            .header("origin", &app.address)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 204);
-        assert_eq!(app.get_with_cookie("/auth/me", &a_cookie).await.status(), 401);
-        assert_eq!(
-            mallory.get(app.url("/auth/me")).send().await.unwrap().status(),
-            200,
-            "other users unaffected"
-        );
-    }
-}
-
-#[tokio::test]
-async fn parallel_requests_across_a_rotation_all_succeed_with_exactly_one_successor() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(
-            AppOptions::default()
-                .backend(backend)
-                .var("SESSION_ROTATION_INTERVAL", "3s")
-                .var("SESSION_ROTATION_GRACE", "2s"),
+per_backend!(changing_the_password_ends_every_other_session_and_issues_a_new_one);
+async fn changing_the_password_ends_every_other_session_and_issues_a_new_one(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (a, a_cookie) = app.signed_up_client("pw@example.com").await;
+    let b = client();
+    assert_eq!(app.login_with(&b, "pw@example.com", PASSWORD).await.status(), 200);
+    // Re-authentication is required: a missing or wrong current password changes nothing.
+    let resp = app
+        .post_json(
+            &a,
+            "/auth/password",
+            &json!({"newPassword": "a brand new passphrase"}),
         )
         .await;
-        let (_c, cookie) = app.signed_up_client("rotate@example.com").await;
-        app.advance(Duration::from_millis(3100));
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let (url, name, cookie) = (app.url("/auth/me"), app.cookie_name().to_string(), cookie.clone());
-            tasks.push(tokio::spawn(async move {
-                let resp = reqwest::Client::new()
-                    .get(url)
+    assert_eq!(resp.status(), 400);
+    let resp = app
+        .post_json(
+            &a,
+            "/auth/password",
+            &json!({"currentPassword": "not the password", "newPassword": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "current_password_incorrect"
+    );
+    assert_eq!(b.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+
+    let resp = app
+        .post_json(
+            &a,
+            "/auth/password",
+            &json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{backend:?}");
+    let fresh = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    assert_ne!(fresh, a_cookie);
+    assert_eq!(
+        a.get(app.url("/auth/me")).send().await.unwrap().status(),
+        200,
+        "A keeps working"
+    );
+    let resp = b.get(app.url("/auth/me")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "password_changed");
+    let old: Value = app
+        .get_with_cookie("/auth/me", &a_cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        old["reason"], "password_changed",
+        "the pre-change token of A is dead too"
+    );
+    assert_eq!(
+        app.login_with(&client(), "pw@example.com", PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.login_with(&client(), "pw@example.com", "a brand new passphrase")
+            .await
+            .status(),
+        200
+    );
+}
+
+per_backend!(users_list_and_end_their_own_sessions_but_not_anyone_elses);
+async fn users_list_and_end_their_own_sessions_but_not_anyone_elses(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (a, a_cookie) = app.signed_up_client("list@example.com").await;
+    let b = client();
+    let b_cookie = set_cookie_value(
+        &app.login_with(&b, "list@example.com", PASSWORD).await,
+        app.cookie_name(),
+    )
+    .unwrap();
+    let (mallory, _) = app.signed_up_client("mallory@example.com").await;
+
+    let list: Value = a
+        .get(app.url("/auth/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2);
+    let text = list.to_string();
+    assert!(
+        !text.contains(&a_cookie) && !text.contains(&b_cookie),
+        "listing exposes tokens"
+    );
+    let current: Vec<&Value> = sessions.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    let b_id = sessions.iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for field in [
+        "id",
+        "createdAt",
+        "lastSeenAt",
+        "expiresAt",
+        "method",
+        "ip",
+        "userAgent",
+    ] {
+        assert!(sessions[0].get(field).is_some(), "{field} missing");
+    }
+
+    // Another user's session id is simply not found (no IDOR), and stays alive.
+    let resp = mallory
+        .delete(app.url(&format!("/auth/sessions/{b_id}")))
+        .header("origin", &app.address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(b.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+
+    let resp = a
+        .delete(app.url(&format!("/auth/sessions/{b_id}")))
+        .header("origin", &app.address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "{backend:?}");
+    let resp = b.get(app.url("/auth/me")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["reason"], "revoked_by_user");
+
+    // All but the current one.
+    let c = client();
+    app.login_with(&c, "list@example.com", PASSWORD).await;
+    let resp = a
+        .delete(app.url("/auth/sessions"))
+        .header("origin", &app.address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["revoked"], 1);
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
+    assert_eq!(a.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+
+    // Everything, everywhere.
+    let resp = a
+        .post(app.url("/auth/logout-all"))
+        .header("origin", &app.address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.get_with_cookie("/auth/me", &a_cookie).await.status(), 401);
+    assert_eq!(
+        mallory.get(app.url("/auth/me")).send().await.unwrap().status(),
+        200,
+        "other users unaffected"
+    );
+}
+
+per_backend!(parallel_requests_across_a_rotation_all_succeed_with_exactly_one_successor);
+async fn parallel_requests_across_a_rotation_all_succeed_with_exactly_one_successor(backend: Backend) {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            .var("SESSION_ROTATION_INTERVAL", "3s")
+            .var("SESSION_ROTATION_GRACE", "2s"),
+    )
+    .await;
+    let (_c, cookie) = app.signed_up_client("rotate@example.com").await;
+    app.advance(Duration::from_millis(3100));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (url, name, cookie) = (app.url("/auth/me"), app.cookie_name().to_string(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("cookie", format!("{name}={cookie}"))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), set_cookie_value(&resp, &name))
+        }));
+    }
+    let mut successors = HashSet::new();
+    for t in tasks {
+        let (status, set) = t.await.unwrap();
+        assert_eq!(status, 200, "{backend:?}: a parallel request was logged out");
+        if let Some(v) = set {
+            successors.insert(v);
+        }
+    }
+    assert_eq!(
+        successors.len(),
+        1,
+        "{backend:?}: {} successors",
+        successors.len()
+    );
+    let successor = successors.into_iter().next().unwrap();
+    assert_ne!(successor, cookie);
+    if backend == Backend::PostgresRedis {
+        let keys = app.redis_dump().await;
+        let live: Vec<&(String, Option<String>)> = keys.iter().filter(|(k, _)| k.contains("}:s:")).collect();
+        assert_eq!(
+            live.len(),
+            2,
+            "the successor and the old token in grace: {keys:?}"
+        );
+    }
+    assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
+    app.advance(Duration::from_millis(2100));
+    assert_eq!(
+        app.get_with_cookie("/auth/me", &cookie).await.status(),
+        401,
+        "grace ended"
+    );
+    assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
+}
+
+per_backend!(a_logout_racing_with_requests_wins_for_every_request_after_it);
+async fn a_logout_racing_with_requests_wins_for_every_request_after_it(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (c, cookie) = app.signed_up_client("race@example.com").await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (url, name, cookie, stop) = (
+            app.url("/auth/me"),
+            app.cookie_name().to_string(),
+            cookie.clone(),
+            stop.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let started = std::time::Instant::now();
+                let status = http
+                    .get(&url)
                     .header("cookie", format!("{name}={cookie}"))
                     .send()
                     .await
-                    .unwrap();
-                (resp.status().as_u16(), set_cookie_value(&resp, &name))
-            }));
-        }
-        let mut successors = HashSet::new();
-        for t in tasks {
-            let (status, set) = t.await.unwrap();
-            assert_eq!(status, 200, "{backend:?}: a parallel request was logged out");
-            if let Some(v) = set {
-                successors.insert(v);
+                    .unwrap()
+                    .status()
+                    .as_u16();
+                seen.push((started, status));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = c.post(app.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let logged_out = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut after = 0;
+    for w in workers {
+        for (started, status) in w.await.unwrap() {
+            if started > logged_out {
+                after += 1;
+                assert_eq!(status, 401, "{backend:?}: a request after the logout was served");
+            } else {
+                assert!(status == 200 || status == 401);
             }
         }
-        assert_eq!(
-            successors.len(),
-            1,
-            "{backend:?}: {} successors",
-            successors.len()
-        );
-        let successor = successors.into_iter().next().unwrap();
-        assert_ne!(successor, cookie);
-        if backend == Backend::PostgresRedis {
-            let keys = app.redis_dump().await;
-            let live: Vec<&(String, Option<String>)> =
-                keys.iter().filter(|(k, _)| k.contains("}:s:")).collect();
-            assert_eq!(
-                live.len(),
-                2,
-                "the successor and the old token in grace: {keys:?}"
-            );
-        }
-        assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
-        app.advance(Duration::from_millis(2100));
-        assert_eq!(
-            app.get_with_cookie("/auth/me", &cookie).await.status(),
-            401,
-            "grace ended"
-        );
-        assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
     }
-}
-
-#[tokio::test]
-async fn a_logout_racing_with_requests_wins_for_every_request_after_it() {
-    for backend in BACKENDS {
-        let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-        let (c, cookie) = app.signed_up_client("race@example.com").await;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut workers = Vec::new();
-        for _ in 0..8 {
-            let (url, name, cookie, stop) = (
-                app.url("/auth/me"),
-                app.cookie_name().to_string(),
-                cookie.clone(),
-                stop.clone(),
-            );
-            workers.push(tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut seen = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    let started = std::time::Instant::now();
-                    let status = http
-                        .get(&url)
-                        .header("cookie", format!("{name}={cookie}"))
-                        .send()
-                        .await
-                        .unwrap()
-                        .status()
-                        .as_u16();
-                    seen.push((started, status));
-                }
-                seen
-            }));
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let resp = c.post(app.url("/auth/logout")).send().await.unwrap();
-        assert_eq!(resp.status(), 204);
-        let logged_out = std::time::Instant::now();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut after = 0;
-        for w in workers {
-            for (started, status) in w.await.unwrap() {
-                if started > logged_out {
-                    after += 1;
-                    assert_eq!(status, 401, "{backend:?}: a request after the logout was served");
-                } else {
-                    assert!(status == 200 || status == 401);
-                }
-            }
-        }
-        assert!(after > 0, "no request ran after the logout");
-    }
+    assert!(after > 0, "no request ran after the logout");
 }
 
 #[tokio::test]
