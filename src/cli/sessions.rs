@@ -78,8 +78,9 @@ pub struct RevokeArgs {
         value_parser = session_id
     )]
     all_but: Option<String>,
-    /// Revoke every session of every user.
-    #[arg(long)]
+    /// Revoke every session of every user (page by page: memory stays bounded whatever the
+    /// size of the store).
+    #[arg(long, conflicts_with_all = ["id", "ids"])]
     all: bool,
     /// Why: kept in the tombstone, so the signed-out client's next request says so.
     #[arg(long, value_name = "TEXT")]
@@ -332,23 +333,6 @@ async fn plan(ctx: &Context, args: &RevokeArgs) -> Result<Plan, CliError> {
         {
             add(s);
         }
-    } else if args.all {
-        let mut cursor = None;
-        loop {
-            let page = ctx
-                .sessions
-                .store()
-                .list_page(cursor, PAGE, now)
-                .await
-                .context("cannot read sessions")?;
-            for s in page.sessions {
-                add(s);
-            }
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
-            }
-        }
     } else {
         for id in &args.ids {
             let s = ctx
@@ -365,6 +349,62 @@ async fn plan(ctx: &Context, args: &RevokeArgs) -> Result<Plan, CliError> {
 
 fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// `sessions revoke --all`: every live session, page by page. Memory is bounded by a page and
+/// time grows with the number of sessions: each page's users are revoked (one atomic
+/// revocation per user) as the page is read, never collected store-wide first.
+async fn revoke_everything(ctx: &Context, args: &RevokeArgs) -> Result<(), CliError> {
+    let now = ctx.clock.now();
+    let store = ctx.sessions.store();
+    let mut count = 0usize;
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_page(cursor, PAGE, now)
+            .await
+            .context("cannot read sessions")?;
+        count += page.sessions.len();
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    if count == 0 {
+        println!("No live session matches; nothing was revoked.");
+        return Ok(());
+    }
+    output::confirm(
+        args.yes,
+        &format!("Revoke every live session ({count}), of every user?"),
+        &format!("revoke all {count} session(s)"),
+    )?;
+    let mut revoked = 0;
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_page(cursor, PAGE, now)
+            .await
+            .context("cannot read sessions")?;
+        let users: std::collections::BTreeSet<uuid::Uuid> = page.sessions.iter().map(|s| s.user_id).collect();
+        for user_id in users {
+            revoked += ctx
+                .sessions
+                .revoke_user(&user_id, None, reason::OPERATOR, args.reason.clone(), now)
+                .await
+                .context("revocation failed")?
+                .len();
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    println!(
+        "Revoked {revoked} session{}.",
+        if revoked == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
 /// On a terminal with nothing chosen: pick sessions from a list.
@@ -410,6 +450,9 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
             return Ok(());
         }
     }
+    if args.all {
+        return revoke_everything(ctx, &args).await;
+    }
     let plan = plan(ctx, &args).await?;
     let count: usize = plan.iter().map(|(_, s)| s.len()).sum();
     if count == 0 {
@@ -429,7 +472,7 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
     let now = ctx.clock.now();
     let mut revoked = 0;
     for (user_id, sessions) in &plan {
-        if args.user.is_some() || args.all {
+        if args.user.is_some() {
             // One atomic revocation per user (all, or all but one).
             let except = args.all_but.as_deref();
             revoked += ctx
