@@ -57,6 +57,7 @@ pub fn check_new(password: &str, email: &str) -> Result<(), PasswordRule> {
 }
 
 /// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
+#[allow(clippy::expect_used, reason = "constant parameters within argon2's limits")]
 fn argon2() -> Argon2<'static> {
     // These constants are within argon2's limits, so `new` cannot fail.
     let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");

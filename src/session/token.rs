@@ -120,6 +120,7 @@ impl CookieSigner {
         CookieSigner { keys }
     }
 
+    #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
     fn mac(key: &SecretString) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
         HmacSha256::new_from_slice(key.expose_secret().as_bytes()).expect("HMAC takes any key length")
