@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, ProcessEnv, Settings};
 
 /// authauth — session-based authentication server.
 ///
@@ -148,12 +148,27 @@ impl std::fmt::Display for CliError {
 /// Loads `./.env` (if present; never a parent directory's) and parses the configuration.
 /// Variables already set in the environment win over the file.
 pub fn load_settings() -> Result<Settings, CliError> {
-    match dotenvy::from_path(".env") {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
-        Err(e) => return Err(CliError::Config(format!("cannot read .env: {e}"))),
+    let env = load_dotenv()?;
+    Ok(Settings::from_vars(&env)?)
+}
+
+/// Loads `./.env` into the environment (without overriding what is set), remembering the names
+/// it holds: the file is authauth's own, so a name in it that authauth does not read is worth a
+/// warning even when the environment's would not be.
+fn load_dotenv() -> Result<ProcessEnv, CliError> {
+    let unreadable = |e: dotenvy::Error| CliError::Config(format!("cannot read .env: {e}"));
+    let items = match dotenvy::from_path_iter(".env") {
+        Ok(items) => items,
+        Err(e) if e.not_found() => return Ok(ProcessEnv::default()),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let mut dotenv = Vec::new();
+    for item in items {
+        let (key, _) = item.map_err(unreadable)?;
+        dotenv.push(key);
     }
-    Ok(Settings::from_env()?)
+    dotenvy::from_path(".env").map_err(unreadable)?;
+    Ok(ProcessEnv { dotenv })
 }
 
 /// Entry point of the binary: parse, dispatch, map the outcome to an exit code.

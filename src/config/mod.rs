@@ -16,6 +16,7 @@ mod redis;
 mod server;
 mod session;
 mod urls;
+mod variables;
 
 use std::{net::IpAddr, time::Duration};
 
@@ -26,7 +27,7 @@ pub use self::{
     database::{DatabaseSettings, EMBEDDED_DATABASE_URL},
     google::GoogleSettings,
     logging::LogFormat,
-    parser::{ConfigError, Problem, ProcessEnv, Vars},
+    parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
     redis::RedisSettings,
     server::{parse_origin, AllowedHost},
     session::{LimitAction, SecretSource, SessionSettings, DEV_SECRET_FILE, MIN_SECRET_LEN},
@@ -82,14 +83,16 @@ pub struct Settings {
     /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; default: half the cores, at least
     /// one, so request handling keeps a core).
     pub hash_threads: usize,
-    /// Accepted but unwise settings (development only), logged at startup.
+    /// Accepted but doubtful settings — a short development secret, a variable that looks meant
+    /// for authauth but is not read — logged by `serve` at startup, printed by `config check`.
     pub warnings: Vec<String>,
 }
 
 impl Settings {
-    /// Reads the process environment. Call `dotenvy::dotenv()` first to include `.env`.
+    /// Reads the process environment. Load `.env` into it first (see `cli::load_settings`,
+    /// which also tells which names came from the file).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(&ProcessEnv)
+        Self::from_vars(&ProcessEnv::default())
     }
 
     /// Parses and validates every variable, reporting all problems at once.
@@ -116,7 +119,9 @@ impl Settings {
         let http = server::http(&mut p, production, &listen);
         let log_format = logging::parse(&mut p, production);
 
+        let unknown = variables::unknown(p.vars.names());
         if !p.problems.is_empty() {
+            variables::annotate(&mut p.problems, &unknown);
             return Err(ConfigError { problems: p.problems });
         }
         Ok(Settings {
@@ -136,7 +141,11 @@ impl Settings {
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,
             body_read_timeout: http.body_read_timeout,
-            warnings: p.warnings,
+            warnings: p
+                .warnings
+                .into_iter()
+                .chain(unknown.iter().map(|u| u.warning()))
+                .collect(),
         })
     }
 }

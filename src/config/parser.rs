@@ -47,20 +47,60 @@ impl std::error::Error for ConfigError {}
 /// A source of configuration variables. Empty values count as unset, as in most `.env` files.
 pub trait Vars {
     fn get(&self, key: &str) -> Option<String>;
+
+    /// Every variable set (to a non-empty value), and where it was written: checked against
+    /// the variables authauth reads, to catch near misses.
+    fn names(&self) -> Vec<(String, Origin)>;
 }
 
-/// The process environment.
-pub struct ProcessEnv;
+/// Where a variable was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `./.env`: authauth's own file.
+    DotEnv,
+    /// The process environment, shared with every other program.
+    Environment,
+}
+
+/// The process environment, after `./.env` was loaded into it.
+#[derive(Debug, Default)]
+pub struct ProcessEnv {
+    /// The names written in `./.env`.
+    pub dotenv: Vec<String>,
+}
 
 impl Vars for ProcessEnv {
     fn get(&self, key: &str) -> Option<String> {
         std::env::var(key).ok().filter(|v| !v.trim().is_empty())
+    }
+
+    fn names(&self) -> Vec<(String, Origin)> {
+        std::env::vars_os()
+            .filter(|(_, v)| !v.to_string_lossy().trim().is_empty())
+            // A name that is not UTF-8 cannot be one of ours, nor close to one.
+            .filter_map(|(k, _)| k.into_string().ok())
+            .map(|k| {
+                let origin = if self.dotenv.contains(&k) {
+                    Origin::DotEnv
+                } else {
+                    Origin::Environment
+                };
+                (k, origin)
+            })
+            .collect()
     }
 }
 
 impl Vars for HashMap<String, String> {
     fn get(&self, key: &str) -> Option<String> {
         HashMap::get(self, key).cloned().filter(|v| !v.trim().is_empty())
+    }
+
+    fn names(&self) -> Vec<(String, Origin)> {
+        self.iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, _)| (k.clone(), Origin::Environment))
+            .collect()
     }
 }
 
@@ -71,13 +111,20 @@ impl<const N: usize> Vars for [(&str, &str); N] {
             .map(|(_, v)| v.to_string())
             .filter(|v| !v.trim().is_empty())
     }
+
+    fn names(&self) -> Vec<(String, Origin)> {
+        self.iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .map(|(k, _)| (k.to_string(), Origin::Environment))
+            .collect()
+    }
 }
 
 /// Collects problems while parsing.
 pub(super) struct Parser<'a, V: Vars + ?Sized> {
     pub vars: &'a V,
     pub problems: Vec<Problem>,
-    /// Accepted but unwise settings, logged at startup and printed by `config check`.
+    /// Accepted but doubtful settings, logged at startup and printed by `config check`.
     pub warnings: Vec<String>,
 }
 
@@ -90,6 +137,11 @@ impl<V: Vars + ?Sized> Parser<'_, V> {
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
+        // Reading a variable that is not listed would make `config check` call it unknown.
+        debug_assert!(
+            super::variables::KNOWN.contains(&key),
+            "{key} is read but not listed in config::variables::KNOWN"
+        );
         self.vars.get(key).map(|v| v.trim().to_string())
     }
 

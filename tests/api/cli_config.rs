@@ -224,3 +224,46 @@ fn the_development_secret_and_database_are_ignored_by_git() {
         );
     }
 }
+
+#[test]
+fn a_mistyped_variable_is_reported_with_what_it_probably_meant() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[("SESSION_IDLE_TIMOUT", "5m")], &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("SESSION_IDLE_TIMEOUT"),
+        "the intended variable is not suggested:\n{text}"
+    );
+    assert!(
+        text.contains("warning: SESSION_IDLE_TIMOUT ") && text.contains("did you mean SESSION_IDLE_TIMEOUT?"),
+        "{text}"
+    );
+    // In authauth's own `.env`, a variable with one of our prefixes that we do not read is
+    // reported too, even when it is not a near miss.
+    std::fs::write(dir.0.join(".env"), "SESSION_TIMEOUT=5m\n").unwrap();
+    let text = stdout(&run_cli(&dir.0, &[], &["config", "check"]));
+    assert!(text.contains("SESSION_TIMEOUT"), "{text}");
+    // The environment is shared with everything else: a desktop's SESSION_MANAGER or a
+    // proxy's HTTP_PROXY is not ours to complain about.
+    std::fs::remove_file(dir.0.join(".env")).unwrap();
+    let text = stdout(&run_cli(
+        &dir.0,
+        &[
+            ("SESSION_MANAGER", "local/host:@/tmp/.ICE-unix/1"),
+            ("HTTP_PROXY", "http://proxy:3128"),
+        ],
+        &["config", "check"],
+    ));
+    assert!(!text.contains("warning"), "{text}");
+}
+
+#[test]
+fn serve_logs_a_mistyped_variable_when_it_starts() {
+    let dir = TempDir::new();
+    let mut server = Server::start(&dir.0, &[("PORT", "0"), ("SESSION_IDLE_TIMOUT", "5m")]);
+    let logs = server.startup_logs.join("\n");
+    assert!(logs.contains("SESSION_IDLE_TIMEOUT"), "{logs}");
+    server.sigterm();
+    server.wait_exit(std::time::Duration::from_secs(20));
+}

@@ -520,6 +520,8 @@ pub struct Server {
     pub port: u16,
     /// Every stderr line so far is sent here.
     pub logs: std::sync::mpsc::Receiver<String>,
+    /// What it logged before it was serving.
+    pub startup_logs: Vec<String>,
 }
 
 impl Server {
@@ -558,6 +560,7 @@ impl Server {
             }
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut startup_logs = Vec::new();
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
@@ -579,9 +582,11 @@ impl Server {
                         child,
                         port,
                         logs: rx,
+                        startup_logs,
                     };
                 }
             }
+            startup_logs.push(line);
         }
     }
 
