@@ -5,24 +5,64 @@ use std::time::Duration;
 use clap::Subcommand;
 use secrecy::ExposeSecret;
 
-use super::{load_settings, CliError};
+use super::{load_dotenv, CliError};
 use crate::{
-    config::{redact_url, SecretSource, DEV_SECRET_FILE},
-    db, startup,
+    config::{redact_url, AppEnv, SecretSource, Settings, DEV_SECRET_FILE},
+    db,
+    startup::{self, StartupError},
 };
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration, connect to the database and the session store, and print
-    /// what was found. Exits 2 on an invalid configuration, 1 when a dependency fails.
-    Check,
+    /// what was found.
+    ///
+    /// Checks the mode APP_ENV (or NODE_ENV) selects, or the one given with --env; a
+    /// development check also lists what production would refuse. Exits 2 on an invalid
+    /// configuration or while migrations are pending on a configured database (`serve` would
+    /// refuse to start), 1 when a dependency does not answer.
+    ///
+    /// Example: authauth config check --env production
+    Check {
+        /// Check the configuration as this mode will run it, whatever APP_ENV says.
+        #[arg(long, value_enum, value_name = "MODE")]
+        env: Option<Mode>,
+    },
+}
+
+/// The modes `--env` accepts.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+impl From<Mode> for AppEnv {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Development => AppEnv::Development,
+            Mode::Production => AppEnv::Production,
+        }
+    }
 }
 
 pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
-    let ConfigCommand::Check = cmd;
-    let settings = load_settings()?;
+    let ConfigCommand::Check { env: mode } = cmd;
+    let vars = load_dotenv()?;
+    let settings = match mode {
+        Some(mode) => Settings::from_vars_as(&vars, mode.into())?,
+        None => Settings::from_vars(&vars)?,
+    };
     let s = &settings;
-    println!("configuration: valid ({})", s.env.as_str());
+    println!(
+        "configuration: valid ({}{})",
+        s.env.as_str(),
+        if mode.is_some() {
+            ", as asked with --env"
+        } else {
+            ""
+        }
+    );
     println!("  listen           {}:{}", s.host, s.port);
     if let Some(url) = &s.public_url {
         println!("  public url       {url}");
@@ -94,25 +134,48 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
     for warning in &s.warnings {
         println!("warning: {warning}");
     }
+    if s.env == AppEnv::Development {
+        // What a newcomer meets next: the same file with APP_ENV=production.
+        match Settings::from_vars_as(&vars, AppEnv::Production) {
+            Ok(_) => println!(
+                "production:       this configuration is valid in production too \
+                 (`authauth config check --env production` checks it fully)"
+            ),
+            Err(e) => {
+                println!(
+                    "production:       with APP_ENV=production, `serve` would refuse this configuration \
+                     (`authauth config check --env production`):"
+                );
+                for p in &e.problems {
+                    println!("  - {}: {}", p.variable, p.message);
+                }
+            }
+        }
+    }
 
     let mut failures = Vec::new();
+    let mut pending = Vec::new();
     match startup::connect(s).await {
         Err(e) => {
-            println!("database:        FAILED {e:#}");
+            println!("database:         FAILED {e:#}");
             failures.push("database");
         }
         Ok((conn, store)) => {
             match db::pending_migrations(&conn).await {
                 Ok(p) if p.is_empty() => println!("database:         ok, migrations up to date"),
-                Ok(p) => println!(
-                    "database:         ok, {} pending migration(s): run `authauth migrate up`{}",
+                Ok(p) if s.database.embedded => println!(
+                    "database:         ok, {} pending migration(s): `authauth serve` applies them \
+                     to the embedded default (or run `authauth migrate up`)",
                     p.len(),
-                    if s.database.embedded {
-                        " (or `authauth serve`, which migrates the embedded default)"
-                    } else {
-                        ""
-                    }
                 ),
+                Ok(p) => {
+                    println!(
+                        "database:         NOT READY, {} pending migration(s): run `authauth migrate up`; \
+                         `serve` refuses to start until then",
+                        p.len()
+                    );
+                    pending = p;
+                }
                 Err(e) => {
                     println!("database:         FAILED {e}");
                     failures.push("database");
@@ -127,12 +190,15 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
             }
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(anyhow::anyhow!(
+    if !failures.is_empty() {
+        return Err(CliError::Failed(anyhow::anyhow!(
             "{} did not answer",
             failures.join(" and ")
-        )))
+        )));
     }
+    if !pending.is_empty() {
+        // The same refusal, and exit code, as `serve`.
+        return Err(StartupError::PendingMigrations(pending).into());
+    }
+    Ok(())
 }

@@ -155,7 +155,7 @@ pub fn load_settings() -> Result<Settings, CliError> {
 /// Loads `./.env` into the environment (without overriding what is set), remembering the names
 /// it holds: the file is authauth's own, so a name in it that authauth does not read is worth a
 /// warning even when the environment's would not be.
-fn load_dotenv() -> Result<ProcessEnv, CliError> {
+pub(crate) fn load_dotenv() -> Result<ProcessEnv, CliError> {
     let unreadable = |e: dotenvy::Error| CliError::Config(format!("cannot read .env: {e}"));
     let items = match dotenvy::from_path_iter(".env") {
         Ok(items) => items,

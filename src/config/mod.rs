@@ -97,13 +97,23 @@ impl Settings {
 
     /// Parses and validates every variable, reporting all problems at once.
     pub fn from_vars<V: Vars + ?Sized>(vars: &V) -> Result<Self, ConfigError> {
+        Self::parse(vars, None)
+    }
+
+    /// [`Settings::from_vars`] in `env` mode, whatever `APP_ENV` says: what the same variables
+    /// give when run in that mode (`config check --env production`).
+    pub fn from_vars_as<V: Vars + ?Sized>(vars: &V, env: AppEnv) -> Result<Self, ConfigError> {
+        Self::parse(vars, Some(env))
+    }
+
+    fn parse<V: Vars + ?Sized>(vars: &V, env: Option<AppEnv>) -> Result<Self, ConfigError> {
         let mut p = Parser {
             vars,
             problems: Vec::new(),
             warnings: Vec::new(),
         };
 
-        let env = app_env(&mut p);
+        let env = env.unwrap_or_else(|| app_env(&mut p));
         let production = env == AppEnv::Production;
         let listen = server::listen(&mut p);
         let database = database::parse(&mut p, production);
@@ -207,6 +217,22 @@ mod tests {
             err.to_string().starts_with("invalid configuration (5 problems):"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_mode_can_be_asked_for_whatever_app_env_says() {
+        let vars = [
+            ("APP_ENV", "development"),
+            ("GOOGLE_CLIENT_ID", "id"),
+            ("GOOGLE_CLIENT_SECRET", "s"),
+        ];
+        assert!(Settings::from_vars(&vars).is_ok());
+        let err = Settings::from_vars_as(&vars, AppEnv::Production).unwrap_err();
+        for v in ["SESSION_SECRET", "PUBLIC_URL", "GOOGLE_CALLBACK_URL"] {
+            assert!(err.variables().contains(&v), "{v} missing from {err}");
+        }
+        let as_dev = Settings::from_vars_as(&[("APP_ENV", "production")], AppEnv::Development).unwrap();
+        assert_eq!(as_dev.env, AppEnv::Development);
     }
 
     #[test]
