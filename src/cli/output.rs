@@ -8,13 +8,42 @@
 use std::{
     borrow::Cow,
     fmt,
-    io::{IsTerminal, Write},
+    io::{self, IsTerminal, Write},
 };
 
 use chrono::{DateTime, Utc};
 use comfy_table::{presets, Attribute, Cell, ContentArrangement};
 use serde::Serialize;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+use super::CliError;
+
+/// Writes to standard output (through [`outln!`] and [`out!`]).
+///
+/// A reader that went away — `authauth sessions list | head -1` once `head` has its line — is
+/// [`CliError::StdoutClosed`]: the command stops there and exits 0 without a word, as `cat` and
+/// `ls` do. Rust ignores SIGPIPE, so `println!` would panic (exit 101) instead. Restoring
+/// SIGPIPE's default action was the other way: but then the process dies of the signal (status
+/// 141, a failure under `set -o pipefail`) and, being process-wide, it would also apply to
+/// `serve` and every socket the runtime writes.
+pub fn write(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    io::stdout().lock().write_fmt(args).map_err(stdout_error)
+}
+
+fn stdout_error(e: io::Error) -> CliError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        CliError::StdoutClosed
+    } else {
+        CliError::Failed(anyhow::Error::new(e).context("cannot write to standard output"))
+    }
+}
+
+fn json_error(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
+        Some(kind) => stdout_error(io::Error::from(kind)),
+        None => CliError::Failed(anyhow::Error::new(e).context("cannot write JSON")),
+    }
+}
 
 /// True when stdout is a terminal a person reads.
 pub fn stdout_is_tty() -> bool {
@@ -104,11 +133,10 @@ pub fn table(headers: &[&str]) -> Table {
 }
 
 /// Prints a value as pretty JSON on stdout.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
+pub fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(json_error)?;
+    writeln!(out).map_err(stdout_error)
 }
 
 /// Streams a JSON array on stdout, one element at a time.
@@ -117,22 +145,22 @@ pub struct JsonArray {
 }
 
 impl JsonArray {
-    pub fn start() -> anyhow::Result<Self> {
-        print!("[");
+    pub fn start() -> Result<Self, CliError> {
+        out!("[")?;
         Ok(JsonArray { first: true })
     }
 
-    pub fn push<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(if self.first { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut out, value)?;
+    pub fn push<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
+        let mut out = io::stdout().lock();
+        out.write_all(if self.first { b"\n  " } else { b",\n  " })
+            .map_err(stdout_error)?;
+        serde_json::to_writer(&mut out, value).map_err(json_error)?;
         self.first = false;
         Ok(())
     }
 
-    pub fn finish(self) -> anyhow::Result<()> {
-        println!("{}]", if self.first { "" } else { "\n" });
-        Ok(())
+    pub fn finish(self) -> Result<(), CliError> {
+        outln!("{}]", if self.first { "" } else { "\n" })
     }
 }
 

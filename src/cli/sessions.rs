@@ -161,16 +161,19 @@ pub fn session_row(r: &SessionRecord) -> Vec<String> {
 }
 
 /// Prints sessions as a table (or nothing but a note when there are none).
-pub fn print_sessions(sessions: &[SessionRecord]) {
+pub fn print_sessions(sessions: &[SessionRecord]) -> Result<(), CliError> {
     if sessions.is_empty() {
-        println!("No live sessions.");
-        return;
+        return outln!("No live sessions.");
     }
+    outln!("{}", sessions_table(sessions))
+}
+
+fn sessions_table(sessions: &[SessionRecord]) -> output::Table {
     let mut t = output::table(&SESSION_HEADERS);
     for r in sessions {
         t.add_row(session_row(r));
     }
-    println!("{t}");
+    t
 }
 
 pub async fn find_user(ctx: &Context, who: &str) -> Result<User, CliError> {
@@ -197,7 +200,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
             if json {
                 output::json(&sessions.iter().map(SessionJson::from).collect::<Vec<_>>())?;
             } else {
-                print_sessions(&sessions);
+                print_sessions(&sessions)?;
             }
             Ok(())
         }
@@ -241,7 +244,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
                 ] {
                     t.add_row(vec![k.to_string(), v]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             Ok(())
         }
@@ -285,7 +288,7 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
                 for r in &fresh {
                     t.add_row(session_row(r));
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             None => {}
         }
@@ -296,7 +299,7 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
     }
     match array {
         Some(a) => a.finish()?,
-        None => println!("{total} live session{}", if total == 1 { "" } else { "s" }),
+        None => outln!("{total} live session{}", if total == 1 { "" } else { "s" })?,
     }
     Ok(())
 }
@@ -406,20 +409,23 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
         }
         args.ids = pick(ctx).await?;
         if args.ids.is_empty() {
-            println!("Nothing selected; nothing was revoked.");
+            outln!("Nothing selected; nothing was revoked.")?;
             return Ok(());
         }
     }
     let plan = plan(ctx, &args).await?;
     let count: usize = plan.iter().map(|(_, s)| s.len()).sum();
     if count == 0 {
-        println!("No live session matches; nothing was revoked.");
+        outln!("No live session matches; nothing was revoked.")?;
         return Ok(());
     }
     let all: Vec<SessionRecord> = plan.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     if !args.yes {
-        eprintln!("These {count} session(s) will be revoked:");
-        print_sessions(&all);
+        // With the question, on the terminal that answers it (stdout may be a file or a pipe).
+        eprintln!(
+            "These {count} session(s) will be revoked:\n{}",
+            sessions_table(&all)
+        );
     }
     output::confirm(
         args.yes,
@@ -451,9 +457,9 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
             }
         }
     }
-    println!(
+    outln!(
         "Revoked {revoked} session{}.",
         if revoked == 1 { "" } else { "s" }
-    );
+    )?;
     Ok(())
 }

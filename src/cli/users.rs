@@ -202,8 +202,8 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             }
             match array {
                 Some(a) => a.finish()?,
-                None if total == 0 => println!("No users."),
-                None => println!("{table}\n{total} user{}", if total == 1 { "" } else { "s" }),
+                None if total == 0 => outln!("No users.")?,
+                None => outln!("{table}\n{total} user{}", if total == 1 { "" } else { "s" })?,
             }
             Ok(())
         }
@@ -234,7 +234,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             ] {
                 t.add_row(vec![k.to_string(), v]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             if !identities.is_empty() {
                 let mut t = output::table(&["ISSUER", "SUBJECT", "EMAIL", "LINKED"]);
                 for i in &identities {
@@ -245,10 +245,10 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                         i.created_at.clone(),
                     ]);
                 }
-                println!("\nIdentities\n{t}");
+                outln!("\nIdentities\n{t}")?;
             }
-            println!("\nLive sessions");
-            print_sessions(&sessions);
+            outln!("\nLive sessions")?;
+            print_sessions(&sessions)?;
             Ok(())
         }
         UsersCommand::Create {
@@ -262,7 +262,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .create_local_user(&email, password, &name)
                 .await
                 .map_err(user_error)?;
-            println!("Created {} ({}).", user.email, user.id);
+            outln!("Created {} ({}).", user.email, user.id)?;
             Ok(())
         }
         UsersCommand::Disable { user, yes } => {
@@ -286,11 +286,11 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .set_user_disabled(&user, true, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
-            println!(
+            outln!(
                 "Disabled {}; revoked {revoked} session{}.",
                 user.email,
                 if revoked == 1 { "" } else { "s" }
-            );
+            )?;
             Ok(())
         }
         UsersCommand::Enable { user } => {
@@ -300,7 +300,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .set_user_disabled(&user, false, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
-            println!("Enabled {} (at {}).", user.email, output::date(Utc::now()));
+            outln!("Enabled {} (at {}).", user.email, output::date(Utc::now()))?;
             Ok(())
         }
     }

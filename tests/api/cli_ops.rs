@@ -8,14 +8,14 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// The environment that points the binary at `app`'s database and session store.
-fn cli_env(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) fn cli_env(app: &TestApp) -> Vec<(String, String)> {
     ["DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX", "SESSION_SECRET"]
         .iter()
         .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect()
 }
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     let env = cli_env(app);
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     run_cli(&app.dir.0, &vars, args)
