@@ -306,15 +306,23 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
     }
 }
 
-/// Account rule violations are usage errors (exit 2) with the same message as the API.
+/// Input the account rules refuse (a weak password, an address or name that is not valid) is
+/// a usage error (exit 2); anything else — an address already taken, a disabled account, a
+/// store that failed — is an operation that could not be done (exit 1). Both carry the API's
+/// message and stable code.
 fn user_error(e: AuthError) -> CliError {
+    use crate::users::UserError as U;
     match e {
         AuthError::Store(e) => CliError::Failed(anyhow::Error::new(e)),
         AuthError::Internal(e) => CliError::Failed(e),
-        AuthError::User(crate::users::UserError::Db(e)) => CliError::Failed(anyhow::Error::new(e)),
+        AuthError::User(U::Db(e)) => CliError::Failed(anyhow::Error::new(e)),
+        e @ (AuthError::WeakPassword(_) | AuthError::User(U::InvalidEmail(_) | U::InvalidName(_))) => {
+            let api = ApiError::from(e);
+            CliError::Config(format!("{} ({})", api, api.code()))
+        }
         other => {
             let api = ApiError::from(other);
-            CliError::Config(format!("{} ({})", api, api.code()))
+            CliError::Failed(anyhow::anyhow!("{} ({})", api, api.code()))
         }
     }
 }

@@ -545,3 +545,26 @@ async fn users_create_refuses_addresses_no_mail_system_accepts() {
         assert!(raw_controls(&stderr(&out)).is_empty(), "{:?}", stderr(&out));
     }
 }
+
+#[tokio::test]
+async fn users_create_with_a_taken_address_is_a_failed_operation_not_a_usage_error() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    app.signed_up_client("taken@example.com").await;
+    let out = run_cli_stdin(
+        &app,
+        &[
+            "users",
+            "create",
+            "--email",
+            "Taken@Example.com",
+            "--name",
+            "Second",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    // The command was used correctly; what it was asked to do could not be done.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("email_taken"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
