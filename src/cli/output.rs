@@ -109,12 +109,36 @@ impl fmt::Display for Table {
     }
 }
 
+/// Narrower than this, a terminal's reported width is taken for "unknown": serial consoles, a
+/// `docker exec -t` before its first resize and some CI runners report 0×0, and a table fitted
+/// into that collapses to one-character columns.
+const MIN_TERMINAL_WIDTH: u16 = 20;
+/// The width assumed when the terminal does not tell: the traditional one.
+const FALLBACK_WIDTH: u16 = 80;
+
+/// The width to fit a table into on a terminal that reported `reported` columns (`None`: it
+/// could not be asked), when that report cannot be used: `COLUMNS` (`columns`) if it is
+/// usable, else 80. `None` when the report is fine.
+fn fallback_width(reported: Option<u16>, columns: Option<&str>) -> Option<u16> {
+    if reported.is_some_and(|w| w >= MIN_TERMINAL_WIDTH) {
+        return None;
+    }
+    let from_env = columns
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= MIN_TERMINAL_WIDTH);
+    Some(from_env.unwrap_or(FALLBACK_WIDTH))
+}
+
 /// A table with these headers, styled for where it goes.
 pub fn table(headers: &[&str]) -> Table {
     let mut t = comfy_table::Table::new();
     if stdout_is_tty() {
         t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
             .set_content_arrangement(ContentArrangement::Dynamic);
+        let columns = std::env::var("COLUMNS").ok();
+        if let Some(width) = fallback_width(t.width(), columns.as_deref()) {
+            t.set_width(width);
+        }
     } else {
         // Piped: whitespace-separated columns, no borders, no wrapping.
         t.load_preset(presets::NOTHING)
@@ -237,6 +261,22 @@ mod tests {
         assert_eq!(relative(now + chrono::Duration::minutes(25), now), "in 25m");
         assert_eq!(relative(now - chrono::Duration::hours(30), now), "1d ago");
         assert_eq!(shorten("Mozilla/5.0 (X11; Linux x86_64)", 10), "Mozilla/5…");
+    }
+
+    #[test]
+    fn a_terminal_that_reports_no_usable_width_gets_a_sane_one() {
+        assert_eq!(fallback_width(Some(120), None), None);
+        assert_eq!(
+            fallback_width(Some(120), Some("60")),
+            None,
+            "the terminal's own report wins"
+        );
+        assert_eq!(fallback_width(Some(0), None), Some(80));
+        assert_eq!(fallback_width(Some(1), None), Some(80));
+        assert_eq!(fallback_width(None, None), Some(80));
+        assert_eq!(fallback_width(Some(0), Some("132")), Some(132));
+        assert_eq!(fallback_width(Some(0), Some("0")), Some(80));
+        assert_eq!(fallback_width(Some(0), Some("wide")), Some(80));
     }
 
     #[test]
