@@ -81,7 +81,8 @@ pub struct RevokeArgs {
     /// Revoke every session of every user.
     #[arg(long)]
     all: bool,
-    /// Why: kept in the tombstone, so the signed-out client's next request says so.
+    /// Why, in your words: kept in the tombstone, so the signed-out client's next request gets
+    /// it (401 `session_revoked`, field `note`).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
     /// Do not ask for confirmation.
