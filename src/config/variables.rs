@@ -322,6 +322,30 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_authauth_reads_is_documented() {
+        let docs = include_str!("../../docs/configuration.md");
+        let missing: Vec<&str> = KNOWN
+            .iter()
+            .filter(|v| !docs.contains(&format!("`{v}`")))
+            .copied()
+            .collect();
+        assert_eq!(missing, Vec::<&str>::new(), "not in docs/configuration.md");
+    }
+
+    #[test]
+    fn every_variable_in_the_example_env_file_is_one_authauth_reads() {
+        // Commented-out lines too: they are what a newcomer uncomments.
+        let unread: Vec<&str> = include_str!("../../.env.example")
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim())
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .filter(|k| !KNOWN.contains(k))
+            .collect();
+        assert_eq!(unread, Vec::<&str>::new());
+    }
+
+    #[test]
     fn known_variables_within_reach_of_each_other_are_a_deliberate_list() {
         // A known name is never reported, so two known names within reach of each other only
         // make the suggestion for a slip between them a guess; this lists them so that adding
