@@ -31,6 +31,11 @@ pub struct ErrorBody {
     /// `user_disabled`, `operator`, …).
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
+    /// For `session_revoked` by an operator: the text they gave (`authauth sessions revoke
+    /// --reason`), exactly as written — for the person whose session ended ("phone reported
+    /// stolen"). Absent when they gave none. `message` quotes it too.
+    #[oai(skip_serializing_if_is_none)]
+    pub note: Option<String>,
 }
 
 /// Every error the API can answer with, and its status and code.
@@ -50,8 +55,12 @@ pub enum ApiError {
     NoSession,
     #[error("the session has expired: sign in again")]
     SessionExpired,
-    #[error("the session was ended ({reason}){}", .message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    SessionRevoked { reason: String, message: Option<String> },
+    #[error("the session was ended ({reason}){}", .note.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    SessionRevoked {
+        reason: String,
+        /// The operator's own words, if any.
+        note: Option<String>,
+    },
     /// Several session cookies that cannot be told apart safely (two live sessions, or more
     /// cookies than are examined): acting as any of them could be acting as a planted one.
     #[error(
@@ -210,6 +219,10 @@ impl ApiError {
                 ApiError::ProviderRefused { error, .. } => Some(error.clone()),
                 _ => None,
             },
+            note: match self {
+                ApiError::SessionRevoked { note, .. } => note.clone(),
+                _ => None,
+            },
         }
     }
 
@@ -256,7 +269,10 @@ impl From<crate::session::SessionError> for ApiError {
         match e {
             E::NoSession => ApiError::NoSession,
             E::Expired => ApiError::SessionExpired,
-            E::Revoked { reason, message } => ApiError::SessionRevoked { reason, message },
+            E::Revoked { reason, message } => ApiError::SessionRevoked {
+                reason,
+                note: message,
+            },
             E::Store(e) => e.into(),
         }
     }
@@ -375,6 +391,7 @@ pub async fn render(err: poem::Error) -> Response {
                     .replace(' ', "_"),
                 message: err.to_string(),
                 reason: None,
+                note: None,
             };
             return json_error(status, &body);
         }

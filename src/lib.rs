@@ -6,6 +6,9 @@
 //! knows about Redis keys.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+// Commands write through `cli::output::write` (`outln!`), where a closed stdout is a normal end;
+// `println!` panics on it.
+#![cfg_attr(not(test), deny(clippy::print_stdout))]
 
 pub mod api;
 pub mod auth;

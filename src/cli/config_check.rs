@@ -5,40 +5,80 @@ use std::time::Duration;
 use clap::Subcommand;
 use secrecy::ExposeSecret;
 
-use super::{load_settings, CliError};
+use super::{load_dotenv, CliError};
 use crate::{
-    config::{redact_url, SecretSource, DEV_SECRET_FILE},
-    db, startup,
+    config::{redact_url, AppEnv, SecretSource, Settings, DEV_SECRET_FILE},
+    db,
+    startup::{self, StartupError},
 };
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration, connect to the database and the session store, and print
-    /// what was found. Exits 2 on an invalid configuration, 1 when a dependency fails.
-    Check,
+    /// what was found.
+    ///
+    /// Checks the mode APP_ENV (or NODE_ENV) selects, or the one given with --env; a
+    /// development check also lists what production would refuse. Exits 2 on an invalid
+    /// configuration or while migrations are pending on a configured database (`serve` would
+    /// refuse to start), 1 when a dependency does not answer.
+    ///
+    /// Example: authauth config check --env production
+    Check {
+        /// Check the configuration as this mode will run it, whatever APP_ENV says.
+        #[arg(long, value_enum, value_name = "MODE")]
+        env: Option<Mode>,
+    },
+}
+
+/// The modes `--env` accepts.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+impl From<Mode> for AppEnv {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Development => AppEnv::Development,
+            Mode::Production => AppEnv::Production,
+        }
+    }
 }
 
 pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
-    let ConfigCommand::Check = cmd;
-    let settings = load_settings()?;
+    let ConfigCommand::Check { env: mode } = cmd;
+    let vars = load_dotenv()?;
+    let settings = match mode {
+        Some(mode) => Settings::from_vars_as(&vars, mode.into())?,
+        None => Settings::from_vars(&vars)?,
+    };
     let s = &settings;
-    println!("configuration: valid ({})", s.env.as_str());
-    println!("  listen           {}:{}", s.host, s.port);
+    outln!(
+        "configuration: valid ({}{})",
+        s.env.as_str(),
+        if mode.is_some() {
+            ", as asked with --env"
+        } else {
+            ""
+        }
+    )?;
+    outln!("  listen           {}:{}", s.host, s.port)?;
     if let Some(url) = &s.public_url {
-        println!("  public url       {url}");
+        outln!("  public url       {url}")?;
     }
     match &s.allowed_hosts {
-        Some(hosts) => println!(
+        Some(hosts) => outln!(
             "  allowed hosts    {} (/health and /ready: any)",
             hosts
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        None => println!("  allowed hosts    any (development; set ALLOWED_HOSTS to check)"),
+        )?,
+        None => outln!("  allowed hosts    any (development; set ALLOWED_HOSTS to check)")?,
     }
-    println!(
+    outln!(
         "  database         {}{}",
         redact_url(s.database.url.expose_secret()),
         if s.database.embedded {
@@ -46,14 +86,14 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
         } else {
             ""
         }
-    );
+    )?;
     match &s.redis {
-        Some(r) => println!(
+        Some(r) => outln!(
             "  session store    redis {} (key prefix `{}`)",
             redact_url(r.url.expose_secret()),
             r.key_prefix
-        ),
-        None => println!("  session store    sql (the database above)"),
+        )?,
+        None => outln!("  session store    sql (the database above)")?,
     }
     let secret = match &s.session.secret_source {
         SecretSource::Environment => format!("SESSION_SECRET ({} key(s))", s.session.secrets.len()),
@@ -62,77 +102,104 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
             format!("development secret in ./{DEV_SECRET_FILE} (created on first serve)")
         }
     };
-    println!("  session secret   {secret}");
-    println!(
+    outln!("  session secret   {secret}")?;
+    outln!(
         "  session cookie   {} (Secure: {}, HttpOnly, SameSite=Lax)",
         s.session.cookie_name,
         if s.session.cookie_secure { "yes" } else { "no" }
-    );
-    println!(
+    )?;
+    outln!(
         "  session timeouts idle {}, absolute {}, rotation every {} (grace {})",
         humantime::format_duration(s.session.idle_timeout),
         humantime::format_duration(s.session.absolute_timeout),
         humantime::format_duration(s.session.rotation_interval),
         humantime::format_duration(s.session.rotation_grace)
-    );
+    )?;
     match &s.google {
-        Some(g) => println!(
+        Some(g) => outln!(
             "  google sign-in   issuer {}, callback {}",
-            g.issuer, g.callback_url
-        ),
-        None => println!("  google sign-in   not configured"),
+            g.issuer,
+            g.callback_url
+        )?,
+        None => outln!("  google sign-in   not configured")?,
     }
-    println!(
+    outln!(
         "  cors origins     {}",
         if s.cors_origins.is_empty() {
             "(none)".to_string()
         } else {
             s.cors_origins.join(", ")
         }
-    );
+    )?;
 
     for warning in &s.warnings {
-        println!("warning: {warning}");
+        outln!("warning: {warning}")?;
+    }
+    if s.env == AppEnv::Development {
+        // What a newcomer meets next: the same file with APP_ENV=production.
+        match Settings::from_vars_as(&vars, AppEnv::Production) {
+            Ok(_) => outln!(
+                "production:       this configuration is valid in production too \
+                 (`authauth config check --env production` checks it fully)"
+            )?,
+            Err(e) => {
+                outln!(
+                    "production:       with APP_ENV=production, `serve` would refuse this configuration \
+                     (`authauth config check --env production`):"
+                )?;
+                for p in &e.problems {
+                    outln!("  - {}: {}", p.variable, p.message)?;
+                }
+            }
+        }
     }
 
     let mut failures = Vec::new();
+    let mut pending = Vec::new();
     match startup::connect(s).await {
         Err(e) => {
-            println!("database:        FAILED {e:#}");
+            outln!("database:         FAILED {e:#}")?;
             failures.push("database");
         }
         Ok((conn, store)) => {
             match db::pending_migrations(&conn).await {
-                Ok(p) if p.is_empty() => println!("database:         ok, migrations up to date"),
-                Ok(p) => println!(
-                    "database:         ok, {} pending migration(s): run `authauth migrate up`{}",
+                Ok(p) if p.is_empty() => outln!("database:         ok, migrations up to date")?,
+                Ok(p) if s.database.embedded => outln!(
+                    "database:         ok, {} pending migration(s): `authauth serve` applies them \
+                     to the embedded default (or run `authauth migrate up`)",
                     p.len(),
-                    if s.database.embedded {
-                        " (or `authauth serve`, which migrates the embedded default)"
-                    } else {
-                        ""
-                    }
-                ),
+                )?,
+                Ok(p) => {
+                    outln!(
+                        "database:         NOT READY, {} pending migration(s): run `authauth migrate up`; \
+                         `serve` refuses to start until then",
+                        p.len()
+                    )?;
+                    pending = p;
+                }
                 Err(e) => {
-                    println!("database:         FAILED {e}");
+                    outln!("database:         FAILED {e}")?;
                     failures.push("database");
                 }
             }
             match store.ping_within(Duration::from_secs(3)).await {
-                Ok(()) => println!("session store:    ok ({})", store.kind()),
+                Ok(()) => outln!("session store:    ok ({})", store.kind())?,
                 Err(e) => {
-                    println!("session store:    FAILED ({}) {}", store.kind(), e.chain());
+                    outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
                     failures.push("session store");
                 }
             }
         }
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::Failed(anyhow::anyhow!(
+    if !failures.is_empty() {
+        return Err(CliError::Failed(anyhow::anyhow!(
             "{} did not answer",
             failures.join(" and ")
-        )))
+        )));
     }
+    if !pending.is_empty() {
+        // The same refusal, and exit code, as `serve`.
+        return Err(StartupError::PendingMigrations(pending).into());
+    }
+    Ok(())
 }

@@ -54,10 +54,10 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
                 .context("cannot read the migration state")?;
             let applied: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
             if applied.is_empty() {
-                println!("Nothing to apply: {target} is up to date.");
+                outln!("Nothing to apply: {target} is up to date.")?;
             }
             for m in applied {
-                println!("Applied {m}");
+                outln!("Applied {m}")?;
             }
             Ok(())
         }
@@ -74,10 +74,10 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
             let after = applied(&db).await?;
             let reverted: Vec<&String> = before.iter().filter(|m| !after.contains(m)).collect();
             if reverted.is_empty() {
-                println!("Nothing to revert: no migration is applied on {target}.");
+                outln!("Nothing to revert: no migration is applied on {target}.")?;
             }
             for m in reverted.iter().rev() {
-                println!("Reverted {m}");
+                outln!("Reverted {m}")?;
             }
             Ok(())
         }
@@ -85,15 +85,15 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
             let all = Migrator::get_migration_with_status_read_only(&db)
                 .await
                 .context("cannot read the migration state")?;
-            println!("Migrations on {target}:");
+            outln!("Migrations on {target}:")?;
             for m in &all {
-                println!("  {:<8} {}", m.status().to_string(), m.name());
+                outln!("  {:<8} {}", m.status().to_string(), m.name())?;
             }
             let pending = all
                 .iter()
                 .filter(|m| m.status() == sea_orm_migration::MigrationStatus::Pending)
                 .count();
-            println!("{} applied, {pending} pending", all.len() - pending);
+            outln!("{} applied, {pending} pending", all.len() - pending)?;
             Ok(())
         }
         MigrateCommand::Fresh { yes } => {
@@ -104,7 +104,7 @@ pub async fn run(cmd: MigrateCommand) -> Result<(), CliError> {
             )?;
             Migrator::fresh(&db).await.context("fresh migration failed")?;
             for m in applied(&db).await? {
-                println!("Applied {m}");
+                outln!("Applied {m}")?;
             }
             Ok(())
         }

@@ -2,6 +2,26 @@
 //! file per command group, one dispatch `match`.
 //!
 //! Exit codes: 0 success, 1 operation failed, 2 usage or configuration error, 3 not found.
+//! Commands write through [`outln!`]/[`out!`], never `println!`: a reader that goes away
+//! (`authauth … | head -1`) is then a normal end (exit 0), where `println!` would panic.
+
+/// `println!` for commands: evaluates to `Result<(), CliError>`; a closed stdout is
+/// [`CliError::StdoutClosed`] (see [`output::write`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for commands, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write(format_args!($($arg)*))
+    };
+}
 
 mod config_check;
 mod migrate;
@@ -10,11 +30,11 @@ mod serve;
 mod sessions;
 mod users;
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, ProcessEnv, Settings};
 
 /// authauth — session-based authentication server.
 ///
@@ -111,11 +131,15 @@ pub enum CliError {
     Failed(anyhow::Error),
     /// Exit 3: what was asked for does not exist.
     NotFound(String),
+    /// Exit 0, silently: whoever read standard output stopped (`| head`). Like `cat` ended by
+    /// SIGPIPE, the command has nobody left to tell anything to.
+    StdoutClosed,
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
+            CliError::StdoutClosed => ExitCode::SUCCESS,
             CliError::Failed(_) => ExitCode::from(1),
             CliError::Config(_) => ExitCode::from(2),
             CliError::NotFound(_) => ExitCode::from(3),
@@ -141,6 +165,7 @@ impl std::fmt::Display for CliError {
             CliError::Config(m) | CliError::NotFound(m) => f.write_str(m),
             // `{:#}` prints the whole cause chain on one line.
             CliError::Failed(e) => write!(f, "{e:#}"),
+            CliError::StdoutClosed => f.write_str("standard output was closed"),
         }
     }
 }
@@ -148,12 +173,27 @@ impl std::fmt::Display for CliError {
 /// Loads `./.env` (if present; never a parent directory's) and parses the configuration.
 /// Variables already set in the environment win over the file.
 pub fn load_settings() -> Result<Settings, CliError> {
-    match dotenvy::from_path(".env") {
-        Ok(_) => {}
-        Err(e) if e.not_found() => {}
-        Err(e) => return Err(CliError::Config(format!("cannot read .env: {e}"))),
+    let env = load_dotenv()?;
+    Ok(Settings::from_vars(&env)?)
+}
+
+/// Loads `./.env` into the environment (without overriding what is set), remembering the names
+/// it holds: the file is authauth's own, so a name in it that authauth does not read is worth a
+/// warning even when the environment's would not be.
+pub(crate) fn load_dotenv() -> Result<ProcessEnv, CliError> {
+    let unreadable = |e: dotenvy::Error| CliError::Config(format!("cannot read .env: {e}"));
+    let items = match dotenvy::from_path_iter(".env") {
+        Ok(items) => items,
+        Err(e) if e.not_found() => return Ok(ProcessEnv::default()),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let mut dotenv = Vec::new();
+    for item in items {
+        let (key, _) = item.map_err(unreadable)?;
+        dotenv.push(key);
     }
-    Ok(Settings::from_env()?)
+    dotenvy::from_path(".env").map_err(unreadable)?;
+    Ok(ProcessEnv { dotenv })
 }
 
 /// Entry point of the binary: parse, dispatch, map the outcome to an exit code.
@@ -167,10 +207,15 @@ pub fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(e) => {
-            // Messages can quote stored values (a database error names the row, say).
-            eprintln!("error: {}", output::escape_lines(&e.to_string()));
+            // Messages can quote stored values (a database error names the row, say). A closed
+            // stderr leaves nobody to tell: the exit code still says it.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                output::escape_lines(&e.to_string())
+            );
             e.exit_code()
         }
     }
@@ -181,10 +226,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => serve::run().await,
         Command::Migrate(cmd) => migrate::run(cmd).await,
-        Command::Openapi => {
-            println!("{}", crate::api::spec_json());
-            Ok(())
-        }
+        Command::Openapi => outln!("{}", crate::api::spec_json()),
         Command::Config(cmd) => config_check::run(cmd).await,
         Command::Users(cmd) => {
             let creates = matches!(cmd, users::UsersCommand::Create { .. });

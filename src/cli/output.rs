@@ -8,13 +8,42 @@
 use std::{
     borrow::Cow,
     fmt,
-    io::{IsTerminal, Write},
+    io::{self, IsTerminal, Write},
 };
 
 use chrono::{DateTime, Utc};
 use comfy_table::{presets, Attribute, Cell, ContentArrangement};
 use serde::Serialize;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+use super::CliError;
+
+/// Writes to standard output (through [`outln!`] and [`out!`]).
+///
+/// A reader that went away — `authauth sessions list | head -1` once `head` has its line — is
+/// [`CliError::StdoutClosed`]: the command stops there and exits 0 without a word, as `cat` and
+/// `ls` do. Rust ignores SIGPIPE, so `println!` would panic (exit 101) instead. Restoring
+/// SIGPIPE's default action was the other way: but then the process dies of the signal (status
+/// 141, a failure under `set -o pipefail`) and, being process-wide, it would also apply to
+/// `serve` and every socket the runtime writes.
+pub fn write(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    io::stdout().lock().write_fmt(args).map_err(stdout_error)
+}
+
+fn stdout_error(e: io::Error) -> CliError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        CliError::StdoutClosed
+    } else {
+        CliError::Failed(anyhow::Error::new(e).context("cannot write to standard output"))
+    }
+}
+
+fn json_error(e: serde_json::Error) -> CliError {
+    match e.io_error_kind() {
+        Some(kind) => stdout_error(io::Error::from(kind)),
+        None => CliError::Failed(anyhow::Error::new(e).context("cannot write JSON")),
+    }
+}
 
 /// True when stdout is a terminal a person reads.
 pub fn stdout_is_tty() -> bool {
@@ -80,12 +109,36 @@ impl fmt::Display for Table {
     }
 }
 
+/// Narrower than this, a terminal's reported width is taken for "unknown": serial consoles, a
+/// `docker exec -t` before its first resize and some CI runners report 0×0, and a table fitted
+/// into that collapses to one-character columns.
+const MIN_TERMINAL_WIDTH: u16 = 20;
+/// The width assumed when the terminal does not tell: the traditional one.
+const FALLBACK_WIDTH: u16 = 80;
+
+/// The width to fit a table into on a terminal that reported `reported` columns (`None`: it
+/// could not be asked), when that report cannot be used: `COLUMNS` (`columns`) if it is
+/// usable, else 80. `None` when the report is fine.
+fn fallback_width(reported: Option<u16>, columns: Option<&str>) -> Option<u16> {
+    if reported.is_some_and(|w| w >= MIN_TERMINAL_WIDTH) {
+        return None;
+    }
+    let from_env = columns
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= MIN_TERMINAL_WIDTH);
+    Some(from_env.unwrap_or(FALLBACK_WIDTH))
+}
+
 /// A table with these headers, styled for where it goes.
 pub fn table(headers: &[&str]) -> Table {
     let mut t = comfy_table::Table::new();
     if stdout_is_tty() {
         t.load_preset(presets::UTF8_HORIZONTAL_ONLY)
             .set_content_arrangement(ContentArrangement::Dynamic);
+        let columns = std::env::var("COLUMNS").ok();
+        if let Some(width) = fallback_width(t.width(), columns.as_deref()) {
+            t.set_width(width);
+        }
     } else {
         // Piped: whitespace-separated columns, no borders, no wrapping.
         t.load_preset(presets::NOTHING)
@@ -104,11 +157,10 @@ pub fn table(headers: &[&str]) -> Table {
 }
 
 /// Prints a value as pretty JSON on stdout.
-pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
-    Ok(())
+pub fn json<T: Serialize>(value: &T) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(json_error)?;
+    writeln!(out).map_err(stdout_error)
 }
 
 /// Streams a JSON array on stdout, one element at a time.
@@ -117,22 +169,22 @@ pub struct JsonArray {
 }
 
 impl JsonArray {
-    pub fn start() -> anyhow::Result<Self> {
-        print!("[");
+    pub fn start() -> Result<Self, CliError> {
+        out!("[")?;
         Ok(JsonArray { first: true })
     }
 
-    pub fn push<T: Serialize>(&mut self, value: &T) -> anyhow::Result<()> {
-        let mut out = std::io::stdout().lock();
-        out.write_all(if self.first { b"\n  " } else { b",\n  " })?;
-        serde_json::to_writer(&mut out, value)?;
+    pub fn push<T: Serialize>(&mut self, value: &T) -> Result<(), CliError> {
+        let mut out = io::stdout().lock();
+        out.write_all(if self.first { b"\n  " } else { b",\n  " })
+            .map_err(stdout_error)?;
+        serde_json::to_writer(&mut out, value).map_err(json_error)?;
         self.first = false;
         Ok(())
     }
 
-    pub fn finish(self) -> anyhow::Result<()> {
-        println!("{}]", if self.first { "" } else { "\n" });
-        Ok(())
+    pub fn finish(self) -> Result<(), CliError> {
+        outln!("{}]", if self.first { "" } else { "\n" })
     }
 }
 
@@ -209,6 +261,22 @@ mod tests {
         assert_eq!(relative(now + chrono::Duration::minutes(25), now), "in 25m");
         assert_eq!(relative(now - chrono::Duration::hours(30), now), "1d ago");
         assert_eq!(shorten("Mozilla/5.0 (X11; Linux x86_64)", 10), "Mozilla/5…");
+    }
+
+    #[test]
+    fn a_terminal_that_reports_no_usable_width_gets_a_sane_one() {
+        assert_eq!(fallback_width(Some(120), None), None);
+        assert_eq!(
+            fallback_width(Some(120), Some("60")),
+            None,
+            "the terminal's own report wins"
+        );
+        assert_eq!(fallback_width(Some(0), None), Some(80));
+        assert_eq!(fallback_width(Some(1), None), Some(80));
+        assert_eq!(fallback_width(None, None), Some(80));
+        assert_eq!(fallback_width(Some(0), Some("132")), Some(132));
+        assert_eq!(fallback_width(Some(0), Some("0")), Some(80));
+        assert_eq!(fallback_width(Some(0), Some("wide")), Some(80));
     }
 
     #[test]

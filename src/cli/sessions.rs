@@ -82,7 +82,8 @@ pub struct RevokeArgs {
     /// size of the store).
     #[arg(long, conflicts_with_all = ["id", "ids"])]
     all: bool,
-    /// Why: kept in the tombstone, so the signed-out client's next request says so.
+    /// Why, in your words: kept in the tombstone, so the signed-out client's next request gets
+    /// it (401 `session_revoked`, field `note`).
     #[arg(long, value_name = "TEXT")]
     reason: Option<String>,
     /// Do not ask for confirmation.
@@ -162,16 +163,19 @@ pub fn session_row(r: &SessionRecord) -> Vec<String> {
 }
 
 /// Prints sessions as a table (or nothing but a note when there are none).
-pub fn print_sessions(sessions: &[SessionRecord]) {
+pub fn print_sessions(sessions: &[SessionRecord]) -> Result<(), CliError> {
     if sessions.is_empty() {
-        println!("No live sessions.");
-        return;
+        return outln!("No live sessions.");
     }
+    outln!("{}", sessions_table(sessions))
+}
+
+fn sessions_table(sessions: &[SessionRecord]) -> output::Table {
     let mut t = output::table(&SESSION_HEADERS);
     for r in sessions {
         t.add_row(session_row(r));
     }
-    println!("{t}");
+    t
 }
 
 pub async fn find_user(ctx: &Context, who: &str) -> Result<User, CliError> {
@@ -198,7 +202,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
             if json {
                 output::json(&sessions.iter().map(SessionJson::from).collect::<Vec<_>>())?;
             } else {
-                print_sessions(&sessions);
+                print_sessions(&sessions)?;
             }
             Ok(())
         }
@@ -242,7 +246,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
                 ] {
                     t.add_row(vec![k.to_string(), v]);
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             Ok(())
         }
@@ -286,7 +290,7 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
                 for r in &fresh {
                     t.add_row(session_row(r));
                 }
-                println!("{t}");
+                outln!("{t}")?;
             }
             None => {}
         }
@@ -297,7 +301,7 @@ async fn list_all(ctx: &Context, json: bool) -> Result<(), CliError> {
     }
     match array {
         Some(a) => a.finish()?,
-        None => println!("{total} live session{}", if total == 1 { "" } else { "s" }),
+        None => outln!("{total} live session{}", if total == 1 { "" } else { "s" })?,
     }
     Ok(())
 }
@@ -371,8 +375,7 @@ async fn revoke_everything(ctx: &Context, args: &RevokeArgs) -> Result<(), CliEr
         }
     }
     if count == 0 {
-        println!("No live session matches; nothing was revoked.");
-        return Ok(());
+        return outln!("No live session matches; nothing was revoked.");
     }
     output::confirm(
         args.yes,
@@ -400,11 +403,10 @@ async fn revoke_everything(ctx: &Context, args: &RevokeArgs) -> Result<(), CliEr
             None => break,
         }
     }
-    println!(
+    outln!(
         "Revoked {revoked} session{}.",
         if revoked == 1 { "" } else { "s" }
-    );
-    Ok(())
+    )
 }
 
 /// On a terminal with nothing chosen: pick sessions from a list.
@@ -446,7 +448,7 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
         }
         args.ids = pick(ctx).await?;
         if args.ids.is_empty() {
-            println!("Nothing selected; nothing was revoked.");
+            outln!("Nothing selected; nothing was revoked.")?;
             return Ok(());
         }
     }
@@ -456,13 +458,16 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
     let plan = plan(ctx, &args).await?;
     let count: usize = plan.iter().map(|(_, s)| s.len()).sum();
     if count == 0 {
-        println!("No live session matches; nothing was revoked.");
+        outln!("No live session matches; nothing was revoked.")?;
         return Ok(());
     }
     let all: Vec<SessionRecord> = plan.iter().flat_map(|(_, s)| s.iter().cloned()).collect();
     if !args.yes {
-        eprintln!("These {count} session(s) will be revoked:");
-        print_sessions(&all);
+        // With the question, on the terminal that answers it (stdout may be a file or a pipe).
+        eprintln!(
+            "These {count} session(s) will be revoked:\n{}",
+            sessions_table(&all)
+        );
     }
     output::confirm(
         args.yes,
@@ -494,9 +499,9 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
             }
         }
     }
-    println!(
+    outln!(
         "Revoked {revoked} session{}.",
         if revoked == 1 { "" } else { "s" }
-    );
+    )?;
     Ok(())
 }

@@ -210,8 +210,8 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             }
             match array {
                 Some(a) => a.finish()?,
-                None if total == 0 => println!("No users."),
-                None => println!("{table}\n{total} user{}", if total == 1 { "" } else { "s" }),
+                None if total == 0 => outln!("No users.")?,
+                None => outln!("{table}\n{total} user{}", if total == 1 { "" } else { "s" })?,
             }
             Ok(())
         }
@@ -242,7 +242,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             ] {
                 t.add_row(vec![k.to_string(), v]);
             }
-            println!("{t}");
+            outln!("{t}")?;
             if !identities.is_empty() {
                 let mut t = output::table(&["ISSUER", "SUBJECT", "EMAIL", "LINKED"]);
                 for i in &identities {
@@ -253,10 +253,10 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                         i.created_at.clone(),
                     ]);
                 }
-                println!("\nIdentities\n{t}");
+                outln!("\nIdentities\n{t}")?;
             }
-            println!("\nLive sessions");
-            print_sessions(&sessions);
+            outln!("\nLive sessions")?;
+            print_sessions(&sessions)?;
             Ok(())
         }
         UsersCommand::Create {
@@ -270,7 +270,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .create_local_user(&email, password, &name)
                 .await
                 .map_err(user_error)?;
-            println!("Created {} ({}).", user.email, user.id);
+            outln!("Created {} ({}).", user.email, user.id)?;
             Ok(())
         }
         UsersCommand::Disable { user, yes } => {
@@ -294,11 +294,11 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .set_user_disabled(&user, true, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
-            println!(
+            outln!(
                 "Disabled {}; revoked {revoked} session{}.",
                 user.email,
                 if revoked == 1 { "" } else { "s" }
-            );
+            )?;
             Ok(())
         }
         UsersCommand::Enable { user } => {
@@ -308,30 +308,37 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .set_user_disabled(&user, false, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
-            println!("Enabled {} (at {}).", user.email, output::date(Utc::now()));
+            outln!("Enabled {} (at {}).", user.email, output::date(Utc::now()))?;
             Ok(())
         }
         UsersCommand::Unlock { user } => {
             let user = find_user(&ctx, &user).await?;
             let cleared = ctx.auth.unlock(&user).await.map_err(user_error)?;
-            println!(
+            outln!(
                 "Sign-in limits lifted for {} ({cleared} counter(s) cleared).",
                 output::escape(&user.email)
-            );
-            Ok(())
+            )
         }
     }
 }
 
-/// Account rule violations are usage errors (exit 2) with the same message as the API.
+/// Input the account rules refuse (a weak password, an address or name that is not valid) is
+/// a usage error (exit 2); anything else — an address already taken, a disabled account, a
+/// store that failed — is an operation that could not be done (exit 1). Both carry the API's
+/// message and stable code.
 fn user_error(e: AuthError) -> CliError {
+    use crate::users::UserError as U;
     match e {
         AuthError::Store(e) => CliError::Failed(anyhow::Error::new(e)),
         AuthError::Internal(e) => CliError::Failed(e),
-        AuthError::User(crate::users::UserError::Db(e)) => CliError::Failed(anyhow::Error::new(e)),
+        AuthError::User(U::Db(e)) => CliError::Failed(anyhow::Error::new(e)),
+        e @ (AuthError::WeakPassword(_) | AuthError::User(U::InvalidEmail(_) | U::InvalidName(_))) => {
+            let api = ApiError::from(e);
+            CliError::Config(format!("{} ({})", api, api.code()))
+        }
         other => {
             let api = ApiError::from(other);
-            CliError::Config(format!("{} ({})", api, api.code()))
+            CliError::Failed(anyhow::anyhow!("{} ({})", api, api.code()))
         }
     }
 }

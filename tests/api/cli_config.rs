@@ -224,3 +224,119 @@ fn the_development_secret_and_database_are_ignored_by_git() {
         );
     }
 }
+
+/// A newcomer's `.env`: `.env.example` with Google sign-in switched on, the database and Redis
+/// pointed at this run's servers.
+fn newcomers_env(dir: &TempDir) -> Vec<(String, String)> {
+    let example = include_str!("../../.env.example");
+    std::fs::write(
+        dir.0.join(".env"),
+        format!("{example}\nGOOGLE_CLIENT_ID=1234.apps.googleusercontent.com\nGOOGLE_CLIENT_SECRET=s3cret\n"),
+    )
+    .unwrap();
+    vec![
+        ("DATABASE_URL".into(), dir.sqlite_url()),
+        ("REDIS_URL".into(), redis_url()),
+        // The example's password is for its docker compose Redis (empty counts as unset).
+        ("REDIS_PASSWORD".into(), String::new()),
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+    ]
+}
+
+fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+#[test]
+fn config_check_validates_the_mode_that_will_run_and_says_what_production_adds() {
+    let dir = TempDir::new();
+    let vars = newcomers_env(&dir);
+    let out = run_cli(&dir.0, &as_refs(&vars), &["migrate", "up"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // As development (the file's APP_ENV) it passes, and says production would not.
+    let out = run_cli(&dir.0, &as_refs(&vars), &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("configuration: valid (development)"), "{text}");
+    for var in ["GOOGLE_CALLBACK_URL", "SESSION_SECRET", "PUBLIC_URL"] {
+        assert!(text.contains(var), "production's {var} not mentioned:\n{text}");
+    }
+    assert!(text.contains("--env production"), "{text}");
+    // As production, what `APP_ENV=production authauth serve` would refuse.
+    let out = run_cli(
+        &dir.0,
+        &as_refs(&vars),
+        &["config", "check", "--env", "production"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    for var in ["GOOGLE_CALLBACK_URL", "SESSION_SECRET", "PUBLIC_URL"] {
+        assert!(
+            err.contains(&format!("  - {var}: ")),
+            "{var} not named in:\n{err}"
+        );
+    }
+    let serve = run_cli(
+        &dir.0,
+        &as_refs(&[vars.clone(), vec![("APP_ENV".into(), "production".into())]].concat()),
+        &["serve"],
+    );
+    assert_eq!(serve.status.code(), Some(2));
+    assert_eq!(stderr(&serve), err, "config check and serve disagree");
+    // `--env` takes only the two modes.
+    let out = run_cli(&dir.0, &as_refs(&vars), &["config", "check", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn config_check_fails_while_migrations_are_pending_on_a_configured_database() {
+    let db = TestDb::create().await;
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[("DATABASE_URL", db.url.as_str())], &["config", "check"]);
+    // `serve` would refuse to start (exit 2): so does the check that says it is ready.
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stderr(&out).contains("authauth migrate up"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_mistyped_variable_is_reported_with_what_it_probably_meant() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[("SESSION_IDLE_TIMOUT", "5m")], &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains("SESSION_IDLE_TIMEOUT"),
+        "the intended variable is not suggested:\n{text}"
+    );
+    assert!(
+        text.contains("warning: SESSION_IDLE_TIMOUT ") && text.contains("did you mean SESSION_IDLE_TIMEOUT?"),
+        "{text}"
+    );
+    // In authauth's own `.env`, a variable with one of our prefixes that we do not read is
+    // reported too, even when it is not a near miss.
+    std::fs::write(dir.0.join(".env"), "SESSION_TIMEOUT=5m\n").unwrap();
+    let text = stdout(&run_cli(&dir.0, &[], &["config", "check"]));
+    assert!(text.contains("SESSION_TIMEOUT"), "{text}");
+    // The environment is shared with everything else: a desktop's SESSION_MANAGER or a
+    // proxy's HTTP_PROXY is not ours to complain about.
+    std::fs::remove_file(dir.0.join(".env")).unwrap();
+    let text = stdout(&run_cli(
+        &dir.0,
+        &[
+            ("SESSION_MANAGER", "local/host:@/tmp/.ICE-unix/1"),
+            ("HTTP_PROXY", "http://proxy:3128"),
+        ],
+        &["config", "check"],
+    ));
+    assert!(!text.contains("warning"), "{text}");
+}
+
+#[test]
+fn serve_logs_a_mistyped_variable_when_it_starts() {
+    let dir = TempDir::new();
+    let mut server = Server::start(&dir.0, &[("PORT", "0"), ("SESSION_IDLE_TIMOUT", "5m")]);
+    let logs = server.startup_logs.join("\n");
+    assert!(logs.contains("SESSION_IDLE_TIMEOUT"), "{logs}");
+    server.sigterm();
+    server.wait_exit(std::time::Duration::from_secs(20));
+}

@@ -8,14 +8,14 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// The environment that points the binary at `app`'s database and session store.
-fn cli_env(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) fn cli_env(app: &TestApp) -> Vec<(String, String)> {
     ["DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX", "SESSION_SECRET"]
         .iter()
         .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect()
 }
 
-fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     let env = cli_env(app);
     let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     run_cli(&app.dir.0, &vars, args)
@@ -575,5 +575,68 @@ async fn an_operator_lifts_the_sign_in_throttle_on_an_account() {
             .status
             .code(),
         Some(3)
+    );
+}
+
+#[tokio::test]
+async fn users_create_with_a_taken_address_is_a_failed_operation_not_a_usage_error() {
+    let app = spawn_app_with(AppOptions::default().backend(Backend::Sqlite)).await;
+    app.signed_up_client("taken@example.com").await;
+    let out = run_cli_stdin(
+        &app,
+        &[
+            "users",
+            "create",
+            "--email",
+            "Taken@Example.com",
+            "--name",
+            "Second",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    // The command was used correctly; what it was asked to do could not be done.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("email_taken"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn an_operators_reason_reaches_the_client_in_its_own_field() {
+    let app = spawn_app().await;
+    let (c, _) = app.signed_up_client("stolen@example.com").await;
+    let id = session_id(&app, &c).await;
+    let out = cli(
+        &app,
+        &[
+            "sessions",
+            "revoke",
+            &id,
+            "--reason",
+            "phone reported stolen",
+            "--yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, body) = app.me(&c).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "session_revoked");
+    assert_eq!(body["reason"], "operator");
+    assert_eq!(body["note"], "phone reported stolen", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    // Revocations without a note have no `note`.
+    let (c2, _) = app.signed_up_client("plain@example.com").await;
+    let id2 = session_id(&app, &c2).await;
+    assert!(cli(&app, &["sessions", "revoke", &id2, "--yes"]).status.success());
+    let (_, body) = app.me(&c2).await;
+    assert!(body.get("note").is_none(), "{body}");
+    // The spec documents it.
+    let spec: Value = serde_json::from_str(&authauth::api::spec_json()).unwrap();
+    let note = &spec["components"]["schemas"]["ErrorBody"]["properties"]["note"];
+    assert!(
+        note["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("--reason")),
+        "{note}"
     );
 }

@@ -540,6 +540,8 @@ pub struct Server {
     pub port: u16,
     /// Every stderr line so far is sent here.
     pub logs: std::sync::mpsc::Receiver<String>,
+    /// What it logged before it was serving.
+    pub startup_logs: Vec<String>,
 }
 
 impl Server {
@@ -578,6 +580,7 @@ impl Server {
             }
         });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut startup_logs = Vec::new();
         loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
@@ -599,9 +602,11 @@ impl Server {
                         child,
                         port,
                         logs: rx,
+                        startup_logs,
                     };
                 }
             }
+            startup_logs.push(line);
         }
     }
 

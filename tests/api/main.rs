@@ -7,6 +7,7 @@ mod helpers;
 
 mod cli_config;
 mod cli_ops;
+mod cli_output;
 mod cookies;
 mod csrf;
 mod email_identity;

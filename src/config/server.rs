@@ -1,0 +1,355 @@
+//! The HTTP server: where it listens, the origin and hosts it answers for, cross-origin callers,
+//! proxies, slow clients, shutdown, and the threads that hash passwords.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
+
+use url::Url;
+
+use super::{
+    defaults,
+    parser::{Parser, Vars},
+};
+
+/// [`defaults::HOST`] as an address.
+const DEFAULT_HOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Where the server listens, and the origin browsers use.
+pub(super) struct Listen {
+    pub host: IpAddr,
+    pub port: u16,
+    pub public_url: Option<Url>,
+}
+
+/// How requests are admitted and served.
+pub(super) struct Http {
+    pub cors_origins: Vec<String>,
+    pub allowed_hosts: Option<Vec<AllowedHost>>,
+    pub trust_forwarded_for: bool,
+    pub shutdown_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub hash_threads: usize,
+}
+
+/// `HOST`, `PORT`, `PUBLIC_URL`.
+pub(super) fn listen<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Listen {
+    let host = match p.get("HOST") {
+        None => DEFAULT_HOST,
+        Some(raw) => match parse_host(&raw) {
+            Some(ip) => ip,
+            None => {
+                p.problem(
+                    "HOST",
+                    format!("`{raw}` is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)"),
+                );
+                DEFAULT_HOST
+            }
+        },
+    };
+
+    let port = match p.get("PORT") {
+        None => defaults::PORT,
+        Some(raw) => raw.parse::<u16>().unwrap_or_else(|_| {
+            p.problem("PORT", format!("`{raw}` is not a port number (0-65535)"));
+            defaults::PORT
+        }),
+    };
+
+    let public_url = p.get("PUBLIC_URL").and_then(|raw| {
+        let url = p.url("PUBLIC_URL", &raw, &["http", "https"])?;
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            p.problem(
+                "PUBLIC_URL",
+                "must be an origin only, like `https://auth.example.com` (no path, query or fragment)",
+            );
+            return None;
+        }
+        Some(url)
+    });
+    Listen {
+        host,
+        port,
+        public_url,
+    }
+}
+
+/// `CORS_ORIGINS`, `ALLOWED_HOSTS` (and `PUBLIC_URL` required in production),
+/// `TRUST_X_FORWARDED_FOR`, the timeouts, `PASSWORD_HASH_THREADS`.
+pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, listen: &Listen) -> Http {
+    let public_url = listen.public_url.as_ref();
+    let mut cors_origins = Vec::new();
+    if let Some(raw) = p.get("CORS_ORIGINS") {
+        for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match parse_origin(item) {
+                Ok(origin) => cors_origins.push(origin),
+                Err(msg) => p.problem("CORS_ORIGINS", format!("`{item}`: {msg}")),
+            }
+        }
+    }
+
+    let mut allowed_hosts = Vec::new();
+    if let Some(raw) = p.get("ALLOWED_HOSTS") {
+        for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match AllowedHost::parse(item) {
+                Ok(host) => allowed_hosts.push(host),
+                Err(msg) => p.problem("ALLOWED_HOSTS", msg),
+            }
+        }
+    }
+    let allowed_hosts = if production || !allowed_hosts.is_empty() {
+        // PUBLIC_URL's host, on any port: behind a proxy the port browsers use is not the
+        // one in `Host`, and a DNS-rebinding page cannot choose the name, only the port.
+        if let Some(host) = public_url.and_then(Url::host_str) {
+            if let Ok(host) = AllowedHost::parse(host) {
+                allowed_hosts.push(host);
+            }
+        }
+        Some(allowed_hosts)
+    } else {
+        None
+    };
+    if production && public_url.is_none() && !p.problems.iter().any(|x| x.variable == "PUBLIC_URL") {
+        p.problem(
+            "PUBLIC_URL",
+            "required in production: the origin browsers use (`https://auth.example.com`); \
+             cross-site checks compare against it and requests naming another host are refused",
+        );
+    }
+
+    let shutdown_timeout = p.duration("SHUTDOWN_TIMEOUT", defaults::SHUTDOWN_TIMEOUT);
+    let header_read_timeout = p.duration("HTTP_HEADER_READ_TIMEOUT", defaults::HTTP_HEADER_READ_TIMEOUT);
+    let body_read_timeout = p.duration("HTTP_BODY_READ_TIMEOUT", defaults::HTTP_BODY_READ_TIMEOUT);
+
+    let default_threads = std::thread::available_parallelism()
+        .map(|n| (n.get() / 2).max(1))
+        .unwrap_or(1);
+    let hash_threads = match p.get("PASSWORD_HASH_THREADS") {
+        None => default_threads,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                p.problem(
+                    "PASSWORD_HASH_THREADS",
+                    format!("`{raw}` is not a number from 1 to 64"),
+                );
+                default_threads
+            }
+        },
+    };
+    let trust_forwarded_for = match p.get("TRUST_X_FORWARDED_FOR").map(|v| v.to_ascii_lowercase()) {
+        None => false,
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+        Some(v) => {
+            p.problem("TRUST_X_FORWARDED_FOR", format!("`{v}` is not `true` or `false`"));
+            false
+        }
+    };
+    Http {
+        cors_origins,
+        allowed_hosts,
+        trust_forwarded_for,
+        shutdown_timeout,
+        header_read_timeout,
+        body_read_timeout,
+        hash_threads,
+    }
+}
+
+/// One host requests may name in `Host`: a DNS name or IP address, and a port when only that
+/// port is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// Normalised: lower-case, IDNA (punycode), IPv6 in brackets, no trailing dot.
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl AllowedHost {
+    /// Parses `host[:port]`, as written in `ALLOWED_HOSTS` and sent in `Host`.
+    pub fn parse(raw: &str) -> Result<AllowedHost, String> {
+        let (host, port) = match raw.strip_prefix('[') {
+            Some(rest) => {
+                let (inside, after) = rest
+                    .split_once(']')
+                    .ok_or_else(|| "an IPv6 address needs its closing `]`".to_string())?;
+                (&raw[..inside.len() + 2], after)
+            }
+            None => match raw.find(':') {
+                Some(i) => (&raw[..i], &raw[i..]),
+                None => (raw, ""),
+            },
+        };
+        let port = match port {
+            "" | ":" => None,
+            p => match p.strip_prefix(':').map(str::parse::<u16>) {
+                Some(Ok(n)) => Some(n),
+                _ => return Err(format!("`{raw}` is not host[:port]")),
+            },
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        if host.is_empty() {
+            return Err("the host is empty".into());
+        }
+        // The URL standard's host parser: lower-cases, applies IDNA, refuses `/`, `@`, spaces
+        // and other characters that cannot be in a host.
+        let host = url::Host::parse(host).map_err(|e| format!("`{raw}`: {e}"))?;
+        Ok(AllowedHost {
+            host: host.to_string(),
+            port,
+        })
+    }
+
+    /// True when `requested` (a parsed `Host`) names this host, on this port if one is set.
+    pub fn admits(&self, requested: &AllowedHost) -> bool {
+        self.host == requested.host && self.port.is_none_or(|p| requested.port == Some(p))
+    }
+}
+
+impl fmt::Display for AllowedHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
+}
+
+fn parse_host(raw: &str) -> Option<IpAddr> {
+    if raw.eq_ignore_ascii_case("localhost") {
+        return Some(IpAddr::from([127, 0, 0, 1]));
+    }
+    raw.trim_start_matches('[').trim_end_matches(']').parse().ok()
+}
+
+/// Parses one `scheme://host[:port]` origin, as browsers send it in the `Origin` header.
+pub fn parse_origin(raw: &str) -> Result<String, String> {
+    if raw == "*" {
+        return Err("`*` is not allowed: credentialed CORS needs explicit origins".into());
+    }
+    if raw.eq_ignore_ascii_case("null") {
+        return Err("`null` is not allowed: it is the origin of sandboxed and file:// pages".into());
+    }
+    let url = Url::parse(raw).map_err(|e| format!("not an origin ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("an origin must be http:// or https://".into());
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("an origin is scheme://host[:port] only, without a path".into());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::config::{defaults, server::DEFAULT_HOST, AllowedHost, Settings};
+
+    #[test]
+    fn the_default_host_is_the_documented_one() {
+        assert_eq!(DEFAULT_HOST.to_string(), defaults::HOST);
+    }
+
+    #[test]
+    fn cors_origins_refuse_wildcards_null_and_paths() {
+        let s = Settings::from_vars(&[("CORS_ORIGINS", "https://app.example.com, http://localhost:5173")])
+            .unwrap();
+        assert_eq!(
+            s.cors_origins,
+            vec!["https://app.example.com", "http://localhost:5173"]
+        );
+        let err = Settings::from_vars(&[("CORS_ORIGINS", "*,null,https://x.example/path")]).unwrap_err();
+        assert_eq!(err.problems.len(), 3);
+    }
+
+    #[test]
+    fn allowed_hosts_are_normalised_and_checked_in_production_or_when_set() {
+        let secret = "s".repeat(48);
+        let production = |extra: &[(&str, &str)]| {
+            let mut vars: HashMap<String, String> = [
+                ("APP_ENV", "production"),
+                ("DATABASE_URL", "postgres://localhost/authauth"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("SESSION_SECRET", secret.as_str()),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            vars.retain(|_, v| !v.is_empty());
+            Settings::from_vars(&vars)
+        };
+        let err = production(&[]).unwrap_err();
+        assert_eq!(err.variables(), vec!["PUBLIC_URL"]);
+        let s = production(&[
+            ("PUBLIC_URL", "https://Auth.Example.com"),
+            (
+                "ALLOWED_HOSTS",
+                "127.0.0.1, auth.internal:8080, [::1], bücher.example.",
+            ),
+        ])
+        .unwrap();
+        let hosts = s.allowed_hosts.unwrap();
+        let names: Vec<String> = hosts
+            .iter()
+            .map(|h| {
+                format!(
+                    "{}{}",
+                    h.host,
+                    h.port.map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "127.0.0.1",
+                "auth.internal:8080",
+                "[::1]",
+                "xn--bcher-kva.example",
+                "auth.example.com"
+            ]
+        );
+        let admitted = |raw: &str| {
+            let requested = AllowedHost::parse(raw).unwrap();
+            hosts.iter().any(|h| h.admits(&requested))
+        };
+        for ok in [
+            "AUTH.example.com:443",
+            "auth.example.com.",
+            "127.0.0.1:3000",
+            "auth.internal:8080",
+            "[::1]:80",
+        ] {
+            assert!(admitted(ok), "{ok}");
+        }
+        for refused in [
+            "auth.internal:8081",
+            "evil.example",
+            "auth.example.com.evil.example",
+        ] {
+            assert!(!admitted(refused), "{refused}");
+        }
+        for bad in ["a b", "host:port", "user@host", "host/path", "[::1", "::1"] {
+            assert!(AllowedHost::parse(bad).is_err(), "{bad}");
+        }
+        let err = production(&[
+            ("PUBLIC_URL", "https://a.example"),
+            ("ALLOWED_HOSTS", "ok, bad host"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variables(), vec!["ALLOWED_HOSTS"]);
+        // Development checks hosts only when asked to.
+        assert!(Settings::from_vars(&[("PUBLIC_URL", "https://a.example")])
+            .unwrap()
+            .allowed_hosts
+            .is_none());
+        let dev = Settings::from_vars(&[("ALLOWED_HOSTS", "localhost")]).unwrap();
+        assert_eq!(dev.allowed_hosts.unwrap().len(), 1);
+    }
+}

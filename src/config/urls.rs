@@ -1,0 +1,49 @@
+//! Building URLs from parts, and printing them without their password.
+
+use url::Url;
+
+/// Replaces the password of a URL with `***`, for logs and messages.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparseable URL>".to_string(),
+    }
+}
+
+pub(super) fn build_url(
+    scheme: &str,
+    host: &str,
+    port: u16,
+    user: Option<&str>,
+    password: Option<&str>,
+    path: &str,
+) -> Result<String, String> {
+    let mut url = Url::parse(&format!("{scheme}://localhost")).map_err(|e| e.to_string())?;
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    url.set_host(Some(&host))
+        .map_err(|e| format!("`{host}` is not a host name ({e})"))?;
+    url.set_port(Some(port))
+        .map_err(|_| "cannot set the port".to_string())?;
+    if let Some(user) = user {
+        url.set_username(user)
+            .map_err(|_| "cannot set the user".to_string())?;
+    }
+    if let Some(pw) = password {
+        url.set_password(Some(pw))
+            .map_err(|_| "cannot set the password".to_string())?;
+    }
+    if !path.is_empty() {
+        url.path_segments_mut()
+            .map_err(|_| "cannot set the database name".to_string())?
+            .push(path);
+    }
+    Ok(url.to_string())
+}
