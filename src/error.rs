@@ -38,8 +38,9 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("no route matches this path")]
     NotFound,
+    /// `allow`: the methods the path does answer, for the `Allow` header.
     #[error("this method is not allowed on this path")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Vec<poem::http::Method> },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0}")]
@@ -124,7 +125,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidRequest(_) | ApiError::HostNotAllowed => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -162,7 +163,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotReady(_) => "not_ready",
@@ -239,6 +240,16 @@ impl ResponseError for ApiError {
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        match self {
+            // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+            ApiError::MethodNotAllowed { allow } if !allow.is_empty() => {
+                let names: Vec<&str> = allow.iter().map(|m| m.as_str()).collect();
+                if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            _ => {}
         }
         if matches!(self, ApiError::RequestTimeout) {
             // The rest of the body may still be on its way: this connection cannot carry
@@ -352,7 +363,9 @@ pub async fn render(err: poem::Error) -> Response {
     let api = if err.is::<NotFoundError>() {
         ApiError::NotFound
     } else if err.is::<MethodNotAllowedError>() {
-        ApiError::MethodNotAllowed
+        // The API's paths are named by `api::allow` before they get here; a route outside its
+        // table has no methods to name.
+        ApiError::MethodNotAllowed { allow: Vec::new() }
     } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
         ApiError::UnsupportedMediaType(format!("{e}; send `Content-Type: application/json`"))
     } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
