@@ -8,7 +8,7 @@ use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
-    session_auth::{client_info, presented_sessions, CurrentSession},
+    session_auth::{client_info, presented_sessions, CurrentSession, PresentedSessions},
     views::Me,
 };
 use crate::{
@@ -77,6 +77,14 @@ enum SignedOut {
     NoContent(#[oai(header = "Set-Cookie")] String),
 }
 
+#[derive(ApiResponse)]
+enum LoggedOut {
+    /// Signed out: every live session the browser presented is revoked server-side (none when
+    /// it had none), and the cookie is cleared.
+    #[oai(status = 204)]
+    NoContent(#[oai(header = "Set-Cookie")] String),
+}
+
 error_set!(SignupErrors {
     400 => "Invalid e-mail (`invalid_email`), name (`invalid_name`) or password (`weak_password`), or a malformed body (`invalid_request`).",
     403 => "A cross-site request (`csrf_rejected`).",
@@ -109,6 +117,12 @@ error_set!(
     403 => "A cross-site request (`csrf_rejected`).",
     415 => "A form or text body (`unsupported_media_type`).",
     503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
+});
+
+error_set!(LogoutErrors {
+    403 => "A cross-site request (`csrf_rejected`).",
+    415 => "A form or text body (`unsupported_media_type`).",
+    503 => "The session store is unavailable (`session_store_unavailable`); nothing was ended.",
 });
 
 error_set!(PasswordErrors {
@@ -209,20 +223,27 @@ impl AuthApi {
         Ok(MeResponse::Ok(Json(Me::from_record(&session.0.record))))
     }
 
-    /// Sign out of this session: revoked server-side, cookie cleared.
+    /// Sign out of this browser: its session is revoked server-side and the cookie cleared.
+    ///
+    /// Safe to repeat: without a live session (no cookie, or one that already ended) there is
+    /// nothing to end, and the answer is the same 204. When the browser presents several live
+    /// session cookies (a sibling site planted one), each of them ends — presenting a cookie
+    /// proves holding it, which is all it takes to sign it out.
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(
         &self,
         state: Data<&AppState>,
-        session: CurrentSession,
-    ) -> Result<SignedOut, Failure<WriteErrors>> {
-        let r = &session.0.record;
-        state
-            .sessions
-            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, state.clock.now())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
+        presented: PresentedSessions,
+    ) -> Result<LoggedOut, Failure<LogoutErrors>> {
+        let now = state.clock.now();
+        for r in &presented.0 {
+            state
+                .sessions
+                .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now)
+                .await
+                .map_err(ApiError::from)?;
+        }
+        Ok(LoggedOut::NoContent(clear_cookie(&state.settings.session)))
     }
 
     /// Sign out of every session of this account, on every device.

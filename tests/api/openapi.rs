@@ -5,9 +5,13 @@
 use std::collections::BTreeSet;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
+
+fn spec() -> Value {
+    serde_json::from_str(&authauth::api::spec_json()).unwrap()
+}
 
 /// A path of the spec with its parameters filled in (a well-formed session id).
 fn concrete(path: &str) -> String {
@@ -81,4 +85,60 @@ async fn a_method_a_path_does_not_support_is_405_with_allow_naming_the_ones_it_d
         }
     }
     assert!(checked > 50, "only {checked} wrong methods tried");
+}
+
+#[tokio::test]
+async fn logout_without_a_live_session_is_a_no_op_that_still_clears_the_cookie() {
+    let app = spawn_app().await;
+    // No cookie at all: there is nothing to end.
+    let resp = client().post(app.url("/auth/logout")).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(set_cookie_header(&resp, app.cookie_name()).is_some_and(|c| c.contains("Max-Age=0")));
+
+    // A cookie whose session already ended: a second logout (another tab, a retried request).
+    let (c, cookie) = app.signed_up_client("twice@example.com").await;
+    assert_eq!(
+        c.post(app.url("/auth/logout")).send().await.unwrap().status(),
+        204
+    );
+    let resp = client()
+        .post(app.url("/auth/logout"))
+        .header("cookie", format!("{}={cookie}", app.cookie_name()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert!(set_cookie_header(&resp, app.cookie_name()).is_some_and(|c| c.contains("Max-Age=0")));
+
+    // The spec says so: the cookie is optional for logout, and required where it is needed.
+    let spec = spec();
+    let security = |path: &str| spec["paths"][path]["post"]["security"].clone();
+    assert!(
+        security("/auth/logout")
+            .as_array()
+            .is_some_and(|s| s.contains(&json!({})) && s.contains(&json!({"sessionCookie": []}))),
+        "{}",
+        security("/auth/logout")
+    );
+    assert_eq!(security("/auth/logout-all"), json!([{"sessionCookie": []}]));
+}
+
+#[tokio::test]
+async fn logout_ends_every_live_session_the_browser_presents() {
+    let app = spawn_app().await;
+    let (a, cookie_a) = app.signed_up_client("first@example.com").await;
+    let (b, cookie_b) = app.signed_up_client("second@example.com").await;
+    let name = app.cookie_name().to_string();
+    // Two live session cookies in one request (one planted by a sibling subdomain, say): no
+    // session can be picked for `/auth/me`, but signing out of both is safe and is what the
+    // browser asked for.
+    let resp = client()
+        .post(app.url("/auth/logout"))
+        .header("cookie", format!("{name}={cookie_a}; {name}={cookie_b}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.me(&a).await.0, 401);
+    assert_eq!(app.me(&b).await.0, 401);
 }
