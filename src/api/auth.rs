@@ -85,55 +85,36 @@ enum LoggedOut {
     NoContent(#[oai(header = "Set-Cookie")] String),
 }
 
-error_set!(SignupErrors {
-    400 => "Invalid e-mail (`invalid_email`), name (`invalid_name`) or password (`weak_password`), or a malformed body (`invalid_request`).",
-    403 => "A cross-site request (`csrf_rejected`).",
-    409 => "An account with this e-mail already exists (`email_taken`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many signups from this network (`too_many_attempts`, 30 an hour); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(SignupErrors: [InvalidEmail, InvalidName, WeakPassword, EmailTaken, TooManyAttempts, SessionLimitReached]
+    + [API, WRITE, JSON_BODY]);
 
-error_set!(LoginErrors {
-    400 => "A malformed body (`invalid_request`).",
-    401 => "Unknown e-mail or wrong password — deliberately indistinguishable (`invalid_credentials`).",
-    403 => "The account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many failed attempts (`too_many_attempts`); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(LoginErrors: [InvalidCredentials, AccountDisabled, TooManyAttempts, SessionLimitReached]
+    + [API, WRITE, JSON_BODY]);
 
 error_set!(
     /// Errors of operations that only read the session.
-    ReadErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
-    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
-});
+    ReadErrors: [] + [API, SESSION]
+);
 
 error_set!(
     /// Errors of state-changing operations on the session.
-    WriteErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
-    403 => "A cross-site request (`csrf_rejected`).",
-    415 => "A form or text body (`unsupported_media_type`).",
-    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
-});
+    WriteErrors: [] + [API, WRITE, SESSION]
+);
 
-error_set!(LogoutErrors {
-    403 => "A cross-site request (`csrf_rejected`).",
-    415 => "A form or text body (`unsupported_media_type`).",
-    503 => "The session store is unavailable (`session_store_unavailable`); nothing was ended.",
-});
+error_set!(
+    /// Logout needs no session: none is no error.
+    LogoutErrors: [] + [API, WRITE]
+);
 
-error_set!(PasswordErrors {
-    400 => "The new password is refused (`weak_password`), or a malformed body (`invalid_request`).",
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked`, or `ambiguous_session`.",
-    403 => "The current password is wrong (`current_password_incorrect`), the account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
-    409 => "The account has no password: it signs in with an identity provider (`no_password`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many wrong current passwords (`too_many_attempts`); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(PasswordErrors: [
+        WeakPassword,
+        WrongCurrentPassword,
+        AccountDisabled,
+        NoPassword,
+        TooManyAttempts,
+        SessionLimitReached,
+    ]
+    + [API, WRITE, JSON_BODY, SESSION]);
 
 fn secret(p: Password) -> SecretString {
     SecretString::from(p.0)

@@ -5,7 +5,7 @@ use std::time::Duration;
 use poem::web::Data;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, Tags};
 
-use crate::state::AppState;
+use crate::{error::Failure, error_set, state::AppState};
 
 /// How long `/ready` waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -67,20 +67,25 @@ enum ReadyResponse {
     NotReady(Json<Readiness>),
 }
 
+error_set!(
+    /// The probes answer before the host check and touch no session: only the unexpected.
+    ProbeErrors: [] + [ANY]
+);
+
 pub struct HealthApi;
 
 #[OpenApi(prefix_path = "/", tag = "Tag::Health")]
 impl HealthApi {
     /// Liveness: the process is running and serving HTTP. Touches no dependency.
     #[oai(path = "/health", method = "get")]
-    async fn health(&self) -> Json<Health> {
-        Json(Health { status: "ok".into() })
+    async fn health(&self) -> Result<Json<Health>, Failure<ProbeErrors>> {
+        Ok(Json(Health { status: "ok".into() }))
     }
 
     /// Readiness: 200 only when the database and the session store both answer, else 503
     /// naming which failed.
     #[oai(path = "/ready", method = "get")]
-    async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
+    async fn ready(&self, state: Data<&AppState>) -> Result<ReadyResponse, Failure<ProbeErrors>> {
         let db_kind = match state.db.get_database_backend() {
             sea_orm::DatabaseBackend::Postgres => "postgres",
             sea_orm::DatabaseBackend::Sqlite => "sqlite",
@@ -108,7 +113,7 @@ impl HealthApi {
             database,
             session_store,
         };
-        if failed.is_empty() {
+        Ok(if failed.is_empty() {
             ReadyResponse::Ready(Json(Readiness {
                 status: "ready".into(),
                 error: None,
@@ -122,7 +127,7 @@ impl HealthApi {
                 message: Some(failed.join("; ")),
                 checks,
             }))
-        }
+        })
     }
 }
 

@@ -56,13 +56,7 @@ enum RevokeOthersResponse {
     Ok(Json<Revoked>),
 }
 
-error_set!(RevokeOneErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked`, or `ambiguous_session`.",
-    403 => "A cross-site request (`csrf_rejected`).",
-    404 => "No live session of yours has this id (`session_not_found`) — also the answer for another user's session.",
-    415 => "A form or text body (`unsupported_media_type`).",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(RevokeOneErrors: [SessionNotFound] + [API, WRITE, PARAMS, SESSION]);
 
 pub struct SessionsApi;
 

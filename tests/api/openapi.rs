@@ -13,6 +13,115 @@ fn spec() -> Value {
     serde_json::from_str(&authauth::api::spec_json()).unwrap()
 }
 
+/// Every operation of the spec: `(path, method, operation)`.
+fn operations(spec: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            ops.push((path.clone(), method.clone(), op.clone()));
+        }
+    }
+    ops
+}
+
+/// A schema, following a `$ref` into `components`.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => &spec["components"]["schemas"][r.trim_start_matches("#/components/schemas/")],
+        None => schema,
+    }
+}
+
+const PROBES: [&str; 2] = ["/health", "/ready"];
+
+/// What every operation documents, whatever its handler does: the errors the middleware, the
+/// framework and the session store can answer with before or around any handler.
+fn errors_that_reach(path: &str, method: &str, op: &Value) -> Vec<(u16, &'static str)> {
+    let mut expected = vec![(500, "internal_error")];
+    if !PROBES.contains(&path) {
+        expected.extend([
+            (400, "host_not_allowed"),
+            (503, "session_store_unavailable"),
+            (503, "server_busy"),
+        ]);
+    }
+    if matches!(method, "post" | "put" | "patch" | "delete") {
+        expected.extend([
+            (400, "invalid_request"),
+            (403, "csrf_rejected"),
+            (408, "request_timeout"),
+            (413, "payload_too_large"),
+            (415, "unsupported_media_type"),
+        ]);
+    }
+    if op.get("requestBody").is_some() {
+        expected.extend([(400, "invalid_request"), (415, "unsupported_media_type")]);
+    }
+    if op.get("parameters").is_some() {
+        expected.push((400, "invalid_request"));
+    }
+    let security = op["security"].as_array().cloned().unwrap_or_default();
+    let needs_session = !security.is_empty()
+        && security
+            .iter()
+            .all(|req| req.as_object().is_some_and(|r| !r.is_empty()));
+    if needs_session {
+        expected.extend([
+            (401, "no_session"),
+            (401, "session_expired"),
+            (401, "session_revoked"),
+            (401, "ambiguous_session"),
+        ]);
+    }
+    expected
+}
+
+#[test]
+fn every_operation_documents_the_errors_that_can_reach_it() {
+    let spec = spec();
+    let mut missing = Vec::new();
+    for (path, method, op) in operations(&spec) {
+        for (status, code) in errors_that_reach(&path, &method, &op) {
+            let response = &op["responses"][status.to_string()];
+            let documented = response["description"]
+                .as_str()
+                .is_some_and(|d| d.contains(&format!("`{code}`")));
+            if !documented {
+                missing.push(format!("{method} {path}: {status} `{code}`"));
+                continue;
+            }
+            let schema = resolve(
+                &spec,
+                &response["content"]["application/json; charset=utf-8"]["schema"],
+            );
+            assert!(
+                schema["properties"]["error"].is_object(),
+                "{method} {path}: {status} is not the error body"
+            );
+        }
+    }
+    assert!(missing.is_empty(), "undocumented:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn documented_throttling_and_busy_answers_name_retry_after() {
+    let spec = spec();
+    for (path, method, op) in operations(&spec) {
+        for status in ["429", "503"] {
+            let Some(response) = op["responses"].get(status) else {
+                continue;
+            };
+            let description = response["description"].as_str().unwrap_or_default();
+            if description.contains("`too_many_attempts`") || description.contains("`server_busy`") {
+                assert!(
+                    response["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: {status} without a documented Retry-After"
+                );
+            }
+        }
+    }
+}
+
 /// A path of the spec with its parameters filled in (a well-formed session id).
 fn concrete(path: &str) -> String {
     path.replace("{id}", "AAAAAAAAAAAAAAAAAAAAAAAA")
