@@ -23,7 +23,7 @@ use poem::{
 use poem_openapi::{
     error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::{ToJSON, Type},
+    types::{Example, ToJSON, Type},
     ApiResponse, Object,
 };
 
@@ -101,7 +101,7 @@ error_kinds! {
         "The account has no password: it signs in with an identity provider.";
     EmailTaken: CONFLICT, "email_taken", "An account with this e-mail address already exists.";
     InvalidEmail: BAD_REQUEST, "invalid_email",
-        "The e-mail address is not one the server accepts (`name@domain.tld`, no spaces).";
+        "The e-mail address is not one the server accepts (`name@domain.tld`; no spaces, invisible characters or look-alike spellings).";
     InvalidName: BAD_REQUEST, "invalid_name", "The full name is blank or holds control characters.";
     SessionNotFound: NOT_FOUND, "session_not_found",
         "No live session of yours has this id — also the answer for another user's session.";
@@ -146,6 +146,7 @@ impl ErrorKind {
 
 /// The body of every error response.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(example)]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `session_expired` or `csrf_rejected`.
     pub error: String,
@@ -155,6 +156,16 @@ pub struct ErrorBody {
     /// `user_disabled`, `operator`, …).
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,
+}
+
+impl Example for ErrorBody {
+    fn example() -> Self {
+        ApiError::SessionRevoked {
+            reason: "logout".into(),
+            message: None,
+        }
+        .body()
+    }
 }
 
 /// Every error the API can answer with, and its status and code.

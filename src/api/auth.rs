@@ -1,13 +1,18 @@
 //! Local accounts and the current session: signup, login, logout, password change, `/auth/me`.
 
 use poem::{web::Data, Request};
-use poem_openapi::{payload::Json, types::Password, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{
+    payload::Json,
+    types::{Example, Password},
+    ApiResponse, Object, OpenApi, Tags,
+};
 use secrecy::SecretString;
 
 use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
+    fields::{EmailInput, EMAIL_EXAMPLE},
     session_auth::{client_info, presented_sessions, CurrentSession, PresentedSessions},
     views::Me,
 };
@@ -24,29 +29,83 @@ enum Tag {
     Auth,
 }
 
+// The password limits below are `auth::password::{MIN_CHARS, MAX_CHARS}`, the full-name limit
+// `users::NAME_MAX_CHARS` and its pattern `fields::FULL_NAME_PATTERN`: validators take only
+// literals, and tests/api/openapi.rs holds each to its constant.
+
 /// A new local account.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct SignupRequest {
-    email: String,
-    /// At least 12 characters (any Unicode, spaces allowed), at most 256; common and breached
-    /// passwords are refused.
+    /// The address to sign in with; unique whatever its letter case.
+    email: EmailInput,
+    /// 12 to 256 characters (any Unicode, spaces included; counted as characters, not bytes).
+    /// Common and breached passwords, and the e-mail address itself, are refused
+    /// (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 256))]
     password: Password,
+    /// How the account is shown: up to 200 characters, not only spaces, no control characters.
+    /// Spaces around it are dropped.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     full_name: String,
 }
 
+/// The password of a new account in the spec's examples (not a breached one).
+const PASSWORD_EXAMPLE: &str = "tuna lantern orbit clay";
+
+impl Example for SignupRequest {
+    fn example() -> Self {
+        SignupRequest {
+            email: EmailInput(EMAIL_EXAMPLE.into()),
+            password: Password(PASSWORD_EXAMPLE.into()),
+            full_name: "Ada Lovelace".into(),
+        }
+    }
+}
+
+/// Credentials to sign in with.
 #[derive(Object)]
+#[oai(example)]
 struct LoginRequest {
-    email: String,
+    email: EmailInput,
+    /// The account's password. Only its bounds are checked here: the rules for new passwords are
+    /// not applied again at sign-in, so changing them locks nobody out.
+    #[oai(validator(min_length = 1, max_length = 256))]
     password: Password,
 }
 
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            email: EmailInput(EMAIL_EXAMPLE.into()),
+            password: Password(PASSWORD_EXAMPLE.into()),
+        }
+    }
+}
+
+/// A password change.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct PasswordChangeRequest {
+    /// The password the account has now (only its bounds are checked, as at sign-in).
+    #[oai(validator(min_length = 1, max_length = 256))]
     current_password: Password,
-    /// Same rules as at signup.
+    /// Same rules as at signup: 12 to 256 characters, not a common or breached one.
+    #[oai(validator(min_length = 12, max_length = 256))]
     new_password: Password,
+}
+
+impl Example for PasswordChangeRequest {
+    fn example() -> Self {
+        PasswordChangeRequest {
+            current_password: Password(PASSWORD_EXAMPLE.into()),
+            new_password: Password("quiet harbor maple seven".into()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -142,7 +201,7 @@ impl AuthApi {
         let (user, issued) = state
             .auth
             .signup(
-                &body.email,
+                body.email.as_str(),
                 secret(body.password),
                 &body.full_name,
                 &client_info(req, &state.settings),
@@ -179,7 +238,7 @@ impl AuthApi {
         let (_, issued, device) = state
             .auth
             .login(
-                &body.email,
+                body.email.as_str(),
                 secret(body.password),
                 &client_info(req, &state.settings),
                 device_cookie.as_deref(),

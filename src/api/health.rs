@@ -3,9 +3,12 @@
 use std::time::Duration;
 
 use poem::web::Data;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use crate::{error::Failure, error_set, state::AppState};
+
+/// What `/ready` says about a dependency that does not answer (the details go to the log).
+const UNAVAILABLE_DETAIL: &str = "did not answer (see the server log)";
 
 /// How long `/ready` waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,6 +21,7 @@ enum Tag {
 
 /// The process is up.
 #[derive(Object)]
+#[oai(example)]
 struct Health {
     /// Always `ok`.
     status: String,
@@ -25,6 +29,7 @@ struct Health {
 
 /// The state of one dependency.
 #[derive(Object)]
+#[oai(example)]
 struct Check {
     /// `ok` or `unavailable`.
     status: String,
@@ -37,7 +42,7 @@ struct Check {
 
 /// Dependencies of the running server.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct Checks {
     database: Check,
     session_store: Check,
@@ -45,6 +50,7 @@ struct Checks {
 
 /// Readiness of the server.
 #[derive(Object)]
+#[oai(example)]
 struct Readiness {
     /// `ready`, or `not_ready` with a 503.
     status: String,
@@ -55,6 +61,42 @@ struct Readiness {
     #[oai(skip_serializing_if_is_none)]
     message: Option<String>,
     checks: Checks,
+}
+
+impl Example for Health {
+    fn example() -> Self {
+        Health { status: "ok".into() }
+    }
+}
+
+impl Example for Check {
+    fn example() -> Self {
+        check_ok("postgres")
+    }
+}
+
+impl Example for Checks {
+    fn example() -> Self {
+        Checks {
+            database: check_ok("postgres"),
+            session_store: Check {
+                status: "unavailable".into(),
+                kind: "redis".into(),
+                detail: Some(UNAVAILABLE_DETAIL.into()),
+            },
+        }
+    }
+}
+
+impl Example for Readiness {
+    fn example() -> Self {
+        Readiness {
+            status: "not_ready".into(),
+            error: Some("not_ready".into()),
+            message: Some("session store (redis) is unavailable".into()),
+            checks: Checks::example(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -145,6 +187,6 @@ fn check_failed(kind: &str, detail: String) -> Check {
     Check {
         status: "unavailable".into(),
         kind: kind.into(),
-        detail: Some("did not answer (see the server log)".into()),
+        detail: Some(UNAVAILABLE_DETAIL.into()),
     }
 }

@@ -7,6 +7,7 @@
 pub mod allow;
 pub mod auth;
 pub mod cookie;
+pub mod fields;
 pub mod guard;
 pub mod health;
 pub mod oidc;

@@ -6,7 +6,7 @@
 //! browser by the flow cookie.
 
 use poem::{web::Data, Request};
-use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::{
     cookie::{
@@ -32,10 +32,18 @@ enum Tag {
 
 /// Where to send the browser.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct AuthorizationUrl {
     /// Open this URL in the same browser to sign in at the provider.
     authorization_url: String,
+}
+
+impl Example for AuthorizationUrl {
+    fn example() -> Self {
+        AuthorizationUrl {
+            authorization_url: "https://accounts.google.com/o/oauth2/v2/auth?response_type=code&client_id=…&state=…&nonce=…&code_challenge=…&code_challenge_method=S256&redirect_uri=…&scope=openid+email+profile".into(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -32,6 +32,20 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
+/// The schema of the JSON body of an operation.
+fn body_schema<'a>(spec: &'a Value, path: &str, method: &str) -> &'a Value {
+    let content = &spec["paths"][path][method]["requestBody"]["content"];
+    let media = content
+        .as_object()
+        .and_then(|c| c.values().next())
+        .unwrap_or_else(|| panic!("{method} {path} has no body"));
+    resolve(spec, &media["schema"])
+}
+
+fn property<'a>(spec: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    resolve(spec, &body_schema(spec, path, method)["properties"][name])
+}
+
 const PROBES: [&str; 2] = ["/health", "/ready"];
 
 /// What every operation documents, whatever its handler does: the errors the middleware, the
@@ -250,4 +264,173 @@ async fn logout_ends_every_live_session_the_browser_presents() {
     assert_eq!(resp.status(), 204);
     assert_eq!(app.me(&a).await.0, 401);
     assert_eq!(app.me(&b).await.0, 401);
+}
+
+#[tokio::test]
+async fn request_fields_state_the_limits_the_server_enforces() {
+    let spec = spec();
+    let min = authauth::auth::password::MIN_CHARS;
+    let max = authauth::auth::password::MAX_CHARS;
+    for (path, field, lengths) in [
+        ("/auth/signup", "password", (min, max)),
+        ("/auth/password", "newPassword", (min, max)),
+        // Sign-in checks a stored password: no rule for new passwords applies, only the bound.
+        ("/auth/login", "password", (1, max)),
+        ("/auth/password", "currentPassword", (1, max)),
+    ] {
+        let p = property(&spec, path, "post", field);
+        assert_eq!(p["format"], "password", "{path} {field}");
+        assert_eq!(p["minLength"], lengths.0, "{path} {field}");
+        assert_eq!(p["maxLength"], lengths.1, "{path} {field}");
+    }
+    for path in ["/auth/signup", "/auth/login"] {
+        let email = property(&spec, path, "post", "email");
+        assert_eq!(email["format"], "email", "{path}");
+        assert_eq!(email["minLength"], 3, "{path}");
+        assert_eq!(email["maxLength"], authauth::users::EMAIL_MAX_CHARS, "{path}");
+    }
+    let name = property(&spec, "/auth/signup", "post", "fullName");
+    assert_eq!(name["minLength"], 1);
+    assert_eq!(name["maxLength"], authauth::users::NAME_MAX_CHARS);
+    assert_eq!(name["pattern"], authauth::api::fields::FULL_NAME_PATTERN);
+    let id = &spec["paths"]["/auth/sessions/{id}"]["delete"]["parameters"][0];
+    assert_eq!(id["name"], "id");
+    assert_eq!(
+        id["schema"]["pattern"],
+        authauth::session::record::PUBLIC_ID_PATTERN
+    );
+
+    let app = spawn_app().await;
+    let signup = |email: &str, password: &str, name: &str| json!({"email": email, "password": password, "fullName": name});
+    let long_email = format!("{}@example.com", "a".repeat(243));
+    assert_eq!(long_email.chars().count(), 255);
+    let refused = [
+        ("/auth/signup", signup("", PASSWORD, "Ada")),
+        ("/auth/signup", signup("a@", PASSWORD, "Ada")),
+        ("/auth/signup", signup(&long_email, PASSWORD, "Ada")),
+        (
+            "/auth/signup",
+            signup("ada@example.com", &"p".repeat(min - 1), "Ada"),
+        ),
+        (
+            "/auth/signup",
+            signup("ada@example.com", &"p".repeat(max + 1), "Ada"),
+        ),
+        ("/auth/signup", signup("ada@example.com", PASSWORD, "")),
+        (
+            "/auth/signup",
+            signup("ada@example.com", PASSWORD, " \u{3000}\t "),
+        ),
+        ("/auth/signup", signup("ada@example.com", PASSWORD, "Ada\u{7}")),
+        (
+            "/auth/signup",
+            signup("ada@example.com", PASSWORD, &"n".repeat(201)),
+        ),
+        ("/auth/login", json!({"email": "", "password": PASSWORD})),
+        ("/auth/login", json!({"email": "ada@example.com", "password": ""})),
+        (
+            "/auth/login",
+            json!({"email": "ada@example.com", "password": "p".repeat(max + 1)}),
+        ),
+    ];
+    for (path, body) in refused {
+        let resp = app.post_json(&client(), path, &body).await;
+        let status = resp.status();
+        let error: Value = resp.json().await.unwrap();
+        assert_eq!(status, 400, "{path} {body}: {error}");
+        assert_eq!(error["error"], "invalid_request", "{path} {body}: {error}");
+    }
+
+    // The limits themselves are accepted: the longest address, name and password, the
+    // shortest password (in emoji: characters, not bytes), a name with spaces around it.
+    let longest_email = format!(
+        "{}@{}.{}.{}.com",
+        "a".repeat(64),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(57)
+    );
+    assert_eq!(longest_email.chars().count(), 254);
+    for (email, password, name) in [
+        (longest_email.as_str(), PASSWORD.to_string(), "n".repeat(200)),
+        ("emoji@example.com", "🔑".repeat(min), "  Ada Lovelace  ".into()),
+        ("long@example.com", "p".repeat(max - 8) + "12345678", "A".into()),
+    ] {
+        let resp = app
+            .post_json(&client(), "/auth/signup", &signup(email, &password, &name))
+            .await;
+        assert_eq!(resp.status(), 201, "{email}: {}", resp.text().await.unwrap());
+    }
+
+    // A session id that cannot be one is refused as such; a well-formed unknown one is not found.
+    let (c, _) = app.signed_up_client("ids@example.com").await;
+    for (id, status, code) in [
+        ("x", 400, "invalid_request"),
+        ("AAAAAAAAAAAAAAAAAAAAAAA!", 400, "invalid_request"),
+        ("AAAAAAAAAAAAAAAAAAAAAAAAA", 400, "invalid_request"),
+        ("sAAAAAAAAAAAAAAAAAAAAAAA!", 400, "invalid_request"),
+        ("AAAAAAAAAAAAAAAAAAAAAAAA", 404, "session_not_found"),
+        ("sAAAAAAAAAAAAAAAAAAAAAAAA", 404, "session_not_found"),
+    ] {
+        let resp = c
+            .delete(app.url(&format!("/auth/sessions/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{id}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], code, "{id}");
+    }
+    // What the spec's pattern says is what the server issues.
+    let me = app.me(&c).await.1;
+    let own = me["session"]["id"].as_str().unwrap();
+    assert!(authauth::session::record::is_public_id(own), "{own}");
+}
+
+#[test]
+fn the_spec_teaches_with_realistic_examples() {
+    let spec = spec();
+    let example = |path: &str, method: &str| body_schema(&spec, path, method)["example"].clone();
+    let signup = example("/auth/signup", "post");
+    assert!(
+        signup["email"].as_str().unwrap().ends_with("@example.com"),
+        "{signup}"
+    );
+    assert!(!signup["fullName"].as_str().unwrap().is_empty());
+    assert!(signup["password"].as_str().unwrap().chars().count() >= authauth::auth::password::MIN_CHARS);
+    assert!(example("/auth/login", "post")["email"]
+        .as_str()
+        .unwrap()
+        .contains('@'));
+    assert!(example("/auth/password", "post")["newPassword"].is_string());
+
+    let schemas = &spec["components"]["schemas"];
+    let session = &schemas["SessionView"]["example"];
+    assert!(
+        authauth::session::record::is_public_id(session["id"].as_str().unwrap()),
+        "{session}"
+    );
+    assert!(schemas["Me"]["example"]["user"]["email"]
+        .as_str()
+        .unwrap()
+        .contains('@'));
+    let error = &schemas["ErrorBody"]["example"];
+    assert_eq!(error["error"], "session_revoked", "{error}");
+    assert_eq!(error["reason"], "logout", "{error}");
+    let id = &spec["paths"]["/auth/sessions/{id}"]["delete"]["parameters"][0];
+    assert!(authauth::session::record::is_public_id(
+        id["example"]
+            .as_str()
+            .or(id["schema"]["example"].as_str())
+            .unwrap()
+    ));
+    // Every object the API takes or gives has one, so Swagger UI never falls back to
+    // placeholders such as "string".
+    let missing: Vec<&String> = schemas
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s["example"].is_null())
+        .map(|(name, _)| name)
+        .collect();
+    assert!(missing.is_empty(), "no example: {missing:?}");
 }
