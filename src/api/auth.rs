@@ -12,7 +12,7 @@ use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
-    fields::{EmailInput, EMAIL_EXAMPLE},
+    fields::{EmailInput, FullName, EMAIL_EXAMPLE},
     session_auth::{client_info, presented_sessions, CurrentSession, PresentedSessions},
     views::Me,
 };
@@ -29,9 +29,8 @@ enum Tag {
     Auth,
 }
 
-// The password limits below are `auth::password::{MIN_CHARS, MAX_CHARS}`, the full-name limit
-// `users::NAME_MAX_CHARS` and its pattern `fields::FULL_NAME_PATTERN`: validators take only
-// literals, and tests/api/openapi.rs holds each to its constant.
+// The password limits below are `auth::password::{MIN_CHARS, MAX_CHARS}`: validators take only
+// literals, and tests/api/openapi.rs holds them to the constants.
 
 /// A new local account.
 #[derive(Object)]
@@ -46,12 +45,7 @@ struct SignupRequest {
     password: Password,
     /// How the account is shown: up to 200 characters, not only spaces, no control characters.
     /// Spaces around it are dropped.
-    #[oai(validator(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
-    ))]
-    full_name: String,
+    full_name: FullName,
 }
 
 /// The password of a new account in the spec's examples (not a breached one).
@@ -62,7 +56,7 @@ impl Example for SignupRequest {
         SignupRequest {
             email: EmailInput(EMAIL_EXAMPLE.into()),
             password: Password(PASSWORD_EXAMPLE.into()),
-            full_name: "Ada Lovelace".into(),
+            full_name: FullName("Ada Lovelace".into()),
         }
     }
 }
@@ -203,7 +197,7 @@ impl AuthApi {
             .signup(
                 body.email.as_str(),
                 secret(body.password),
-                &body.full_name,
+                body.full_name.as_str(),
                 &client_info(req, &state.settings),
                 &previous,
                 now,

@@ -27,6 +27,8 @@ pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
+    /// A picture of the person, when the identity provider shared one.
+    #[oai(skip_serializing_if_is_none)]
     pub picture: Option<String>,
 }
 

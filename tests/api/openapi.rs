@@ -434,3 +434,27 @@ fn the_spec_teaches_with_realistic_examples() {
         .collect();
     assert!(missing.is_empty(), "no example: {missing:?}");
 }
+
+#[tokio::test]
+async fn a_value_of_another_json_type_is_refused_not_converted() {
+    let app = spawn_app().await;
+    for name in [json!(false), json!(42), json!(null), json!(["Ada"])] {
+        let body = json!({"email": "typed@example.com", "password": PASSWORD, "fullName": name});
+        let resp = app.post_json(&client(), "/auth/signup", &body).await;
+        let status = resp.status();
+        let error: Value = resp.json().await.unwrap();
+        assert_eq!(status, 400, "fullName: {name}: {error}");
+        assert_eq!(error["error"], "invalid_request", "fullName: {name}");
+    }
+}
+
+#[tokio::test]
+async fn an_absent_value_is_left_out_of_a_response_never_sent_as_null() {
+    let app = spawn_app().await;
+    let (c, _) = app.signed_up_client("nopicture@example.com").await;
+    let me = app.me(&c).await.1;
+    let user = me["user"].as_object().unwrap();
+    assert!(!user.contains_key("picture"), "{me}");
+    // The spec calls nothing nullable: absent is how a response says "none".
+    assert!(!authauth::api::spec_json().contains("\"nullable\""));
+}
