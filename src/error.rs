@@ -1,12 +1,19 @@
 //! The one place that maps errors to HTTP: status, stable JSON error code, message.
 //!
-//! Every error body is `{"error": "<stable_code>", "message": "…"}`. Endpoints return
-//! `Result<Ok, Failure<Set>>`, where `Set` lists (for the OpenAPI spec) the statuses the endpoint
-//! can produce; the mapping itself lives only in [`ApiError`]. Errors raised by the framework
-//! (unknown route, wrong method, unparseable body) pass through [`render`], so they get the same
-//! shape. 500s are opaque to the client and logged with their cause chain.
+//! Every error body is `{"error": "<stable_code>", "message": "…"}`. What each error is — its
+//! status, its code, what it means — is one table, [`ErrorKind`]. Endpoints return
+//! `Result<Ok, Failure<Set>>`, where `Set` ([`ErrorSet`]) names the kinds the endpoint can answer
+//! with; the spec's error responses are derived from those kinds, so they say what the responses
+//! do. Errors raised by the framework (unknown route, wrong method, unparseable body) pass through
+//! [`render`], so they get the same shape. 500s are opaque to the client and logged with their
+//! cause chain.
 
-use std::{fmt, marker::PhantomData};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    marker::PhantomData,
+    sync::Mutex,
+};
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ResponseError},
@@ -15,13 +22,131 @@ use poem::{
 };
 use poem_openapi::{
     error::{ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError},
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::{ToJSON, Type},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::{Example, ToJSON, Type},
     ApiResponse, Object,
 };
 
+/// Declares [`ErrorKind`] from one table: each kind's status, stable code and meaning (the
+/// meaning is what the spec says about it).
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident: $status:ident, $code:literal, $meaning:literal;)*) => {
+        /// What an [`ApiError`] is, without the details it carries: its status, its stable code,
+        /// and what it means for the client.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in table order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind),*];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorKind::$kind => StatusCode::$status,)*
+                }
+            }
+
+            /// The stable code clients can branch on.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $code,)*
+                }
+            }
+
+            /// What it means, for the spec.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $meaning,)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    NotFound: NOT_FOUND, "not_found", "No route matches this path.";
+    MethodNotAllowed: METHOD_NOT_ALLOWED, "method_not_allowed",
+        "The path does not answer this method; `Allow` names the ones it does.";
+    InvalidRequest: BAD_REQUEST, "invalid_request",
+        "The request does not match this operation's schema — a malformed or unreadable body, or a field or parameter outside its documented limits; `message` says which.";
+    UnsupportedMediaType: UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+        "The body is not JSON. Form and text bodies are refused before any handler runs, so a cross-site form cannot reach one.";
+    NotReady: SERVICE_UNAVAILABLE, "not_ready", "A dependency of the server does not answer.";
+    NoSession: UNAUTHORIZED, "no_session", "The request carries no session cookie: sign in first.";
+    SessionExpired: UNAUTHORIZED, "session_expired",
+        "The session timed out (idle or absolute lifetime): sign in again.";
+    SessionRevoked: UNAUTHORIZED, "session_revoked",
+        "The session was ended; `reason` says why (`logout`, `logout_all`, `revoked_by_user`, `password_changed`, `superseded`, `user_disabled`, `operator`).";
+    AmbiguousSession: UNAUTHORIZED, "ambiguous_session",
+        "Several session cookies, none of which can safely be chosen: sign in again (which ends them) or clear this site's cookies.";
+    SessionStoreUnavailable: SERVICE_UNAVAILABLE, "session_store_unavailable",
+        "The session store does not answer. The session is not lost: try again shortly.";
+    CsrfRejected: FORBIDDEN, "csrf_rejected",
+        "A cross-site request (`Origin`, `Sec-Fetch-Site`), refused before anything changed.";
+    CorsRejected: FORBIDDEN, "cors_origin_not_allowed",
+        "A CORS preflight from an origin not listed in `CORS_ORIGINS`.";
+    HostNotAllowed: BAD_REQUEST, "host_not_allowed",
+        "The request names a host this server does not answer for (`PUBLIC_URL`, `ALLOWED_HOSTS`).";
+    InvalidCredentials: UNAUTHORIZED, "invalid_credentials",
+        "Unknown e-mail address or wrong password — deliberately indistinguishable.";
+    TooManyAttempts: TOO_MANY_REQUESTS, "too_many_attempts",
+        "Too many attempts from this network or on this account; `Retry-After` says when to try again.";
+    AccountDisabled: FORBIDDEN, "account_disabled", "The account is disabled.";
+    WeakPassword: BAD_REQUEST, "weak_password",
+        "The new password is refused: it is common (it appears in lists of breached passwords) or is the e-mail address.";
+    WrongCurrentPassword: FORBIDDEN, "current_password_incorrect", "The current password is wrong.";
+    NoPassword: CONFLICT, "no_password",
+        "The account has no password: it signs in with an identity provider.";
+    EmailTaken: CONFLICT, "email_taken", "An account with this e-mail address already exists.";
+    InvalidEmail: BAD_REQUEST, "invalid_email",
+        "The e-mail address is not one the server accepts (`name@domain.tld`; no spaces, invisible characters or look-alike spellings).";
+    InvalidName: BAD_REQUEST, "invalid_name", "The full name is blank or holds control characters.";
+    SessionNotFound: NOT_FOUND, "session_not_found",
+        "No live session of yours has this id — also the answer for another user's session.";
+    ProviderNotConfigured: NOT_FOUND, "provider_not_configured",
+        "Sign-in with this provider is not configured on this server.";
+    ProviderUnavailable: BAD_GATEWAY, "provider_unavailable",
+        "The identity provider cannot be reached; password sign-in still works.";
+    SignInStateInvalid: BAD_REQUEST, "sign_in_state_invalid",
+        "The sign-in cannot be completed: its `state` is missing, wrong, already used, or from another browser.";
+    IssuerMismatch: BAD_REQUEST, "issuer_mismatch",
+        "The authorization response names another issuer than the one configured.";
+    ProviderRefused: BAD_REQUEST, "provider_refused",
+        "The provider refused the sign-in (the user cancelled, say); `reason` is its error code.";
+    IdTokenInvalid: UNAUTHORIZED, "id_token_invalid", "The provider's answer failed verification.";
+    EmailNotVerified: FORBIDDEN, "email_not_verified",
+        "The provider has not verified this e-mail address.";
+    EmailMissing: BAD_REQUEST, "email_missing", "The provider did not share an e-mail address.";
+    IdentityConflict: CONFLICT, "identity_conflict",
+        "The e-mail belongs to an account already linked to another identity at this provider.";
+    ServerBusy: SERVICE_UNAVAILABLE, "server_busy",
+        "The server is busy (too many password checks waiting, or changes racing on one record); `Retry-After` says when to try again.";
+    SessionLimitReached: CONFLICT, "session_limit_reached",
+        "The account already has the most live sessions allowed (`MAX_SESSIONS_PER_USER`): sign out of one first.";
+    PayloadTooLarge: PAYLOAD_TOO_LARGE, "payload_too_large",
+        "The body is larger than the server accepts (16 KiB).";
+    RequestTimeout: REQUEST_TIMEOUT, "request_timeout",
+        "The body did not arrive in time (`HTTP_BODY_READ_TIMEOUT`); the connection is closed.";
+    Internal: INTERNAL_SERVER_ERROR, "internal_error",
+        "An unexpected failure. Nothing about it is sent; the server's log has it under this response's `x-request-id`.";
+}
+
+impl ErrorKind {
+    /// The headers an answer of this kind always carries, for the spec: `(name, meaning)`.
+    pub fn headers(self) -> &'static [(&'static str, &'static str)] {
+        const RETRY_AFTER: (&str, &str) = ("Retry-After", "Seconds to wait before trying again.");
+        match self {
+            ErrorKind::TooManyAttempts | ErrorKind::ServerBusy => &[RETRY_AFTER],
+            _ => &[],
+        }
+    }
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(example)]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `session_expired` or `csrf_rejected`.
     pub error: String,
@@ -38,13 +163,24 @@ pub struct ErrorBody {
     pub note: Option<String>,
 }
 
+impl Example for ErrorBody {
+    fn example() -> Self {
+        ApiError::SessionRevoked {
+            reason: "logout".into(),
+            message: None,
+        }
+        .body()
+    }
+}
+
 /// Every error the API can answer with, and its status and code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("no route matches this path")]
     NotFound,
+    /// `allow`: the methods the path does answer, for the `Allow` header.
     #[error("this method is not allowed on this path")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Vec<poem::http::Method> },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0}")]
@@ -130,84 +266,57 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    /// What this error is, without the details it carries.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
         match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::InvalidRequest(_) | ApiError::HostNotAllowed => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NoSession
-            | ApiError::SessionExpired
-            | ApiError::SessionRevoked { .. }
-            | ApiError::AmbiguousSession => StatusCode::UNAUTHORIZED,
-            ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::CsrfRejected(_) | ApiError::CorsRejected => StatusCode::FORBIDDEN,
-            ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::AccountDisabled | ApiError::WrongCurrentPassword => StatusCode::FORBIDDEN,
-            ApiError::WeakPassword(_) | ApiError::InvalidEmail(_) | ApiError::InvalidName(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::NoPassword
-            | ApiError::EmailTaken
-            | ApiError::IdentityConflict(_)
-            | ApiError::SessionLimitReached { .. } => StatusCode::CONFLICT,
-            ApiError::SessionNotFound | ApiError::ProviderNotConfigured => StatusCode::NOT_FOUND,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
-            ApiError::SignInStateInvalid(_)
-            | ApiError::IssuerMismatch
-            | ApiError::ProviderRefused { .. }
-            | ApiError::EmailMissing(_) => StatusCode::BAD_REQUEST,
-            ApiError::IdTokenInvalid(_) => StatusCode::UNAUTHORIZED,
-            ApiError::EmailNotVerified(_) => StatusCode::FORBIDDEN,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotFound => K::NotFound,
+            ApiError::MethodNotAllowed { .. } => K::MethodNotAllowed,
+            ApiError::InvalidRequest(_) => K::InvalidRequest,
+            ApiError::UnsupportedMediaType(_) => K::UnsupportedMediaType,
+            ApiError::NotReady(_) => K::NotReady,
+            ApiError::NoSession => K::NoSession,
+            ApiError::SessionExpired => K::SessionExpired,
+            ApiError::SessionRevoked { .. } => K::SessionRevoked,
+            ApiError::AmbiguousSession => K::AmbiguousSession,
+            ApiError::SessionStoreUnavailable(_) => K::SessionStoreUnavailable,
+            ApiError::CsrfRejected(_) => K::CsrfRejected,
+            ApiError::CorsRejected => K::CorsRejected,
+            ApiError::HostNotAllowed => K::HostNotAllowed,
+            ApiError::InvalidCredentials => K::InvalidCredentials,
+            ApiError::TooManyAttempts { .. } => K::TooManyAttempts,
+            ApiError::AccountDisabled => K::AccountDisabled,
+            ApiError::WeakPassword(_) => K::WeakPassword,
+            ApiError::WrongCurrentPassword => K::WrongCurrentPassword,
+            ApiError::NoPassword => K::NoPassword,
+            ApiError::EmailTaken => K::EmailTaken,
+            ApiError::InvalidEmail(_) => K::InvalidEmail,
+            ApiError::InvalidName(_) => K::InvalidName,
+            ApiError::SessionNotFound => K::SessionNotFound,
+            ApiError::ProviderNotConfigured => K::ProviderNotConfigured,
+            ApiError::ProviderUnavailable(_) => K::ProviderUnavailable,
+            ApiError::SignInStateInvalid(_) => K::SignInStateInvalid,
+            ApiError::IssuerMismatch => K::IssuerMismatch,
+            ApiError::ProviderRefused { .. } => K::ProviderRefused,
+            ApiError::IdTokenInvalid(_) => K::IdTokenInvalid,
+            ApiError::EmailNotVerified(_) => K::EmailNotVerified,
+            ApiError::EmailMissing(_) => K::EmailMissing,
+            ApiError::IdentityConflict(_) => K::IdentityConflict,
+            ApiError::ServerBusy => K::ServerBusy,
+            ApiError::SessionLimitReached { .. } => K::SessionLimitReached,
+            ApiError::PayloadTooLarge => K::PayloadTooLarge,
+            ApiError::RequestTimeout => K::RequestTimeout,
+            ApiError::Internal(_) => K::Internal,
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.kind().status()
     }
 
     /// The stable code clients can branch on.
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::NotReady(_) => "not_ready",
-            ApiError::NoSession => "no_session",
-            ApiError::SessionExpired => "session_expired",
-            ApiError::SessionRevoked { .. } => "session_revoked",
-            ApiError::AmbiguousSession => "ambiguous_session",
-            ApiError::SessionStoreUnavailable(_) => "session_store_unavailable",
-            ApiError::CsrfRejected(_) => "csrf_rejected",
-            ApiError::CorsRejected => "cors_origin_not_allowed",
-            ApiError::HostNotAllowed => "host_not_allowed",
-            ApiError::InvalidCredentials => "invalid_credentials",
-            ApiError::TooManyAttempts { .. } => "too_many_attempts",
-            ApiError::AccountDisabled => "account_disabled",
-            ApiError::WeakPassword(_) => "weak_password",
-            ApiError::WrongCurrentPassword => "current_password_incorrect",
-            ApiError::NoPassword => "no_password",
-            ApiError::EmailTaken => "email_taken",
-            ApiError::InvalidEmail(_) => "invalid_email",
-            ApiError::InvalidName(_) => "invalid_name",
-            ApiError::SessionNotFound => "session_not_found",
-            ApiError::ProviderNotConfigured => "provider_not_configured",
-            ApiError::ProviderUnavailable(_) => "provider_unavailable",
-            ApiError::SignInStateInvalid(_) => "sign_in_state_invalid",
-            ApiError::IssuerMismatch => "issuer_mismatch",
-            ApiError::ProviderRefused { .. } => "provider_refused",
-            ApiError::IdTokenInvalid(_) => "id_token_invalid",
-            ApiError::EmailNotVerified(_) => "email_not_verified",
-            ApiError::EmailMissing(_) => "email_missing",
-            ApiError::IdentityConflict(_) => "identity_conflict",
-            ApiError::ServerBusy => "server_busy",
-            ApiError::SessionLimitReached { .. } => "session_limit_reached",
-            ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::RequestTimeout => "request_timeout",
-            ApiError::Internal(_) => "internal_error",
-        }
+        self.kind().code()
     }
 
     pub fn body(&self) -> ErrorBody {
@@ -252,6 +361,16 @@ impl ResponseError for ApiError {
         };
         if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        match self {
+            // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+            ApiError::MethodNotAllowed { allow } if !allow.is_empty() => {
+                let names: Vec<&str> = allow.iter().map(|m| m.as_str()).collect();
+                if let Ok(v) = HeaderValue::from_str(&names.join(", ")) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+            _ => {}
         }
         if matches!(self, ApiError::RequestTimeout) {
             // The rest of the body may still be on its way: this connection cannot carry
@@ -368,7 +487,9 @@ pub async fn render(err: poem::Error) -> Response {
     let api = if err.is::<NotFoundError>() {
         ApiError::NotFound
     } else if err.is::<MethodNotAllowedError>() {
-        ApiError::MethodNotAllowed
+        // The API's paths are named by `api::allow` before they get here; a route outside its
+        // table has no methods to name.
+        ApiError::MethodNotAllowed { allow: Vec::new() }
     } else if let Some(e) = err.downcast_ref::<ContentTypeError>() {
         ApiError::UnsupportedMediaType(format!("{e}; send `Content-Type: application/json`"))
     } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
@@ -399,9 +520,100 @@ pub async fn render(err: poem::Error) -> Response {
     api.as_response()
 }
 
-/// The statuses an endpoint can fail with, for its OpenAPI description.
+/// The errors an endpoint can answer with, by kind: its own, and those that reach it from
+/// around its handler ([`reach`]). The spec documents each status once, listing every code it can
+/// carry with its meaning and the headers it comes with.
 pub trait ErrorSet: Send + Sync + 'static {
-    const RESPONSES: &'static [(u16, &'static str)];
+    const KINDS: &'static [&'static [ErrorKind]];
+}
+
+/// Errors that reach whole classes of operations from around their handlers — the guard, the
+/// framework, the session store — so that no operation has to remember them one by one. A test
+/// (`tests/api/openapi.rs`) checks every operation of the spec documents its classes.
+pub mod reach {
+    use super::ErrorKind::{self, *};
+
+    /// Every operation, probes included: an unexpected failure.
+    pub const ANY: &[ErrorKind] = &[Internal];
+    /// Every operation but the probes: they are behind the host check, and each reads or writes
+    /// the session store (sessions, attempt counters, sign-in flows).
+    pub const API: &[ErrorKind] = &[HostNotAllowed, SessionStoreUnavailable, ServerBusy, Internal];
+    /// State-changing operations (POST, DELETE): before any handler, the guard reads the body
+    /// (bounded and timed), checks where the request comes from, and refuses form bodies.
+    pub const WRITE: &[ErrorKind] = &[
+        InvalidRequest,
+        CsrfRejected,
+        RequestTimeout,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+    ];
+    /// Operations with a JSON body: one that does not parse or does not match the schema.
+    pub const JSON_BODY: &[ErrorKind] = &[InvalidRequest, UnsupportedMediaType];
+    /// Operations with path or query parameters: one that does not match its schema.
+    pub const PARAMS: &[ErrorKind] = &[InvalidRequest];
+    /// Operations that need a session.
+    pub const SESSION: &[ErrorKind] = &[NoSession, SessionExpired, SessionRevoked, AmbiguousSession];
+}
+
+/// `MetaResponse` wants `&'static str`, and descriptions are composed: each distinct one is
+/// leaked once (a few dozen, for the life of the process), however often the spec is built.
+fn interned(text: String) -> &'static str {
+    static INTERNED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut interned = INTERNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(known) = interned.get(text.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(text.into_boxed_str());
+    interned.insert(leaked);
+    leaked
+}
+
+/// The spec's error responses for these kinds: one per status, naming each code it can carry.
+fn error_responses(kinds: impl IntoIterator<Item = ErrorKind>) -> Vec<MetaResponse> {
+    let mut by_status: BTreeMap<u16, Vec<ErrorKind>> = BTreeMap::new();
+    for kind in kinds {
+        let same_status = by_status.entry(kind.status().as_u16()).or_default();
+        if !same_status.contains(&kind) {
+            same_status.push(kind);
+        }
+    }
+    by_status
+        .into_iter()
+        .map(|(status, kinds)| {
+            let description = match kinds.as_slice() {
+                [one] => format!("`{}`: {}", one.code(), one.meaning()),
+                many => many
+                    .iter()
+                    .map(|k| format!("- `{}`: {}", k.code(), k.meaning()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            };
+            let mut headers: Vec<MetaHeader> = Vec::new();
+            for (name, meaning) in kinds.iter().flat_map(|k| k.headers()) {
+                if headers.iter().any(|h| h.name == *name) {
+                    continue;
+                }
+                headers.push(MetaHeader {
+                    name: name.to_string(),
+                    description: Some(meaning.to_string()),
+                    // Required only when every code of this status carries it.
+                    required: kinds.iter().all(|k| k.headers().iter().any(|(n, _)| n == name)),
+                    deprecated: false,
+                    schema: u64::schema_ref(),
+                });
+            }
+            MetaResponse {
+                description: interned(description),
+                status: Some(status),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: ErrorBody::schema_ref(),
+                }],
+                headers,
+            }
+        })
+        .collect()
 }
 
 /// An endpoint's error: an [`ApiError`], documented in the spec as the statuses of `S`.
@@ -440,19 +652,7 @@ impl<S: ErrorSet> IntoResponse for Failure<S> {
 impl<S: ErrorSet> ApiResponse for Failure<S> {
     fn meta() -> MetaResponses {
         MetaResponses {
-            responses: S::RESPONSES
-                .iter()
-                .map(|(status, description)| MetaResponse {
-                    description,
-                    status: Some(*status),
-                    status_range: None,
-                    content: vec![MetaMediaType {
-                        content_type: "application/json; charset=utf-8",
-                        schema: ErrorBody::schema_ref(),
-                    }],
-                    headers: vec![],
-                })
-                .collect(),
+            responses: error_responses(S::KINDS.iter().flat_map(|group| group.iter().copied())),
         }
     }
 
@@ -461,14 +661,55 @@ impl<S: ErrorSet> ApiResponse for Failure<S> {
     }
 }
 
-/// Declares an [`ErrorSet`]: `error_set!(Name { 401 => "why", 503 => "why" });`
+/// Declares an [`ErrorSet`]: the operation's own error kinds, then the [`reach`] classes it is
+/// in — `error_set!(Name: [EmailTaken, WeakPassword] + [API, WRITE, JSON_BODY]);`
 #[macro_export]
 macro_rules! error_set {
-    ($(#[$meta:meta])* $name:ident { $($status:literal => $desc:literal),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident: [$($kind:ident),* $(,)?] + [$($class:ident),* $(,)?]) => {
         $(#[$meta])*
         pub struct $name;
         impl $crate::error::ErrorSet for $name {
-            const RESPONSES: &'static [(u16, &'static str)] = &[$(($status, $desc)),*];
+            const KINDS: &'static [&'static [$crate::error::ErrorKind]] = &[
+                &[$($crate::error::ErrorKind::$kind),*],
+                $($crate::error::reach::$class),*
+            ];
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_code_and_a_meaning() {
+        let codes: BTreeSet<&str> = ErrorKind::ALL.iter().map(|k| k.code()).collect();
+        assert_eq!(codes.len(), ErrorKind::ALL.len(), "two kinds share a code");
+        for kind in ErrorKind::ALL {
+            assert!(kind.meaning().ends_with('.'), "{kind:?}");
+            assert!(kind.status().is_client_error() || kind.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn the_body_limit_is_the_one_the_spec_states() {
+        assert_eq!(crate::api::guard::MAX_BODY_BYTES, 16 * 1024);
+        assert!(ErrorKind::PayloadTooLarge.meaning().contains("16 KiB"));
+    }
+
+    #[test]
+    fn one_status_is_documented_once_with_every_code_it_carries() {
+        use ErrorKind::*;
+        let responses = error_responses([TooManyAttempts, ServerBusy, SessionStoreUnavailable, ServerBusy]);
+        let statuses: Vec<_> = responses.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [Some(429), Some(503)]);
+        let busy = &responses[1];
+        assert!(busy.description.contains("`server_busy`"));
+        assert!(busy.description.contains("`session_store_unavailable`"));
+        assert_eq!(busy.description.matches("`server_busy`").count(), 1);
+        // Retry-After comes with every 429, and with only some 503s.
+        assert!(responses[0].headers[0].required);
+        assert_eq!(busy.headers[0].name, "Retry-After");
+        assert!(!busy.headers[0].required);
+    }
 }

@@ -15,7 +15,11 @@ use tracing::Instrument;
 use secrecy::ExposeSecret;
 
 use crate::{
-    api::{self, guard},
+    api::{
+        self,
+        allow::{name_allowed_methods, AllowedMethods},
+        guard,
+    },
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
@@ -205,10 +209,12 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let api = api::service();
     let spec = api.spec_endpoint();
     let ui = api.swagger_ui();
+    let allowed = AllowedMethods::of(api::apis());
     Route::new()
         .at("/openapi.json", spec)
         .nest("/docs", ui)
         .nest("/", api)
+        .around(move |ep, req| name_allowed_methods(allowed.clone(), ep, req))
         .around(guard::guard)
         .data(state)
         .around(request_context)

@@ -31,6 +31,12 @@ pub enum UserError {
     Db(#[from] DbErr),
 }
 
+/// The longest e-mail address accepted, in characters: the e-mail rule allows 254 octets
+/// (RFC 5321 §4.5.3.1.3), and no character is shorter than an octet.
+pub const EMAIL_MAX_CHARS: usize = authauth_email::MAX_ADDRESS_OCTETS;
+/// The longest display name accepted, in characters.
+pub const NAME_MAX_CHARS: usize = 200;
+
 /// Checks an e-mail address and computes its identity: the one rule for what is an address and
 /// which spellings are the same address, for signup, sign-in, throttling, provider linking and
 /// the CLI (documented in the `authauth_email` crate and docs/security.md). Lookups, the unique
@@ -46,7 +52,7 @@ pub fn normalize_name(raw: &str) -> Result<String, UserError> {
     if name.is_empty() {
         return Err(UserError::InvalidName("the full name is empty".into()));
     }
-    if name.chars().count() > 200 {
+    if name.chars().count() > NAME_MAX_CHARS {
         return Err(UserError::InvalidName(
             "the full name is longer than 200 characters".into(),
         ));

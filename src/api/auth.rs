@@ -1,14 +1,19 @@
 //! Local accounts and the current session: signup, login, logout, password change, `/auth/me`.
 
 use poem::{web::Data, Request};
-use poem_openapi::{payload::Json, types::Password, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{
+    payload::Json,
+    types::{Example, Password},
+    ApiResponse, Object, OpenApi, Tags,
+};
 use secrecy::SecretString;
 
 use super::{
     cookie::{
         clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
     },
-    session_auth::{client_info, presented_sessions, CurrentSession},
+    fields::{EmailInput, FullName, EMAIL_EXAMPLE},
+    session_auth::{client_info, presented_sessions, CurrentSession, PresentedSessions},
     views::Me,
 };
 use crate::{
@@ -24,29 +29,77 @@ enum Tag {
     Auth,
 }
 
+// The password limits below are `auth::password::{MIN_CHARS, MAX_CHARS}`: validators take only
+// literals, and tests/api/openapi.rs holds them to the constants.
+
 /// A new local account.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct SignupRequest {
-    email: String,
-    /// At least 12 characters (any Unicode, spaces allowed), at most 256; common and breached
-    /// passwords are refused.
+    /// The address to sign in with; unique whatever its letter case.
+    email: EmailInput,
+    /// 12 to 256 characters (any Unicode, spaces included; counted as characters, not bytes).
+    /// Common and breached passwords, and the e-mail address itself, are refused
+    /// (`weak_password`).
+    #[oai(validator(min_length = 12, max_length = 256))]
     password: Password,
-    full_name: String,
+    /// How the account is shown: up to 200 characters, not only spaces, no control characters.
+    /// Spaces around it are dropped.
+    full_name: FullName,
 }
 
+/// The password of a new account in the spec's examples (not a breached one).
+const PASSWORD_EXAMPLE: &str = "tuna lantern orbit clay";
+
+impl Example for SignupRequest {
+    fn example() -> Self {
+        SignupRequest {
+            email: EmailInput(EMAIL_EXAMPLE.into()),
+            password: Password(PASSWORD_EXAMPLE.into()),
+            full_name: FullName("Ada Lovelace".into()),
+        }
+    }
+}
+
+/// Credentials to sign in with.
 #[derive(Object)]
+#[oai(example)]
 struct LoginRequest {
-    email: String,
+    email: EmailInput,
+    /// The account's password. Only its bounds are checked here: the rules for new passwords are
+    /// not applied again at sign-in, so changing them locks nobody out.
+    #[oai(validator(min_length = 1, max_length = 256))]
     password: Password,
 }
 
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            email: EmailInput(EMAIL_EXAMPLE.into()),
+            password: Password(PASSWORD_EXAMPLE.into()),
+        }
+    }
+}
+
+/// A password change.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct PasswordChangeRequest {
+    /// The password the account has now (only its bounds are checked, as at sign-in).
+    #[oai(validator(min_length = 1, max_length = 256))]
     current_password: Password,
-    /// Same rules as at signup.
+    /// Same rules as at signup: 12 to 256 characters, not a common or breached one.
+    #[oai(validator(min_length = 12, max_length = 256))]
     new_password: Password,
+}
+
+impl Example for PasswordChangeRequest {
+    fn example() -> Self {
+        PasswordChangeRequest {
+            current_password: Password(PASSWORD_EXAMPLE.into()),
+            new_password: Password("quiet harbor maple seven".into()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -77,49 +130,44 @@ enum SignedOut {
     NoContent(#[oai(header = "Set-Cookie")] String),
 }
 
-error_set!(SignupErrors {
-    400 => "Invalid e-mail (`invalid_email`), name (`invalid_name`) or password (`weak_password`), or a malformed body (`invalid_request`).",
-    403 => "A cross-site request (`csrf_rejected`).",
-    409 => "An account with this e-mail already exists (`email_taken`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many signups from this network (`too_many_attempts`, 30 an hour); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+#[derive(ApiResponse)]
+enum LoggedOut {
+    /// Signed out: every live session the browser presented is revoked server-side (none when
+    /// it had none), and the cookie is cleared.
+    #[oai(status = 204)]
+    NoContent(#[oai(header = "Set-Cookie")] String),
+}
 
-error_set!(LoginErrors {
-    400 => "A malformed body (`invalid_request`).",
-    401 => "Unknown e-mail or wrong password — deliberately indistinguishable (`invalid_credentials`).",
-    403 => "The account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many failed attempts (`too_many_attempts`); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(SignupErrors: [InvalidEmail, InvalidName, WeakPassword, EmailTaken, TooManyAttempts, SessionLimitReached]
+    + [API, WRITE, JSON_BODY]);
+
+error_set!(LoginErrors: [InvalidCredentials, AccountDisabled, TooManyAttempts, SessionLimitReached]
+    + [API, WRITE, JSON_BODY]);
 
 error_set!(
     /// Errors of operations that only read the session.
-    ReadErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
-    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
-});
+    ReadErrors: [] + [API, SESSION]
+);
 
 error_set!(
     /// Errors of state-changing operations on the session.
-    WriteErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked` with a `reason`, or `ambiguous_session` (several session cookies, none safe to pick).",
-    403 => "A cross-site request (`csrf_rejected`).",
-    415 => "A form or text body (`unsupported_media_type`).",
-    503 => "The session store is unavailable (`session_store_unavailable`); the session is not lost.",
-});
+    WriteErrors: [] + [API, WRITE, SESSION]
+);
 
-error_set!(PasswordErrors {
-    400 => "The new password is refused (`weak_password`), or a malformed body (`invalid_request`).",
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked`, or `ambiguous_session`.",
-    403 => "The current password is wrong (`current_password_incorrect`), the account is disabled (`account_disabled`), or a cross-site request (`csrf_rejected`).",
-    409 => "The account has no password: it signs in with an identity provider (`no_password`).",
-    415 => "The body is not JSON (`unsupported_media_type`).",
-    429 => "Too many wrong current passwords (`too_many_attempts`); see `Retry-After`.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(
+    /// Logout needs no session: none is no error.
+    LogoutErrors: [] + [API, WRITE]
+);
+
+error_set!(PasswordErrors: [
+        WeakPassword,
+        WrongCurrentPassword,
+        AccountDisabled,
+        NoPassword,
+        TooManyAttempts,
+        SessionLimitReached,
+    ]
+    + [API, WRITE, JSON_BODY, SESSION]);
 
 fn secret(p: Password) -> SecretString {
     SecretString::from(p.0)
@@ -147,9 +195,9 @@ impl AuthApi {
         let (user, issued) = state
             .auth
             .signup(
-                &body.email,
+                body.email.as_str(),
                 secret(body.password),
-                &body.full_name,
+                body.full_name.as_str(),
                 &client_info(req, &state.settings),
                 &previous,
                 now,
@@ -184,7 +232,7 @@ impl AuthApi {
         let (_, issued, device) = state
             .auth
             .login(
-                &body.email,
+                body.email.as_str(),
                 secret(body.password),
                 &client_info(req, &state.settings),
                 device_cookie.as_deref(),
@@ -209,20 +257,27 @@ impl AuthApi {
         Ok(MeResponse::Ok(Json(Me::from_record(&session.0.record))))
     }
 
-    /// Sign out of this session: revoked server-side, cookie cleared.
+    /// Sign out of this browser: its session is revoked server-side and the cookie cleared.
+    ///
+    /// Safe to repeat: without a live session (no cookie, or one that already ended) there is
+    /// nothing to end, and the answer is the same 204. When the browser presents several live
+    /// session cookies (a sibling site planted one), each of them ends — presenting a cookie
+    /// proves holding it, which is all it takes to sign it out.
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(
         &self,
         state: Data<&AppState>,
-        session: CurrentSession,
-    ) -> Result<SignedOut, Failure<WriteErrors>> {
-        let r = &session.0.record;
-        state
-            .sessions
-            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, state.clock.now())
-            .await
-            .map_err(ApiError::from)?;
-        Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
+        presented: PresentedSessions,
+    ) -> Result<LoggedOut, Failure<LogoutErrors>> {
+        let now = state.clock.now();
+        for r in &presented.0 {
+            state
+                .sessions
+                .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now)
+                .await
+                .map_err(ApiError::from)?;
+        }
+        Ok(LoggedOut::NoContent(clear_cookie(&state.settings.session)))
     }
 
     /// Sign out of every session of this account, on every device.

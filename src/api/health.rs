@@ -3,9 +3,12 @@
 use std::time::Duration;
 
 use poem::web::Data;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
-use crate::state::AppState;
+use crate::{error::Failure, error_set, state::AppState};
+
+/// What `/ready` says about a dependency that does not answer (the details go to the log).
+const UNAVAILABLE_DETAIL: &str = "did not answer (see the server log)";
 
 /// How long `/ready` waits for each dependency.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -18,6 +21,7 @@ enum Tag {
 
 /// The process is up.
 #[derive(Object)]
+#[oai(example)]
 struct Health {
     /// Always `ok`.
     status: String,
@@ -25,6 +29,7 @@ struct Health {
 
 /// The state of one dependency.
 #[derive(Object)]
+#[oai(example)]
 struct Check {
     /// `ok` or `unavailable`.
     status: String,
@@ -37,7 +42,7 @@ struct Check {
 
 /// Dependencies of the running server.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct Checks {
     database: Check,
     session_store: Check,
@@ -45,6 +50,7 @@ struct Checks {
 
 /// Readiness of the server.
 #[derive(Object)]
+#[oai(example)]
 struct Readiness {
     /// `ready`, or `not_ready` with a 503.
     status: String,
@@ -57,6 +63,42 @@ struct Readiness {
     checks: Checks,
 }
 
+impl Example for Health {
+    fn example() -> Self {
+        Health { status: "ok".into() }
+    }
+}
+
+impl Example for Check {
+    fn example() -> Self {
+        check_ok("postgres")
+    }
+}
+
+impl Example for Checks {
+    fn example() -> Self {
+        Checks {
+            database: check_ok("postgres"),
+            session_store: Check {
+                status: "unavailable".into(),
+                kind: "redis".into(),
+                detail: Some(UNAVAILABLE_DETAIL.into()),
+            },
+        }
+    }
+}
+
+impl Example for Readiness {
+    fn example() -> Self {
+        Readiness {
+            status: "not_ready".into(),
+            error: Some("not_ready".into()),
+            message: Some("session store (redis) is unavailable".into()),
+            checks: Checks::example(),
+        }
+    }
+}
+
 #[derive(ApiResponse)]
 enum ReadyResponse {
     /// The database and the session store both answer.
@@ -67,20 +109,25 @@ enum ReadyResponse {
     NotReady(Json<Readiness>),
 }
 
+error_set!(
+    /// The probes answer before the host check and touch no session: only the unexpected.
+    ProbeErrors: [] + [ANY]
+);
+
 pub struct HealthApi;
 
 #[OpenApi(prefix_path = "/", tag = "Tag::Health")]
 impl HealthApi {
     /// Liveness: the process is running and serving HTTP. Touches no dependency.
     #[oai(path = "/health", method = "get")]
-    async fn health(&self) -> Json<Health> {
-        Json(Health { status: "ok".into() })
+    async fn health(&self) -> Result<Json<Health>, Failure<ProbeErrors>> {
+        Ok(Json(Health { status: "ok".into() }))
     }
 
     /// Readiness: 200 only when the database and the session store both answer, else 503
     /// naming which failed.
     #[oai(path = "/ready", method = "get")]
-    async fn ready(&self, state: Data<&AppState>) -> ReadyResponse {
+    async fn ready(&self, state: Data<&AppState>) -> Result<ReadyResponse, Failure<ProbeErrors>> {
         let db_kind = match state.db.get_database_backend() {
             sea_orm::DatabaseBackend::Postgres => "postgres",
             sea_orm::DatabaseBackend::Sqlite => "sqlite",
@@ -108,7 +155,7 @@ impl HealthApi {
             database,
             session_store,
         };
-        if failed.is_empty() {
+        Ok(if failed.is_empty() {
             ReadyResponse::Ready(Json(Readiness {
                 status: "ready".into(),
                 error: None,
@@ -122,7 +169,7 @@ impl HealthApi {
                 message: Some(failed.join("; ")),
                 checks,
             }))
-        }
+        })
     }
 }
 
@@ -140,6 +187,6 @@ fn check_failed(kind: &str, detail: String) -> Check {
     Check {
         status: "unavailable".into(),
         kind: kind.into(),
-        detail: Some("did not answer (see the server log)".into()),
+        detail: Some(UNAVAILABLE_DETAIL.into()),
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! The spec declares no `servers`: Swagger UI then calls the host `/docs` was opened on.
 
+pub mod allow;
 pub mod auth;
 pub mod cookie;
+pub mod fields;
 pub mod guard;
 pub mod health;
 pub mod oidc;
@@ -25,21 +27,22 @@ pub type Apis = (
     oidc::OidcApi,
 );
 
+/// Every endpoint group.
+pub fn apis() -> Apis {
+    (
+        root::RootApi,
+        health::HealthApi,
+        auth::AuthApi,
+        sessions::SessionsApi,
+        oidc::OidcApi,
+    )
+}
+
 /// The API description, independent of any running state.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            root::RootApi,
-            health::HealthApi,
-            auth::AuthApi,
-            sessions::SessionsApi,
-            oidc::OidcApi,
-        ),
-        "authauth",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(DESCRIPTION)
-    .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
+    OpenApiService::new(apis(), "authauth", env!("CARGO_PKG_VERSION"))
+        .description(DESCRIPTION)
+        .license(poem_openapi::LicenseObject::new("MIT OR Apache-2.0"))
 }
 
 const DESCRIPTION: &str = "\

@@ -6,7 +6,7 @@
 //! browser by the flow cookie.
 
 use poem::{web::Data, Request};
-use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::{
     cookie::{
@@ -32,10 +32,18 @@ enum Tag {
 
 /// Where to send the browser.
 #[derive(Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 struct AuthorizationUrl {
     /// Open this URL in the same browser to sign in at the provider.
     authorization_url: String,
+}
+
+impl Example for AuthorizationUrl {
+    fn example() -> Self {
+        AuthorizationUrl {
+            authorization_url: "https://accounts.google.com/o/oauth2/v2/auth?response_type=code&client_id=…&state=…&nonce=…&code_challenge=…&code_challenge_method=S256&redirect_uri=…&scope=openid+email+profile".into(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -63,22 +71,22 @@ enum CallbackResponse {
     ),
 }
 
-error_set!(StartErrors {
-    404 => "Google sign-in is not configured on this server (`provider_not_configured`).",
-    429 => "Too many sign-in starts from this network (`too_many_attempts`); see `Retry-After`.",
-    502 => "The provider cannot be reached (`provider_unavailable`); password sign-in still works.",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(StartErrors: [ProviderNotConfigured, TooManyAttempts, ProviderUnavailable] + [API, PARAMS]);
 
-error_set!(CallbackErrors {
-    400 => "The sign-in cannot be completed: `sign_in_state_invalid` (missing, wrong, replayed, or from another browser), `issuer_mismatch`, `provider_refused` (e.g. the user cancelled; `reason` is the provider's error), `email_missing`, or `invalid_email` (the provider asserted an address authauth does not accept, such as a look-alike spelling).",
-    401 => "The provider's answer failed verification (`id_token_invalid`).",
-    403 => "The e-mail is not verified by the provider (`email_not_verified`), or the account is disabled (`account_disabled`).",
-    404 => "Google sign-in is not configured (`provider_not_configured`).",
-    409 => "The e-mail belongs to an account already linked to another identity at this provider (`identity_conflict`).",
-    502 => "The provider cannot be reached (`provider_unavailable`).",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(CallbackErrors: [
+        SignInStateInvalid,
+        IssuerMismatch,
+        ProviderRefused,
+        EmailMissing,
+        IdTokenInvalid,
+        EmailNotVerified,
+        AccountDisabled,
+        ProviderNotConfigured,
+        IdentityConflict,
+        ProviderUnavailable,
+        InvalidEmail,
+        SessionLimitReached,
+    ] + [API, PARAMS]);
 
 /// True for `fetch()`/XHR callers, which cannot follow a redirect to another origin.
 fn wants_json(req: &Request) -> bool {

@@ -20,8 +20,14 @@ use crate::{
 /// The name of the scheme in the OpenAPI document.
 pub const SCHEME: &str = "sessionCookie";
 
-/// The session of the request, validated (and possibly rotated).
+/// The session of the request, validated (and possibly rotated). As an operation parameter: the
+/// operation needs a session (401 without one).
 pub struct CurrentSession(pub Validated);
+
+/// The live sessions the request's cookies name, each once: none, one, or several when a sibling
+/// site planted cookies next to the real one. As an operation parameter: the operation takes the
+/// session cookie but also works without one (logout), and the spec says the cookie is optional.
+pub struct PresentedSessions(pub Vec<crate::session::record::SessionRecord>);
 
 /// The most cookies with the session's name one request may carry. A browser sends more than
 /// one only when another `Domain` or `Path` planted a sibling; each costs a store read.
@@ -246,6 +252,27 @@ fn parse_forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
     entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
+/// The session cookie as the spec's one security scheme, shared by every extractor that reads it.
+fn register_scheme(registry: &mut Registry) {
+    registry.create_security_scheme(
+        SCHEME,
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some(
+                "The opaque, HttpOnly session cookie set by signup and login. Browsers send it \
+                     by themselves (Swagger UI included); its name is `authauth_session` in \
+                     development and `__Host-authauth_session` in production (`SESSION_COOKIE_NAME`).",
+            ),
+            name: Some("authauth_session"),
+            key_in: Some("cookie"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
 impl<'a> ApiExtractor<'a> for CurrentSession {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
 
@@ -253,23 +280,7 @@ impl<'a> ApiExtractor<'a> for CurrentSession {
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            SCHEME,
-            MetaSecurityScheme {
-                ty: "apiKey",
-                description: Some(
-                    "The opaque, HttpOnly session cookie set by signup and login. Browsers send it \
-                     by themselves (Swagger UI included); its name is `authauth_session` in \
-                     development and `__Host-authauth_session` in production (`SESSION_COOKIE_NAME`).",
-                ),
-                name: Some("authauth_session"),
-                key_in: Some("cookie"),
-                scheme: None,
-                bearer_format: None,
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
+        register_scheme(registry);
     }
 
     fn security_schemes() -> Vec<&'static str> {
@@ -286,5 +297,39 @@ impl<'a> ApiExtractor<'a> for CurrentSession {
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
         // Boxed: this future would otherwise be copied, inline, into every layer above it.
         Ok(CurrentSession(Box::pin(authenticate(req, state)).await?))
+    }
+}
+
+impl<'a> ApiExtractor<'a> for PresentedSessions {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    /// Documents the cookie as optional: an empty security requirement beside it.
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        let now = state.clock.now();
+        Ok(PresentedSessions(
+            Box::pin(presented_sessions(req, state, now)).await?,
+        ))
     }
 }

@@ -1,13 +1,13 @@
 //! The signed-in user's own sessions: list them, end one, end all others.
 
 use poem::web::Data;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::{
     auth::{ReadErrors, WriteErrors},
     cookie::clear_cookie,
     session_auth::CurrentSession,
-    views::SessionView,
+    views::{session_id_example, SessionView},
 };
 use crate::{
     error::{ApiError, Failure},
@@ -24,14 +24,30 @@ enum Tag {
 
 /// Live sessions, newest first.
 #[derive(Object)]
+#[oai(example)]
 struct SessionList {
     sessions: Vec<SessionView>,
 }
 
+impl Example for SessionList {
+    fn example() -> Self {
+        SessionList {
+            sessions: vec![SessionView::example()],
+        }
+    }
+}
+
 /// How many sessions were ended.
 #[derive(Object)]
+#[oai(example)]
 struct Revoked {
     revoked: u32,
+}
+
+impl Example for Revoked {
+    fn example() -> Self {
+        Revoked { revoked: 2 }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -56,13 +72,7 @@ enum RevokeOthersResponse {
     Ok(Json<Revoked>),
 }
 
-error_set!(RevokeOneErrors {
-    401 => "No valid session: `no_session`, `session_expired`, `session_revoked`, or `ambiguous_session`.",
-    403 => "A cross-site request (`csrf_rejected`).",
-    404 => "No live session of yours has this id (`session_not_found`) — also the answer for another user's session.",
-    415 => "A form or text body (`unsupported_media_type`).",
-    503 => "The session store is unavailable (`session_store_unavailable`).",
-});
+error_set!(RevokeOneErrors: [SessionNotFound] + [API, WRITE, PARAMS, SESSION]);
 
 pub struct SessionsApi;
 
@@ -93,7 +103,9 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         session: CurrentSession,
-        /// The public session id, as listed by `GET /auth/sessions`.
+        /// The public session id, as listed by `GET /auth/sessions`
+        /// (`session::record::PUBLIC_ID_PATTERN`; tests/api/openapi.rs holds the two together).
+        #[oai(validator(pattern = "^s?[A-Za-z0-9_-]{24}$"), example = "session_id_example")]
         id: Path<String>,
     ) -> Result<RevokeOneResponse, Failure<RevokeOneErrors>> {
         let current = &session.0.record;

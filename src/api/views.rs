@@ -1,24 +1,40 @@
 //! JSON shapes shared by the endpoint groups (camelCase on the wire).
 
 use chrono::{DateTime, Utc};
-use poem_openapi::Object;
+use poem_openapi::{types::Example, Object};
 use uuid::Uuid;
 
+use super::fields::EMAIL_EXAMPLE;
 use crate::session::record::{datetime, SessionRecord};
+
+/// The public session id the spec shows (the shape `GET /auth/sessions` lists).
+pub const SESSION_ID_EXAMPLE: &str = "snC5x9fKq3VbT0aZ2LmR8wQeY";
+
+/// [`SESSION_ID_EXAMPLE`], as the example of a path parameter.
+pub fn session_id_example() -> String {
+    SESSION_ID_EXAMPLE.to_string()
+}
+
+/// A moment for the spec's examples: `2026-03-14T09:26:53Z` plus `minutes`.
+fn example_time(minutes: i64) -> DateTime<Utc> {
+    datetime(1_773_480_413_000 + minutes * 60_000)
+}
 
 /// The signed-in person.
 #[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
+    /// A picture of the person, when the identity provider shared one.
+    #[oai(skip_serializing_if_is_none)]
     pub picture: Option<String>,
 }
 
 /// A session, named by its public id (never by its token).
 #[derive(Object, Debug, Clone)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", example)]
 pub struct SessionView {
     /// The public session id: safe to show, log and pass to `DELETE /auth/sessions/{id}`.
     pub id: String,
@@ -64,6 +80,7 @@ impl SessionView {
 
 /// The signed-in user and the current session.
 #[derive(Object, Debug, Clone)]
+#[oai(example)]
 pub struct Me {
     pub user: UserView,
     pub session: SessionView,
@@ -79,6 +96,47 @@ impl Me {
                 picture: r.user.picture.clone(),
             },
             session: SessionView::from_record(r, None, false),
+        }
+    }
+}
+
+impl Example for UserView {
+    fn example() -> Self {
+        UserView {
+            id: Uuid::from_u128(0x0195_9e7a_4c1e_7d3a_9b2f_6e8d_4a1c_3f5e),
+            email: EMAIL_EXAMPLE.into(),
+            full_name: "Ada Lovelace".into(),
+            picture: None,
+        }
+    }
+}
+
+impl Example for SessionView {
+    fn example() -> Self {
+        SessionView {
+            id: SESSION_ID_EXAMPLE.into(),
+            method: "password".into(),
+            created_at: example_time(0),
+            last_seen_at: example_time(95),
+            expires_at: example_time(95 + 30),
+            absolute_expires_at: example_time(12 * 60),
+            ip: Some("203.0.113.7".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into()),
+            current: Some(true),
+        }
+    }
+}
+
+impl Example for Me {
+    fn example() -> Self {
+        Me {
+            user: UserView::example(),
+            session: SessionView {
+                ip: None,
+                user_agent: None,
+                current: None,
+                ..SessionView::example()
+            },
         }
     }
 }

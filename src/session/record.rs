@@ -14,6 +14,16 @@ use super::token::{random_b64, slot_tag, TokenHash};
 /// The first character of every public id issued now (see [`SessionRecord::new_public_id`]).
 const PUBLIC_ID_PREFIX: char = 's';
 
+/// The shape of a public session id, as the API documents it for `DELETE /auth/sessions/{id}`:
+/// exactly what [`is_public_id`] accepts, ids issued before the prefix included (a test holds
+/// the two together).
+pub const PUBLIC_ID_PATTERN: &str = "^s?[A-Za-z0-9_-]{24}$";
+
+/// True when `s` has the shape of a public session id ([`SessionRecord::new_public_id`]).
+pub fn is_public_id(s: &str) -> bool {
+    SessionRecord::slot_of_public_id(s).is_some()
+}
+
 /// Milliseconds since the Unix epoch: the store's clock unit.
 pub type Millis = i64;
 
@@ -193,6 +203,30 @@ pub struct SessionKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_id_pattern_is_the_id_shape() {
+        let pattern = regex::Regex::new(PUBLIC_ID_PATTERN).unwrap();
+        for _ in 0..1000 {
+            let id = SessionRecord::new_public_id(&Uuid::new_v4());
+            assert!(pattern.is_match(&id) && is_public_id(&id), "{id}");
+        }
+        for id in [
+            "",
+            "x",
+            "AAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAAAA",
+            "sAAAAAAAAAAAAAAAAAAAAAAAA",
+            "ssAAAAAAAAAAAAAAAAAAAAAAA",
+            "sAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAAAA!",
+            "AAAAAAAAAAAAAAAAAAAAAAA=",
+            "AAAAAAAAAAAAAAAAAAAAAAAé",
+            "-_-_-_-_-_-_-_-_-_-_-_-_",
+        ] {
+            assert_eq!(pattern.is_match(id), is_public_id(id), "{id:?}");
+        }
+    }
 
     #[test]
     fn encoding_round_trips_and_marks_the_state() {

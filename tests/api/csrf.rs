@@ -166,10 +166,10 @@ async fn cors_answers_only_listed_origins_never_a_wildcard_or_null() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
 
-/// `POST /auth/logout` without a session, with these headers: 403 when the guard refuses it,
-/// 401 (`no_session`) when it reaches the handler.
+/// `POST /auth/logout-all` without a session, with these headers: 403 when the guard refuses
+/// it, 401 (`no_session`) when it reaches the handler.
 async fn logout_status(app: &TestApp, headers: &[(&str, &str)]) -> (u16, Value) {
-    let mut req = client().post(app.url("/auth/logout"));
+    let mut req = client().post(app.url("/auth/logout-all"));
     for (name, value) in headers {
         // `header` appends: a name given twice is sent twice.
         req = req.header(*name, *value);

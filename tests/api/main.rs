@@ -16,6 +16,7 @@ mod harness;
 mod health;
 mod migrate;
 mod op;
+mod openapi;
 mod partial_failures;
 mod passwords;
 mod redis_outage;
