@@ -167,7 +167,7 @@ impl Example for ErrorBody {
     fn example() -> Self {
         ApiError::SessionRevoked {
             reason: "logout".into(),
-            message: None,
+            note: None,
         }
         .body()
     }
