@@ -62,7 +62,7 @@ if [ -z "$url" ]; then
   tail -n 20 "$work/server.log" >&2
   exit 1
 fi
-echo "authauth under test: $url (log: kept only on failure)"
+echo "authauth under test: $url (the end of its log is printed on failure)"
 
 export AUTHAUTH_URL="$url"
 export AUTHAUTH_EMAIL="fuzzer@example.com"
