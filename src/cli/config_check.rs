@@ -154,6 +154,34 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
         }
     }
 
+    // A check reads; it never brings the embedded database into being (`serve` does).
+    if let Some(file) = s
+        .database
+        .embedded
+        .then(|| db::embedded_file(&s.database))
+        .flatten()
+        .filter(|f| !std::path::Path::new(f).exists())
+    {
+        outln!(
+            "database:         not created yet ({file}): `authauth serve` creates and migrates \
+             the embedded default"
+        )?;
+        if let Some(redis) = &s.redis {
+            let store = crate::store::Stores::redis(
+                crate::store::redis::RedisBackend::connect(redis)
+                    .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?,
+            );
+            match store.ping_within(Duration::from_secs(3)).await {
+                Ok(()) => outln!("session store:    ok ({})", store.kind())?,
+                Err(e) => {
+                    outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
+                    return Err(CliError::Failed(anyhow::anyhow!("session store did not answer")));
+                }
+            }
+        }
+        return Ok(());
+    }
+
     let mut failures = Vec::new();
     let mut pending = Vec::new();
     match startup::connect(s).await {

@@ -340,3 +340,16 @@ fn serve_logs_a_mistyped_variable_when_it_starts() {
     server.sigterm();
     server.wait_exit(std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn config_check_in_an_empty_directory_creates_nothing() {
+    let dir = TempDir::new();
+    let out = run_cli(&dir.0, &[], &["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("not created yet"), "{}", stdout(&out));
+    let left: Vec<_> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "config check created {left:?}");
+}
