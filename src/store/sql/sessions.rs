@@ -95,19 +95,29 @@ impl SqlSessions {
         for victim in &ending {
             end_session(&txn, victim, &limit.revocation, now).await?;
         }
-        sessions::Entity::insert(sessions::ActiveModel {
-            token_hash: Set(hash.to_b64()),
-            public_id: Set(record.public_id.clone()),
-            user_id: Set(record.user_id),
-            state: Set("A".into()),
-            value: Set(Stored::Active(record.clone()).encode()),
-            expires_at: Set(record.expires_at()),
-        })
-        .exec(&txn)
-        .await?;
+        insert_active(&txn, hash, record).await?;
         txn.commit().await?;
         Ok(Created::Created { ended: ending })
     }
+}
+
+/// The row of a new active token: a sign-in's first, or a rotation's successor.
+async fn insert_active(
+    txn: &sea_orm::DatabaseTransaction,
+    hash: &TokenHash,
+    record: &SessionRecord,
+) -> Result<(), StoreError> {
+    sessions::Entity::insert(sessions::ActiveModel {
+        token_hash: Set(hash.to_b64()),
+        public_id: Set(record.public_id.clone()),
+        user_id: Set(record.user_id),
+        state: Set("A".into()),
+        value: Set(Stored::Active(record.clone()).encode()),
+        expires_at: Set(record.expires_at()),
+    })
+    .exec(txn)
+    .await?;
+    Ok(())
 }
 
 /// Turns every row of `record`'s session into a tombstone — by public id: the active token,
@@ -209,16 +219,7 @@ impl SessionStore for SqlSessions {
                 txn.rollback().await?;
                 return Ok::<bool, StoreError>(false);
             }
-            sessions::Entity::insert(sessions::ActiveModel {
-                token_hash: Set(new.to_b64()),
-                public_id: Set(next.public_id.clone()),
-                user_id: Set(next.user_id),
-                state: Set("A".into()),
-                value: Set(Stored::Active(next.clone()).encode()),
-                expires_at: Set(next.expires_at()),
-            })
-            .exec(&txn)
-            .await?;
+            insert_active(&txn, new, next).await?;
             txn.commit().await?;
             Ok(true)
         };
