@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """authauth benchmark — one command, everything on this machine, in one run.
 
-    python3 bench/bench.py            # full run (about 5 minutes)
-    python3 bench/bench.py --quick    # short phases, 100,000 sessions at most
+    python3 bench/bench.py                    # full run (about 10 minutes)
+    python3 bench/bench.py --quick            # short phases, 100,000 sessions at most
+    python3 bench/bench.py --cluster          # Redis Cluster beside standalone Redis (about 4 minutes)
+    python3 bench/bench.py --cluster --quick  # the same with short phases
 
-Needs: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), redis-server and
+Needs: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), redis-server, redis-cli and
 redis-benchmark, wrk (`apt-get install wrk`), cargo. Starts its own Redis on a free port (so
-the command statistics are authauth's alone), creates and drops its own database, builds and
-starts authauth in release mode, and writes bench/results/latest.{md,json}.
+the command statistics are authauth's alone) — with --cluster also its own six-node Redis
+Cluster (three primaries, one replica each) — creates and drops its own database, builds and
+starts authauth in release mode, and writes bench/results/latest.{md,json} (--cluster:
+bench/results/cluster.{md,json}). Everything it started is stopped at the end, also when a
+phase fails or the run is interrupted.
 See docs/performance.md for the method and the latest results.
 """
 
@@ -18,12 +23,14 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -47,15 +54,67 @@ def run(cmd, env=None, **kw):
     return subprocess.run(cmd, env=env, check=True, text=True, capture_output=True, **kw).stdout
 
 
-def wait_port(port, timeout=30):
+def port_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port(port, timeout=30, proc=None, log_path=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"{proc.args[0]} exited ({proc.returncode}) before listening on {port}{log_tail(log_path)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
+    raise SystemExit(f"nothing listens on {port}{log_tail(log_path)}")
+
+
+def log_tail(path, lines=20):
+    if not path:
+        return ""
+    try:
+        with open(path, errors="replace") as f:
+            return "; its log ends:\n" + "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+_libc = None
+try:
+    import ctypes
+    _libc = ctypes.CDLL(None, use_errno=True)
+except (ImportError, OSError):
+    pass
+
+
+def _die_with_parent():
+    # In the child, before exec: the kernel kills it when the benchmark dies, however it dies
+    # (SIGKILL included), so no server outlives a run. PR_SET_PDEATHSIG = 1.
+    if _libc is not None:
+        _libc.prctl(1, signal.SIGKILL)
+
+
+def spawn(cmd, **kw):
+    """Starts a server. Only before the benchmark starts threads: `preexec_fn` is not safe after."""
+    return subprocess.Popen(cmd, preexec_fn=_die_with_parent, **kw)
+
+
+def stop(proc, timeout=30):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Rss:
@@ -109,80 +168,251 @@ def wrk(url, connections, duration, script=None, env=None, threads=2):
     return result
 
 
+# Commands the benchmark itself sends, and replication traffic (a replica's REPLCONF ACK every
+# second): not authauth's, so left out of the per-request counts.
+NOT_AUTHAUTH = {"info", "config|resetstat", "config", "dbsize", "memory|usage", "role", "cluster|info", "replconf"}
+
+
 class Redis:
-    def __init__(self, tmp):
-        self.port = free_port()
-        self.proc = subprocess.Popen(
+    """One private redis-server on a loopback port, with its own directory and log."""
+
+    def __init__(self, tmp, name="redis", extra=(), port=None):
+        self.port = port or free_port()
+        self.dir = os.path.join(tmp, f"{name}-{self.port}")
+        os.makedirs(self.dir)
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.proc = spawn(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", tmp],
+             "--appendonly", "no", "--dir", self.dir, "--logfile", self.log_path, *extra],
             stdout=subprocess.DEVNULL)
-        wait_port(self.port)
+        wait_port(self.port, proc=self.proc, log_path=self.log_path)
+
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
 
     def cli(self, *args):
         return run(["redis-cli", "-p", str(self.port), *args])
+
+    def info(self, section):
+        return dict(line.split(":", 1) for line in self.cli("INFO", section).splitlines() if ":" in line)
 
     def commands(self):
         """Total calls per command since the last reset."""
         stats = {}
         for line in self.cli("INFO", "commandstats").splitlines():
             m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
-            if m and m.group(1) not in ("info", "config|resetstat", "config", "dbsize", "memory|usage"):
+            if m and m.group(1) not in NOT_AUTHAUTH:
                 stats[m.group(1)] = int(m.group(2))
         return stats
 
     def reset(self):
         self.cli("CONFIG", "RESETSTAT")
 
+    def pipe(self, commands):
+        """Many commands through one redis-cli, one answer line each (keys contain no spaces)."""
+        if not commands:
+            return []
+        out = subprocess.run(["redis-cli", "-p", str(self.port)], input="\n".join(commands) + "\n",
+                             text=True, capture_output=True, check=True).stdout
+        return out.splitlines()
+
+    def used_memory(self):
+        return int(self.info("memory")["used_memory"])
+
+    def keys(self):
+        return int(self.cli("DBSIZE").strip())
+
     def benchmark_get(self, connections, requests):
         out = run(["redis-benchmark", "-p", str(self.port), "-t", "get", "-n", str(requests),
                    "-c", str(connections), "-q"])
         return float(re.search(r"GET: ([\d.]+) requests per second", out).group(1))
 
+    def stop(self):
+        stop(self.proc)
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short phases, 100,000 sessions at most")
-    ap.add_argument("--duration", type=int, default=None, help="seconds per wrk phase (default 10, quick 4)")
-    ap.add_argument("--max-sessions", type=int, default=None, help="largest store for the scaling phase")
-    args = ap.parse_args()
-    duration = args.duration or (4 if args.quick else 10)
-    max_sessions = args.max_sessions or (100_000 if args.quick else 1_000_000)
 
-    for tool in ("wrk", "redis-server", "redis-benchmark", "psql", "cargo"):
+def free_cluster_port(taken):
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10_000 <= 65_535 and not {port, port + 10_000} & taken and port_free(port + 10_000):
+            return port
+
+
+class RedisCluster:
+    """A private Redis Cluster: `nodes` redis-server processes in cluster mode on loopback ports,
+    `nodes / (replicas + 1)` primaries holding every slot, `replicas` replicas each. Stands in
+    for a standalone Redis: `commands`, `used_memory` and `keys` add up over the primaries (the
+    nodes holding slots when asked), `reset` clears every node's statistics."""
+
+    def __init__(self, tmp, nodes=6, replicas=1):
+        self.nodes, self.replicas = [], replicas
+        try:
+            taken = set()
+            for _ in range(nodes):
+                port = free_cluster_port(taken)
+                taken |= {port, port + 10_000}
+                self.nodes.append(Redis(tmp, "cluster", ["--cluster-enabled", "yes",
+                                                         "--cluster-config-file", "nodes.conf"], port=port))
+            run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                 "--cluster-replicas", str(replicas), "--cluster-yes"], stdin=subprocess.DEVNULL)
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout=60):
+        """Until every node says cluster_state:ok and knows every other, and every replica's link
+        to its primary is up."""
+        deadline, state = time.time() + timeout, ""
+        while time.time() < deadline:
+            infos = [dict(l.split(":", 1) for l in n.cli("CLUSTER", "INFO").splitlines() if ":" in l)
+                     for n in self.nodes]
+            repl = [n.info("replication") for n in self.nodes]
+            state = ", ".join(f"{i['cluster_state'].strip()}/{r['role'].strip()}" for i, r in zip(infos, repl))
+            if (all(i["cluster_state"].strip() == "ok" and int(i["cluster_known_nodes"]) == len(self.nodes)
+                    for i in infos)
+                    and sum(r["role"].strip() == "master" for r in repl) == len(self.nodes) // (self.replicas + 1)
+                    and all(r.get("master_link_status", "up").strip() == "up" for r in repl)):
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"the Redis Cluster did not become ready: {state}")
+
+    def urls(self):
+        """The seed list authauth gets as REDIS_URL: every node."""
+        return ",".join(n.url() for n in self.nodes)
+
+    def primaries(self):
+        return [n for n in self.nodes if n.info("replication")["role"].strip() == "master"]
+
+    def replica_nodes(self):
+        return [n for n in self.nodes if n.info("replication")["role"].strip() != "master"]
+
+    def commands(self):
+        total = {}
+        for n in self.primaries():
+            for cmd, calls in n.commands().items():
+                total[cmd] = total.get(cmd, 0) + calls
+        return total
+
+    def reset(self):
+        for n in self.nodes:
+            n.reset()
+
+    def used_memory(self, nodes=None):
+        return sum(n.used_memory() for n in (nodes or self.primaries()))
+
+    def keys(self):
+        return sum(n.keys() for n in self.primaries())
+
+    def wait_replicated(self, timeout=30):
+        """Until every replica has applied its primary's whole replication stream."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            offsets = {n.port: n.info("replication") for n in self.nodes}
+            lagging = [p for p, r in offsets.items() if r["role"].strip() != "master"
+                       and r["slave_repl_offset"].strip() != offsets[int(r["master_port"])]["master_repl_offset"].strip()]
+            if not lagging:
+                return
+            time.sleep(0.1)
+        raise SystemExit("the cluster's replicas did not catch up")
+
+    def benchmark_get(self, connections, requests):
+        out = run(["redis-benchmark", "--cluster", "-p", str(self.nodes[0].port), "-t", "get",
+                   "-n", str(requests), "-c", str(connections), "-q"])
+        return float(re.search(r"GET: ([\d.]+) requests per second", out).group(1))
+
+    def stop(self):
+        for n in self.nodes:
+            n.proc.terminate()
+        for n in self.nodes:
+            n.stop()
+
+
+def build(tools=()):
+    for tool in ("wrk", "redis-server", "redis-benchmark", "psql", "cargo", *tools):
         if not shutil.which(tool):
-            raise SystemExit(f"{tool} is needed (wrk: apt-get install wrk)")
-
+            raise SystemExit(f"{tool} is needed (wrk: apt-get install wrk; redis-cli: apt-get install redis-tools)")
     log("building authauth (release)")
     subprocess.run(["cargo", "build", "--release", "--bin", "authauth", "--example", "seed_sessions"],
                    cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = os.path.join(target, "release", "authauth")
-    seeder = os.path.join(target, "release", "examples", "seed_sessions")
+    return os.path.join(target, "release", "authauth"), os.path.join(target, "release", "examples", "seed_sessions")
 
-    tmp = tempfile.mkdtemp(prefix="authauth-bench-")
-    redis = Redis(tmp)
+
+def create_db():
     db = f"authauth_bench_{uuid.uuid4().hex[:12]}"
     run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{db}"'])
-    port = free_port()
-    env = {
+    return db
+
+
+def drop_db(db):
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
+                   capture_output=True)
+
+
+def server_env(db, secret, redis_url, **extra):
+    return {
         "PATH": os.environ["PATH"],
         "APP_ENV": "production",
         # Production requires the public origin; the load generator calls 127.0.0.1 directly.
         "PUBLIC_URL": "https://auth.example.com",
         "ALLOWED_HOSTS": "127.0.0.1",
-        "PORT": str(port),
+        "PORT": str(free_port()),
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
-        "REDIS_URL": f"redis://127.0.0.1:{redis.port}",
+        "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": "bench:",
-        "SESSION_SECRET": secrets.token_urlsafe(48),
+        "SESSION_SECRET": secret,
+        **extra,
     }
+
+
+def _interrupted(signum, _frame):
+    # SIGTERM/SIGHUP end the run like Ctrl-C does: through the `finally` that stops everything.
+    raise SystemExit(128 + signum)
+
+
+class Cleanup:
+    """What a run started, stopped in reverse order at the end, whatever the end."""
+
+    def __init__(self):
+        self.steps = []
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _interrupted)
+
+    def add(self, step):
+        self.steps.append(step)
+
+    def run(self):
+        while self.steps:
+            try:
+                self.steps.pop()()
+            except Exception as e:  # keep stopping the rest
+                log(f"cleanup: {e}")
+
+
+def main(args):
+    duration = args.duration or (4 if args.quick else 10)
+    max_sessions = args.max_sessions or (100_000 if args.quick else 1_000_000)
+    binary, seeder = build()
+
+    cleanup = Cleanup()
+    tmp = tempfile.mkdtemp(prefix="authauth-bench-")
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
     server = None
     results = {}
     try:
+        redis = Redis(tmp)
+        cleanup.add(redis.stop)
+        db = create_db()
+        cleanup.add(lambda: drop_db(db))
+        env = server_env(db, secrets.token_urlsafe(48), redis.url())
+        port = int(env["PORT"])
         run([binary, "migrate", "up"], env=env, cwd=tmp)
         server_log = open(os.path.join(tmp, "server.log"), "w")
-        server = subprocess.Popen([binary, "serve"], env=env, cwd=tmp, stdout=server_log, stderr=server_log)
-        wait_port(port)
+        server = spawn([binary, "serve"], env=env, cwd=tmp, stdout=server_log, stderr=server_log)
+        cleanup.add(lambda: stop(server))
+        wait_port(port, proc=server, log_path=server_log.name)
         base = f"http://127.0.0.1:{port}"
         rss = Rss(server.pid)
 
@@ -294,24 +524,9 @@ def main():
                 "list_redis_commands_per_request": list_calls / max(listing["requests"], 1),
             })
         results["scaling"] = scaling
-        results["machine"] = {
-            "cpus": os.cpu_count(),
-            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
-            "kernel": platform.release(),
-            "redis": run(["redis-server", "--version"]).strip(),
-            "wrk": "wrk -t2 --latency (threads 1 in the mixed phase)",
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "duration_s": duration,
-        }
+        results["machine"] = machine(duration, "wrk -t2 --latency (threads 1 in the mixed phase)")
     finally:
-        if server:
-            server.terminate()
-            server.wait(timeout=30)
-        redis.proc.terminate()
-        redis.proc.wait()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
-                       capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup.run()
 
     report(results)
 
@@ -376,10 +591,390 @@ def report(r):
         json.dump(r, f, indent=2)
 
 
+def measure_me(base, store, rss, connections, duration, env):
+    """Authenticated `GET /auth/me` under wrk, with the store's command deltas and peak RSS."""
+    store.reset()
+    rss.reset()
+    r = wrk(base + "/auth/me", connections, duration, "me.lua", env)
+    calls = store.commands()
+    r["redis_commands"] = calls
+    r["redis_commands_per_request"] = sum(calls.values()) / max(r["requests"], 1)
+    r["peak_rss_bytes"] = rss.peak
+    return r
+
+
+def check_session(base, cookies_file, server_log):
+    """One authenticated request must answer 200 before anything is measured."""
+    with open(cookies_file) as f:
+        cookie = f.readline().strip()
+    req = urllib.request.Request(base + "/auth/me", headers={"Cookie": f"{COOKIE}={cookie}"})
+    try:
+        urllib.request.urlopen(req, timeout=10).read()
+    except OSError as e:
+        body = e.read().decode(errors="replace") if hasattr(e, "read") else ""
+        raise SystemExit(f"GET /auth/me with a seeded session failed: {e} {body}{log_tail(server_log)}")
+
+
+STORES = ("standalone", "cluster")
+
+
+def cluster_main(args):
+    """authauth on a Redis Cluster beside authauth on one Redis, in interleaved rounds."""
+    duration = args.duration or (4 if args.quick else 10)
+    get_requests = 200_000 if args.quick else 500_000
+    memory_sessions = 10_000
+    binary, seeder = build(("redis-cli",))
+
+    cleanup = Cleanup()
+    tmp = tempfile.mkdtemp(prefix="authauth-bench-")
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    results = {"memory_sessions": memory_sessions, "memory_sessions_per_user": 2}
+    try:
+        log("starting a Redis, and a Redis Cluster of six nodes (three primaries, one replica each)")
+        stores = {"standalone": Redis(tmp)}
+        cleanup.add(stores["standalone"].stop)
+        stores["cluster"] = RedisCluster(tmp)
+        cleanup.add(stores["cluster"].stop)
+        db = create_db()
+        cleanup.add(lambda: drop_db(db))
+        secret = secrets.token_urlsafe(48)
+        envs = {"standalone": server_env(db, secret, stores["standalone"].url()),
+                "cluster": server_env(db, secret, stores["cluster"].urls(), REDIS_MODE="cluster")}
+        run([binary, "migrate", "up"], env=envs["standalone"], cwd=tmp)
+
+        servers, logs, bases = {}, {}, {}
+        for name in STORES:
+            logs[name] = os.path.join(tmp, f"server-{name}.log")
+            with open(logs[name], "w") as out:
+                servers[name] = spawn([binary, "serve"], env=envs[name], cwd=tmp, stdout=out, stderr=out)
+            cleanup.add(lambda p=servers[name]: stop(p))
+            wait_port(int(envs[name]["PORT"]), proc=servers[name], log_path=logs[name])
+            bases[name] = f"http://127.0.0.1:{envs[name]['PORT']}"
+        rss = {name: Rss(servers[name].pid) for name in STORES}
+
+        def seed(name, count, per_user, cookies_file=None, cookies=0):
+            cmd = [seeder, str(count), str(per_user)] + ([cookies_file, str(cookies)] if cookies_file else [])
+            out = subprocess.run(cmd, env=envs[name], cwd=tmp, text=True, capture_output=True)
+            if out.returncode != 0:
+                raise SystemExit(f"seeding sessions into {name} Redis failed:\n{out.stderr[-2000:]}")
+
+        me_env = {}
+        for name in STORES:
+            log(f"seeding 1,000 sessions ({name})")
+            cookies = os.path.join(tmp, f"me-{name}.txt")
+            seed(name, 1000, 10, cookies, 1000)
+            check_session(bases[name], cookies, logs[name])
+            me_env[name] = {"BENCH_COOKIES": cookies, "BENCH_COOKIE_NAME": COOKIE}
+
+        # The shared machine drifts: three interleaved rounds (the order alternating), medians.
+        rounds = {name: {"get": [], "me": []} for name in STORES}
+        for n in range(3):
+            for name in (STORES if n % 2 == 0 else STORES[::-1]):
+                log(f"round {n + 1}/3, {name}: redis-benchmark GET, GET /auth/me with a session (50 connections)")
+                rounds[name]["get"].append(stores[name].benchmark_get(50, get_requests))
+                rounds[name]["me"].append(measure_me(bases[name], stores[name], rss[name], 50, duration, me_env[name]))
+        results["rounds"] = rounds
+        for name in STORES:
+            mes = sorted(rounds[name]["me"], key=lambda r: r["rps"])
+            results[name] = {
+                "redis_get_rps_50": sorted(rounds[name]["get"])[1],
+                "me_50": {**mes[1], "peak_rss_bytes": max(r["peak_rss_bytes"] for r in mes)},
+            }
+        for name in STORES:
+            log(f"GET /auth/me with a session, 200 connections ({name})")
+            results[name]["me_200"] = measure_me(bases[name], stores[name], rss[name], 200, duration, me_env[name])
+
+        for name in STORES:
+            log(f"memory: {memory_sessions:,} more sessions, 2 per user ({name})")
+            store = stores[name]
+            nodes = store.replica_nodes() if name == "cluster" else []
+            if nodes:
+                store.wait_replicated()
+            before = (store.used_memory(), store.keys(), store.used_memory(nodes) if nodes else 0)
+            seed(name, memory_sessions, 2)
+            if nodes:
+                store.wait_replicated()
+            after = (store.used_memory(), store.keys(), store.used_memory(nodes) if nodes else 0)
+            results[name]["memory"] = {"used_memory_delta": after[0] - before[0], "keys_delta": after[1] - before[1],
+                                       "replicas_used_memory_delta": after[2] - before[2] if nodes else None}
+        cluster = stores["cluster"]
+        results["cluster_layout"] = {"nodes": len(cluster.nodes), "primaries": len(cluster.primaries()),
+                                     "replicas_per_primary": cluster.replicas}
+        results["machine"] = machine(duration, "wrk -t2 -c50/-c200 --latency; redis-benchmark --cluster for the cluster's GET")
+    finally:
+        cleanup.run()
+
+    cluster_report(results)
+
+
+def machine(duration, load):
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?"),
+        "kernel": platform.release(),
+        "redis": run(["redis-server", "--version"]).strip(),
+        "wrk": load,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "duration_s": duration,
+    }
+
+
+def cluster_report(r):
+    s, c = r["standalone"], r["cluster"]
+
+    def ratio(a, b):
+        return f"{a / b:.2f}" if b else ""
+
+    rows = [
+        ("redis-benchmark GET, 50 conns, req/s (median of 3)", s["redis_get_rps_50"], c["redis_get_rps_50"], "{:,.0f}"),
+        ("GET /auth/me valid session, 50 conns, req/s (median of 3)", s["me_50"]["rps"], c["me_50"]["rps"], "{:,.0f}"),
+        ("… p50 ms", s["me_50"]["p50_ms"], c["me_50"]["p50_ms"], "{:.2f}"),
+        ("… p99 ms", s["me_50"]["p99_ms"], c["me_50"]["p99_ms"], "{:.2f}"),
+        ("… Redis commands per request (primaries)", s["me_50"]["redis_commands_per_request"],
+         c["me_50"]["redis_commands_per_request"], "{:.3f}"),
+        ("GET /auth/me valid session, 200 conns, req/s", s["me_200"]["rps"], c["me_200"]["rps"], "{:,.0f}"),
+        ("… p99 ms", s["me_200"]["p99_ms"], c["me_200"]["p99_ms"], "{:.2f}"),
+        ("… Redis commands per request (primaries)", s["me_200"]["redis_commands_per_request"],
+         c["me_200"]["redis_commands_per_request"], "{:.3f}"),
+        ("server peak RSS under authenticated load, MB", max(s["me_50"]["peak_rss_bytes"], s["me_200"]["peak_rss_bytes"]) / 1e6,
+         max(c["me_50"]["peak_rss_bytes"], c["me_200"]["peak_rss_bytes"]) / 1e6, "{:.1f}"),
+        (f"used_memory per {r['memory_sessions']:,} sessions ({r['memory_sessions_per_user']} per user), primaries, MB",
+         s["memory"]["used_memory_delta"] / 1e6, c["memory"]["used_memory_delta"] / 1e6, "{:.2f}"),
+        (f"Redis keys per {r['memory_sessions']:,} sessions", s["memory"]["keys_delta"], c["memory"]["keys_delta"], "{:,}"),
+    ]
+    md = ["| measurement | standalone | cluster | cluster ÷ standalone |", "|---|---:|---:|---:|"]
+    md += [f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio(b, a)} |" for label, a, b, fmt in rows]
+    me_ratios = [cm["rps"] / sm["rps"] for cm, sm in zip(r["rounds"]["cluster"]["me"], r["rounds"]["standalone"]["me"])]
+    bad = sum(x["non_2xx"] for name in STORES for x in r["rounds"][name]["me"] + [r[name]["me_200"]])
+    calls = {}
+    for x in r["rounds"]["cluster"]["me"] + [c["me_200"]]:
+        for cmd, n in x["redis_commands"].items():
+            calls[cmd] = calls.get(cmd, 0) + n
+    total = sum(calls.values()) or 1
+    replicas = c["memory"]["replicas_used_memory_delta"]
+    lay = r["cluster_layout"]
+    md += ["", f"- cluster ÷ standalone `/auth/me` req/s, each round: {', '.join(f'{x:.2f}' for x in me_ratios)}.",
+           f"- Non-2xx answers under load, both stores: {bad}.",
+           "- Commands the cluster's primaries served under `/auth/me` load: "
+           + ", ".join(f"`{cmd}` {n / total:.1%}" for cmd, n in sorted(calls.items(), key=lambda kv: -kv[1])) + ".",
+           f"- Cluster: {lay['nodes']} nodes, {lay['primaries']} primaries with {lay['replicas_per_primary']} replica each; "
+           f"the replicas' used_memory grew by {replicas / 1e6:.2f} MB for the same sessions." if replicas is not None else ""]
+    m = r["machine"]
+    md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
+           f"{m['duration_s']} s per phase; load generator, server and every Redis process share the machine."]
+    text = "\n".join(md)
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "cluster.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(ROOT, "bench", "results", "cluster.json"), "w") as f:
+        json.dump(r, f, indent=2)
+
+
+# What a browser sends: the session record keeps the User-Agent, so its length counts.
+BROWSER_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+KINDS = {"s": "session", "t": "tombstone", "u": "index", "p": "directory"}
+
+
+def key_kind(key):
+    """`bench:{T}:s:…` → `s`; `bench:at:…` → `at`; anything else as it starts."""
+    m = re.match(r"bench:(?:\{[^}]*\}:([a-z]+):|([a-z]+):)", key)
+    return (m.group(1) or m.group(2)) if m else key.split(":", 1)[0]
+
+
+def api(base, path, body=None, cookie=None, ip=None, method=None):
+    """One JSON call as a browser behind the proxy would make it; returns (status, session cookie)."""
+    headers = {"User-Agent": BROWSER_UA}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if cookie:
+        headers["Cookie"] = f"{COOKIE}={cookie}"
+    if ip:
+        headers["X-Forwarded-For"] = ip
+    req = urllib.request.Request(base + path, method=method or ("POST" if body is not None else "GET"),
+                                 data=json.dumps(body).encode() if body is not None else None, headers=headers)
+    for attempt in range(50):
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                status, set_cookies = resp.status, resp.headers.get_all("Set-Cookie") or []
+        except urllib.error.HTTPError as e:
+            if e.code == 503 and attempt < 49:  # server_busy: the hashing queue is full
+                time.sleep(0.05)
+                continue
+            raise SystemExit(f"{method or 'POST'} {path}: {e.code} {e.read().decode(errors='replace')}")
+        for c in set_cookies:
+            if c.startswith(COOKIE + "="):
+                return status, c.split(";", 1)[0].split("=", 1)[1]
+        return status, None
+    raise SystemExit(f"{path}: the server stayed busy")
+
+
+def memory_main(args):
+    """Bytes per live session in Redis, with sessions created through the HTTP API."""
+    import concurrent.futures
+    users = args.memory_users
+    binary, _ = build(("redis-cli",))
+    cleanup = Cleanup()
+    tmp = tempfile.mkdtemp(prefix="authauth-bench-")
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    r = {"users": users, "sessions_per_user": 2, "user_agent": BROWSER_UA}
+    try:
+        redis = Redis(tmp)
+        cleanup.add(redis.stop)
+        db = create_db()
+        cleanup.add(lambda: drop_db(db))
+        # Each simulated browser has its own address (RFC 2544's benchmarking range, only ever
+        # written into a header): authauth behind one proxy, as in production.
+        env = server_env(db, secrets.token_urlsafe(48), redis.url(), TRUST_X_FORWARDED_FOR="true")
+        run([binary, "migrate", "up"], env=env, cwd=tmp)
+        server_log = os.path.join(tmp, "server.log")
+        with open(server_log, "w") as out:
+            server = spawn([binary, "serve"], env=env, cwd=tmp, stdout=out, stderr=out)
+        cleanup.add(lambda: stop(server))
+        wait_port(int(env["PORT"]), proc=server, log_path=server_log)
+        base = f"http://127.0.0.1:{env['PORT']}"
+
+        def ip(i):
+            return f"198.18.{i // 250}.{i % 250 + 1}"
+
+        def person(i):
+            return {"email": f"firstname.lastname{i}@example.com", "password": PASSWORD,
+                    "fullName": f"Firstname Lastname {i}"}
+
+        def sign_up_and_in(i):
+            api(base, "/auth/signup", person(i), ip=ip(i))
+            api(base, "/auth/login", {k: person(i)[k] for k in ("email", "password")}, ip=ip(i))
+
+        # 1. used_memory per 10,000 sessions: `users` accounts, each signed up (a session) and
+        #    signed in once more (a second session) through the API.
+        # A warm-up account first, so the reading before holds what any running server has
+        # (the scripts loaded, the connection up) and the difference is the sessions alone.
+        sign_up_and_in(users + 2)
+        before = redis.used_memory()
+        log(f"{users:,} signups and {users:,} sign-ins through the API ({2 * users:,} sessions; argon2id each)")
+        started = time.time()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(sign_up_and_in, range(users)))
+        r["signin_seconds"] = round(time.time() - started, 1)
+        keys = [k for k in redis.cli("--scan", "--pattern", "bench:*").split()]
+        census = {}
+        for k in keys:
+            census[key_kind(k)] = census.get(key_kind(k), 0) + 1
+        r["keys"] = census  # the warm-up account's included
+        # Sign-in throttling counters are not sessions (they expire with their window): gone
+        # before the second reading.
+        counters = [k for k in keys if key_kind(k) == "at"]
+        r["counter_bytes"] = sum(int(x) for x in redis.pipe([f"MEMORY USAGE {k} SAMPLES 0" for k in counters]))
+        redis.pipe([f"UNLINK {k}" for k in counters])
+        after = redis.used_memory()
+        r["used_memory_delta"] = after - before
+        r["used_memory_per_10000_sessions"] = (after - before) * 10_000 / (2 * users)
+        mean = {}
+        for kind in ("s", "u", "p"):
+            ks = [k for k in keys if key_kind(k) == kind]
+            sizes = [int(x) for x in redis.pipe([f"MEMORY USAGE {k} SAMPLES 0" for k in ks])]
+            mean[kind] = sum(sizes) / len(sizes)
+        r["mean_memory_usage"] = mean
+        r["index_encoding"] = redis.pipe([f"OBJECT ENCODING {next(k for k in keys if key_kind(k) == 'u')}"])[0]
+
+        # 2. One account's keys as its sessions grow: the index with 1, 2, 10 and 25 entries
+        #    (25: MAX_SESSIONS_PER_USER's default), then a tombstone.
+        me = users + 1
+        _, cookie = api(base, "/auth/signup", person(me), ip=ip(me))
+        slot = cookie.split(".")[1]
+        index = {}
+        for n in range(1, 26):
+            if n > 1:
+                api(base, "/auth/login", {k: person(me)[k] for k in ("email", "password")}, ip=ip(me))
+            if n in (1, 2, 10, 25):
+                ukey = redis.cli("--scan", "--pattern", f"bench:{{{slot}}}:u:*").split()[0]
+                index[n] = int(redis.pipe([f"MEMORY USAGE {ukey} SAMPLES 0"])[0])
+        r["index_by_entries"] = index
+        r["index_encoding_25"] = redis.pipe([f"OBJECT ENCODING {ukey}"])[0]
+        mine = redis.cli("--scan", "--pattern", f"bench:{{{slot}}}:*").split()
+        one = {}
+        for kind in ("s", "p"):
+            k = next(k for k in mine if key_kind(k) == kind)
+            one[kind] = int(redis.pipe([f"MEMORY USAGE {k} SAMPLES 0"])[0])
+        api(base, "/auth/logout", {}, cookie=cookie, ip=ip(me))
+        tomb = redis.cli("--scan", "--pattern", f"bench:{{{slot}}}:t:*").split()
+        one["t"] = int(redis.pipe([f"MEMORY USAGE {tomb[0]} SAMPLES 0"])[0]) if tomb else None
+        r["one_account"] = one
+        r["redis_info"] = {k: redis.info("memory")[k].strip() for k in ("mem_allocator", "used_memory_human")}
+        r["machine"] = machine(0, "no load generator: sessions created through the API, 8 clients")
+    finally:
+        cleanup.run()
+
+    memory_report(r)
+
+
+def memory_report(r):
+    n = 2 * r["users"]
+    idx = {int(k): v for k, v in r["index_by_entries"].items()}
+    per_entry = (idx[25] - idx[1]) / 24
+    mean, one = r["mean_memory_usage"], r["one_account"]
+    md = [f"Sessions created through the HTTP API: {r['users']:,} accounts, each signed up (one session) and "
+          f"signed in once more (a second): {n:,} live sessions, a browser's User-Agent ({len(r['user_agent'])} characters), "
+          "after a warm-up account (its keys are in the counts, not in the memory difference).",
+          "",
+          "| what | bytes | how |", "|---|---:|---|",
+          f"| session record `s:` (mean of {r['keys'].get('s', 0):,}) | {mean['s']:,.0f} | `MEMORY USAGE … SAMPLES 0` |",
+          f"| directory entry `p:` (mean of {r['keys'].get('p', 0):,}) | {mean['p']:,.0f} | `MEMORY USAGE` |",
+          f"| index `u:` with 2 entries (mean of {r['keys'].get('u', 0):,}; {r['index_encoding']}) | {mean['u']:,.0f} | `MEMORY USAGE` |",
+          ]
+    md += [f"| index `u:` of one account with {k} {'entry' if k == 1 else 'entries'} | {v:,} | `MEMORY USAGE` |"
+           for k, v in sorted(idx.items())]
+    md += [f"| … each index entry beyond the first (1 → 25; encoding at 25: {r['index_encoding_25']}) | {per_entry:,.1f} | difference ÷ 24 |",
+           f"| tombstone `t:` of a signed-out session (lives ≤ 1 h) | {one['t'] if one['t'] is not None else '—'} | `MEMORY USAGE` |",
+           f"| **used_memory per 10,000 live sessions** (2 per account) | **{r['used_memory_per_10000_sessions']:,.0f}** | "
+           f"`INFO memory` before and after, throttling counters removed first |",
+           f"| … per session | {r['used_memory_per_10000_sessions'] / 10_000:,.0f} | |",
+           "",
+           "Keys after the sign-ins: " + ", ".join(f"`{k}` {v:,}" for k, v in sorted(r["keys"].items()))
+           + f" (the `at:` keys are sign-in throttling counters, {r['counter_bytes']:,} bytes in all, removed before the"
+             " second reading).",
+           ""]
+    m = r["machine"]
+    md += [f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}."]
+    text = "\n".join(md)
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "memory.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(ROOT, "bench", "results", "memory.json"), "w") as f:
+        json.dump(r, f, indent=2)
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short phases, 100,000 sessions at most")
+    ap.add_argument("--duration", type=int, default=None, help="seconds per wrk phase (default 10, quick 4)")
+    ap.add_argument("--max-sessions", type=int, default=None, help="largest store for the scaling phase")
+    ap.add_argument("--cluster", action="store_true",
+                    help="authauth on a six-node Redis Cluster beside authauth on one Redis, in one run; "
+                         "writes bench/results/cluster.{md,json}")
+    ap.add_argument("--memory", action="store_true",
+                    help="bytes per live session in Redis, sessions created through the API; "
+                         "writes bench/results/memory.{md,json}")
+    ap.add_argument("--memory-users", type=int, default=5000,
+                    help="accounts for --memory, two sessions each (default 5,000: 10,000 sessions)")
+    ap.add_argument("--report", action="store_true",
+                    help="only re-render bench/results/latest.md (with --cluster: cluster.md, "
+                         "with --memory: memory.md) from its .json")
+    return ap.parse_args()
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--report"]:
-        # Re-render bench/results/latest.md from latest.json.
-        with open(os.path.join(ROOT, "bench", "results", "latest.json")) as f:
-            report(json.load(f))
+    args = parse_args()
+    if args.report:
+        name, render = (("cluster", cluster_report) if args.cluster else
+                        ("memory", memory_report) if args.memory else ("latest", report))
+        with open(os.path.join(ROOT, "bench", "results", f"{name}.json")) as f:
+            render(json.load(f))
+    elif args.cluster:
+        cluster_main(args)
+    elif args.memory:
+        memory_main(args)
     else:
-        main()
+        main(args)
