@@ -219,6 +219,10 @@ class Redis:
     def used_memory(self):
         return int(self.info("memory")["used_memory"])
 
+    def cpu_seconds(self):
+        cpu = self.info("cpu")
+        return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+
     def keys(self):
         return int(self.cli("DBSIZE").strip())
 
@@ -301,6 +305,9 @@ class RedisCluster:
 
     def used_memory(self, nodes=None):
         return sum(n.used_memory() for n in (nodes or self.primaries()))
+
+    def cpu_seconds(self):
+        return sum(n.cpu_seconds() for n in self.primaries())
 
     def keys(self):
         return sum(n.keys() for n in self.primaries())
@@ -595,12 +602,25 @@ def measure_me(base, store, rss, connections, duration, env):
     """Authenticated `GET /auth/me` under wrk, with the store's command deltas and peak RSS."""
     store.reset()
     rss.reset()
+    cpu = (process_cpu_seconds(rss.pid), store.cpu_seconds())
     r = wrk(base + "/auth/me", connections, duration, "me.lua", env)
     calls = store.commands()
+    n = max(r["requests"], 1)
     r["redis_commands"] = calls
-    r["redis_commands_per_request"] = sum(calls.values()) / max(r["requests"], 1)
+    r["redis_commands_per_request"] = sum(calls.values()) / n
     r["peak_rss_bytes"] = rss.peak
+    # CPU time per request, of the server process and of Redis (the primaries): what sizing
+    # a fleet needs, and steadier on a shared machine than the rates.
+    r["server_cpu_us_per_request"] = (process_cpu_seconds(rss.pid) - cpu[0]) * 1e6 / n
+    r["redis_cpu_us_per_request"] = (store.cpu_seconds() - cpu[1]) * 1e6 / n
     return r
+
+
+def process_cpu_seconds(pid):
+    """User + system CPU time a process has used (/proc/<pid>/stat, fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check_session(base, cookies_file, server_log):
@@ -732,6 +752,8 @@ def cluster_report(r):
         ("… p99 ms", s["me_50"]["p99_ms"], c["me_50"]["p99_ms"], "{:.2f}"),
         ("… Redis commands per request (primaries)", s["me_50"]["redis_commands_per_request"],
          c["me_50"]["redis_commands_per_request"], "{:.3f}"),
+        ("… authauth CPU per request, µs", s["me_50"]["server_cpu_us_per_request"], c["me_50"]["server_cpu_us_per_request"], "{:.1f}"),
+        ("… Redis CPU per request (primaries), µs", s["me_50"]["redis_cpu_us_per_request"], c["me_50"]["redis_cpu_us_per_request"], "{:.1f}"),
         ("GET /auth/me valid session, 200 conns, req/s", s["me_200"]["rps"], c["me_200"]["rps"], "{:,.0f}"),
         ("… p99 ms", s["me_200"]["p99_ms"], c["me_200"]["p99_ms"], "{:.2f}"),
         ("… Redis commands per request (primaries)", s["me_200"]["redis_commands_per_request"],
