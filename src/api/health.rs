@@ -35,6 +35,10 @@ struct Check {
     status: String,
     /// What the dependency is (`postgres`, `sqlite`, `redis`, `sql`).
     kind: String,
+    /// What answered: for Redis the mode and, on a cluster, the slots covered and primaries
+    /// reached (`cluster: 16384/16384 slots on 3 primaries`). Never an address.
+    #[oai(skip_serializing_if_is_none)]
+    reached: Option<String>,
     /// Why it is unavailable, in general terms (the details go to the server's log only).
     #[oai(skip_serializing_if_is_none)]
     detail: Option<String>,
@@ -82,6 +86,7 @@ impl Example for Checks {
             session_store: Check {
                 status: "unavailable".into(),
                 kind: "redis".into(),
+                reached: None,
                 detail: Some(UNAVAILABLE_DETAIL.into()),
             },
         }
@@ -143,7 +148,10 @@ impl HealthApi {
             Err(_) => check_failed(db_kind, format!("no answer within {CHECK_TIMEOUT:?}")),
         };
         let session_store = match store {
-            Ok(()) => check_ok(state.stores.kind()),
+            Ok(reached) => Check {
+                reached: Some(reached.summary),
+                ..check_ok(state.stores.kind())
+            },
             Err(e) => check_failed(state.stores.kind(), e.chain()),
         };
         let failed: Vec<String> = [("database", &database), ("session store", &session_store)]
@@ -177,6 +185,7 @@ fn check_ok(kind: &str) -> Check {
     Check {
         status: "ok".into(),
         kind: kind.into(),
+        reached: None,
         detail: None,
     }
 }
@@ -187,6 +196,7 @@ fn check_failed(kind: &str, detail: String) -> Check {
     Check {
         status: "unavailable".into(),
         kind: kind.into(),
+        reached: None,
         detail: Some(UNAVAILABLE_DETAIL.into()),
     }
 }

@@ -9,6 +9,7 @@ use super::{load_dotenv, CliError};
 use crate::{
     config::{redact_url, AppEnv, SecretSource, Settings, DEV_SECRET_FILE},
     db,
+    session::store::Reached,
     startup::{self, StartupError},
 };
 
@@ -88,11 +89,25 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
         }
     )?;
     match &s.redis {
-        Some(r) => outln!(
-            "  session store    redis {} (key prefix `{}`)",
-            redact_url(r.url.expose_secret()),
-            r.key_prefix
-        )?,
+        Some(r) => {
+            outln!(
+                "  session store    redis {} {} (key prefix `{}`)",
+                r.mode.as_str(),
+                r.redacted_urls(),
+                r.key_prefix
+            )?;
+            if let Some(sentinel) = &r.sentinel {
+                outln!("  sentinel master  {}", sentinel.master)?;
+            }
+            match r.wait {
+                Some(w) => outln!(
+                    "  revocations      wait for {} replica(s), at most {:?}",
+                    w.replicas,
+                    w.timeout
+                )?,
+                None => outln!("  revocations      acknowledged by the primary (REDIS_WAIT_REPLICAS off)")?,
+            }
+        }
         None => outln!("  session store    sql (the database above)")?,
     }
     let secret = match &s.session.secret_source {
@@ -172,7 +187,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
                     .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?,
             );
             match store.ping_within(Duration::from_secs(3)).await {
-                Ok(()) => outln!("session store:    ok ({})", store.kind())?,
+                Ok(reached) => outln!("session store:    ok ({})", describe(&reached))?,
                 Err(e) => {
                     outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
                     return Err(CliError::Failed(anyhow::anyhow!("session store did not answer")));
@@ -211,7 +226,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
                 }
             }
             match store.ping_within(Duration::from_secs(3)).await {
-                Ok(()) => outln!("session store:    ok ({})", store.kind())?,
+                Ok(reached) => outln!("session store:    ok ({})", describe(&reached))?,
                 Err(e) => {
                     outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
                     failures.push("session store");
@@ -230,4 +245,12 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
         return Err(StartupError::PendingMigrations(pending).into());
     }
     Ok(())
+}
+
+/// What the session store check reached, with addresses: the operator's terminal may see them.
+fn describe(reached: &Reached) -> String {
+    match &reached.primary {
+        Some(primary) => format!("{}; primary {primary}", reached.summary),
+        None => reached.summary.clone(),
+    }
 }

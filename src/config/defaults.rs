@@ -5,6 +5,8 @@ use std::time::Duration;
 pub const HOST: &str = "127.0.0.1";
 pub const PORT: u16 = 3000;
 pub const REDIS_KEY_PREFIX: &str = "authauth:";
+/// How long a revocation waits for `REDIS_WAIT_REPLICAS` replicas before failing closed.
+pub const REDIS_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 pub const COOKIE_NAME_DEVELOPMENT: &str = "authauth_session";
 pub const COOKIE_NAME_PRODUCTION: &str = "__Host-authauth_session";
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);

@@ -28,7 +28,7 @@ pub use self::{
     google::GoogleSettings,
     logging::LogFormat,
     parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
-    redis::RedisSettings,
+    redis::{RedisMode, RedisSettings, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
     session::{LimitAction, SecretSource, SessionSettings, DEV_SECRET_FILE, MIN_SECRET_LEN},
     urls::redact_url,
@@ -266,7 +266,10 @@ mod tests {
         );
         assert!(!s.database.embedded);
         let redis = s.redis.unwrap();
-        assert_eq!(redis.url.expose_secret(), "redis://:r3dis@cache.internal:6380");
+        assert_eq!(
+            redis.urls[0].expose_secret(),
+            "redis://:r3dis@cache.internal:6380"
+        );
         assert_eq!(redis.key_prefix, "authauth:");
     }
 

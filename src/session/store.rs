@@ -198,6 +198,15 @@ pub trait SessionStore: Send + Sync {
     /// One page of every live session, for operators. `cursor` is `None` for the first page.
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError>;
 
-    /// One round trip, for readiness.
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// A readiness check: what answered.
+    async fn ping(&self) -> Result<Reached, StoreError>;
+}
+
+/// What a readiness check reached.
+#[derive(Debug, Clone)]
+pub struct Reached {
+    /// The mode and what answered, safe for a public probe (no addresses).
+    pub summary: String,
+    /// The primary's address (Sentinel) or the primaries' (cluster): for operators only.
+    pub primary: Option<String>,
 }

@@ -22,7 +22,7 @@ use sea_orm::DatabaseConnection;
 use crate::{
     auth::{flows::FlowStore, throttle::AttemptStore},
     config::Settings,
-    session::store::{SessionStore, StoreError},
+    session::store::{Reached, SessionStore, StoreError},
 };
 
 /// The configured implementation of every port. Cheap to clone.
@@ -71,8 +71,8 @@ impl Stores {
         self.sessions.kind()
     }
 
-    /// One round trip to the session store, bounded by `timeout`.
-    pub async fn ping_within(&self, timeout: Duration) -> Result<(), StoreError> {
+    /// A readiness check of the session store, bounded by `timeout`: what answered.
+    pub async fn ping_within(&self, timeout: Duration) -> Result<Reached, StoreError> {
         tokio::time::timeout(timeout, self.sessions.ping())
             .await
             .map_err(|_| StoreError::unavailable(format!("no answer within {timeout:?}")))?

@@ -9,10 +9,18 @@ use crate::helpers::*;
 
 /// The environment that points the binary at `app`'s database and session store.
 pub(crate) fn cli_env(app: &TestApp) -> Vec<(String, String)> {
-    ["DATABASE_URL", "REDIS_URL", "REDIS_KEY_PREFIX", "SESSION_SECRET"]
-        .iter()
-        .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect()
+    [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_MODE",
+        "REDIS_SENTINEL_MASTER",
+        "REDIS_WAIT_REPLICAS",
+        "REDIS_KEY_PREFIX",
+        "SESSION_SECRET",
+    ]
+    .iter()
+    .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
+    .collect()
 }
 
 pub(crate) fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {

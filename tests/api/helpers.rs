@@ -226,9 +226,12 @@ impl AppOptions {
         self
     }
 
-    /// A second server instance over `other`'s database and session store.
+    /// A second server instance over `other`'s database and session store, with its signing
+    /// secret (a later `var("SESSION_SECRET", …)` replaces it).
     pub fn sharing(mut self, other: &TestApp) -> Self {
         self.backend = other.backend;
+        self.vars
+            .insert(0, ("SESSION_SECRET".into(), other.vars["SESSION_SECRET"].clone()));
         self.share_with = Some((other.vars["DATABASE_URL"].clone(), other.redis_prefix.clone()));
         self.clock = Some(other.state.clock.clone());
         self

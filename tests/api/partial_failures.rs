@@ -13,7 +13,7 @@ use authauth::{
     session::{
         policy::Policy,
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-        store::{Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
+        store::{Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which},
         token::{CookieSigner, TokenHash},
         ClientInfo, Sessions,
     },
@@ -83,7 +83,7 @@ impl SessionStore for RevokeFailsFrom {
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
         self.inner.list_page(cursor, limit, now).await
     }
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<Reached, StoreError> {
         self.inner.ping().await
     }
 }

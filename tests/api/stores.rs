@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use authauth::{
-    config::{LimitAction, RedisSettings},
+    config::{LimitAction, RedisMode, RedisSettings, SentinelSettings},
     session::{
         policy::Policy,
         record::{
@@ -33,7 +33,34 @@ pub struct Fixture {
     stores: Stores,
     _db: Option<TestDb>,
     _dir: TempDir,
-    prefix: Option<String>,
+    /// Redis: the key prefix, and how to read keys behind the store's back.
+    redis: Option<(String, RawRedis)>,
+}
+
+/// A way to the Redis data nodes under a store, for what a test checks directly.
+#[derive(Clone)]
+enum RawRedis {
+    /// One server: standalone, or the primary a Sentinel names.
+    Server(String),
+    /// A cluster, through any of its nodes.
+    Cluster(Vec<String>),
+}
+
+impl RawRedis {
+    async fn query<T: ::redis::FromRedisValue>(&self, cmd: &::redis::Cmd) -> T {
+        match self {
+            RawRedis::Server(url) => {
+                let client = ::redis::Client::open(url.as_str()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                cmd.query_async(&mut conn).await.unwrap()
+            }
+            RawRedis::Cluster(urls) => {
+                let client = ::redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+                let mut conn = client.get_async_connection().await.unwrap();
+                cmd.query_async(&mut conn).await.unwrap()
+            }
+        }
+    }
 }
 
 impl Fixture {
@@ -44,7 +71,12 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        if let Some(prefix) = self.prefix.take() {
+        // The cluster and the Sentinel topology go away with the run; the standalone Redis
+        // may be a long-lived one (TEST_REDIS_URL).
+        if let Some((prefix, RawRedis::Server(url))) = self.redis.take() {
+            if url != redis_url() {
+                return;
+            }
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -57,23 +89,61 @@ impl Drop for Fixture {
     }
 }
 
-async fn redis() -> Fixture {
-    let prefix = unique("authauth-store-test:")
+fn store_prefix() -> String {
+    unique("authauth-store-test:")
         .chars()
         .take(36)
         .collect::<String>()
-        + ":";
-    let backend = RedisBackend::connect(&RedisSettings {
-        url: SecretString::from(redis_url()),
-        key_prefix: prefix.clone(),
-    })
-    .unwrap();
+        + ":"
+}
+
+fn redis_fixture(settings: RedisSettings, raw: RawRedis) -> Fixture {
+    let prefix = settings.key_prefix.clone();
     Fixture {
-        stores: Stores::redis(backend),
+        stores: Stores::redis(RedisBackend::connect(&settings).unwrap()),
         _db: None,
         _dir: TempDir::new(),
-        prefix: Some(prefix),
+        redis: Some((prefix, raw)),
     }
+}
+
+async fn redis() -> Fixture {
+    redis_fixture(
+        RedisSettings::standalone(redis_url(), store_prefix()),
+        RawRedis::Server(redis_url()),
+    )
+}
+
+async fn cluster() -> Fixture {
+    let urls = tokio::task::spawn_blocking(|| shared_cluster().urls())
+        .await
+        .unwrap();
+    let settings = RedisSettings {
+        mode: RedisMode::Cluster,
+        urls: urls.iter().map(|u| SecretString::from(u.clone())).collect(),
+        ..RedisSettings::standalone("", store_prefix())
+    };
+    redis_fixture(settings, RawRedis::Cluster(urls))
+}
+
+async fn sentinel() -> Fixture {
+    let (sentinels, primary) = tokio::task::spawn_blocking(|| {
+        let t = shared_sentinel();
+        (t.sentinel_urls(), t.primary.url())
+    })
+    .await
+    .unwrap();
+    let settings = RedisSettings {
+        mode: RedisMode::Sentinel,
+        urls: sentinels.into_iter().map(SecretString::from).collect(),
+        sentinel: Some(SentinelSettings {
+            master: RedisSentinel::MASTER_NAME.into(),
+            username: None,
+            password: None,
+        }),
+        ..RedisSettings::standalone("", store_prefix())
+    };
+    redis_fixture(settings, RawRedis::Server(primary))
 }
 
 async fn sqlite() -> Fixture {
@@ -84,7 +154,7 @@ async fn sqlite() -> Fixture {
         stores: Stores::sql(conn),
         _db: None,
         _dir: dir,
-        prefix: None,
+        redis: None,
     }
 }
 
@@ -95,7 +165,7 @@ async fn postgres() -> Fixture {
         stores: Stores::sql(conn),
         _db: Some(db),
         _dir: TempDir::new(),
-        prefix: None,
+        redis: None,
     }
 }
 
@@ -118,6 +188,18 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $check() {
                 super::$check(super::postgres().await).await
+            })*
+        }
+        mod redis_cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                super::$check(super::cluster().await).await
+            })*
+        }
+        mod redis_sentinel {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                super::$check(super::sentinel().await).await
             })*
         }
     };
@@ -558,17 +640,11 @@ async fn tombstones_live_an_hour_at_most_and_never_past_the_session(f: Fixture) 
         .await
         .unwrap();
     for (token, ttl) in [(&short_token, 599_000), (&long_token, 3_600_000)] {
-        match &f.prefix {
+        match &f.redis {
             // Redis expires keys on its own clock: read the TTL it was given.
-            Some(prefix) => {
-                let client = ::redis::Client::open(redis_url()).unwrap();
-                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            Some((prefix, raw)) => {
                 let key = format!("{prefix}{{{}}}:t:{}", slot_tag(&user), token.hash().to_b64());
-                let pttl: i64 = ::redis::cmd("PTTL")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let pttl: i64 = raw.query(::redis::cmd("PTTL").arg(&key)).await;
                 assert!(
                     pttl <= ttl && pttl > ttl - 10_000,
                     "redis: tombstone TTL {pttl} ms, expected about {ttl}"

@@ -79,25 +79,15 @@ impl AttemptStore for RedisAttempts {
 
     async fn reset_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
         let pattern = format!("{}*", super::glob_escape(&self.key(prefix)));
-        let mut cursor: u64 = 0;
+        let mut cursor: Option<String> = None;
         let mut cleared = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.0.conn())
-                .await?;
-            if !keys.is_empty() {
-                let n: u64 = self.0.conn().del(&keys).await?;
-                cleared += n;
+            let (keys, next) = self.0.scan_page(cursor.as_deref(), &pattern, 1000).await?;
+            cleared += self.0.delete(&keys).await?;
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(cleared),
             }
-            if next == 0 {
-                return Ok(cleared);
-            }
-            cursor = next;
         }
     }
 }

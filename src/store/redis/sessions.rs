@@ -14,7 +14,9 @@ use crate::config::LimitAction;
 use crate::session::{
     policy::ttl_until,
     record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-    store::{least_recently_used, Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
+    store::{
+        least_recently_used, Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which,
+    },
     token::{slot_tag, TokenHash},
 };
 
@@ -142,7 +144,7 @@ pub struct RedisSessions(pub RedisBackend);
 const MAX_ATTEMPTS: u32 = 10;
 
 impl RedisSessions {
-    fn conn(&self) -> redis::aio::ConnectionManager {
+    fn conn(&self) -> super::connection::Connection {
         self.0.conn()
     }
 
@@ -310,6 +312,10 @@ impl SessionStore for RedisSessions {
             }
             let n: i64 = script.invoke_async(&mut self.conn()).await?;
             if n >= 0 {
+                if !ending.is_empty() {
+                    // Sessions ended to make room are revocations: as durable as the others.
+                    self.0.replicate(&index_key).await?;
+                }
                 return Ok(Created::Created { ended: ending });
             }
             super::backoff(attempt).await;
@@ -414,6 +420,7 @@ impl SessionStore for RedisSessions {
             }
             let n: i64 = script.invoke_async(&mut self.conn()).await?;
             if n >= 0 {
+                self.0.replicate(&index_key).await?;
                 return Ok(targets.into_iter().map(|(_, _, r)| r).collect());
             }
             super::backoff(attempt).await;
@@ -424,15 +431,10 @@ impl SessionStore for RedisSessions {
     }
 
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
-        let cursor: u64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
         let pattern = format!("{}{{*}}:u:*", super::glob_escape(&self.0.prefix));
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(limit.max(10))
-            .query_async(&mut self.conn())
+        let (keys, next) = self
+            .0
+            .scan_page(cursor.as_deref(), &pattern, limit.max(10))
             .await?;
         let mut sessions = Vec::new();
         for key in keys {
@@ -442,13 +444,10 @@ impl SessionStore for RedisSessions {
             };
             sessions.extend(self.list_user(&user_id, now).await?);
         }
-        Ok(Page {
-            sessions,
-            next: (next != 0).then(|| next.to_string()),
-        })
+        Ok(Page { sessions, next })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
+    async fn ping(&self) -> Result<Reached, StoreError> {
         self.0.ping().await
     }
 }

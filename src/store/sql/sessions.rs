@@ -18,7 +18,9 @@ use crate::{
     entities::sessions,
     session::{
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-        store::{least_recently_used, Created, Limit, Page, Revocation, SessionStore, StoreError, Which},
+        store::{
+            least_recently_used, Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which,
+        },
         token::TokenHash,
     },
 };
@@ -281,7 +283,11 @@ impl SessionStore for SqlSessions {
         })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
+    async fn ping(&self) -> Result<Reached, StoreError> {
+        self.0.ping().await?;
+        Ok(Reached {
+            summary: "sql".into(),
+            primary: None,
+        })
     }
 }

@@ -653,7 +653,7 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("connect to redis-server on port {}: {e}", self.port))
     }
 
-    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
+    pub fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
             .and_then(|mut conn| cmd.query(&mut conn))
@@ -701,7 +701,7 @@ fn wait_for(what: &str, mut check: impl FnMut() -> Result<bool, String>) -> Resu
 
 // --- Redis Cluster -------------------------------------------------------------------------
 
-/// A Redis Cluster of three masters (no replicas) holding every slot.
+/// A Redis Cluster of three primaries with one replica each, holding every slot.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
@@ -711,7 +711,9 @@ static CLUSTER: OnceLock<Result<RedisCluster, String>> = OnceLock::new();
 /// The run's Redis Cluster, started by the first test that needs it. Tests share it, so each
 /// keeps to its own keys; a test that reshapes the cluster starts its own with `RedisCluster::start`.
 pub fn shared_cluster() -> &'static RedisCluster {
-    shared(&CLUSTER, RedisCluster::try_start)
+    // Five seconds before a silent node counts as failed: a loaded test machine never pauses
+    // a server that long, so the shared cluster never fails over by itself.
+    shared(&CLUSTER, || RedisCluster::try_start(5000))
 }
 
 /// A port whose cluster bus port (port + 10000, how every Redis version derives it) is free too.
@@ -725,11 +727,13 @@ fn free_cluster_port() -> u16 {
 }
 
 impl RedisCluster {
-    pub fn start() -> RedisCluster {
-        RedisCluster::try_start().unwrap_or_else(|e| panic!("{e}"))
+    /// A private cluster whose nodes count as failed after `node_timeout_ms` of silence (what
+    /// a failover test waits through).
+    pub fn start(node_timeout_ms: u32) -> RedisCluster {
+        RedisCluster::try_start(node_timeout_ms).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn try_start() -> Result<RedisCluster, String> {
+    fn try_start(node_timeout_ms: u32) -> Result<RedisCluster, String> {
         let redis_cli = require_binary(
             "redis-cli",
             REDIS_CLI_PACKAGE,
@@ -737,12 +741,22 @@ impl RedisCluster {
             &path_var(),
             &[],
         )?;
-        let nodes = (0..3)
+        let timeout = node_timeout_ms.to_string();
+        let nodes = (0..6)
             .map(|_| {
                 RedisServer::launch_new(
                     "redis-cluster-node",
                     None,
-                    &["--save", "", "--appendonly", "no", "--cluster-enabled", "yes"],
+                    &[
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        &timeout,
+                    ],
                     free_cluster_port,
                 )
             })
@@ -751,7 +765,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-            .arg("--cluster-yes")
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("run {}: {e}", redis_cli.display()))?;
@@ -763,23 +777,85 @@ impl RedisCluster {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
+        let cluster = RedisCluster { nodes };
         // redis-cli returns once the nodes agree on the slots; each still has to see the
-        // others up before it reports the cluster ok.
-        for node in &nodes {
+        // others up before it reports the cluster ok, and each replica to sync its primary.
+        for node in &cluster.nodes {
+            wait_for(
+                &format!("cluster node {} did not report cluster_state:ok", node.port),
+                || {
+                    node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                        .map(|info| {
+                            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6")
+                        })
+                },
+            )?;
+            wait_for(
+                &format!("cluster node {} did not take its role", node.port),
+                || {
+                    node.query::<String>(redis::cmd("INFO").arg("replication"))
+                        .map(|info| {
+                            info.contains("role:master") && info.contains("connected_slaves:1")
+                                || info.contains("role:slave") && info.contains("master_link_status:up")
+                        })
+                },
+            )?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node's URL: what a cluster client is given.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// `REDIS_URL` for cluster mode: every node, comma-separated.
+    pub fn redis_url(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// The nodes that are primaries now (a failover changes them).
+    pub fn primaries(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].child.is_some())
+            .filter(|&i| {
+                self.nodes[i]
+                    .query::<String>(redis::cmd("INFO").arg("replication"))
+                    .is_ok_and(|info| info.contains("role:master"))
+            })
+            .collect()
+    }
+
+    /// The index in `nodes` of the replica of the primary at `nodes[primary]`.
+    pub fn replica_of(&self, primary: usize) -> usize {
+        let port = format!("master_port:{}\r", self.nodes[primary].port);
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.child.is_some()
+                    && n.query::<String>(redis::cmd("INFO").arg("replication"))
+                        .is_ok_and(|info| info.contains("role:slave") && info.contains(&port))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no replica follows the primary on port {}",
+                    self.nodes[primary].port
+                )
+            })
+    }
+
+    /// Waits until every slot is served again (after a failover).
+    pub fn wait_healthy(&self) {
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
             wait_for(
                 &format!("cluster node {} did not report cluster_state:ok", node.port),
                 || {
                     node.query::<String>(redis::cmd("CLUSTER").arg("INFO"))
                         .map(|info| info.contains("cluster_state:ok"))
                 },
-            )?;
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
-        Ok(RedisCluster { nodes })
-    }
-
-    /// Every node's URL: what a cluster client is given.
-    pub fn urls(&self) -> Vec<String> {
-        self.nodes.iter().map(RedisServer::url).collect()
     }
 }
 

@@ -1,0 +1,320 @@
+//! One connection type for the three ways to reach Redis (`REDIS_MODE`):
+//!
+//! - **standalone**: the redis crate's `ConnectionManager`, which reconnects to the one server.
+//! - **cluster**: the crate's cluster client. It discovers the topology from any reachable seed,
+//!   follows `MOVED`/`ASK`, refreshes the slot map after a failover and sends every command to
+//!   the primary of its slot (replica reads are never enabled).
+//! - **sentinel**: [`SentinelConnection`], a multiplexed connection to the primary the Sentinels
+//!   name. The crate's Sentinel client finds the primary once; this type asks again whenever the
+//!   connection dies or the server answers `READONLY` (it was demoted), so a failover is followed
+//!   without a restart.
+//!
+//! Connecting is lazy in every mode: nothing waits for Redis at startup, and a command that
+//! cannot reach it fails quickly with an error the store reports as unavailable.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use redis::{
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
+    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    RedisResult, ServerErrorKind, TlsMode, Value,
+};
+use secrecy::ExposeSecret;
+
+use crate::config::{RedisMode, RedisSettings};
+
+/// How long connecting (TCP and handshake) may take before the command fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a command may wait for its reply.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long asking the Sentinels for the primary and connecting to it may take.
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A connection in any mode. Cheap to clone: clones share the underlying connections.
+#[derive(Clone)]
+pub enum Connection {
+    Standalone(ConnectionManager),
+    Cluster(LazyCluster),
+    Sentinel(SentinelConnection),
+}
+
+impl Connection {
+    /// Prepares the connection for `settings` without touching the network.
+    pub fn open(settings: &RedisSettings) -> RedisResult<Connection> {
+        match settings.mode {
+            RedisMode::Standalone => {
+                let url = settings.urls.first().ok_or_else(|| invalid("no Redis URL"))?;
+                let client = redis::Client::open(url.expose_secret())?;
+                // Fail fast while Redis is down (requests answer 503 quickly); the manager
+                // reconnects on later commands, so service recovers without a restart.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(200));
+                Ok(Connection::Standalone(ConnectionManager::new_lazy_with_config(
+                    client, config,
+                )?))
+            }
+            RedisMode::Cluster => {
+                let seeds: Vec<&str> = settings.urls.iter().map(|u| u.expose_secret()).collect();
+                let client = ClusterClient::builder(seeds)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()?;
+                Ok(Connection::Cluster(LazyCluster {
+                    client: Arc::new(client),
+                    current: Arc::new(tokio::sync::OnceCell::new()),
+                }))
+            }
+            RedisMode::Sentinel => Ok(Connection::Sentinel(SentinelConnection::open(settings)?)),
+        }
+    }
+
+    /// The cluster connection, connecting first if needed; `None` in the other modes.
+    pub async fn cluster(&self) -> RedisResult<Option<ClusterConnection>> {
+        match self {
+            Connection::Cluster(lazy) => Ok(Some(lazy.get().await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The address of the primary in use, in Sentinel mode once connected.
+    pub fn sentinel_primary(&self) -> Option<String> {
+        match self {
+            Connection::Sentinel(s) => s.primary_address(),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(what: &'static str) -> RedisError {
+    RedisError::from((ErrorKind::InvalidClientConfig, what))
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Standalone(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => Box::pin(async move { c.get().await?.req_packed_command(cmd).await }),
+            Connection::Sentinel(c) => Box::pin(c.command(cmd)),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => {
+                Box::pin(async move { c.get().await?.req_packed_commands(pipeline, offset, count).await })
+            }
+            Connection::Sentinel(c) => Box::pin(c.pipeline(pipeline, offset, count)),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Standalone(c) => c.get_db(),
+            Connection::Cluster(_) | Connection::Sentinel(_) => 0,
+        }
+    }
+}
+
+/// The cluster connection, made on first use. Once made, the crate keeps it up to date: it
+/// reconnects to nodes and refreshes the slot map by itself.
+#[derive(Clone)]
+pub struct LazyCluster {
+    client: Arc<ClusterClient>,
+    current: Arc<tokio::sync::OnceCell<ClusterConnection>>,
+}
+
+impl LazyCluster {
+    async fn get(&self) -> RedisResult<ClusterConnection> {
+        self.current
+            .get_or_try_init(|| async {
+                tokio::time::timeout(DISCOVERY_TIMEOUT, self.client.get_async_connection())
+                    .await
+                    .map_err(|_| RedisError::from((ErrorKind::Io, "no cluster seed node answered in time")))?
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// The primary's connection, and which discovery produced it.
+#[derive(Clone)]
+struct Primary {
+    conn: MultiplexedConnection,
+    address: String,
+    generation: u64,
+}
+
+/// A connection to whichever server the Sentinels currently name as primary.
+#[derive(Clone)]
+pub struct SentinelConnection {
+    /// Asking the Sentinels is serialised: one discovery at a time, the others wait for it.
+    sentinels: Arc<tokio::sync::Mutex<(SentinelClient, u64)>>,
+    current: Arc<RwLock<Option<Primary>>>,
+}
+
+impl SentinelConnection {
+    fn open(settings: &RedisSettings) -> RedisResult<SentinelConnection> {
+        let sentinel = settings
+            .sentinel
+            .as_ref()
+            .ok_or_else(|| invalid("sentinel mode needs REDIS_SENTINEL_MASTER"))?;
+        let mut addrs = Vec::new();
+        let mut sentinel_auth = (None, None);
+        for url in &settings.urls {
+            let info = url.expose_secret().into_connection_info()?;
+            let redis = info.redis_settings();
+            sentinel_auth = (
+                redis.username().map(str::to_owned),
+                redis.password().map(str::to_owned),
+            );
+            addrs.push(info.addr().clone());
+        }
+        let tls =
+            matches!(addrs.first(), Some(redis::ConnectionAddr::TcpTls { .. })).then_some(TlsMode::Secure);
+        let mut builder = SentinelClientBuilder::new(addrs, &sentinel.master, SentinelServerType::Master)?;
+        if let Some(user) = sentinel_auth.0 {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = sentinel_auth.1 {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(user) = &sentinel.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = &sentinel.password {
+            builder = builder.set_client_to_redis_password(password.expose_secret());
+        }
+        if let Some(mode) = tls {
+            builder = builder
+                .set_client_to_sentinel_tls_mode(mode)
+                .set_client_to_redis_tls_mode(mode);
+        }
+        Ok(SentinelConnection {
+            sentinels: Arc::new(tokio::sync::Mutex::new((builder.build()?, 0))),
+            current: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    fn primary_address(&self) -> Option<String> {
+        self.current
+            .read()
+            .ok()
+            .and_then(|c| c.as_ref().map(|p| p.address.clone()))
+    }
+
+    fn cached(&self) -> Option<Primary> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
+
+    /// The primary's connection: the one in use, or a new one to the server the Sentinels name
+    /// now.
+    async fn primary(&self) -> RedisResult<Primary> {
+        if let Some(p) = self.cached() {
+            return Ok(p);
+        }
+        let mut sentinels = self.sentinels.lock().await;
+        // Another caller may have finished a discovery while we waited for the lock.
+        if let Some(p) = self.cached() {
+            return Ok(p);
+        }
+        let (client, generation) = &mut *sentinels;
+        let found = tokio::time::timeout(DISCOVERY_TIMEOUT, async {
+            // The crate asks the Sentinels, then checks with ROLE that the server it names
+            // really is a primary.
+            let primary = client.async_get_client().await?;
+            let address = primary.get_connection_info().addr().to_string();
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT));
+            let conn = primary
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            Ok::<_, RedisError>((conn, address))
+        })
+        .await
+        .map_err(|_| {
+            RedisError::from((
+                ErrorKind::Io,
+                "the Sentinels did not name a reachable primary in time",
+            ))
+        })??;
+        *generation += 1;
+        let primary = Primary {
+            conn: found.0,
+            address: found.1,
+            generation: *generation,
+        };
+        tracing::info!(primary = %primary.address, "connected to the Redis primary named by the Sentinels");
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(primary.clone());
+        }
+        Ok(primary)
+    }
+
+    /// Forgets the connection of `generation` (not a newer one another caller made).
+    fn forget(&self, generation: u64, why: &RedisError) {
+        if let Ok(mut current) = self.current.write() {
+            if current.as_ref().is_some_and(|p| p.generation == generation) {
+                tracing::warn!(error = %why, "lost the Redis primary; asking the Sentinels again");
+                *current = None;
+            }
+        }
+    }
+
+    /// What a failed command means for the connection: `READONLY` — the server was demoted and
+    /// nothing was written — is retried once on the new primary; a dead or silent connection
+    /// is dropped so the next command asks the Sentinels again.
+    fn after_error(&self, p: &Primary, e: &RedisError) -> bool {
+        let demoted = e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly);
+        if demoted
+            || e.kind() == ErrorKind::Server(ServerErrorKind::MasterDown)
+            || e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+        {
+            self.forget(p.generation, e);
+        }
+        demoted
+    }
+
+    async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        let mut p = self.primary().await?;
+        match p.conn.req_packed_command(cmd).await {
+            Err(e) if self.after_error(&p, &e) => {
+                let mut p = self.primary().await?;
+                p.conn.req_packed_command(cmd).await
+            }
+            other => other,
+        }
+    }
+
+    async fn pipeline(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        let mut p = self.primary().await?;
+        match p.conn.req_packed_commands(pipeline, offset, count).await {
+            Err(e) if self.after_error(&p, &e) => {
+                let mut p = self.primary().await?;
+                p.conn.req_packed_commands(pipeline, offset, count).await
+            }
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Failovers under a running request loop, on private topologies: a manual `CLUSTER FAILOVER`,
+//! a killed cluster primary, a killed Sentinel-monitored primary — and what
+//! `REDIS_WAIT_REPLICAS` changes for a revocation the replica never received.
+//!
+//! Each run records every answer; the assertions are the guarantees in docs/operations.md:
+//! nothing but 200, 401 (revoked sessions only) or 503; no revoked session ever served; no
+//! request longer than the bounded time; service back on its own within the recovery bound.
+//! The figures are printed (`cargo test failover -- --nocapture`) for the docs.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use crate::{
+    helpers::{servers::RedisCluster, *},
+    scale_out::{on_cluster, on_sentinel},
+};
+
+/// No request may take longer: connection and response timeouts are 1 s and 2 s, Sentinel
+/// discovery 3 s.
+const SLOWEST: Duration = Duration::from_secs(8);
+/// Service must be back within this after the fault (cluster node timeout or Sentinel
+/// down-after of 1 s, plus election and promotion).
+const RECOVERY: Duration = Duration::from_secs(20);
+
+/// Sessions the loop checks: live ones (must never be refused with 401) and ones revoked
+/// before the fault (must never be served).
+struct Probe {
+    live: Vec<String>,
+    revoked: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Status → count, for live and for revoked sessions.
+    live: BTreeMap<u16, usize>,
+    revoked: BTreeMap<u16, usize>,
+    /// From the fault to the last failed request on a live session.
+    recovery: Duration,
+    slowest: Duration,
+    requests: usize,
+}
+
+impl Outcome {
+    fn report(&self, what: &str) {
+        eprintln!(
+            "failover figures [{what}]: {} requests; live sessions {:?}; revoked sessions {:?}; \
+             recovered {:?} after the fault; slowest request {:?}",
+            self.requests, self.live, self.revoked, self.recovery, self.slowest
+        );
+    }
+
+    /// The guarantees, whatever the fault.
+    fn assert_guarantees(&self, what: &str) {
+        self.report(what);
+        for (status, n) in &self.live {
+            assert!(
+                *status == 200 || *status == 503,
+                "{what}: {n} live-session request(s) answered {status}"
+            );
+        }
+        for (status, n) in &self.revoked {
+            assert!(
+                *status == 401 || *status == 503,
+                "{what}: {n} revoked-session request(s) answered {status}"
+            );
+        }
+        assert!(
+            self.slowest < SLOWEST,
+            "{what}: a request took {:?}",
+            self.slowest
+        );
+        assert!(
+            self.recovery < RECOVERY,
+            "{what}: recovery took {:?}",
+            self.recovery
+        );
+        assert!(
+            self.live.get(&200).copied().unwrap_or(0) > 0,
+            "{what}: nothing served"
+        );
+    }
+}
+
+/// Signs up `n` accounts; the first `revoke` log out again. Returns their cookies.
+async fn probe(app: &TestApp, tag: &str, n: usize, revoke: usize) -> Probe {
+    let mut live = Vec::new();
+    let mut revoked = Vec::new();
+    for i in 0..n {
+        let (c, cookie) = app.signed_up_client(&format!("{tag}-{i}@example.com")).await;
+        if i < revoke {
+            let resp = c
+                .post(app.url("/auth/logout"))
+                .header("origin", app.origin())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 204);
+            revoked.push(cookie);
+        } else {
+            live.push(cookie);
+        }
+    }
+    Probe { live, revoked }
+}
+
+/// Runs four request loops over every probe session, injects `fault` after 300 ms of normal
+/// traffic, and stops once live sessions have been served without a failure for 1.5 s (or
+/// the recovery bound has passed).
+async fn under_fault(app: &TestApp, probe: &Probe, fault: impl FnOnce() + Send + 'static) -> Outcome {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let cookies: Vec<(bool, String)> = probe
+            .live
+            .iter()
+            .map(|c| (true, c.clone()))
+            .chain(probe.revoked.iter().map(|c| (false, c.clone())))
+            .collect();
+        let (url, name, stop) = (app.url("/auth/me"), app.cookie_name().to_string(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            let mut seen = Vec::new();
+            let mut i = w;
+            while !stop.load(Ordering::SeqCst) {
+                let (live, cookie) = &cookies[i % cookies.len()];
+                i += 1;
+                let at = Instant::now();
+                let status = match http
+                    .get(&url)
+                    .header("cookie", format!("{name}={cookie}"))
+                    .send()
+                    .await
+                {
+                    Ok(resp) => resp.status().as_u16(),
+                    Err(_) => 0,
+                };
+                seen.push((at, at.elapsed(), *live, status));
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fault_at = Instant::now();
+    tokio::task::spawn_blocking(fault).await.unwrap();
+    // Watch the loops' progress through a shared log would need locks; poll /auth/me instead.
+    let check = reqwest::Client::new();
+    let mut healthy_since: Option<Instant> = None;
+    while fault_at.elapsed() < RECOVERY + Duration::from_secs(2) {
+        let ok = check
+            .get(app.url("/auth/me"))
+            .header("cookie", format!("{}={}", app.cookie_name(), probe.live[0]))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        match (ok, healthy_since) {
+            (true, None) => healthy_since = Some(Instant::now()),
+            (true, Some(since)) if since.elapsed() > Duration::from_millis(1500) => break,
+            (false, _) => healthy_since = None,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut outcome = Outcome::default();
+    for w in workers {
+        for (at, took, live, status) in w.await.unwrap() {
+            outcome.requests += 1;
+            outcome.slowest = outcome.slowest.max(took);
+            let counts = if live {
+                &mut outcome.live
+            } else {
+                &mut outcome.revoked
+            };
+            *counts.entry(status).or_default() += 1;
+            if live && status != 200 && at + took > fault_at {
+                outcome.recovery = outcome.recovery.max((at + took).duration_since(fault_at));
+            }
+        }
+    }
+    assert!(started.elapsed() > Duration::from_millis(300));
+    outcome
+}
+
+/// A private six-node cluster that fails a silent node over after one second.
+async fn private_cluster() -> RedisCluster {
+    tokio::task::spawn_blocking(|| RedisCluster::start(1000))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_manual_cluster_failover_under_load_serves_or_fails_closed_and_recovers() {
+    let cluster = Arc::new(private_cluster().await);
+    let app = spawn_app_with(on_cluster(AppOptions::default(), &cluster)).await;
+    let probe = probe(&app, "manual-failover", 9, 3).await;
+    let c = cluster.clone();
+    let outcome = under_fault(&app, &probe, move || {
+        let primary = c.primaries()[0];
+        let replica = c.replica_of(primary);
+        let ok: String = c.nodes[replica]
+            .query(redis::cmd("CLUSTER").arg("FAILOVER"))
+            .unwrap();
+        assert_eq!(ok, "OK");
+    })
+    .await;
+    outcome.assert_guarantees("cluster: CLUSTER FAILOVER on a replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_cluster_primary_under_load_serves_or_fails_closed_and_recovers() {
+    let cluster = Arc::new(std::sync::Mutex::new(private_cluster().await));
+    let app = {
+        let c = cluster.lock().unwrap();
+        on_cluster(AppOptions::default(), &c)
+    };
+    let app = spawn_app_with(app.var("REDIS_WAIT_REPLICAS", "1")).await;
+    let probe = probe(&app, "killed-primary", 9, 3).await;
+    let c = cluster.clone();
+    let outcome = under_fault(&app, &probe, move || {
+        let mut c = c.lock().unwrap();
+        let primary = c.primaries()[0];
+        c.nodes[primary].stop();
+    })
+    .await;
+    outcome.assert_guarantees("cluster: a primary killed, REDIS_WAIT_REPLICAS=1");
+    // The revocations were acknowledged by the replicas before the kill: none came back.
+    for cookie in &probe.revoked {
+        assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 401);
+    }
+}
+
+/// A private Sentinel topology whose Sentinels call a silent primary down after one second.
+async fn private_sentinel() -> RedisSentinel {
+    tokio::task::spawn_blocking(|| {
+        let t = RedisSentinel::start();
+        for s in &t.sentinels {
+            let _: String = s
+                .query(
+                    redis::cmd("SENTINEL")
+                        .arg("SET")
+                        .arg(RedisSentinel::MASTER_NAME)
+                        .arg("down-after-milliseconds")
+                        .arg(1000),
+                )
+                .unwrap();
+        }
+        t
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replica() {
+    let topology = Arc::new(std::sync::Mutex::new(private_sentinel().await));
+    let opts = {
+        let t = topology.lock().unwrap();
+        on_sentinel(AppOptions::default(), &t.sentinel_urls())
+    };
+    let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", "1")).await;
+    let probe = probe(&app, "sentinel-failover", 9, 3).await;
+    let old_primary = topology.lock().unwrap().primary.port;
+    let t = topology.clone();
+    let outcome = under_fault(&app, &probe, move || t.lock().unwrap().primary.stop()).await;
+    outcome.assert_guarantees("sentinel: the primary killed, REDIS_WAIT_REPLICAS=1");
+    for cookie in &probe.revoked {
+        assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 401);
+    }
+    // Served by the promoted replica, with no restart.
+    let replica = topology.lock().unwrap().replica.port;
+    assert_ne!(replica, old_primary);
+    let role: String = topology
+        .lock()
+        .unwrap()
+        .replica
+        .query(redis::cmd("INFO").arg("replication"))
+        .unwrap();
+    assert!(role.contains("role:master"), "{role}");
+}
+
+/// Cuts the replica off from the primary so it can neither receive nor resync: what the
+/// primary acknowledges from now on exists nowhere else.
+fn isolate_replica(t: &RedisSentinel) {
+    let _: String = t
+        .replica
+        .query(
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("masterauth")
+                .arg("not-the-password"),
+        )
+        .unwrap();
+    let _: i64 = t
+        .replica
+        .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("master"))
+        .unwrap();
+}
+
+/// Kills the primary and waits until the Sentinels have promoted the replica.
+fn fail_over(t: &mut RedisSentinel) {
+    t.primary.stop();
+    let deadline = Instant::now() + RECOVERY;
+    loop {
+        let role: String = t.replica.query(redis::cmd("INFO").arg("replication")).unwrap();
+        if role.contains("role:master") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no failover within {RECOVERY:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until a live session is served again after a failover.
+async fn served_again(app: &TestApp, cookie: &str) {
+    let deadline = Instant::now() + RECOVERY;
+    while app.get_with_cookie("/auth/me", cookie).await.status() != 200 {
+        assert!(Instant::now() < deadline, "not served again within {RECOVERY:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_wait_a_revocation_only_the_lost_primary_had_comes_back_after_failover() {
+    let topology = private_sentinel().await;
+    let app = spawn_app_with(on_sentinel(AppOptions::default(), &topology.sentinel_urls())).await;
+    let (_keep, keep) = app.signed_up_client("lost-keep@example.com").await;
+    let (c, victim) = app.signed_up_client("lost-victim@example.com").await;
+    let mut topology = tokio::task::spawn_blocking(move || {
+        // Let the sign-ups replicate, then cut the replica off.
+        std::thread::sleep(Duration::from_millis(200));
+        isolate_replica(&topology);
+        topology
+    })
+    .await
+    .unwrap();
+    let resp = c
+        .post(app.url("/auth/logout"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204, "the primary alone acknowledged the logout");
+    topology = tokio::task::spawn_blocking(move || {
+        fail_over(&mut topology);
+        topology
+    })
+    .await
+    .unwrap();
+    served_again(&app, &keep).await;
+    // The trade-off REDIS_WAIT_REPLICAS exists for: the logged-out session is back.
+    assert_eq!(
+        app.get_with_cookie("/auth/me", &victim).await.status(),
+        200,
+        "asynchronous replication lost the revocation (this is the documented risk)"
+    );
+    drop(topology);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_wait_a_revocation_the_replica_did_not_get_fails_closed_instead_of_being_lost() {
+    let topology = private_sentinel().await;
+    let app = spawn_app_with(
+        on_sentinel(AppOptions::default(), &topology.sentinel_urls())
+            .var("REDIS_WAIT_REPLICAS", "1")
+            .var("REDIS_WAIT_TIMEOUT", "300ms"),
+    )
+    .await;
+    let (_keep, keep) = app.signed_up_client("wait-keep@example.com").await;
+    let (c, victim) = app.signed_up_client("wait-victim@example.com").await;
+    let (c2, _) = app.signed_up_client("wait-durable@example.com").await;
+    // With the replica in sync, a logout waits for it and succeeds.
+    let resp = c2
+        .post(app.url("/auth/logout"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let mut topology = tokio::task::spawn_blocking(move || {
+        isolate_replica(&topology);
+        topology
+    })
+    .await
+    .unwrap();
+    let resp = c
+        .post(app.url("/auth/logout"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        503,
+        "the logout must not claim a durability it lacks"
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "session_store_unavailable", "{body}");
+    topology = tokio::task::spawn_blocking(move || {
+        fail_over(&mut topology);
+        topology
+    })
+    .await
+    .unwrap();
+    served_again(&app, &keep).await;
+    // The revocation the replica never got is lost with the old primary, as without WAIT —
+    // but the caller was told so (503) and did not take the logout for done.
+    assert_eq!(app.get_with_cookie("/auth/me", &victim).await.status(), 200);
+    drop(topology);
+}

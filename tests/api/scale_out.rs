@@ -1,0 +1,251 @@
+//! Several authauth servers on one Redis Cluster or Sentinel topology: revocation seen at once
+//! everywhere, a rotation raced across servers, the operator CLI over every primary, and what
+//! readiness reports. (Failovers are in `failover.rs`.)
+
+use std::{collections::HashSet, time::Duration};
+
+use serde_json::Value;
+
+use crate::{
+    cli_ops::cli,
+    helpers::{servers::RedisCluster, *},
+};
+
+/// The variables that put an app on the run's shared Redis Cluster.
+pub(crate) fn on_cluster(opts: AppOptions, cluster: &RedisCluster) -> AppOptions {
+    opts.var("REDIS_MODE", "cluster")
+        .var("REDIS_URL", &cluster.redis_url())
+}
+
+/// The variables that put an app on the Sentinel topology `sentinels` watches.
+pub(crate) fn on_sentinel(opts: AppOptions, sentinels: &[String]) -> AppOptions {
+    opts.var("REDIS_MODE", "sentinel")
+        .var("REDIS_URL", &sentinels.join(","))
+        .var("REDIS_SENTINEL_MASTER", RedisSentinel::MASTER_NAME)
+}
+
+async fn cluster() -> &'static RedisCluster {
+    tokio::task::spawn_blocking(shared_cluster).await.unwrap()
+}
+
+async fn logout(app: &TestApp, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/auth/logout"))
+        .header("cookie", format!("{}={cookie}", app.cookie_name()))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn on_a_cluster_a_revocation_through_one_server_or_the_cli_is_refused_at_the_next_request_on_another() {
+    let cluster = cluster().await;
+    let a = spawn_app_with(on_cluster(AppOptions::default(), cluster)).await;
+    let b = spawn_app_with(on_cluster(AppOptions::default().sharing(&a), cluster)).await;
+    let (_c, first) = a.signed_up_client("fleet-cluster@example.com").await;
+    let second = set_cookie_value(
+        &b.login_with(&client(), "fleet-cluster@example.com", PASSWORD)
+            .await,
+        b.cookie_name(),
+    )
+    .unwrap();
+    for (app, cookie) in [(&a, &first), (&b, &first), (&a, &second), (&b, &second)] {
+        assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 200);
+    }
+
+    // Logging out through B: A refuses the session at its very next request, saying why.
+    assert_eq!(logout(&b, &first).await, 204);
+    let resp = a.get_with_cookie("/auth/me", &first).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_revoked");
+
+    // An operator revoking from the terminal: both servers refuse the other session at once.
+    let out = cli(
+        &a,
+        &[
+            "sessions",
+            "revoke",
+            "--user",
+            "fleet-cluster@example.com",
+            "--yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    for app in [&a, &b] {
+        let resp = app.get_with_cookie("/auth/me", &second).await;
+        assert_eq!(resp.status(), 401);
+        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_revoked");
+    }
+}
+
+#[tokio::test]
+async fn on_a_cluster_parallel_requests_split_over_two_servers_across_a_rotation_have_exactly_one_successor()
+{
+    let cluster = cluster().await;
+    let rotation = |o: AppOptions| {
+        o.var("SESSION_ROTATION_INTERVAL", "3s")
+            .var("SESSION_ROTATION_GRACE", "2s")
+    };
+    let a = spawn_app_with(on_cluster(rotation(AppOptions::default()), cluster)).await;
+    let b = spawn_app_with(on_cluster(rotation(AppOptions::default().sharing(&a)), cluster)).await;
+    let (_c, cookie) = a.signed_up_client("rotate-cluster@example.com").await;
+    a.advance(Duration::from_millis(3100));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (url, name, cookie) = (app.url("/auth/me"), app.cookie_name().to_string(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .header("cookie", format!("{name}={cookie}"))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), set_cookie_value(&resp, &name))
+        }));
+    }
+    let mut successors = HashSet::new();
+    for t in tasks {
+        let (status, set) = t.await.unwrap();
+        assert_eq!(status, 200, "a parallel request was logged out");
+        successors.extend(set);
+    }
+    assert_eq!(successors.len(), 1, "{successors:?}");
+    let successor = successors.into_iter().next().unwrap();
+    assert_ne!(successor, cookie);
+    for app in [&a, &b] {
+        assert_eq!(app.get_with_cookie("/auth/me", &successor).await.status(), 200);
+    }
+    a.advance(Duration::from_millis(2100));
+    assert_eq!(
+        b.get_with_cookie("/auth/me", &cookie).await.status(),
+        401,
+        "grace ended"
+    );
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_cli_lists_every_session_once_and_revokes_by_user_all_and_disable() {
+    let cluster = cluster().await;
+    let app = spawn_app_with(on_cluster(AppOptions::default(), cluster)).await;
+    // Twelve users: their sessions land on every primary (a user's slot follows their id).
+    let mut cookies = Vec::new();
+    for i in 0..12 {
+        let (_c, cookie) = app.signed_up_client(&format!("spread-{i}@example.com")).await;
+        cookies.push(cookie);
+    }
+    let listed = |app: &TestApp| -> Vec<String> {
+        let out = cli(app, &["sessions", "list", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let all: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ids = listed(&app);
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        12,
+        "a session listed twice"
+    );
+    let holders: HashSet<u16> = {
+        let prefix = app.redis_prefix.clone();
+        tokio::task::spawn_blocking(move || {
+            cluster
+                .primaries()
+                .into_iter()
+                .filter(|&i| {
+                    let (_, keys): (u64, Vec<String>) = cluster.nodes[i]
+                        .query(
+                            redis::cmd("SCAN")
+                                .arg(0)
+                                .arg("MATCH")
+                                .arg(format!("{prefix}*"))
+                                .arg("COUNT")
+                                .arg(10_000),
+                        )
+                        .unwrap();
+                    !keys.is_empty()
+                })
+                .map(|i| cluster.nodes[i].port)
+                .collect()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        holders.len(),
+        3,
+        "the sessions did not spread over the three primaries"
+    );
+
+    let out = cli(
+        &app,
+        &["sessions", "revoke", "--user", "spread-0@example.com", "--yes"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app.get_with_cookie("/auth/me", &cookies[0]).await.status(), 401);
+    let out = cli(&app, &["users", "disable", "spread-1@example.com", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app.get_with_cookie("/auth/me", &cookies[1]).await.status(), 401);
+    assert_eq!(listed(&app).len(), 10);
+
+    let out = cli(&app, &["sessions", "revoke", "--all", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for cookie in &cookies {
+        assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 401);
+    }
+    assert!(listed(&app).is_empty());
+}
+
+#[tokio::test]
+async fn readiness_and_config_check_say_what_they_reached_on_a_cluster_and_through_sentinels() {
+    let cluster = cluster().await;
+    let app = spawn_app_with(on_cluster(AppOptions::default(), cluster)).await;
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["checks"]["sessionStore"]["reached"], "cluster: 16384/16384 slots on 3 primaries",
+        "{ready}"
+    );
+    let out = cli(&app, &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("redis cluster redis://127.0.0.1:"), "{text}");
+    assert!(
+        text.contains("ok (cluster: 16384/16384 slots on 3 primaries; primary 127.0.0.1:"),
+        "{text}"
+    );
+
+    let (sentinels, primary) = tokio::task::spawn_blocking(|| {
+        let t = shared_sentinel();
+        (t.sentinel_urls(), t.primary.port)
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with(on_sentinel(AppOptions::default(), &sentinels)).await;
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(
+        ready["checks"]["sessionStore"]["reached"],
+        "sentinel: the primary answers"
+    );
+    // The public probe never names an internal address; the operator's terminal does.
+    assert!(!ready.to_string().contains(&primary.to_string()), "{ready}");
+    let out = cli(&app, &["config", "check"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("sentinel master  authauth"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ok (sentinel: the primary answers; primary 127.0.0.1:{primary})"
+        )),
+        "{text}"
+    );
+}
