@@ -196,11 +196,12 @@ class Redis:
     def info(self, section):
         return dict(line.split(":", 1) for line in self.cli("INFO", section).splitlines() if ":" in line)
 
-    def commands(self):
-        """Total calls per command since the last reset."""
+    def commands(self, what="calls"):
+        """Per command since the last reset: its calls, or (`usec`) the microseconds Redis spent
+        executing them."""
         stats = {}
         for line in self.cli("INFO", "commandstats").splitlines():
-            m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+            m = re.match(rf"cmdstat_([^:]+):.*\b{what}=(\d+)", line)
             if m and m.group(1) not in NOT_AUTHAUTH:
                 stats[m.group(1)] = int(m.group(2))
         return stats
@@ -292,10 +293,10 @@ class RedisCluster:
     def replica_nodes(self):
         return [n for n in self.nodes if n.info("replication")["role"].strip() != "master"]
 
-    def commands(self):
+    def commands(self, what="calls"):
         total = {}
         for n in self.primaries():
-            for cmd, calls in n.commands().items():
+            for cmd, calls in n.commands(what).items():
                 total[cmd] = total.get(cmd, 0) + calls
         return total
 
@@ -605,8 +606,10 @@ def measure_me(base, store, rss, connections, duration, env):
     cpu = (process_cpu_seconds(rss.pid), store.cpu_seconds())
     r = wrk(base + "/auth/me", connections, duration, "me.lua", env)
     calls = store.commands()
+    usec = store.commands("usec")
     n = max(r["requests"], 1)
     r["redis_commands"] = calls
+    r["redis_usec_per_call"] = {cmd: usec.get(cmd, 0) / calls[cmd] for cmd in calls if calls[cmd]}
     r["redis_commands_per_request"] = sum(calls.values()) / n
     r["peak_rss_bytes"] = rss.peak
     # CPU time per request, of the server process and of Redis (the primaries): what sizing
@@ -775,7 +778,10 @@ def cluster_report(r):
     total = sum(calls.values()) or 1
     replicas = c["memory"]["replicas_used_memory_delta"]
     lay = r["cluster_layout"]
+    exec_us = ", ".join(f"{name}: " + ", ".join(f"`{cmd}` {us:.2f} µs" for cmd, us in sorted(r[name]["me_50"]["redis_usec_per_call"].items()))
+                        for name in STORES)
     md += ["", f"- cluster ÷ standalone `/auth/me` req/s, each round: {', '.join(f'{x:.2f}' for x in me_ratios)}.",
+           f"- Redis execution time per call (INFO commandstats `usec_per_call`, 50 conns): {exec_us}.",
            f"- Non-2xx answers under load, both stores: {bad}.",
            "- Commands the cluster's primaries served under `/auth/me` load: "
            + ", ".join(f"`{cmd}` {n / total:.1%}" for cmd, n in sorted(calls.items(), key=lambda kv: -kv[1])) + ".",
@@ -900,6 +906,13 @@ def memory_main(args):
         r["mean_memory_usage"] = mean
         r["index_encoding"] = redis.pipe([f"OBJECT ENCODING {next(k for k in keys if key_kind(k) == 'u')}"])[0]
 
+        # What the same accounts cost PostgreSQL (tables with their indexes and TOAST).
+        tables = run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc",
+                      "SELECT relname, pg_total_relation_size(relid) FROM pg_stat_user_tables"])
+        r["postgres_table_bytes"] = {t: int(b) for t, b in (l.split("|") for l in tables.split())}
+        r["postgres_accounts"] = int(run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-Atc",
+                                          "SELECT count(*) FROM users"]).strip())
+
         # 2. One account's keys as its sessions grow: the index with 1, 2, 10 and 25 entries
         #    (25: MAX_SESSIONS_PER_USER's default), then a tombstone.
         me = users + 1
@@ -952,6 +965,11 @@ def memory_report(r):
            f"| **used_memory per 10,000 live sessions** (2 per account) | **{r['used_memory_per_10000_sessions']:,.0f}** | "
            f"`INFO memory` before and after, throttling counters removed first |",
            f"| … per session | {r['used_memory_per_10000_sessions'] / 10_000:,.0f} | |",
+           "",
+           "PostgreSQL for the same accounts (`pg_total_relation_size`, indexes included): "
+           + ", ".join(f"`{t}` {b / 1e6:.2f} MB" for t, b in sorted(r["postgres_table_bytes"].items()) if b > 16384)
+           + f"; `users` + `identities` = {(r['postgres_table_bytes'].get('users', 0) + r['postgres_table_bytes'].get('identities', 0)) / r['postgres_accounts']:,.0f} bytes per account"
+           f" ({r['postgres_accounts']:,} accounts).",
            "",
            "Keys after the sign-ins: " + ", ".join(f"`{k}` {v:,}" for k, v in sorted(r["keys"].items()))
            + f" (the `at:` keys are sign-in throttling counters, {r['counter_bytes']:,} bytes in all, removed before the"
