@@ -22,8 +22,8 @@ use redis::{
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
-    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, TlsMode, Value,
+    AsyncConnectionConfig, ClientTlsConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use secrecy::ExposeSecret;
 
@@ -50,7 +50,10 @@ impl Connection {
         match settings.mode {
             RedisMode::Standalone => {
                 let url = settings.urls.first().ok_or_else(|| invalid("no Redis URL"))?;
-                let client = redis::Client::open(url.expose_secret())?;
+                let client = match certificates(settings) {
+                    Some(certs) => redis::Client::build_with_tls(url.expose_secret(), certs)?,
+                    None => redis::Client::open(url.expose_secret())?,
+                };
                 // Fail fast while Redis is down (requests answer 503 quickly); the manager
                 // reconnects on later commands, so service recovers without a restart.
                 let config = ConnectionManagerConfig::new()
@@ -64,13 +67,16 @@ impl Connection {
             }
             RedisMode::Cluster => {
                 let seeds: Vec<&str> = settings.urls.iter().map(|u| u.expose_secret()).collect();
-                let client = ClusterClient::builder(seeds)
+                let mut builder = ClusterClient::builder(seeds)
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(3)
                     .min_retry_wait(10)
-                    .max_retry_wait(200)
-                    .build()?;
+                    .max_retry_wait(200);
+                if let Some(certs) = certificates(settings) {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 Ok(Connection::Cluster(LazyCluster {
                     client: Arc::new(client),
                     current: Arc::new(tokio::sync::OnceCell::new()),
@@ -95,6 +101,18 @@ impl Connection {
             _ => None,
         }
     }
+}
+
+/// `REDIS_CA_FILE` and the client certificate, when any is configured.
+fn certificates(settings: &RedisSettings) -> Option<TlsCertificates> {
+    let tls = &settings.tls;
+    (tls.ca.is_some() || tls.client.is_some()).then(|| TlsCertificates {
+        client_tls: tls.client.as_ref().map(|(cert, key)| ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.expose_secret().as_bytes().to_vec(),
+        }),
+        root_cert: tls.ca.clone(),
+    })
 }
 
 fn invalid(what: &'static str) -> RedisError {
@@ -206,6 +224,11 @@ impl SentinelConnection {
             builder = builder
                 .set_client_to_sentinel_tls_mode(mode)
                 .set_client_to_redis_tls_mode(mode);
+            if let Some(certs) = certificates(settings) {
+                builder = builder
+                    .set_client_to_sentinel_certificates(certs.clone())
+                    .set_client_to_redis_certificates(certs);
+            }
         }
         Ok(SentinelConnection {
             sentinels: Arc::new(tokio::sync::Mutex::new((builder.build()?, 0))),
