@@ -141,6 +141,25 @@ pub async fn identities_of(
         .await
 }
 
+/// The identities of several users in one query (a page of `users list`).
+pub async fn identities_of_many(
+    db: &impl ConnectionTrait,
+    user_ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<identities::Model>>, DbErr> {
+    let mut by_user: std::collections::HashMap<Uuid, Vec<identities::Model>> = Default::default();
+    if user_ids.is_empty() {
+        return Ok(by_user);
+    }
+    for identity in identities::Entity::find()
+        .filter(identities::Column::UserId.is_in(user_ids.iter().copied()))
+        .all(db)
+        .await?
+    {
+        by_user.entry(identity.user_id).or_default().push(identity);
+    }
+    Ok(by_user)
+}
+
 /// Links a provider identity to a user (unique on `(issuer, subject)`).
 pub async fn link_identity(
     db: &impl ConnectionTrait,

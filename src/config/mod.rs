@@ -28,7 +28,7 @@ pub use self::{
     google::GoogleSettings,
     logging::LogFormat,
     parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
-    redis::{RedisMode, RedisSettings, SentinelSettings, WaitForReplicas},
+    redis::{RedisMode, RedisSettings, RedisTls, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
     session::{LimitAction, SecretSource, SessionSettings, DEV_SECRET_FILE, MIN_SECRET_LEN},
     urls::redact_url,

@@ -60,6 +60,14 @@ pub struct WaitForReplicas {
     pub timeout: Duration,
 }
 
+/// `rediss://` trust and identity beyond the system's roots: `REDIS_CA_FILE` (PEM, replaces the
+/// system roots), `REDIS_CLIENT_CERT_FILE` + `REDIS_CLIENT_KEY_FILE` (mutual TLS).
+#[derive(Clone, Default)]
+pub struct RedisTls {
+    pub ca: Option<Vec<u8>>,
+    pub client: Option<(Vec<u8>, SecretString)>,
+}
+
 #[derive(Clone)]
 pub struct RedisSettings {
     pub mode: RedisMode,
@@ -71,6 +79,8 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Unset: a revocation returns once the primary has it.
     pub wait: Option<WaitForReplicas>,
+    /// For `rediss://`; empty: the system's roots, no client certificate.
+    pub tls: RedisTls,
 }
 
 impl RedisSettings {
@@ -82,6 +92,7 @@ impl RedisSettings {
             sentinel: None,
             key_prefix: key_prefix.into(),
             wait: None,
+            tls: RedisTls::default(),
         }
     }
 
@@ -103,6 +114,8 @@ impl fmt::Debug for RedisSettings {
             .field("sentinel_master", &self.sentinel.as_ref().map(|s| &s.master))
             .field("key_prefix", &self.key_prefix)
             .field("wait", &self.wait)
+            .field("ca_file", &self.tls.ca.is_some())
+            .field("client_certificate", &self.tls.client.is_some())
             .finish()
     }
 }
@@ -145,6 +158,7 @@ fn settings<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Option<RedisSettings> {
     }
     let mode = mode(p);
     let wait = wait(p);
+    let tls = tls(p);
     let username = p.get("REDIS_USERNAME");
     let password = p.get("REDIS_PASSWORD");
     let master = p.get("REDIS_SENTINEL_MASTER");
@@ -175,6 +189,7 @@ fn settings<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Option<RedisSettings> {
             return match build_url("redis", &host, port, username.as_deref(), password.as_deref(), "") {
                 Ok(url) => Some(RedisSettings {
                     wait,
+                    tls,
                     ..RedisSettings::standalone(url, key_prefix)
                 }),
                 Err(msg) => {
@@ -262,7 +277,46 @@ fn settings<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Option<RedisSettings> {
         sentinel,
         key_prefix,
         wait,
+        tls,
     })
+}
+
+/// Reads a PEM file named by `key`, or reports why it cannot.
+fn pem<V: Vars + ?Sized>(p: &mut Parser<'_, V>, key: &str) -> Option<Vec<u8>> {
+    let path = p.get(key)?;
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.windows(11).any(|w| w == b"-----BEGIN ") => Some(bytes),
+        Ok(_) => {
+            p.problem(key, format!("`{path}` holds no PEM block"));
+            None
+        }
+        Err(e) => {
+            p.problem(key, format!("cannot read `{path}` ({e})"));
+            None
+        }
+    }
+}
+
+fn tls<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> RedisTls {
+    let ca = pem(p, "REDIS_CA_FILE");
+    let cert = pem(p, "REDIS_CLIENT_CERT_FILE");
+    let key = pem(p, "REDIS_CLIENT_KEY_FILE");
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some((
+            cert,
+            SecretString::from(String::from_utf8_lossy(&key).into_owned()),
+        )),
+        (None, None) => None,
+        (Some(_), None) => {
+            p.problem("REDIS_CLIENT_KEY_FILE", "required with REDIS_CLIENT_CERT_FILE");
+            None
+        }
+        (None, Some(_)) => {
+            p.problem("REDIS_CLIENT_CERT_FILE", "required with REDIS_CLIENT_KEY_FILE");
+            None
+        }
+    };
+    RedisTls { ca, client }
 }
 
 /// Cluster seeds and Sentinels must agree on TLS and credentials, and a cluster has only
@@ -425,6 +479,41 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.variables(), ["REDIS_SENTINEL_MASTER"]);
+    }
+
+    #[test]
+    fn tls_files_must_be_readable_pem_and_the_client_pair_complete() {
+        let dir = std::env::temp_dir().join(format!("authauth-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("ca.txt");
+        std::fs::write(&not_pem, "hello").unwrap();
+        let cert = dir.join("client.pem");
+        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n").unwrap();
+        let err = Settings::from_vars(&[
+            ("REDIS_URL", "rediss://a:6380"),
+            ("REDIS_CA_FILE", not_pem.to_str().unwrap()),
+            ("REDIS_CLIENT_CERT_FILE", cert.to_str().unwrap()),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("REDIS_CA_FILE: `") && text.contains("holds no PEM block"),
+            "{text}"
+        );
+        assert!(
+            text.contains("REDIS_CLIENT_KEY_FILE: required with REDIS_CLIENT_CERT_FILE"),
+            "{text}"
+        );
+        let err = Settings::from_vars(&[
+            ("REDIS_URL", "rediss://a:6380"),
+            ("REDIS_CA_FILE", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read `/nonexistent/ca.pem`"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

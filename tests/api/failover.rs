@@ -289,6 +289,95 @@ async fn a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replic
     assert!(role.contains("role:master"), "{role}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_planned_sentinel_failover_moves_reads_and_writes_off_the_demoted_primary() {
+    let topology = Arc::new(private_sentinel().await);
+    let app = spawn_app_with(on_sentinel(AppOptions::default(), &topology.sentinel_urls())).await;
+    let probe = probe(&app, "planned-sentinel", 9, 3).await;
+    let t = topology.clone();
+    let outcome = under_fault(&app, &probe, move || {
+        let ok: String = t.sentinels[0]
+            .query(
+                redis::cmd("SENTINEL")
+                    .arg("FAILOVER")
+                    .arg(RedisSentinel::MASTER_NAME),
+            )
+            .unwrap();
+        assert_eq!(ok, "OK");
+        let deadline = Instant::now() + RECOVERY;
+        while !t
+            .replica
+            .query::<String>(redis::cmd("INFO").arg("replication"))
+            .unwrap()
+            .contains("role:master")
+        {
+            assert!(Instant::now() < deadline, "no failover within {RECOVERY:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+    outcome.assert_guarantees("sentinel: SENTINEL FAILOVER (the old primary stays up, demoted)");
+    // Every Sentinel names the new primary (each has announced +switch-master by then), while
+    // the old one may still answer as a primary until the Sentinels demote it.
+    let t = topology.clone();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + RECOVERY;
+        for s in &t.sentinels {
+            loop {
+                let (_, port): (String, u16) = s
+                    .query(
+                        redis::cmd("SENTINEL")
+                            .arg("GET-MASTER-ADDR-BY-NAME")
+                            .arg(RedisSentinel::MASTER_NAME),
+                    )
+                    .unwrap();
+                if port == t.replica.port {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the Sentinels never agreed on the new primary"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    // A sign-in now is written to the new primary, not to the old one still up beside it, and
+    // its logout is seen at once.
+    let sessions_on_new_primary = || -> usize {
+        let (_, keys): (u64, Vec<String>) = topology
+            .replica
+            .query(
+                redis::cmd("SCAN")
+                    .arg(0)
+                    .arg("MATCH")
+                    .arg(format!("{}*:s:*", app.redis_prefix))
+                    .arg("COUNT")
+                    .arg(10_000),
+            )
+            .unwrap();
+        keys.len()
+    };
+    let before = sessions_on_new_primary();
+    let (c, cookie) = app.signed_up_client("after-planned@example.com").await;
+    assert_eq!(
+        sessions_on_new_primary(),
+        before + 1,
+        "the sign-in went to the new primary"
+    );
+    let resp = c
+        .post(app.url("/auth/logout"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.get_with_cookie("/auth/me", &cookie).await.status(), 401);
+    assert_eq!(sessions_on_new_primary(), before, "and so did the logout");
+}
+
 /// Cuts the replica off from the primary so it can neither receive nor resync: what the
 /// primary acknowledges from now on exists nowhere else.
 fn isolate_replica(t: &RedisSentinel) {

@@ -8,7 +8,10 @@ use serde_json::Value;
 
 use crate::{
     cli_ops::cli,
-    helpers::{servers::RedisCluster, *},
+    helpers::{
+        servers::{test_ca, Acl, RedisCluster, RedisServer},
+        *,
+    },
 };
 
 /// The variables that put an app on the run's shared Redis Cluster.
@@ -248,4 +251,86 @@ async fn readiness_and_config_check_say_what_they_reached_on_a_cluster_and_throu
         )),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acl_users_are_used_on_a_cluster_and_kept_apart_from_the_sentinels_own() {
+    // A cluster whose default user is off: only the named ACL user gets in.
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start_as(5000, Acl::DATA))
+        .await
+        .unwrap();
+    let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.bare_url()).collect();
+    let as_user = |password: &str| {
+        AppOptions::default()
+            .var("REDIS_MODE", "cluster")
+            .var("REDIS_URL", &seeds.join(","))
+            .var("REDIS_USERNAME", Acl::DATA.user)
+            .var("REDIS_PASSWORD", password)
+    };
+    let app = spawn_app_with(as_user(Acl::DATA.password)).await;
+    let (c, _) = app.signed_up_client("acl-cluster@example.com").await;
+    assert_eq!(app.me(&c).await.0, 200);
+    let refused = spawn_app_with(as_user("not-the-password")).await;
+    let ready = refused.get("/ready").await;
+    assert_eq!(ready.status(), 503, "a wrong password must not pass readiness");
+
+    // Sentinels with their own user, data nodes with another.
+    let topology = tokio::task::spawn_blocking(RedisSentinel::start_with_acl)
+        .await
+        .unwrap();
+    let sentinels: Vec<String> = topology.sentinels.iter().map(|s| s.bare_url()).collect();
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("REDIS_MODE", "sentinel")
+            .var("REDIS_URL", &sentinels.join(","))
+            .var("REDIS_SENTINEL_MASTER", RedisSentinel::MASTER_NAME)
+            .var("REDIS_SENTINEL_USERNAME", Acl::SENTINEL.user)
+            .var("REDIS_SENTINEL_PASSWORD", Acl::SENTINEL.password)
+            .var("REDIS_USERNAME", Acl::DATA.user)
+            .var("REDIS_PASSWORD", Acl::DATA.password),
+    )
+    .await;
+    let (c, _) = app.signed_up_client("acl-sentinel@example.com").await;
+    assert_eq!(app.me(&c).await.0, 200);
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rediss_is_verified_against_redis_ca_file_on_a_server_and_on_a_cluster() {
+    let (server, tls_port) = tokio::task::spawn_blocking(RedisServer::start_tls).await.unwrap();
+    let ca = tokio::task::spawn_blocking(|| test_ca().ca.display().to_string())
+        .await
+        .unwrap();
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("REDIS_URL", &url)
+            .var("REDIS_CA_FILE", &ca),
+    )
+    .await;
+    let (c, _) = app.signed_up_client("tls-server@example.com").await;
+    assert_eq!(app.me(&c).await.0, 200);
+    // The same server without the CA: its certificate is not trusted, nothing is sent.
+    let untrusted = spawn_app_with(AppOptions::default().var("REDIS_URL", &url)).await;
+    assert_eq!(untrusted.get("/ready").await.status(), 503);
+
+    let (cluster, seeds) = tokio::task::spawn_blocking(RedisCluster::start_tls)
+        .await
+        .unwrap();
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("REDIS_MODE", "cluster")
+            .var("REDIS_URL", &seeds.join(","))
+            .var("REDIS_CA_FILE", &ca),
+    )
+    .await;
+    let (c, _) = app.signed_up_client("tls-cluster@example.com").await;
+    assert_eq!(app.me(&c).await.0, 200);
+    let ready: Value = app.get("/ready").await.json().await.unwrap();
+    assert_eq!(
+        ready["checks"]["sessionStore"]["reached"], "cluster: 16384/16384 slots on 3 primaries",
+        "{ready}"
+    );
+    drop((server, cluster));
 }

@@ -219,6 +219,7 @@ conformance!(
     a_flow_is_taken_exactly_once_and_never_after_it_expires,
     concurrent_attempts_are_all_counted_without_errors,
     attempt_windows_restart_after_they_end_and_give_back_and_reset,
+    resetting_a_prefix_clears_every_window_under_it_wherever_it_lives,
     a_sign_in_over_the_limit_ends_the_least_recently_used_session,
     concurrent_sign_ins_never_pass_the_limit,
     with_refuse_a_sign_in_over_the_limit_writes_nothing,
@@ -766,6 +767,30 @@ async fn attempt_windows_restart_after_they_end_and_give_back_and_reset(f: Fixtu
     );
     a.unhit(&key, T0 + 30_000).await.unwrap();
     assert_eq!(a.hit(&key, 10_000, T0 + 30_001).await.unwrap().count, 1, "{name}");
+}
+
+async fn resetting_a_prefix_clears_every_window_under_it_wherever_it_lives(f: Fixture) {
+    let name = f.stores.kind();
+    let a = &f.stores.attempts;
+    // Counter keys are digests and `:` (the SQL store refuses anything else as a prefix).
+    let prefix = unique("unlock").replace('-', "");
+    // Forty counters under the prefix (spread over every primary of a cluster), two beside it.
+    for i in 0..40 {
+        a.hit(&format!("{prefix}:{i}"), 60_000, T0).await.unwrap();
+    }
+    let beside = format!("{prefix}0");
+    a.hit(&beside, 60_000, T0).await.unwrap();
+    a.hit(&beside, 60_000, T0).await.unwrap();
+    assert_eq!(a.reset_prefix(&format!("{prefix}:")).await.unwrap(), 40, "{name}");
+    for i in 0..40 {
+        let w = a.hit(&format!("{prefix}:{i}"), 60_000, T0 + 1).await.unwrap();
+        assert_eq!(w.count, 1, "{name}: counter {i} survived the reset");
+    }
+    assert_eq!(
+        a.hit(&beside, 60_000, T0 + 1).await.unwrap().count,
+        3,
+        "{name}: a key beside the prefix"
+    );
 }
 
 fn sessions(f: &Fixture, idle: u64, absolute: u64, rotation: u64, grace: u64) -> Sessions {

@@ -22,8 +22,8 @@ use redis::{
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
-    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, TlsMode, Value,
+    AsyncConnectionConfig, ClientTlsConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError,
+    RedisFuture, RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use secrecy::ExposeSecret;
 
@@ -50,7 +50,10 @@ impl Connection {
         match settings.mode {
             RedisMode::Standalone => {
                 let url = settings.urls.first().ok_or_else(|| invalid("no Redis URL"))?;
-                let client = redis::Client::open(url.expose_secret())?;
+                let client = match certificates(settings) {
+                    Some(certs) => redis::Client::build_with_tls(url.expose_secret(), certs)?,
+                    None => redis::Client::open(url.expose_secret())?,
+                };
                 // Fail fast while Redis is down (requests answer 503 quickly); the manager
                 // reconnects on later commands, so service recovers without a restart.
                 let config = ConnectionManagerConfig::new()
@@ -64,13 +67,16 @@ impl Connection {
             }
             RedisMode::Cluster => {
                 let seeds: Vec<&str> = settings.urls.iter().map(|u| u.expose_secret()).collect();
-                let client = ClusterClient::builder(seeds)
+                let mut builder = ClusterClient::builder(seeds)
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(3)
                     .min_retry_wait(10)
-                    .max_retry_wait(200)
-                    .build()?;
+                    .max_retry_wait(200);
+                if let Some(certs) = certificates(settings) {
+                    builder = builder.certs(certs);
+                }
+                let client = builder.build()?;
                 Ok(Connection::Cluster(LazyCluster {
                     client: Arc::new(client),
                     current: Arc::new(tokio::sync::OnceCell::new()),
@@ -95,6 +101,18 @@ impl Connection {
             _ => None,
         }
     }
+}
+
+/// `REDIS_CA_FILE` and the client certificate, when any is configured.
+fn certificates(settings: &RedisSettings) -> Option<TlsCertificates> {
+    let tls = &settings.tls;
+    (tls.ca.is_some() || tls.client.is_some()).then(|| TlsCertificates {
+        client_tls: tls.client.as_ref().map(|(cert, key)| ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.expose_secret().as_bytes().to_vec(),
+        }),
+        root_cert: tls.ca.clone(),
+    })
 }
 
 fn invalid(what: &'static str) -> RedisError {
@@ -206,11 +224,24 @@ impl SentinelConnection {
             builder = builder
                 .set_client_to_sentinel_tls_mode(mode)
                 .set_client_to_redis_tls_mode(mode);
+            if let Some(certs) = certificates(settings) {
+                builder = builder
+                    .set_client_to_sentinel_certificates(certs.clone())
+                    .set_client_to_redis_certificates(certs);
+            }
         }
-        Ok(SentinelConnection {
+        let connection = SentinelConnection {
             sentinels: Arc::new(tokio::sync::Mutex::new((builder.build()?, 0))),
             current: Arc::new(RwLock::new(None)),
-        })
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watch_switches(
+                connection.sentinels.clone(),
+                Arc::downgrade(&connection.current),
+                sentinel.master.clone(),
+            ));
+        }
+        Ok(connection)
     }
 
     fn primary_address(&self) -> Option<String> {
@@ -269,6 +300,15 @@ impl SentinelConnection {
         Ok(primary)
     }
 
+    /// Forgets the connection whatever its generation: the Sentinels moved the primary.
+    fn switched(current: &RwLock<Option<Primary>>, to: &str) {
+        if let Ok(mut current) = current.write() {
+            if let Some(p) = current.take() {
+                tracing::warn!(from = %p.address, to, "the Sentinels moved the Redis primary");
+            }
+        }
+    }
+
     /// Forgets the connection of `generation` (not a newer one another caller made).
     fn forget(&self, generation: u64, why: &RedisError) {
         if let Ok(mut current) = self.current.write() {
@@ -316,5 +356,59 @@ impl SentinelConnection {
             }
             other => other,
         }
+    }
+}
+
+/// Listens on a Sentinel for `+switch-master` and drops the primary's connection as soon as a
+/// failover of `master` is announced, so no command goes to the old primary after that — not
+/// even while it is still up and has not been demoted yet (a planned `SENTINEL FAILOVER`). A
+/// dead Sentinel is replaced by the next one that answers; after every (re)subscription the
+/// primary is asked for again, in case a switch was missed meanwhile. Ends with the connection.
+async fn watch_switches(
+    sentinels: Arc<tokio::sync::Mutex<(SentinelClient, u64)>>,
+    current: std::sync::Weak<RwLock<Option<Primary>>>,
+    master: String,
+) {
+    use futures_util::StreamExt;
+    loop {
+        let client = {
+            let mut guard = sentinels.lock().await;
+            tokio::time::timeout(DISCOVERY_TIMEOUT, guard.0.async_get_sentinel_client()).await
+        };
+        let subscribed = match client {
+            Ok(Ok(client)) => {
+                match tokio::time::timeout(DISCOVERY_TIMEOUT, client.get_async_pubsub()).await {
+                    Ok(Ok(mut pubsub)) => pubsub.subscribe("+switch-master").await.map(|()| pubsub),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(RedisError::from((ErrorKind::Io, "no Sentinel answered in time"))),
+                }
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(RedisError::from((ErrorKind::Io, "no Sentinel answered in time"))),
+        };
+        match subscribed {
+            Ok(pubsub) => {
+                let Some(state) = current.upgrade() else { return };
+                SentinelConnection::switched(&state, "(asked again after subscribing)");
+                drop(state);
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    // `<master name> <old ip> <old port> <new ip> <new port>`
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    let mut words = payload.split(' ');
+                    if words.next() != Some(master.as_str()) {
+                        continue;
+                    }
+                    let Some(state) = current.upgrade() else { return };
+                    let to: Vec<&str> = words.skip(2).collect();
+                    SentinelConnection::switched(&state, &to.join(":"));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot subscribe to the Sentinels' switch announcements"),
+        }
+        if current.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -523,6 +523,8 @@ pub struct RedisServer {
     pub dir: PathBuf,
     /// A configuration file given before the options (Sentinel needs one it can rewrite).
     config: Option<PathBuf>,
+    /// The ACL user and password clients (and the harness) authenticate with.
+    pub auth: Option<(String, String)>,
     args: Vec<String>,
     child: Option<Child>,
 }
@@ -542,9 +544,18 @@ impl RedisServer {
     }
 
     fn try_start(args: &[&str]) -> Result<RedisServer, String> {
-        let mut all = vec!["--save", "", "--appendonly", "no"];
-        all.extend_from_slice(args);
-        RedisServer::launch_new("redis", None, &all, free_port)
+        RedisServer::try_start_as(args, None)
+    }
+
+    /// A data server that only `auth`'s ACL user may use (the default user is off).
+    fn try_start_as(args: &[&str], auth: Option<Acl>) -> Result<RedisServer, String> {
+        let mut all: Vec<String> = ["--save", "", "--appendonly", "no"].map(String::from).to_vec();
+        if let Some(acl) = auth {
+            all.extend(acl.server_args());
+        }
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        RedisServer::launch_new("redis", None, &all, free_port, auth)
     }
 
     fn launch_new(
@@ -552,6 +563,7 @@ impl RedisServer {
         config: Option<&str>,
         args: &[&str],
         pick_port: fn() -> u16,
+        auth: Option<Acl>,
     ) -> Result<RedisServer, String> {
         let dir = run_dir(name);
         let config = match config {
@@ -566,6 +578,7 @@ impl RedisServer {
             port: 0,
             dir,
             config,
+            auth: auth.map(|a| (a.user.to_string(), a.password.to_string())),
             args: args.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
@@ -624,7 +637,16 @@ impl RedisServer {
         }
     }
 
+    /// The server's URL, with the ACL user's credentials when it has one.
     pub fn url(&self) -> String {
+        match &self.auth {
+            Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The URL without credentials.
+    pub fn bare_url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -672,6 +694,48 @@ enum Launch {
     Failed(String),
 }
 
+/// An ACL user of a test topology.
+#[derive(Clone, Copy, Debug)]
+pub struct Acl {
+    pub user: &'static str,
+    pub password: &'static str,
+}
+
+impl Acl {
+    /// The data nodes' user in the ACL tests.
+    pub const DATA: Acl = Acl {
+        user: "authauth-app",
+        password: "data-secret-0123",
+    };
+    /// The Sentinels' own user, different from the data nodes'.
+    pub const SENTINEL: Acl = Acl {
+        user: "watcher",
+        password: "sentinel-secret-0123",
+    };
+
+    /// Turns the default user off and defines this one with every right.
+    fn server_args(self) -> Vec<String> {
+        ["--user", "default", "off", "--user", self.user, "on"]
+            .iter()
+            .map(|a| a.to_string())
+            .chain([
+                format!(">{}", self.password),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ])
+            .collect()
+    }
+
+    /// How a replica authenticates to its primary.
+    fn replica_args(self) -> Vec<String> {
+        ["--masteruser", self.user, "--masterauth", self.password]
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+}
+
 fn ping(url: &str) -> bool {
     redis::Client::open(url)
         .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
@@ -697,6 +761,145 @@ fn wait_for(what: &str, mut check: impl FnMut() -> Result<bool, String>) -> Resu
         format!(": {last}")
     };
     Err(format!("{what} within {STARTUP:?}{last}"))
+}
+
+// --- TLS -----------------------------------------------------------------------------------
+
+/// A certificate authority made for the run, and a server certificate it signed for
+/// `127.0.0.1` and `localhost`: what the `rediss://` tests serve and trust.
+pub struct TestCa {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+static CA: OnceLock<Result<TestCa, String>> = OnceLock::new();
+
+pub fn test_ca() -> &'static TestCa {
+    shared(&CA, TestCa::try_create)
+}
+
+impl TestCa {
+    fn try_create() -> Result<TestCa, String> {
+        let openssl = require_binary(
+            "openssl",
+            "openssl",
+            " (it makes the test TLS certificates)",
+            &path_var(),
+            &[],
+        )?;
+        let dir = run_dir("tls");
+        let ext = dir.join("server.ext");
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .map_err(|e| format!("write {}: {e}", ext.display()))?;
+        let ca = TestCa {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: Vec<Vec<String>> = vec![
+            [
+                &["req", "-x509"][..],
+                &ec,
+                &["-days", "2", "-subj", "/CN=authauth test CA"],
+            ]
+            .concat()
+            .iter()
+            .map(|a| a.to_string())
+            .chain([
+                "-addext".into(),
+                "basicConstraints=critical,CA:TRUE".into(),
+                "-addext".into(),
+                "keyUsage=critical,keyCertSign,cRLSign".into(),
+                "-keyout".into(),
+                dir.join("ca.key").display().to_string(),
+                "-out".into(),
+                ca.ca.display().to_string(),
+            ])
+            .collect(),
+            [&["req"][..], &ec, &["-subj", "/CN=127.0.0.1"]]
+                .concat()
+                .iter()
+                .map(|a| a.to_string())
+                .chain([
+                    "-keyout".into(),
+                    ca.key.display().to_string(),
+                    "-out".into(),
+                    dir.join("server.csr").display().to_string(),
+                ])
+                .collect(),
+            ["x509", "-req", "-days", "2", "-CAcreateserial"]
+                .iter()
+                .map(|a| a.to_string())
+                .chain([
+                    "-in".into(),
+                    dir.join("server.csr").display().to_string(),
+                    "-CA".into(),
+                    ca.ca.display().to_string(),
+                    "-CAkey".into(),
+                    dir.join("ca.key").display().to_string(),
+                    "-extfile".into(),
+                    ext.display().to_string(),
+                    "-out".into(),
+                    ca.cert.display().to_string(),
+                ])
+                .collect(),
+        ];
+        for args in steps {
+            let out = Command::new(&openssl)
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("run openssl: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "openssl {} failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        Ok(ca)
+    }
+
+    /// Options that make a `redis-server` also listen with TLS on `tls_port`, not asking
+    /// clients for certificates.
+    pub fn server_args(&self, tls_port: u16) -> Vec<String> {
+        vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            self.cert.display().to_string(),
+            "--tls-key-file".into(),
+            self.key.display().to_string(),
+            "--tls-ca-cert-file".into(),
+            self.ca.display().to_string(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ]
+    }
+}
+
+impl RedisServer {
+    /// A data server that also listens with TLS on the returned port (certificate from
+    /// [`test_ca`]); the plain port stays for the harness.
+    pub fn start_tls() -> (RedisServer, u16) {
+        let tls_port = free_port();
+        let args = test_ca().server_args(tls_port);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (RedisServer::start(&args), tls_port)
+    }
 }
 
 // --- Redis Cluster -------------------------------------------------------------------------
@@ -733,7 +936,31 @@ impl RedisCluster {
         RedisCluster::try_start(node_timeout_ms).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A private cluster whose nodes only `auth`'s ACL user may use.
+    pub fn start_as(node_timeout_ms: u32, auth: Acl) -> RedisCluster {
+        RedisCluster::try_start_as(node_timeout_ms, Some(auth)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start(node_timeout_ms: u32) -> Result<RedisCluster, String> {
+        RedisCluster::try_start_as(node_timeout_ms, None)
+    }
+
+    /// A private cluster whose nodes serve clients, each other and their replicas over TLS
+    /// ([`test_ca`]), and announce their TLS ports; the plain ports stay for the harness.
+    /// Returns the TLS seed URLs (`rediss://…`).
+    pub fn start_tls() -> (RedisCluster, Vec<String>) {
+        RedisCluster::try_start_with(5000, None, true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_as(node_timeout_ms: u32, auth: Option<Acl>) -> Result<RedisCluster, String> {
+        RedisCluster::try_start_with(node_timeout_ms, auth, false).map(|(c, _)| c)
+    }
+
+    fn try_start_with(
+        node_timeout_ms: u32,
+        auth: Option<Acl>,
+        tls: bool,
+    ) -> Result<(RedisCluster, Vec<String>), String> {
         let redis_cli = require_binary(
             "redis-cli",
             REDIS_CLI_PACKAGE,
@@ -742,26 +969,43 @@ impl RedisCluster {
             &[],
         )?;
         let timeout = node_timeout_ms.to_string();
+        let mut args: Vec<String> = [
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            &timeout,
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(acl) = auth {
+            args.extend(acl.server_args());
+            args.extend(acl.replica_args());
+        }
+        let mut tls_seeds = Vec::new();
         let nodes = (0..6)
             .map(|_| {
-                RedisServer::launch_new(
-                    "redis-cluster-node",
-                    None,
-                    &[
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-node-timeout",
-                        &timeout,
-                    ],
-                    free_cluster_port,
-                )
+                let mut args = args.clone();
+                if tls {
+                    // The bus keeps port + 10000 (free_cluster_port checked it); clients,
+                    // replicas and the bus itself speak TLS.
+                    let tls_port = free_cluster_port();
+                    tls_seeds.push(format!("rediss://127.0.0.1:{tls_port}"));
+                    args.extend(test_ca().server_args(tls_port));
+                    args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+                }
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                RedisServer::launch_new("redis-cluster-node", None, &args, free_cluster_port, auth)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let out = Command::new(&redis_cli)
+        let mut create = Command::new(&redis_cli);
+        if let Some(acl) = auth {
+            create.args(["--user", acl.user, "--pass", acl.password, "--no-auth-warning"]);
+        }
+        let out = create
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
@@ -801,7 +1045,7 @@ impl RedisCluster {
                 },
             )?;
         }
-        Ok(cluster)
+        Ok((cluster, tls_seeds))
     }
 
     /// Every node's URL: what a cluster client is given.
@@ -884,21 +1128,67 @@ impl RedisSentinel {
         RedisSentinel::try_start().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A private topology where the data nodes accept only [`Acl::DATA`] and the Sentinels
+    /// only [`Acl::SENTINEL`].
+    pub fn start_with_acl() -> RedisSentinel {
+        RedisSentinel::try_start_as(true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn try_start() -> Result<RedisSentinel, String> {
-        let primary = RedisServer::try_start(&[])?;
+        RedisSentinel::try_start_as(false)
+    }
+
+    fn try_start_as(acl: bool) -> Result<RedisSentinel, String> {
+        let data = acl.then_some(Acl::DATA);
+        let primary = RedisServer::try_start_as(&[], data)?;
         let primary_port = primary.port.to_string();
-        let replica = RedisServer::try_start(&["--replicaof", "127.0.0.1", &primary_port])?;
+        let mut replica_args = vec![
+            "--replicaof".to_string(),
+            "127.0.0.1".into(),
+            primary_port.clone(),
+        ];
+        if let Some(acl) = data {
+            replica_args.extend(acl.replica_args());
+        }
+        let replica_args: Vec<&str> = replica_args.iter().map(String::as_str).collect();
+        let replica = RedisServer::try_start_as(&replica_args, data)?;
         // Five seconds before a silent primary counts as down: a loaded test machine never
         // pauses a server that long, so no failover happens unless a test causes one (and such
         // a test can lower it with SENTINEL SET).
-        let config = format!(
+        let mut config = format!(
             "sentinel monitor {name} 127.0.0.1 {primary_port} 2\n\
              sentinel down-after-milliseconds {name} 5000\n\
              sentinel failover-timeout {name} 10000\n",
             name = Self::MASTER_NAME
         );
+        let sentinel_acl = acl.then_some(Acl::SENTINEL);
+        if let (Some(data), Some(own)) = (data, sentinel_acl) {
+            config.push_str(&format!(
+                "sentinel auth-user {name} {}\n\
+                 sentinel auth-pass {name} {}\n\
+                 user default off\n\
+                 user {} on >{} ~* &* +@all\n\
+                 sentinel sentinel-user {}\n\
+                 sentinel sentinel-pass {}\n",
+                data.user,
+                data.password,
+                own.user,
+                own.password,
+                own.user,
+                own.password,
+                name = Self::MASTER_NAME
+            ));
+        }
         let sentinels = (0..3)
-            .map(|_| RedisServer::launch_new("redis-sentinel", Some(&config), &["--sentinel"], free_port))
+            .map(|_| {
+                RedisServer::launch_new(
+                    "redis-sentinel",
+                    Some(&config),
+                    &["--sentinel"],
+                    free_port,
+                    sentinel_acl,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let topology = RedisSentinel {
             primary,
