@@ -3,15 +3,16 @@
 
     python3 bench/bench.py                    # full run (about 10 minutes)
     python3 bench/bench.py --quick            # short phases, 100,000 sessions at most
-    python3 bench/bench.py --cluster          # Redis Cluster beside standalone Redis (about 4 minutes)
+    python3 bench/bench.py --cluster          # Redis Cluster beside standalone Redis (about 2 minutes)
     python3 bench/bench.py --cluster --quick  # the same with short phases
+    python3 bench/bench.py --memory           # bytes per live session, through the API (about 3 minutes)
 
 Needs: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), redis-server, redis-cli and
 redis-benchmark, wrk (`apt-get install wrk`), cargo. Starts its own Redis on a free port (so
 the command statistics are authauth's alone) — with --cluster also its own six-node Redis
 Cluster (three primaries, one replica each) — creates and drops its own database, builds and
 starts authauth in release mode, and writes bench/results/latest.{md,json} (--cluster:
-bench/results/cluster.{md,json}). Everything it started is stopped at the end, also when a
+cluster.{md,json}; --memory: memory.{md,json}). Everything it started is stopped at the end, also when a
 phase fails or the run is interrupted.
 See docs/performance.md for the method and the latest results.
 """
@@ -220,6 +221,14 @@ class Redis:
     def used_memory(self):
         return int(self.info("memory")["used_memory"])
 
+    def replication_buffers(self):
+        """Bytes of the replication backlog and replicas' pending output (counted in
+        used_memory). They fill up to repl-backlog-size with any writes, sessions or not."""
+        m = self.info("memory")
+        if "mem_total_replication_buffers" in m:
+            return int(m["mem_total_replication_buffers"])
+        return int(m.get("mem_replication_backlog", 0)) + int(m.get("mem_clients_slaves", 0))
+
     def cpu_seconds(self):
         cpu = self.info("cpu")
         return float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
@@ -306,6 +315,9 @@ class RedisCluster:
 
     def used_memory(self, nodes=None):
         return sum(n.used_memory() for n in (nodes or self.primaries()))
+
+    def replication_buffers(self, nodes=None):
+        return sum(n.replication_buffers() for n in (nodes or self.primaries()))
 
     def cpu_seconds(self):
         return sum(n.cpu_seconds() for n in self.primaries())
@@ -713,13 +725,24 @@ def cluster_main(args):
             nodes = store.replica_nodes() if name == "cluster" else []
             if nodes:
                 store.wait_replicated()
-            before = (store.used_memory(), store.keys(), store.used_memory(nodes) if nodes else 0)
+
+            def reading():
+                return {"used": store.used_memory(), "repl": store.replication_buffers(), "keys": store.keys(),
+                        "replicas_used": store.used_memory(nodes) if nodes else 0,
+                        "replicas_repl": store.replication_buffers(nodes) if nodes else 0}
+
+            before = reading()
             seed(name, memory_sessions, 2)
             if nodes:
                 store.wait_replicated()
-            after = (store.used_memory(), store.keys(), store.used_memory(nodes) if nodes else 0)
-            results[name]["memory"] = {"used_memory_delta": after[0] - before[0], "keys_delta": after[1] - before[1],
-                                       "replicas_used_memory_delta": after[2] - before[2] if nodes else None}
+            after = reading()
+            d = {k: after[k] - before[k] for k in before}
+            # The sessions' own memory: what the replication buffers took meanwhile is left out
+            # (a primary's backlog fills to repl-backlog-size whatever is written).
+            results[name]["memory"] = {
+                "used_memory_delta": d["used"] - d["repl"], "raw_used_memory_delta": d["used"],
+                "replication_buffers_delta": d["repl"], "keys_delta": d["keys"],
+                "replicas_used_memory_delta": d["replicas_used"] - d["replicas_repl"] if nodes else None}
         cluster = stores["cluster"]
         results["cluster_layout"] = {"nodes": len(cluster.nodes), "primaries": len(cluster.primaries()),
                                      "replicas_per_primary": cluster.replicas}
@@ -748,6 +771,18 @@ def cluster_report(r):
     def ratio(a, b):
         return f"{a / b:.2f}" if b else ""
 
+    def median_of_rounds(name, key):
+        return sorted(x[key] for x in r["rounds"][name]["me"])[1]
+
+    def usec_per_call(name):
+        """Redis execution time per call over the three rounds together."""
+        calls, usec = {}, {}
+        for x in r["rounds"][name]["me"]:
+            for cmd, per_call in x.get("redis_usec_per_call", {}).items():
+                calls[cmd] = calls.get(cmd, 0) + x["redis_commands"][cmd]
+                usec[cmd] = usec.get(cmd, 0) + per_call * x["redis_commands"][cmd]
+        return {cmd: usec[cmd] / calls[cmd] for cmd in calls}
+
     rows = [
         ("redis-benchmark GET, 50 conns, req/s (median of 3)", s["redis_get_rps_50"], c["redis_get_rps_50"], "{:,.0f}"),
         ("GET /auth/me valid session, 50 conns, req/s (median of 3)", s["me_50"]["rps"], c["me_50"]["rps"], "{:,.0f}"),
@@ -755,15 +790,18 @@ def cluster_report(r):
         ("… p99 ms", s["me_50"]["p99_ms"], c["me_50"]["p99_ms"], "{:.2f}"),
         ("… Redis commands per request (primaries)", s["me_50"]["redis_commands_per_request"],
          c["me_50"]["redis_commands_per_request"], "{:.3f}"),
-        ("… authauth CPU per request, µs", s["me_50"]["server_cpu_us_per_request"], c["me_50"]["server_cpu_us_per_request"], "{:.1f}"),
-        ("… Redis CPU per request (primaries), µs", s["me_50"]["redis_cpu_us_per_request"], c["me_50"]["redis_cpu_us_per_request"], "{:.1f}"),
+        ("… authauth CPU per request, µs (median of 3)", median_of_rounds("standalone", "server_cpu_us_per_request"),
+         median_of_rounds("cluster", "server_cpu_us_per_request"), "{:.1f}"),
+        ("… Redis CPU per request (primaries), µs (median of 3)", median_of_rounds("standalone", "redis_cpu_us_per_request"),
+         median_of_rounds("cluster", "redis_cpu_us_per_request"), "{:.1f}"),
         ("GET /auth/me valid session, 200 conns, req/s", s["me_200"]["rps"], c["me_200"]["rps"], "{:,.0f}"),
         ("… p99 ms", s["me_200"]["p99_ms"], c["me_200"]["p99_ms"], "{:.2f}"),
         ("… Redis commands per request (primaries)", s["me_200"]["redis_commands_per_request"],
          c["me_200"]["redis_commands_per_request"], "{:.3f}"),
         ("server peak RSS under authenticated load, MB", max(s["me_50"]["peak_rss_bytes"], s["me_200"]["peak_rss_bytes"]) / 1e6,
          max(c["me_50"]["peak_rss_bytes"], c["me_200"]["peak_rss_bytes"]) / 1e6, "{:.1f}"),
-        (f"used_memory per {r['memory_sessions']:,} sessions ({r['memory_sessions_per_user']} per user), primaries, MB",
+        (f"used_memory per {r['memory_sessions']:,} sessions ({r['memory_sessions_per_user']} per user), primaries, "
+         "less replication buffers, MB",
          s["memory"]["used_memory_delta"] / 1e6, c["memory"]["used_memory_delta"] / 1e6, "{:.2f}"),
         (f"Redis keys per {r['memory_sessions']:,} sessions", s["memory"]["keys_delta"], c["memory"]["keys_delta"], "{:,}"),
     ]
@@ -778,15 +816,18 @@ def cluster_report(r):
     total = sum(calls.values()) or 1
     replicas = c["memory"]["replicas_used_memory_delta"]
     lay = r["cluster_layout"]
-    exec_us = ", ".join(f"{name}: " + ", ".join(f"`{cmd}` {us:.2f} µs" for cmd, us in sorted(r[name]["me_50"]["redis_usec_per_call"].items()))
+    exec_us = "; ".join(f"{name}: " + ", ".join(f"`{cmd}` {us:.2f} µs" for cmd, us in sorted(usec_per_call(name).items()))
                         for name in STORES)
     md += ["", f"- cluster ÷ standalone `/auth/me` req/s, each round: {', '.join(f'{x:.2f}' for x in me_ratios)}.",
-           f"- Redis execution time per call (INFO commandstats `usec_per_call`, 50 conns): {exec_us}.",
+           f"- Redis execution time per call (INFO commandstats `usec`, the three 50-connection rounds; `evalsha` is "
+           f"the sliding refresh, the `get` and `set` inside it count as calls of their own): {exec_us}.",
            f"- Non-2xx answers under load, both stores: {bad}.",
            "- Commands the cluster's primaries served under `/auth/me` load: "
            + ", ".join(f"`{cmd}` {n / total:.1%}" for cmd, n in sorted(calls.items(), key=lambda kv: -kv[1])) + ".",
            f"- Cluster: {lay['nodes']} nodes, {lay['primaries']} primaries with {lay['replicas_per_primary']} replica each; "
-           f"the replicas' used_memory grew by {replicas / 1e6:.2f} MB for the same sessions." if replicas is not None else ""]
+           f"the replicas' used_memory (less replication buffers) grew by {replicas / 1e6:.2f} MB for the same sessions; "
+           f"the primaries' replication buffers by {c['memory']['replication_buffers_delta'] / 1e6:.2f} MB meanwhile "
+           "(they fill to `repl-backlog-size`, 1 MB each, whatever is written)." if replicas is not None else ""]
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and every Redis process share the machine."]
