@@ -724,3 +724,49 @@ async fn a_client_supplied_identity_header_never_reaches_the_upstream(kind: Prox
         .collect();
     assert!(lookalikes.is_empty(), "{kind:?} passed on {lookalikes:?}");
 }
+
+#[tokio::test]
+async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
+    // The README's snippet, in a server block with the two upstreams it names.
+    let readme = include_str!("../../README.md");
+    let snippet = readme
+        .split("```nginx\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows an nginx block");
+    let site = format!(
+        "upstream authauth {{ server 127.0.0.1:3000; }}\nupstream app {{ server 127.0.0.1:8000; }}\n\
+         server {{\n    listen 80;\n{snippet}}}\n"
+    );
+    let app = spawn_app_with(behind_a_proxy()).await;
+    let upstream = Upstream::start().await;
+    let proxy = Proxy::start_with(ProxyKind::Nginx, &site, app.port, upstream.port);
+    app.signed_up_client("readme@example.com").await;
+
+    let browser = client();
+    let resp = browser.get(proxy.url("/notes?id=7")).header("accept", HTML).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "{}", proxy.log());
+    assert_eq!(header(&resp, "location"), Some("/login?returnTo=/notes%3Fid%3D7"));
+    let resp = browser
+        .post(proxy.url("/auth/login"))
+        .header("origin", proxy.origin())
+        .json(&json!({"email": "readme@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let me: Value = resp.json().await.unwrap();
+    let resp = browser
+        .get(proxy.url("/notes?id=7"))
+        .header("x-auth-user-id", "00000000-0000-0000-0000-000000000000")
+        .send()
+        .await
+        .unwrap();
+    let echo = Site::upstream_saw(resp).await.expect("signed in");
+    assert_eq!(received(&echo, "x-auth-user-id").as_deref(), me["user"]["id"].as_str());
+
+    app.advance(16 * MINUTE);
+    let resp = browser.get(proxy.url("/notes?id=7")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(set_cookie_value(&resp, app.cookie_name()).is_some(), "the rotation reaches the browser");
+}

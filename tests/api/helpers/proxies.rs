@@ -55,13 +55,23 @@ impl Proxy {
     /// Starts `kind` on a free port in front of authauth (`authauth_port`) and the application
     /// (`app_port`), with its example configuration.
     pub fn start(kind: ProxyKind, authauth_port: u16, app_port: u16) -> Proxy {
+        let example = match kind {
+            ProxyKind::Nginx => NGINX_EXAMPLE,
+            ProxyKind::Caddy => CADDY_EXAMPLE,
+        };
+        Proxy::start_with(kind, example, authauth_port, app_port)
+    }
+
+    /// [`Proxy::start`] with another configuration, written like the example of `kind` (the
+    /// same addresses to replace).
+    pub fn start_with(kind: ProxyKind, config: &str, authauth_port: u16, app_port: u16) -> Proxy {
         let dir = run_dir(match kind {
             ProxyKind::Nginx => "nginx",
             ProxyKind::Caddy => "caddy",
         });
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            match Proxy::launch(kind, &dir, port, authauth_port, app_port) {
+            match Proxy::launch(kind, config, &dir, port, authauth_port, app_port) {
                 Ok(child) => {
                     return Proxy {
                         kind,
@@ -80,6 +90,7 @@ impl Proxy {
     /// `Err(None)`: another process took the port first.
     fn launch(
         kind: ProxyKind,
+        config: &str,
         dir: &Path,
         port: u16,
         authauth_port: u16,
@@ -93,7 +104,7 @@ impl Proxy {
             ProxyKind::Nginx => {
                 let nginx = require_binary("nginx", "nginx", "", &path_var(), &[PathBuf::from("/usr/sbin")])
                     .map_err(Some)?;
-                let site = replace_exactly(NGINX_EXAMPLE, EXAMPLE_AUTHAUTH, &authauth, 1, "nginx");
+                let site = replace_exactly(config, EXAMPLE_AUTHAUTH, &authauth, 1, "nginx");
                 let site = replace_exactly(&site, EXAMPLE_APP, &app, 1, "nginx");
                 let site = replace_exactly(
                     &site,
@@ -127,7 +138,7 @@ impl Proxy {
             }
             ProxyKind::Caddy => {
                 let caddy = require_binary("caddy", "caddy", "", &path_var(), &[]).map_err(Some)?;
-                let site = replace_exactly(CADDY_EXAMPLE, EXAMPLE_AUTHAUTH, &authauth, 3, "Caddy");
+                let site = replace_exactly(config, EXAMPLE_AUTHAUTH, &authauth, 3, "Caddy");
                 let site = replace_exactly(&site, EXAMPLE_APP, &app, 1, "Caddy");
                 let site = replace_exactly(
                     &site,
