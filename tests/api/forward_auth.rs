@@ -744,7 +744,12 @@ async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
     app.signed_up_client("readme@example.com").await;
 
     let browser = client();
-    let resp = browser.get(proxy.url("/notes?id=7")).header("accept", HTML).send().await.unwrap();
+    let resp = browser
+        .get(proxy.url("/notes?id=7"))
+        .header("accept", HTML)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 302, "{}", proxy.log());
     assert_eq!(header(&resp, "location"), Some("/login?returnTo=/notes%3Fid%3D7"));
     let resp = browser
@@ -763,10 +768,16 @@ async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
         .await
         .unwrap();
     let echo = Site::upstream_saw(resp).await.expect("signed in");
-    assert_eq!(received(&echo, "x-auth-user-id").as_deref(), me["user"]["id"].as_str());
+    assert_eq!(
+        received(&echo, "x-auth-user-id").as_deref(),
+        me["user"]["id"].as_str()
+    );
 
     app.advance(16 * MINUTE);
     let resp = browser.get(proxy.url("/notes?id=7")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(set_cookie_value(&resp, app.cookie_name()).is_some(), "the rotation reaches the browser");
+    assert!(
+        set_cookie_value(&resp, app.cookie_name()).is_some(),
+        "the rotation reaches the browser"
+    );
 }
