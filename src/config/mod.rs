@@ -72,6 +72,9 @@ pub struct Settings {
     /// Take the client address from the last `X-Forwarded-For` entry (set behind one trusted
     /// reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Where a browser without a session is sent to sign in by `GET /auth/verify` (a path on
+    /// this site; `returnTo` is appended).
+    pub sign_in_path: String,
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
@@ -146,6 +149,7 @@ impl Settings {
             cors_origins: http.cors_origins,
             allowed_hosts: http.allowed_hosts,
             trust_forwarded_for: http.trust_forwarded_for,
+            sign_in_path: http.sign_in_path,
             hash_threads: http.hash_threads,
             log_format,
             shutdown_timeout: http.shutdown_timeout,

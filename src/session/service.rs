@@ -86,6 +86,19 @@ pub struct Validated {
     pub new_cookie: Option<String>,
 }
 
+/// Whether the answer to a validation reaches the browser's cookie jar, which decides whether
+/// the session may be rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The browser itself asked (or a proxy that passes `Set-Cookie` on to it): refresh and
+    /// rotate as due.
+    Browser,
+    /// A server checking the session on the browser's behalf: a new cookie would never reach
+    /// the browser, so nothing is rotated; only the sliding expiry is refreshed (see
+    /// [`Policy::due_passive`]).
+    Passive,
+}
+
 /// A cookie the store says is live, read but not acted on yet (see [`Sessions::check`]).
 #[derive(Debug)]
 pub struct Presented {
@@ -193,8 +206,19 @@ impl Sessions {
     /// Validates a cookie value: one store read in the common case; a sliding refresh or a
     /// rotation when due. Revocation always wins: nothing here can revive a revoked session.
     pub async fn validate(&self, cookie_value: &str, now: Millis) -> Result<Validated, SessionError> {
+        self.validate_for(cookie_value, Delivery::Browser, now).await
+    }
+
+    /// [`Sessions::validate`] for a caller that says whether its answer reaches the browser: a
+    /// [`Delivery::Passive`] check never rotates.
+    pub async fn validate_for(
+        &self,
+        cookie_value: &str,
+        delivery: Delivery,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
         let presented = self.check(cookie_value, now).await?;
-        self.settle(presented, now).await
+        self.settle_for(presented, delivery, now).await
     }
 
     /// The read half of [`Sessions::validate`]: verifies the signature and reads the store once,
@@ -236,6 +260,16 @@ impl Sessions {
     /// The write half of [`Sessions::validate`]: the sliding refresh or rotation a live session
     /// is due, if any.
     pub async fn settle(&self, presented: Presented, now: Millis) -> Result<Validated, SessionError> {
+        self.settle_for(presented, Delivery::Browser, now).await
+    }
+
+    /// [`Sessions::settle`], rotating only when the answer reaches the browser.
+    pub async fn settle_for(
+        &self,
+        presented: Presented,
+        delivery: Delivery,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
         let Presented { key, live } = presented;
         let record = match live {
             Live::InGrace(record) => {
@@ -247,7 +281,11 @@ impl Sessions {
             }
             Live::Current(record) => record,
         };
-        match self.policy.due(&record, now) {
+        let due = match delivery {
+            Delivery::Browser => self.policy.due(&record, now),
+            Delivery::Passive => self.policy.due_passive(&record, now),
+        };
+        match due {
             Due::Nothing => Ok(Validated {
                 record,
                 key,

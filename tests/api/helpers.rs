@@ -7,11 +7,13 @@
 
 #![allow(dead_code)]
 
+pub mod proxies;
 pub mod servers;
 
 use std::{collections::HashMap, path::PathBuf, process::Output};
 
 use authauth::{clock::Clock, config::Settings, startup::Application, state::AppState};
+pub use proxies::{Proxy, ProxyKind, Upstream};
 use sea_orm::{ConnectionTrait, Database};
 pub use servers::{
     free_port, private_postgres, private_redis, shared_cluster, shared_sentinel, spawn_tied, RedisSentinel,

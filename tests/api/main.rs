@@ -12,6 +12,7 @@ mod cookies;
 mod csrf;
 mod email_identity;
 mod failover;
+mod forward_auth;
 mod google;
 mod harness;
 mod health;
