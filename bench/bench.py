@@ -492,6 +492,15 @@ def main(args):
             r["peak_rss_bytes"] = rss.peak
             results[f"me_{c}"] = r
 
+        # Forward auth: what a reverse proxy's sub-request costs, beside /auth/me.
+        log("GET /auth/verify with a valid session, 50 connections")
+        redis.reset()
+        r = wrk(base + "/auth/verify", 50, duration, "me.lua", {**me_env, "BENCH_PATH": "/auth/verify"})
+        calls = redis.commands()
+        r["redis_commands"] = calls
+        r["redis_commands_per_request"] = sum(calls.values()) / max(r["requests"], 1)
+        results["verify_50"] = r
+
         log("POST /auth/login (argon2id)")
         login_env = {"BENCH_EMAIL": "bench@example.com", "BENCH_PASSWORD": PASSWORD}
         rss.reset()
@@ -583,6 +592,10 @@ def report(r):
          f"{me50['redis_commands_per_request']:.3f} cmd/req; {me50['non_2xx']} non-2xx"),
         ("GET /auth/me valid session, 200 conns", f"{me200['rps']:,.0f}", f"{me200['p50_ms']:.2f}", f"{me200['p99_ms']:.2f}",
          f"{me200['redis_commands_per_request']:.3f} cmd/req; {me200['non_2xx']} non-2xx"),
+        *([("GET /auth/verify valid session, 50 conns", f"{r['verify_50']['rps']:,.0f}", f"{r['verify_50']['p50_ms']:.2f}",
+            f"{r['verify_50']['p99_ms']:.2f}",
+            f"{r['verify_50']['redis_commands_per_request']:.3f} cmd/req; {r['verify_50']['non_2xx']} non-2xx")]
+          if "verify_50" in r else []),
         ("POST /auth/login (argon2id), 8 conns", f"{r['login']['rps']:,.0f}", f"{r['login']['p50_ms']:.2f}", f"{r['login']['p99_ms']:.2f}", ""),
         ("POST /auth/logout, 8 conns", f"{r['logout']['rps']:,.0f}", f"{r['logout']['p50_ms']:.2f}", f"{r['logout']['p99_ms']:.2f}",
          f"{r['logout']['non_2xx']} non-2xx"),

@@ -2,8 +2,11 @@
 //! sign-in does after the password check), and writes the cookie values of some of them.
 //!
 //! ```text
-//! cargo run --release --example seed_sessions -- <count> <sessions-per-user> [<cookies-file> <cookies>]
+//! cargo run --release --example seed_sessions -- <count> <sessions-per-user> [<cookies-file> <cookies> [<users-file>]]
 //! ```
+//!
+//! With `<users-file>`, the ids of the users the sessions belong to are written there, one per
+//! line, so accounts can be created for them (bench/operator_scale.py does).
 //!
 //! Reads the same configuration as `authauth serve` (`DATABASE_URL`, `REDIS_URL`,
 //! `REDIS_KEY_PREFIX`, `SESSION_SECRET`, …). Used by `bench/bench.py`.
@@ -25,10 +28,12 @@ async fn main() -> anyhow::Result<()> {
     let per_user: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10).max(1);
     let cookies_file = args.get(2).cloned();
     let cookies_wanted: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(0);
+    let users_file = args.get(4).cloned();
 
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (db, store) = startup::open(&mut settings, startup::Opener::Server).await?;
-    let (sessions, _) = state::services(&settings, &db, &store);
+    let metrics = authauth::metrics::Metrics::new()?;
+    let (sessions, _) = state::services(&settings, &db, &store, &metrics);
     let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
         .map(|_| uuid::Uuid::new_v4())
@@ -64,6 +69,13 @@ async fn main() -> anyhow::Result<()> {
         if i < cookies_wanted {
             cookies.push(cookie);
         }
+    }
+    if let Some(path) = users_file {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for u in users.iter() {
+            writeln!(f, "{u}")?;
+        }
+        f.flush()?;
     }
     if let Some(path) = cookies_file {
         let mut f = std::fs::File::create(path)?;

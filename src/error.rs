@@ -17,7 +17,7 @@ use std::{
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ResponseError},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderName, HeaderValue, StatusCode},
     IntoResponse, Response,
 };
 use poem_openapi::{
@@ -481,6 +481,22 @@ fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
 
 /// Turns any error that reached the outermost layer into the JSON error shape.
 pub async fn render(err: poem::Error) -> Response {
+    let extra = err.data::<ExtraHeaders>().cloned();
+    // The route that answered, for the metrics' `route` label (poem records it on the error).
+    let route = err.data::<poem::PathPattern>().cloned();
+    let mut resp = render_error(err);
+    if let Some(route) = route {
+        resp.set_data(route);
+    }
+    if let Some(ExtraHeaders(headers)) = extra {
+        for (name, value) in headers {
+            resp.headers_mut().append(name, value);
+        }
+    }
+    resp
+}
+
+fn render_error(err: poem::Error) -> Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.as_response();
     }
@@ -525,6 +541,9 @@ pub async fn render(err: poem::Error) -> Response {
 /// carry with its meaning and the headers it comes with.
 pub trait ErrorSet: Send + Sync + 'static {
     const KINDS: &'static [&'static [ErrorKind]];
+    /// Headers the operation itself adds to some of its error answers, for the spec:
+    /// `(status, name, meaning)`; never required. Set on an answer with [`Failure::with_header`].
+    const HEADERS: &'static [(u16, &'static str, &'static str)] = &[];
 }
 
 /// Errors that reach whole classes of operations from around their handlers — the guard, the
@@ -569,7 +588,10 @@ fn interned(text: String) -> &'static str {
 }
 
 /// The spec's error responses for these kinds: one per status, naming each code it can carry.
-fn error_responses(kinds: impl IntoIterator<Item = ErrorKind>) -> Vec<MetaResponse> {
+fn error_responses(
+    kinds: impl IntoIterator<Item = ErrorKind>,
+    extra_headers: &[(u16, &'static str, &'static str)],
+) -> Vec<MetaResponse> {
     let mut by_status: BTreeMap<u16, Vec<ErrorKind>> = BTreeMap::new();
     for kind in kinds {
         let same_status = by_status.entry(kind.status().as_u16()).or_default();
@@ -602,6 +624,15 @@ fn error_responses(kinds: impl IntoIterator<Item = ErrorKind>) -> Vec<MetaRespon
                     schema: u64::schema_ref(),
                 });
             }
+            for (_, name, meaning) in extra_headers.iter().filter(|(s, _, _)| *s == status) {
+                headers.push(MetaHeader {
+                    name: name.to_string(),
+                    description: Some(meaning.to_string()),
+                    required: false,
+                    deprecated: false,
+                    schema: String::schema_ref(),
+                });
+            }
             MetaResponse {
                 description: interned(description),
                 status: Some(status),
@@ -616,18 +647,37 @@ fn error_responses(kinds: impl IntoIterator<Item = ErrorKind>) -> Vec<MetaRespon
         .collect()
 }
 
-/// An endpoint's error: an [`ApiError`], documented in the spec as the statuses of `S`.
-pub struct Failure<S: ErrorSet>(pub ApiError, PhantomData<S>);
+/// An endpoint's error: an [`ApiError`], documented in the spec as the statuses of `S`, with
+/// any headers the operation adds to it (documented in `S::HEADERS`).
+pub struct Failure<S: ErrorSet> {
+    pub error: ApiError,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    set: PhantomData<S>,
+}
+
+/// Headers an operation added to its error answer, carried by the `poem::Error` to [`render`].
+#[derive(Clone)]
+struct ExtraHeaders(Vec<(HeaderName, HeaderValue)>);
 
 impl<S: ErrorSet> Failure<S> {
     pub fn new(err: ApiError) -> Self {
-        Failure(err, PhantomData)
+        Failure {
+            error: err,
+            headers: Vec::new(),
+            set: PhantomData,
+        }
+    }
+
+    /// The same answer with one more header (one `S::HEADERS` documents).
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
     }
 }
 
 impl<S: ErrorSet> fmt::Debug for Failure<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.error.fmt(f)
     }
 }
 
@@ -639,20 +689,31 @@ impl<S: ErrorSet> From<ApiError> for Failure<S> {
 
 impl<S: ErrorSet> From<Failure<S>> for poem::Error {
     fn from(f: Failure<S>) -> Self {
-        poem::Error::from(f.0)
+        let mut err = poem::Error::from(f.error);
+        if !f.headers.is_empty() {
+            err.set_data(ExtraHeaders(f.headers));
+        }
+        err
     }
 }
 
 impl<S: ErrorSet> IntoResponse for Failure<S> {
     fn into_response(self) -> Response {
-        self.0.as_response()
+        let mut resp = self.error.as_response();
+        for (name, value) in self.headers {
+            resp.headers_mut().append(name, value);
+        }
+        resp
     }
 }
 
 impl<S: ErrorSet> ApiResponse for Failure<S> {
     fn meta() -> MetaResponses {
         MetaResponses {
-            responses: error_responses(S::KINDS.iter().flat_map(|group| group.iter().copied())),
+            responses: error_responses(
+                S::KINDS.iter().flat_map(|group| group.iter().copied()),
+                S::HEADERS,
+            ),
         }
     }
 
@@ -700,7 +761,10 @@ mod tests {
     #[test]
     fn one_status_is_documented_once_with_every_code_it_carries() {
         use ErrorKind::*;
-        let responses = error_responses([TooManyAttempts, ServerBusy, SessionStoreUnavailable, ServerBusy]);
+        let responses = error_responses(
+            [TooManyAttempts, ServerBusy, SessionStoreUnavailable, ServerBusy],
+            &[],
+        );
         let statuses: Vec<_> = responses.iter().map(|r| r.status).collect();
         assert_eq!(statuses, [Some(429), Some(503)]);
         let busy = &responses[1];

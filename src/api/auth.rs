@@ -2,6 +2,7 @@
 
 use poem::{web::Data, Request};
 use poem_openapi::{
+    param::Header,
     payload::Json,
     types::{Example, Password},
     ApiResponse, Object, OpenApi, Tags,
@@ -150,6 +151,11 @@ error_set!(
 );
 
 error_set!(
+    /// Errors of `GET /auth/me`: those of reading the session, and its header parameter.
+    MeErrors: [] + [API, PARAMS, SESSION]
+);
+
+error_set!(
     /// Errors of state-changing operations on the session.
     WriteErrors: [] + [API, WRITE, SESSION]
 );
@@ -252,8 +258,19 @@ impl AuthApi {
     ///
     /// Costs one session-store read and no SQL query. May rotate the session token (the
     /// response then sets a new cookie; the old one keeps working for a short grace period).
+    ///
+    /// A backend checking a browser's session on its behalf (forwarding its `Cookie`) sends
+    /// `X-Auth-Passive: 1`: then nothing is rotated — the new cookie would never reach the
+    /// browser, which would be signed out when the grace period ends — and the answer sets no
+    /// cookie; the sliding expiry is still refreshed.
     #[oai(path = "/auth/me", method = "get")]
-    async fn me(&self, session: CurrentSession) -> Result<MeResponse, Failure<ReadErrors>> {
+    async fn me(
+        &self,
+        session: CurrentSession,
+        /// Any value (send `1`): a server checking on the browser's behalf; never rotate.
+        #[oai(name = "X-Auth-Passive")]
+        _passive: Header<Option<String>>,
+    ) -> Result<MeResponse, Failure<MeErrors>> {
         Ok(MeResponse::Ok(Json(Me::from_record(&session.0.record))))
     }
 

@@ -8,6 +8,7 @@ pub mod allow;
 pub mod auth;
 pub mod cookie;
 pub mod fields;
+pub mod forward_auth;
 pub mod guard;
 pub mod health;
 pub mod oidc;
@@ -25,6 +26,7 @@ pub type Apis = (
     auth::AuthApi,
     sessions::SessionsApi,
     oidc::OidcApi,
+    forward_auth::ForwardAuthApi,
 );
 
 /// Every endpoint group.
@@ -35,6 +37,7 @@ pub fn apis() -> Apis {
         auth::AuthApi,
         sessions::SessionsApi,
         oidc::OidcApi,
+        forward_auth::ForwardAuthApi,
     )
 }
 
@@ -59,7 +62,12 @@ lives on the server and is named by a public id.
 
 **Cross-site requests** that change state are refused (403 `csrf_rejected`); JSON endpoints \
 refuse form and text bodies (415). A request naming a host this server does not answer for gets \
-400 `host_not_allowed`.";
+400 `host_not_allowed`.
+
+**Behind a reverse proxy**, `GET /auth/verify` answers the proxy's sub-request for every request \
+to the application it protects, and hands it the user in `X-Auth-*` headers. A backend that \
+checks a session itself by forwarding the browser's cookie (to `/auth/me` or `/auth/verify`) \
+sends `X-Auth-Passive: 1`, so that no rotation is lost on the way.";
 
 /// The OpenAPI 3 document as JSON, exactly as `/openapi.json` serves it.
 pub fn spec_json() -> String {

@@ -13,7 +13,7 @@ use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
 use crate::{
     config::Settings,
     error::ApiError,
-    session::{record::Millis, ClientInfo, Presented, SessionError, Validated},
+    session::{record::Millis, ClientInfo, Delivery, Presented, SessionError, Validated},
     state::AppState,
 };
 
@@ -28,6 +28,23 @@ pub struct CurrentSession(pub Validated);
 /// site planted cookies next to the real one. As an operation parameter: the operation takes the
 /// session cookie but also works without one (logout), and the spec says the cookie is optional.
 pub struct PresentedSessions(pub Vec<crate::session::record::SessionRecord>);
+
+/// The request header a backend sends when it checks a browser's session on the browser's behalf
+/// (forwarding its `Cookie`): the answer never reaches the browser's cookie jar, so the session
+/// is validated without being rotated — only its sliding expiry is refreshed — and the response
+/// sets no cookie at all. Any value counts; send `1`. See docs/forward-auth.md, "Backends that
+/// check a session themselves".
+pub const PASSIVE_HEADER: &str = "x-auth-passive";
+
+/// How the answer to this request reaches the browser: [`Delivery::Passive`] when it carries
+/// [`PASSIVE_HEADER`].
+pub fn delivery(req: &Request) -> Delivery {
+    if req.headers().contains_key(PASSIVE_HEADER) {
+        Delivery::Passive
+    } else {
+        Delivery::Browser
+    }
+}
 
 /// The most cookies with the session's name one request may carry. A browser sends more than
 /// one only when another `Domain` or `Path` planted a sibling; each costs a store read.
@@ -54,18 +71,50 @@ enum Refusal {
 ///   attacker's; none live → the most telling refusal (revoked, then expired);
 /// - the cookie is deleted only when every presented cookie was proven dead — never because of
 ///   a store failure or an ambiguity, so a planted cookie cannot get a live one deleted.
+///
+/// With [`PASSIVE_HEADER`] (a backend checking on the browser's behalf) nothing is rotated and
+/// the response sets no cookie: it would never reach the browser.
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
     let values = session_cookie_values(req, &state.settings.session.cookie_name);
-    let slot = req.extensions().get::<CookieSlot>().cloned();
+    let presented = !values.is_empty();
+    let result = authenticate_cookies(req, state, values).await;
+    state.metrics.session_check(match &result {
+        Ok(_) => "valid",
+        // A cookie was sent, but not one this server signed.
+        Err(ApiError::NoSession) if presented => "tampered",
+        Err(ApiError::NoSession) => "no_session",
+        Err(ApiError::SessionExpired) => "expired",
+        Err(ApiError::SessionRevoked { .. }) => "revoked",
+        Err(ApiError::AmbiguousSession) => "ambiguous",
+        Err(ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy) => "store_unavailable",
+        Err(_) => "error",
+    });
+    result
+}
+
+async fn authenticate_cookies(
+    req: &Request,
+    state: &AppState,
+    values: Vec<String>,
+) -> Result<Validated, ApiError> {
+    let delivery = delivery(req);
+    let slot = match delivery {
+        Delivery::Browser => req.extensions().get::<CookieSlot>().cloned(),
+        Delivery::Passive => None,
+    };
     let now = state.clock.now();
     let outcome = match values.as_slice() {
         [] => return Err(ApiError::NoSession),
-        [one] => state.sessions.validate(one, now).await.map_err(refusal),
+        [one] => state
+            .sessions
+            .validate_for(one, delivery, now)
+            .await
+            .map_err(refusal),
         many if many.len() > MAX_SESSION_COOKIES => {
             tracing::warn!(count = many.len(), "too many session cookies; refused");
             Err(Refusal::Undecided(ApiError::AmbiguousSession))
         }
-        many => Box::pin(choose(state, many, now)).await,
+        many => Box::pin(choose(state, many, delivery, now)).await,
     };
     match outcome {
         Ok(validated) => {
@@ -97,7 +146,12 @@ fn refusal(e: SessionError) -> Refusal {
 }
 
 /// Several session cookies: the one live session among them, if there is exactly one.
-async fn choose(state: &AppState, values: &[String], now: Millis) -> Result<Validated, Refusal> {
+async fn choose(
+    state: &AppState,
+    values: &[String],
+    delivery: Delivery,
+    now: Millis,
+) -> Result<Validated, Refusal> {
     let mut live: Vec<Presented> = Vec::new();
     let mut dead: Option<SessionError> = None;
     for (i, value) in values.iter().enumerate() {
@@ -129,7 +183,11 @@ async fn choose(state: &AppState, values: &[String], now: Millis) -> Result<Vali
             let Some(one) = live.pop() else {
                 return Err(Refusal::Dead(SessionError::NoSession));
             };
-            state.sessions.settle(one, now).await.map_err(refusal)
+            state
+                .sessions
+                .settle_for(one, delivery, now)
+                .await
+                .map_err(refusal)
         }
         n => {
             tracing::warn!(live = n, "several live sessions in one request; refused");
@@ -261,7 +319,11 @@ fn register_scheme(registry: &mut Registry) {
             description: Some(
                 "The opaque, HttpOnly session cookie set by signup and login. Browsers send it \
                      by themselves (Swagger UI included); its name is `authauth_session` in \
-                     development and `__Host-authauth_session` in production (`SESSION_COOKIE_NAME`).",
+                     development and `__Host-authauth_session` in production (`SESSION_COOKIE_NAME`). \
+                     A backend that forwards a browser's cookie to check its session sends \
+                     `X-Auth-Passive: 1` as well: the session is then never rotated by that \
+                     request (its new cookie could not reach the browser) and the answer sets no \
+                     cookie.",
             ),
             name: Some("authauth_session"),
             key_in: Some("cookie"),
@@ -331,5 +393,37 @@ impl<'a> ApiExtractor<'a> for PresentedSessions {
         Ok(PresentedSessions(
             Box::pin(presented_sessions(req, state, now)).await?,
         ))
+    }
+}
+
+/// The outcome of authenticating the request, success or refusal, for an operation that answers
+/// a refusal itself (`GET /auth/verify` turns one into a sign-in redirect). As an operation
+/// parameter it needs the session like [`CurrentSession`] — the spec says so, with its 401s —
+/// but hands the refusal to the handler instead of answering it.
+pub struct SessionCheck(pub Result<Validated, ApiError>);
+
+impl<'a> ApiExtractor<'a> for SessionCheck {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        Ok(SessionCheck(Box::pin(authenticate(req, state)).await))
     }
 }

@@ -187,7 +187,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
                     .map_err(|e| CliError::Failed(anyhow::Error::new(e)))?,
             );
             match store.ping_within(Duration::from_secs(3)).await {
-                Ok(reached) => outln!("session store:    ok ({})", describe(&reached))?,
+                Ok(reached) => outln!("session store:    ok ({})", describe(store.kind(), &reached))?,
                 Err(e) => {
                     outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
                     return Err(CliError::Failed(anyhow::anyhow!("session store did not answer")));
@@ -226,7 +226,7 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
                 }
             }
             match store.ping_within(Duration::from_secs(3)).await {
-                Ok(reached) => outln!("session store:    ok ({})", describe(&reached))?,
+                Ok(reached) => outln!("session store:    ok ({})", describe(store.kind(), &reached))?,
                 Err(e) => {
                     outln!("session store:    FAILED ({}) {}", store.kind(), e.chain())?;
                     failures.push("session store");
@@ -248,9 +248,14 @@ pub async fn run(cmd: ConfigCommand) -> Result<(), CliError> {
 }
 
 /// What the session store check reached, with addresses: the operator's terminal may see them.
-fn describe(reached: &Reached) -> String {
+fn describe(kind: &str, reached: &Reached) -> String {
+    let what = if reached.summary == kind {
+        kind.to_string()
+    } else {
+        format!("{kind} {}", reached.summary)
+    };
     match &reached.primary {
-        Some(primary) => format!("{}; primary {primary}", reached.summary),
-        None => reached.summary.clone(),
+        Some(primary) => format!("{what}; primary {primary}"),
+        None => what,
     }
 }

@@ -20,4 +20,6 @@ pub const GOOGLE_ISSUER_URL: &str = "https://accounts.google.com";
 pub const GOOGLE_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where `GET /auth/verify` sends a browser without a session: the hosted sign-in page.
+pub const SIGN_IN_PATH: &str = "/login";
 pub const HTTP_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -58,6 +58,8 @@ pub struct Settings {
     pub port: u16,
     /// The origin browsers use to reach authauth, when it differs from `http://HOST:PORT`.
     pub public_url: Option<Url>,
+    /// Where `/metrics` is served (`METRICS_ADDR`); `None`: not at all. Never the public port.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub database: DatabaseSettings,
     /// `None` keeps sessions in the SQL database (the embedded default).
     pub redis: Option<RedisSettings>,
@@ -72,6 +74,9 @@ pub struct Settings {
     /// Take the client address from the last `X-Forwarded-For` entry (set behind one trusted
     /// reverse proxy).
     pub trust_forwarded_for: bool,
+    /// Where a browser without a session is sent to sign in by `GET /auth/verify` (a path on
+    /// this site; `returnTo` is appended).
+    pub sign_in_path: String,
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
@@ -139,6 +144,7 @@ impl Settings {
             host: listen.host,
             port: listen.port,
             public_url: listen.public_url,
+            metrics_addr: listen.metrics_addr,
             database,
             redis,
             session,
@@ -146,6 +152,7 @@ impl Settings {
             cors_origins: http.cors_origins,
             allowed_hosts: http.allowed_hosts,
             trust_forwarded_for: http.trust_forwarded_for,
+            sign_in_path: http.sign_in_path,
             hash_threads: http.hash_threads,
             log_format,
             shutdown_timeout: http.shutdown_timeout,

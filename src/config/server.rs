@@ -22,6 +22,7 @@ pub(super) struct Listen {
     pub host: IpAddr,
     pub port: u16,
     pub public_url: Option<Url>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How requests are admitted and served.
@@ -29,6 +30,7 @@ pub(super) struct Http {
     pub cors_origins: Vec<String>,
     pub allowed_hosts: Option<Vec<AllowedHost>>,
     pub trust_forwarded_for: bool,
+    pub sign_in_path: String,
     pub shutdown_timeout: Duration,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -70,15 +72,39 @@ pub(super) fn listen<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Listen {
         }
         Some(url)
     });
+    let metrics_addr =
+        p.get("METRICS_ADDR")
+            .and_then(|raw| match raw.parse::<std::net::SocketAddr>() {
+                Ok(addr)
+                    if addr.port() != 0
+                        && addr.port() == port
+                        && (addr.ip() == host || addr.ip().is_unspecified() || host.is_unspecified()) =>
+                {
+                    p.problem(
+                "METRICS_ADDR",
+                format!("`{raw}` is the public listener; metrics need their own port, never the public one"),
+            );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    p.problem(
+                        "METRICS_ADDR",
+                        format!("`{raw}` is not an address and port (e.g. 127.0.0.1:9464, [::1]:9464)"),
+                    );
+                    None
+                }
+            });
     Listen {
         host,
         port,
         public_url,
+        metrics_addr,
     }
 }
 
 /// `CORS_ORIGINS`, `ALLOWED_HOSTS` (and `PUBLIC_URL` required in production),
-/// `TRUST_X_FORWARDED_FOR`, the timeouts, `PASSWORD_HASH_THREADS`.
+/// `TRUST_X_FORWARDED_FOR`, `SIGN_IN_PATH`, the timeouts, `PASSWORD_HASH_THREADS`.
 pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, listen: &Listen) -> Http {
     let public_url = listen.public_url.as_ref();
     let mut cors_origins = Vec::new();
@@ -149,10 +175,25 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
             false
         }
     };
+    let sign_in_path = match p.get("SIGN_IN_PATH") {
+        None => defaults::SIGN_IN_PATH.to_string(),
+        Some(raw) if is_site_path(&raw) => raw,
+        Some(raw) => {
+            p.problem(
+                "SIGN_IN_PATH",
+                format!(
+                    "`{raw}` is not a path on this site: it starts with one `/`, has no query, \
+                     fragment, backslash, space or control character (e.g. `/login`)"
+                ),
+            );
+            defaults::SIGN_IN_PATH.to_string()
+        }
+    };
     Http {
         cors_origins,
         allowed_hosts,
         trust_forwarded_for,
+        sign_in_path,
         shutdown_timeout,
         header_read_timeout,
         body_read_timeout,
@@ -219,6 +260,17 @@ impl fmt::Display for AllowedHost {
     }
 }
 
+/// A path on this site a browser can be sent to: `/`, then printable ASCII without a backslash, `?`,
+/// `#` — never `//host` (another site) — up to 512 bytes.
+fn is_site_path(raw: &str) -> bool {
+    raw.starts_with('/')
+        && !raw.starts_with("//")
+        && raw.len() <= 512
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'\\' | b'?' | b'#'))
+}
+
 fn parse_host(raw: &str) -> Option<IpAddr> {
     if raw.eq_ignore_ascii_case("localhost") {
         return Some(IpAddr::from([127, 0, 0, 1]));
@@ -246,6 +298,18 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn metrics_never_share_the_public_listener() {
+        use crate::config::Settings;
+        let err = Settings::from_vars(&[("PORT", "3000"), ("METRICS_ADDR", "127.0.0.1:3000")]).unwrap_err();
+        assert_eq!(err.variables(), ["METRICS_ADDR"], "{err}");
+        let err = Settings::from_vars(&[("METRICS_ADDR", "metrics:9464")]).unwrap_err();
+        assert!(err.to_string().contains("is not an address and port"), "{err}");
+        let s = Settings::from_vars(&[("PORT", "3000"), ("METRICS_ADDR", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(Settings::from_vars(&[]).unwrap().metrics_addr, None);
+    }
     use std::collections::HashMap;
 
     use crate::config::{defaults, server::DEFAULT_HOST, AllowedHost, Settings};
@@ -253,6 +317,25 @@ mod tests {
     #[test]
     fn the_default_host_is_the_documented_one() {
         assert_eq!(DEFAULT_HOST.to_string(), defaults::HOST);
+    }
+
+    #[test]
+    fn the_sign_in_path_is_a_path_on_this_site() {
+        assert_eq!(Settings::from_vars(&[("X", "y")]).unwrap().sign_in_path, "/login");
+        let s = Settings::from_vars(&[("SIGN_IN_PATH", "/account/sign-in")]).unwrap();
+        assert_eq!(s.sign_in_path, "/account/sign-in");
+        for bad in [
+            "login",
+            "//evil.example",
+            "https://evil.example/login",
+            "/\\evil.example",
+            "/login?next=x",
+            "/login#x",
+            "/with space",
+        ] {
+            let err = Settings::from_vars(&[("SIGN_IN_PATH", bad)]).unwrap_err();
+            assert_eq!(err.variables(), vec!["SIGN_IN_PATH"], "{bad}");
+        }
     }
 
     #[test]

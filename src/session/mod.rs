@@ -9,5 +9,5 @@ pub mod service;
 pub mod store;
 pub mod token;
 
-pub use service::{ClientInfo, Presented, SessionError, Sessions, Validated};
+pub use service::{ClientInfo, Delivery, Presented, SessionError, Sessions, Validated};
 pub use store::{SessionStore, StoreError};

@@ -86,6 +86,18 @@ impl Policy {
         }
     }
 
+    /// [`Policy::due`] for a check whose answer cannot reach the browser's cookie jar (a
+    /// backend checking the session on the browser's behalf): never a rotation — its new cookie
+    /// would be lost, and the browser signed out once the grace ends — only the sliding refresh,
+    /// so an active user is not timed out. The browser's own next direct request rotates.
+    pub fn due_passive(&self, r: &SessionRecord, now: Millis) -> Due {
+        match self.due(r, now) {
+            Due::Rotate if now - r.last_seen_at >= ms(self.touch_interval) => Due::Touch,
+            Due::Rotate => Due::Nothing,
+            due => due,
+        }
+    }
+
     /// The record after a request at `now`: seen, idle expiry slid (never past absolute).
     pub fn touched(&self, r: &SessionRecord, now: Millis) -> SessionRecord {
         let mut next = r.clone();
@@ -175,6 +187,31 @@ mod tests {
         assert_eq!(p.due(&r, 59_999), Due::Nothing);
         assert_eq!(p.due(&r, 60_000), Due::Touch);
         assert_eq!(p.due(&r, 900_000), Due::Rotate);
+    }
+
+    #[test]
+    fn a_passive_check_never_rotates_but_still_slides_the_idle_expiry() {
+        let p = Policy::new(
+            Duration::from_secs(1800),
+            Duration::from_secs(43200),
+            Duration::from_secs(900),
+            Duration::from_secs(60),
+        );
+        let r = record(0, &p);
+        assert_eq!(p.due_passive(&r, 59_999), Due::Nothing);
+        assert_eq!(p.due_passive(&r, 60_000), Due::Touch);
+        assert_eq!(
+            p.due_passive(&r, 900_000),
+            Due::Touch,
+            "rotation due: refresh only"
+        );
+        let seen = p.touched(&r, 890_000);
+        assert_eq!(p.due(&seen, 900_000), Due::Rotate);
+        assert_eq!(
+            p.due_passive(&seen, 900_000),
+            Due::Nothing,
+            "refreshed a moment ago"
+        );
     }
 
     #[test]

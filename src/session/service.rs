@@ -11,6 +11,7 @@ use super::{
     store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
+use crate::metrics::Metrics;
 
 /// Stable reasons a session ends (the `reason` of a `session_revoked` answer).
 pub mod reason {
@@ -86,6 +87,19 @@ pub struct Validated {
     pub new_cookie: Option<String>,
 }
 
+/// Whether the answer to a validation reaches the browser's cookie jar, which decides whether
+/// the session may be rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The browser itself asked (or a proxy that passes `Set-Cookie` on to it): refresh and
+    /// rotate as due.
+    Browser,
+    /// A server checking the session on the browser's behalf: a new cookie would never reach
+    /// the browser, so nothing is rotated; only the sliding expiry is refreshed (see
+    /// [`Policy::due_passive`]).
+    Passive,
+}
+
 /// A cookie the store says is live, read but not acted on yet (see [`Sessions::check`]).
 #[derive(Debug)]
 pub struct Presented {
@@ -121,14 +135,16 @@ pub struct Sessions {
     store: Arc<dyn SessionStore>,
     signer: CookieSigner,
     policy: Policy,
+    metrics: Metrics,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy, metrics: Metrics) -> Self {
         Sessions {
             store,
             signer,
             policy,
+            metrics,
         }
     }
 
@@ -181,9 +197,13 @@ impl Sessions {
                 for r in &ended {
                     tracing::info!(session = %r.public_id, user = %user_id, reason = reason::SESSION_LIMIT, "session revoked");
                 }
+                if !ended.is_empty() {
+                    self.metrics.sessions_ended(reason::SESSION_LIMIT, ended.len());
+                }
             }
         }
         tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
+        self.metrics.session_created(method.as_str());
         Ok(Issued {
             cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),
             record,
@@ -193,8 +213,19 @@ impl Sessions {
     /// Validates a cookie value: one store read in the common case; a sliding refresh or a
     /// rotation when due. Revocation always wins: nothing here can revive a revoked session.
     pub async fn validate(&self, cookie_value: &str, now: Millis) -> Result<Validated, SessionError> {
+        self.validate_for(cookie_value, Delivery::Browser, now).await
+    }
+
+    /// [`Sessions::validate`] for a caller that says whether its answer reaches the browser: a
+    /// [`Delivery::Passive`] check never rotates.
+    pub async fn validate_for(
+        &self,
+        cookie_value: &str,
+        delivery: Delivery,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
         let presented = self.check(cookie_value, now).await?;
-        self.settle(presented, now).await
+        self.settle_for(presented, delivery, now).await
     }
 
     /// The read half of [`Sessions::validate`]: verifies the signature and reads the store once,
@@ -236,6 +267,16 @@ impl Sessions {
     /// The write half of [`Sessions::validate`]: the sliding refresh or rotation a live session
     /// is due, if any.
     pub async fn settle(&self, presented: Presented, now: Millis) -> Result<Validated, SessionError> {
+        self.settle_for(presented, Delivery::Browser, now).await
+    }
+
+    /// [`Sessions::settle`], rotating only when the answer reaches the browser.
+    pub async fn settle_for(
+        &self,
+        presented: Presented,
+        delivery: Delivery,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
         let Presented { key, live } = presented;
         let record = match live {
             Live::InGrace(record) => {
@@ -247,7 +288,11 @@ impl Sessions {
             }
             Live::Current(record) => record,
         };
-        match self.policy.due(&record, now) {
+        let due = match delivery {
+            Delivery::Browser => self.policy.due(&record, now),
+            Delivery::Passive => self.policy.due_passive(&record, now),
+        };
+        match due {
             Due::Nothing => Ok(Validated {
                 record,
                 key,
@@ -300,6 +345,7 @@ impl Sessions {
             .await?
         {
             tracing::info!(session = %next.public_id, "session token rotated");
+            self.metrics.session_rotated();
             Ok(Validated {
                 new_cookie: Some(self.signer.sign(&token, &key.slot)),
                 record: next,
@@ -356,6 +402,9 @@ impl Sessions {
         for r in &revoked {
             tracing::info!(session = %r.public_id, user = %user_id, reason, "session revoked");
         }
+        if !revoked.is_empty() {
+            self.metrics.sessions_ended(reason, revoked.len());
+        }
         Ok(!revoked.is_empty())
     }
 
@@ -378,6 +427,9 @@ impl Sessions {
             )
             .await?;
         tracing::info!(user = %user_id, count = revoked.len(), reason, "sessions revoked");
+        if !revoked.is_empty() {
+            self.metrics.sessions_ended(reason, revoked.len());
+        }
         Ok(revoked)
     }
 

@@ -60,7 +60,7 @@ async fn config_check_connects_to_postgres_and_redis_and_hides_passwords() {
         text.contains("database:         ok, migrations up to date"),
         "{text}"
     );
-    assert!(text.contains("session store:    ok (redis)"), "{text}");
+    assert!(text.contains("session store:    ok (redis standalone)"), "{text}");
     assert!(!text.contains(&secret));
 }
 
@@ -121,7 +121,7 @@ async fn the_tutorials_env_file_works_unchanged() {
     assert!(text.contains(&expected_db), "{text}");
     assert!(
         text.contains(&format!(
-            "redis redis://{}{}:{}",
+            "redis standalone redis://{}{}:{}",
             if redis.password().is_some() { ":***@" } else { "" },
             redis.host_str().unwrap(),
             redis.port().unwrap_or(6379)

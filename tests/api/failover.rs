@@ -17,7 +17,10 @@ use std::{
 };
 
 use crate::{
-    helpers::{servers::RedisCluster, *},
+    helpers::{
+        servers::{RedisCluster, RedisServer},
+        *,
+    },
     scale_out::{on_cluster, on_sentinel},
 };
 
@@ -506,4 +509,65 @@ async fn with_wait_a_revocation_the_replica_did_not_get_fails_closed_instead_of_
     // but the caller was told so (503) and did not take the logout for done.
     assert_eq!(app.get_with_cookie("/auth/me", &victim).await.status(), 200);
     drop(topology);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_waiting_for_a_silent_replica_never_holds_up_session_checks() {
+    let (primary, mut replica) = tokio::task::spawn_blocking(|| {
+        let primary = RedisServer::start(&[]);
+        let port = primary.port.to_string();
+        let replica = RedisServer::start(&["--replicaof", "127.0.0.1", &port]);
+        let deadline = Instant::now() + RECOVERY;
+        while !primary
+            .query::<String>(redis::cmd("INFO").arg("replication"))
+            .unwrap()
+            .contains("state=online")
+        {
+            assert!(Instant::now() < deadline, "the replica never synced");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (primary, replica)
+    })
+    .await
+    .unwrap();
+    let app = spawn_app_with(
+        AppOptions::default()
+            .var("REDIS_URL", &primary.url())
+            .var("REDIS_WAIT_REPLICAS", "1")
+            .var("REDIS_WAIT_TIMEOUT", "3s"),
+    )
+    .await;
+    let (_keep, keep) = app.signed_up_client("hol-keep@example.com").await;
+    let (c, _) = app.signed_up_client("hol-victim@example.com").await;
+    replica = tokio::task::spawn_blocking(move || {
+        replica.stop();
+        replica
+    })
+    .await
+    .unwrap();
+    // The logout waits for a replica that is gone: until REDIS_WAIT_TIMEOUT, then 503.
+    let logout = {
+        let (url, origin) = (app.url("/auth/logout"), app.origin());
+        tokio::spawn(async move {
+            let status = c
+                .post(url)
+                .header("origin", origin)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (status.as_u16(), Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile session checks are answered, not queued behind the WAIT.
+    assert_eq!(app.get_with_cookie("/auth/me", &keep).await.status(), 200);
+    let checked = Instant::now();
+    let (status, logged_out) = logout.await.unwrap();
+    assert_eq!(status, 503);
+    assert!(
+        checked < logged_out,
+        "the session check waited for the revocation's WAIT"
+    );
+    drop((primary, replica));
 }

@@ -64,6 +64,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/auth/sessions/{id}"),
     ("get", "/auth/google"),
     ("get", "/auth/google/callback"),
+    ("get", "/auth/verify"),
 ];
 
 #[tokio::test]

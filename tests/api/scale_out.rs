@@ -222,7 +222,7 @@ async fn readiness_and_config_check_say_what_they_reached_on_a_cluster_and_throu
     assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(text.contains("redis cluster redis://127.0.0.1:"), "{text}");
     assert!(
-        text.contains("ok (cluster: 16384/16384 slots on 3 primaries; primary 127.0.0.1:"),
+        text.contains("ok (redis cluster: 16384/16384 slots on 3 primaries; primary 127.0.0.1:"),
         "{text}"
     );
 
@@ -247,7 +247,7 @@ async fn readiness_and_config_check_say_what_they_reached_on_a_cluster_and_throu
     assert!(text.contains("sentinel master  authauth"), "{text}");
     assert!(
         text.contains(&format!(
-            "ok (sentinel: the primary answers; primary 127.0.0.1:{primary})"
+            "ok (redis sentinel: the primary answers; primary 127.0.0.1:{primary})"
         )),
         "{text}"
     );

@@ -35,6 +35,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long asking the Sentinels for the primary and connecting to it may take.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most a command may take in Sentinel mode, rediscovery and one retry included. (The
+/// cluster client bounds a command, retries included, by `RESPONSE_TIMEOUT`.)
+const SENTINEL_OVERALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn overall_timeout() -> RedisError {
+    RedisError::from((ErrorKind::Io, "no answer from the Redis primary in time"))
+}
 
 /// A connection in any mode. Cheap to clone: clones share the underlying connections.
 #[derive(Clone)]
@@ -337,6 +344,21 @@ impl SentinelConnection {
     }
 
     async fn command(&self, cmd: &Cmd) -> RedisResult<Value> {
+        tokio::time::timeout(SENTINEL_OVERALL_TIMEOUT, self.command_once_more(cmd))
+            .await
+            .map_err(|_| overall_timeout())?
+    }
+
+    async fn pipeline(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+        tokio::time::timeout(
+            SENTINEL_OVERALL_TIMEOUT,
+            self.pipeline_once_more(pipeline, offset, count),
+        )
+        .await
+        .map_err(|_| overall_timeout())?
+    }
+
+    async fn command_once_more(&self, cmd: &Cmd) -> RedisResult<Value> {
         let mut p = self.primary().await?;
         match p.conn.req_packed_command(cmd).await {
             Err(e) if self.after_error(&p, &e) => {
@@ -347,7 +369,12 @@ impl SentinelConnection {
         }
     }
 
-    async fn pipeline(&self, pipeline: &Pipeline, offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+    async fn pipeline_once_more(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
         let mut p = self.primary().await?;
         match p.conn.req_packed_commands(pipeline, offset, count).await {
             Err(e) if self.after_error(&p, &e) => {

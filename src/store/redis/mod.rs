@@ -60,6 +60,11 @@ pub(crate) async fn backoff(attempt: u32) {
 #[derive(Clone)]
 pub struct RedisBackend {
     conn: Connection,
+    /// With `REDIS_WAIT_REPLICAS`: a connection of its own for revocations. `WAIT` blocks the
+    /// connection it is sent on until the replicas answer (up to `REDIS_WAIT_TIMEOUT` when they
+    /// do not), and must follow the write on the same connection; on the shared connection it
+    /// would hold up every session check of the server behind it.
+    durable: Option<Connection>,
     mode: RedisMode,
     prefix: String,
     wait: Option<WaitForReplicas>,
@@ -70,6 +75,7 @@ impl RedisBackend {
     pub fn connect(settings: &RedisSettings) -> Result<Self, StoreError> {
         Ok(RedisBackend {
             conn: Connection::open(settings)?,
+            durable: settings.wait.map(|_| Connection::open(settings)).transpose()?,
             mode: settings.mode,
             prefix: settings.key_prefix.clone(),
             wait: settings.wait,
@@ -78,6 +84,11 @@ impl RedisBackend {
 
     fn conn(&self) -> Connection {
         self.conn.clone()
+    }
+
+    /// The connection revocations are written on (then [`Self::replicate`] waits on it).
+    fn revocations(&self) -> Connection {
+        self.durable.as_ref().unwrap_or(&self.conn).clone()
     }
 
     /// `P` + `rest`: every key authauth writes goes through here.
@@ -195,7 +206,8 @@ impl RedisBackend {
     }
 
     /// With `REDIS_WAIT_REPLICAS`: returns once that many replicas have the writes made so far
-    /// on the primary holding `key`, or fails closed when they do not within the timeout. A
+    /// on [`Self::revocations`] to the primary holding `key`, or fails closed when they do not
+    /// within the timeout. A
     /// revocation acknowledged only by a primary that then dies is lost in the failover — and
     /// the session it ended comes back.
     pub(crate) async fn replicate(&self, key: &str) -> Result<(), StoreError> {
@@ -205,8 +217,9 @@ impl RedisBackend {
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
         let mut cmd = redis::cmd("WAIT");
         cmd.arg(wait.replicas).arg(timeout_ms);
-        let acknowledged: u32 = match self.conn.cluster().await? {
-            None => cmd.query_async(&mut self.conn()).await?,
+        let conn = self.revocations();
+        let acknowledged: u32 = match conn.cluster().await? {
+            None => cmd.query_async(&mut conn.clone()).await?,
             Some(mut cluster) => {
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
                     Slot::for_key(key),

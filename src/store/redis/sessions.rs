@@ -310,7 +310,13 @@ impl SessionStore for RedisSessions {
                     self.push_ending(&mut script, &slot, pid, current, r, &limit.revocation, now);
                 }
             }
-            let n: i64 = script.invoke_async(&mut self.conn()).await?;
+            // A sign-in that ends sessions revokes them: written where replicate() waits.
+            let mut conn = if ending.is_empty() {
+                self.conn()
+            } else {
+                self.0.revocations()
+            };
+            let n: i64 = script.invoke_async(&mut conn).await?;
             if n >= 0 {
                 if !ending.is_empty() {
                     // Sessions ended to make room are revocations: as durable as the others.
@@ -418,7 +424,7 @@ impl SessionStore for RedisSessions {
             for (pid, hash, record) in &targets {
                 self.push_ending(&mut script, &slot, pid, hash, record, revocation, now);
             }
-            let n: i64 = script.invoke_async(&mut self.conn()).await?;
+            let n: i64 = script.invoke_async(&mut self.0.revocations()).await?;
             if n >= 0 {
                 self.0.replicate(&index_key).await?;
                 return Ok(targets.into_iter().map(|(_, _, r)| r).collect());

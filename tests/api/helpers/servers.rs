@@ -25,9 +25,9 @@ use std::{
 };
 
 /// How long a server may take to accept connections before the test fails.
-const STARTUP: Duration = Duration::from_secs(30);
+pub(crate) const STARTUP: Duration = Duration::from_secs(30);
 /// How many ports to try when another process takes the free one first.
-const PORT_ATTEMPTS: usize = 5;
+pub(crate) const PORT_ATTEMPTS: usize = 5;
 
 /// The Debian packages that ship the binaries the harness runs.
 const POSTGRES_PACKAGE: &str = "postgresql";
@@ -246,7 +246,7 @@ pub fn require_binary(
     })
 }
 
-fn path_var() -> std::ffi::OsString {
+pub(crate) fn path_var() -> std::ffi::OsString {
     std::env::var_os("PATH").unwrap_or_default()
 }
 
@@ -288,14 +288,14 @@ pub fn free_port() -> u16 {
         .expect("bind a free loopback port")
 }
 
-enum Startup {
+pub(crate) enum Startup {
     Ready,
     Exited(ExitStatus),
     TimedOut,
 }
 
 /// Polls `ready` until it holds, the child exits, or `STARTUP` passes.
-fn wait_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> Startup {
+pub(crate) fn wait_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> Startup {
     let deadline = Instant::now() + STARTUP;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -311,18 +311,18 @@ fn wait_until(child: &mut Child, mut ready: impl FnMut() -> bool) -> Startup {
     }
 }
 
-fn stop_child(child: &mut Child) {
+pub(crate) fn stop_child(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
 
-fn read_log(path: &Path) -> String {
+pub(crate) fn read_log(path: &Path) -> String {
     let log = std::fs::read_to_string(path).unwrap_or_default();
     let tail: Vec<&str> = log.lines().rev().take(20).collect();
     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-fn lost_port_race(log: &str) -> bool {
+pub(crate) fn lost_port_race(log: &str) -> bool {
     log.contains("Address already in use") || log.contains("could not bind")
 }
 
