@@ -23,7 +23,7 @@ use crate::{
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
-    db, error,
+    db, error, pages,
     state::{services, AppInner, AppState},
     store::Stores,
 };
@@ -208,11 +208,14 @@ impl Application {
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let api = api::service();
     let spec = api.spec_endpoint();
-    let ui = api.swagger_ui();
-    let allowed = AllowedMethods::of(api::apis());
-    Route::new()
-        .at("/openapi.json", spec)
-        .nest("/docs", ui)
+    let swagger = api.swagger_ui();
+    let ui = state.settings.ui_enabled;
+    let allowed = AllowedMethods::of(api::apis(), if ui { pages::ROUTES } else { &[] });
+    let mut route = Route::new().at("/openapi.json", spec).nest("/docs", swagger);
+    if ui {
+        route = pages::mount(route);
+    }
+    route
         .nest("/", api)
         .around(move |ep, req| name_allowed_methods(allowed.clone(), ep, req))
         .around(guard::guard)
