@@ -19,6 +19,7 @@ mod health;
 mod migrate;
 mod op;
 mod openapi;
+mod pages;
 mod partial_failures;
 mod passwords;
 mod redis_outage;
