@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod browser;
 mod cli_config;
 mod cli_ops;
 mod cli_output;
