@@ -16,7 +16,13 @@
 //! a header sent twice (two `Origin`s, two `Sec-Fetch-Site`s) are always refused. Requests with
 //! neither header are not from a browser (curl, servers) and pass. Login and signup are covered
 //! too (login CSRF). Form and text bodies get 415 before any handler runs, so a cross-site
-//! `<form>` can never reach one. SameSite=Lax is defence in depth, not the defence.
+//! `<form>` can never reach one — except on the hosted pages' form actions
+//! (`pages::takes_forms`), which take forms by design: there a post must also say where it comes
+//! from (`Origin` or `Sec-Fetch-Site`, which every browser sends with a form post), so one that
+//! says nothing is refused instead of trusted. SameSite=Lax is defence in depth, not the defence.
+//!
+//! Errors on the pages' paths are rendered as HTML (`pages::error_page`), with the status and
+//! headers of the JSON answer.
 //!
 //! **CORS** — only origins listed in `CORS_ORIGINS` get `Access-Control-Allow-Origin` (echoed,
 //! with credentials); never `*`, never `null`.
