@@ -43,7 +43,9 @@ use crate::{
 };
 
 /// The stylesheet every page links.
-pub const STYLESHEET: &str = "/assets/authauth.css";
+/// Under `/auth/`, which every forward-auth proxy already routes to authauth (an application's
+/// own `/assets/` stays the application's).
+pub const STYLESHEET: &str = "/auth/assets/pages.css";
 
 /// Where a sign-in goes when it was not sent from anywhere.
 pub const HOME: &str = "/account";

@@ -184,7 +184,7 @@ async fn every_page_is_html_without_script_unframeable_and_uncached() {
     assert!(!html.to_ascii_lowercase().contains("<script"));
 
     // The stylesheet is same-origin (CSP `style-src 'self'`), with a dark scheme.
-    let css = c.get(app.url("/assets/authauth.css")).send().await.unwrap();
+    let css = c.get(app.url("/auth/assets/pages.css")).send().await.unwrap();
     assert_eq!(css.status(), 200);
     assert!(header(&css, "content-type").starts_with("text/css"));
     assert!(css.text().await.unwrap().contains("prefers-color-scheme: dark"));
@@ -853,7 +853,7 @@ async fn sign_in_with_google_is_offered_only_when_configured() {
 #[tokio::test]
 async fn ui_enabled_false_serves_no_pages() {
     let app = spawn_app_with(AppOptions::default().var("UI_ENABLED", "false")).await;
-    for path in ["/login", "/signup", "/account", "/assets/authauth.css"] {
+    for path in ["/login", "/signup", "/account", "/auth/assets/pages.css"] {
         let resp = app.get(path).await;
         assert_eq!(resp.status(), 404, "{path}");
         assert!(header(&resp, "content-type").starts_with("application/json"));
