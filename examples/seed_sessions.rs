@@ -32,7 +32,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (db, store) = startup::open(&mut settings, startup::Opener::Server).await?;
-    let (sessions, _) = state::services(&settings, &db, &store);
+    let metrics = authauth::metrics::Metrics::new()?;
+    let (sessions, _) = state::services(&settings, &db, &store, &metrics);
     let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
         .map(|_| uuid::Uuid::new_v4())

@@ -482,7 +482,12 @@ fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
 /// Turns any error that reached the outermost layer into the JSON error shape.
 pub async fn render(err: poem::Error) -> Response {
     let extra = err.data::<ExtraHeaders>().cloned();
+    // The route that answered, for the metrics' `route` label (poem records it on the error).
+    let route = err.data::<poem::PathPattern>().cloned();
     let mut resp = render_error(err);
+    if let Some(route) = route {
+        resp.set_data(route);
+    }
     if let Some(ExtraHeaders(headers)) = extra {
         for (name, value) in headers {
             resp.headers_mut().append(name, value);

@@ -29,6 +29,7 @@ pub mod config;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod metrics;
 pub mod pages;
 pub mod server;
 pub mod session;

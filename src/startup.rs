@@ -7,7 +7,7 @@ use anyhow::Context;
 use poem::{
     endpoint::BoxEndpoint,
     http::{header, HeaderValue},
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
 };
 use sea_orm::DatabaseConnection;
 use tracing::Instrument;
@@ -23,7 +23,9 @@ use crate::{
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
-    db, error, pages,
+    db, error,
+    metrics::Metrics,
+    pages,
     state::{services, AppInner, AppState},
     store::Stores,
 };
@@ -130,6 +132,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     endpoint: BoxEndpoint<'static>,
     addr: SocketAddr,
+    /// `METRICS_ADDR`'s listener, bound, and its address.
+    metrics: Option<(tokio::net::TcpListener, SocketAddr)>,
     state: AppState,
 }
 
@@ -151,7 +155,20 @@ impl Application {
             .local_addr()
             .context("the listener has no local address")?;
 
-        let (sessions, auth) = services(&settings, &db, &stores);
+        let metrics = Metrics::new().context("cannot define the metrics")?;
+        let metrics_listener = match settings.metrics_addr {
+            None => None,
+            Some(at) => {
+                let l = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on METRICS_ADDR {at}"))?;
+                let bound = l
+                    .local_addr()
+                    .context("the metrics listener has no local address")?;
+                Some((l, bound))
+            }
+        };
+        let (sessions, auth) = services(&settings, &db, &stores, &metrics);
         stores.spawn_maintenance(clock.clone());
         let google = match &settings.google {
             Some(g) => Some(Arc::new(
@@ -168,18 +185,25 @@ impl Application {
             auth,
             google,
             clock,
+            metrics,
         }));
         let endpoint = routes(state.clone());
         Ok(Application {
             listener,
             endpoint,
             addr,
+            metrics: metrics_listener,
             state,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Where `/metrics` is served, when `METRICS_ADDR` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, a)| *a)
     }
 
     pub fn state(&self) -> &AppState {
@@ -200,7 +224,36 @@ impl Application {
             session_store = self.state.stores.kind(),
             "authauth is serving; Swagger UI at /docs"
         );
-        crate::server::serve(self.listener, self.endpoint, s, shutdown).await
+        // The metrics listener lives as long as the public one.
+        let exporter = self.metrics.map(|(listener, at)| {
+            tracing::info!(address = %format!("http://{at}/metrics"), "metrics are served");
+            let endpoint = Route::new()
+                .at("/metrics", poem::get(ExportMetrics(self.state.metrics.clone())))
+                .boxed();
+            let settings = s.clone();
+            tokio::spawn(async move {
+                crate::server::serve(listener, endpoint, &settings, std::future::pending()).await
+            })
+        });
+        let served = crate::server::serve(self.listener, self.endpoint, s, shutdown).await;
+        if let Some(exporter) = exporter {
+            exporter.abort();
+        }
+        served
+    }
+}
+
+/// `GET /metrics` on `METRICS_ADDR`: the Prometheus text exposition.
+struct ExportMetrics(Metrics);
+
+impl Endpoint for ExportMetrics {
+    type Output = Response;
+
+    async fn call(&self, _req: Request) -> poem::Result<Response> {
+        Ok(Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(self.0.render()))
     }
 }
 
@@ -210,7 +263,9 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let spec = api.spec_endpoint();
     let swagger = api.swagger_ui();
     let ui = state.settings.ui_enabled;
-    let allowed = AllowedMethods::of(api::apis(), if ui { pages::ROUTES } else { &[] });
+    let page_routes = if ui { pages::ROUTES } else { &[] };
+    let allowed = AllowedMethods::of(api::apis(), page_routes);
+    let templates = RouteTemplates::of_api(page_routes);
     let mut route = Route::new().at("/openapi.json", spec).nest("/docs", swagger);
     if ui {
         route = pages::mount(route);
@@ -219,15 +274,20 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         .nest("/", api)
         .around(move |ep, req| name_allowed_methods(allowed.clone(), ep, req))
         .around(guard::guard)
-        .data(state)
-        .around(request_context)
+        .data(state.clone())
+        .around(move |ep, req| request_context(state.metrics.clone(), templates.clone(), ep, req))
         .catch_all_error(error::render)
         .boxed()
 }
 
 /// Assigns each request an id (or keeps a well-formed incoming `x-request-id`), logs one line
 /// per request, and adds the id and baseline security headers to every response.
-async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+async fn request_context<E: Endpoint>(
+    metrics: Metrics,
+    templates: RouteTemplates,
+    ep: Arc<E>,
+    req: Request,
+) -> poem::Result<Response> {
     let request_id = req
         .headers()
         .get("x-request-id")
@@ -245,11 +305,20 @@ async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let started = Instant::now();
-    let mut resp = match ep.call(req).instrument(span.clone()).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => error::render(err).await,
+    let (mut resp, route) = match ep.call(req).instrument(span.clone()).await {
+        Ok(resp) => {
+            let resp = resp.into_response();
+            let route = templates.label(resp.data::<PathPattern>());
+            (resp, route)
+        }
+        Err(err) => {
+            let resp = error::render(err).await;
+            let route = templates.label(resp.data::<PathPattern>());
+            (resp, route)
+        }
     };
     let status = resp.status();
+    metrics.http_request(&route, method.as_str(), status.as_u16(), started.elapsed());
     span.in_scope(|| {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status.is_server_error() {
@@ -271,6 +340,56 @@ async fn request_context<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<
         headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     }
     Ok(resp)
+}
+
+/// The `route` label of a request: the OpenAPI path template of the operation that answered it
+/// (`/auth/sessions/{id}`), never the raw path, so ids never become label values. poem names
+/// path parameters `:param0`, `:param1`… in its own patterns: they are mapped back to the
+/// spec's templates. Anything else — Swagger UI, no route at all — is `other` or `unmatched`.
+#[derive(Clone)]
+struct RouteTemplates(Arc<std::collections::HashMap<String, String>>);
+
+impl RouteTemplates {
+    /// The spec's templates, and the hosted pages' (`/account/sessions/{id}/end`).
+    fn of_api(pages: &[(&str, &[poem::http::Method])]) -> Self {
+        use poem_openapi::OpenApi;
+        let mut map = std::collections::HashMap::new();
+        for (pattern, _) in pages {
+            map.insert(pattern.to_string(), pattern.replace(":id", "{id}"));
+        }
+        for api in api::Apis::meta() {
+            for path in api.paths {
+                let mut n = 0;
+                let poem_pattern: String = path
+                    .path
+                    .split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') && segment.ends_with('}') {
+                            n += 1;
+                            format!(":param{}", n - 1)
+                        } else {
+                            segment.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                map.insert(poem_pattern, path.path);
+            }
+        }
+        RouteTemplates(Arc::new(map))
+    }
+
+    fn label(&self, pattern: Option<&PathPattern>) -> String {
+        match pattern {
+            None => "unmatched".to_string(),
+            Some(p) => match self.0.get(p.0.as_ref()) {
+                Some(template) => template.clone(),
+                None if p.0.starts_with("/docs") => "/docs".to_string(),
+                None if &*p.0 == "/openapi.json" => "/openapi.json".to_string(),
+                None => "other".to_string(),
+            },
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

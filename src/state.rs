@@ -9,6 +9,7 @@ use crate::{
     auth::{oidc::Providers, password::Hasher, Auth},
     clock::Clock,
     config::Settings,
+    metrics::Metrics,
     session::{policy::Policy, token::CookieSigner, Sessions},
     store::Stores,
 };
@@ -27,6 +28,8 @@ pub struct AppInner {
     pub google: Providers,
     /// Where every request takes `now` from.
     pub clock: Clock,
+    /// What `/metrics` exports (on `METRICS_ADDR`).
+    pub metrics: Metrics,
 }
 
 impl Deref for AppState {
@@ -37,18 +40,28 @@ impl Deref for AppState {
 }
 
 /// The services behind the API and the CLI, built from the configuration.
-pub fn services(settings: &Settings, db: &DatabaseConnection, stores: &Stores) -> (Sessions, Auth) {
+pub fn services(
+    settings: &Settings,
+    db: &DatabaseConnection,
+    stores: &Stores,
+    metrics: &Metrics,
+) -> (Sessions, Auth) {
     let signer = CookieSigner::new(settings.session.secrets.clone());
     let sessions = Sessions::new(
-        stores.sessions.clone(),
+        Arc::new(crate::store::timed::TimedSessions::new(
+            stores.sessions.clone(),
+            metrics.clone(),
+        )),
         signer,
         Policy::from_settings(&settings.session),
+        metrics.clone(),
     );
     let auth = Auth::new(
         db.clone(),
         sessions.clone(),
         stores.attempts.clone(),
-        Hasher::new(settings.hash_threads),
+        Hasher::new(settings.hash_threads, metrics.clone()),
+        metrics.clone(),
     );
     (sessions, auth)
 }

@@ -76,6 +76,27 @@ enum Refusal {
 /// the response sets no cookie: it would never reach the browser.
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
     let values = session_cookie_values(req, &state.settings.session.cookie_name);
+    let presented = !values.is_empty();
+    let result = authenticate_cookies(req, state, values).await;
+    state.metrics.session_check(match &result {
+        Ok(_) => "valid",
+        // A cookie was sent, but not one this server signed.
+        Err(ApiError::NoSession) if presented => "tampered",
+        Err(ApiError::NoSession) => "no_session",
+        Err(ApiError::SessionExpired) => "expired",
+        Err(ApiError::SessionRevoked { .. }) => "revoked",
+        Err(ApiError::AmbiguousSession) => "ambiguous",
+        Err(ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy) => "store_unavailable",
+        Err(_) => "error",
+    });
+    result
+}
+
+async fn authenticate_cookies(
+    req: &Request,
+    state: &AppState,
+    values: Vec<String>,
+) -> Result<Validated, ApiError> {
     let delivery = delivery(req);
     let slot = match delivery {
         Delivery::Browser => req.extensions().get::<CookieSlot>().cloned(),

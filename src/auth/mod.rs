@@ -13,6 +13,7 @@ use sea_orm::{DatabaseConnection, SqlErr, TransactionTrait};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::metrics::Metrics;
 use crate::{
     entities::users::Model as User,
     session::{
@@ -94,6 +95,23 @@ pub struct Auth {
     sessions: Sessions,
     attempts: Arc<dyn AttemptStore>,
     hasher: Hasher,
+    metrics: Metrics,
+}
+
+/// The `outcome` label of `authauth_sign_ins_total` for a sign-in's result.
+fn sign_in_outcome<T>(result: &Result<T, AuthError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(AuthError::InvalidCredentials) => "bad_credentials",
+        Err(AuthError::Throttled { .. }) => "throttled",
+        Err(AuthError::Disabled) => "disabled",
+        Err(AuthError::SessionLimit { .. }) => "session_limit",
+        Err(AuthError::EmailNotVerified | AuthError::EmailMissing) => "email_not_verified",
+        Err(AuthError::IdentityConflict) => "identity_conflict",
+        Err(AuthError::Busy) => "busy",
+        Err(AuthError::Store(_)) => "store_unavailable",
+        Err(_) => "error",
+    }
 }
 
 impl Auth {
@@ -102,12 +120,14 @@ impl Auth {
         sessions: Sessions,
         attempts: Arc<dyn AttemptStore>,
         hasher: Hasher,
+        metrics: Metrics,
     ) -> Self {
         Auth {
             db,
             sessions,
             attempts,
             hasher,
+            metrics,
         }
     }
 
@@ -158,6 +178,22 @@ impl Auth {
     /// `device` is the browser's device cookie, if any; a successful sign-in returns a new one.
     /// `replaces` are the sessions this browser already holds, ended as for [`Auth::signup`].
     pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        client: &ClientInfo,
+        device_cookie: Option<&str>,
+        replaces: &[SessionRecord],
+        now: Millis,
+    ) -> Result<(User, Issued, String), AuthError> {
+        let result = self
+            .login_counted(email, password, client, device_cookie, replaces, now)
+            .await;
+        self.metrics.sign_in("password", sign_in_outcome(&result));
+        result
+    }
+
+    async fn login_counted(
         &self,
         email: &str,
         password: SecretString,
@@ -262,6 +298,19 @@ impl Auth {
     /// with the same e-mail, or creates an account, only when the provider says the e-mail is
     /// verified. Name and picture follow the provider.
     pub async fn sign_in_with_identity(
+        &self,
+        identity: &oidc::VerifiedIdentity,
+        client: &ClientInfo,
+        replaces: &[SessionRecord],
+        now: Millis,
+    ) -> Result<(User, Issued), AuthError> {
+        let result = self.identity_sign_in(identity, client, replaces, now).await;
+        self.metrics
+            .sign_in(SignInMethod::Google.as_str(), sign_in_outcome(&result));
+        result
+    }
+
+    async fn identity_sign_in(
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,

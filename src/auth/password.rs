@@ -75,6 +75,8 @@ fn argon2() -> Argon2<'static> {
 #[derive(Clone)]
 pub struct Hasher {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    /// `authauth_password_hash_queue_depth`: hashes queued or running.
+    metrics: crate::metrics::Metrics,
     /// Verified against when the account does not exist, so both cases cost the same.
     dummy: Arc<String>,
 }
@@ -104,7 +106,7 @@ fn lower_priority() {
 
 impl Hasher {
     /// Starts `threads` hashing threads (at least one).
-    pub fn new(threads: usize) -> Self {
+    pub fn new(threads: usize, metrics: crate::metrics::Metrics) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for n in 0..threads.max(1) {
@@ -137,6 +139,7 @@ impl Hasher {
             .unwrap_or_default();
         Hasher {
             jobs: tx,
+            metrics,
             dummy: Arc::new(dummy),
         }
     }
@@ -147,12 +150,20 @@ impl Hasher {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let metrics = self.metrics.clone();
         let job: Job = Box::new(move || {
             let _ = done.send(work());
+            metrics.hash_queue(-1);
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(_) => HashError::Busy,
-            std::sync::mpsc::TrySendError::Disconnected(_) => HashError::Failed("no hashing thread".into()),
+        self.metrics.hash_queue(1);
+        self.jobs.try_send(job).map_err(|e| {
+            self.metrics.hash_queue(-1);
+            match e {
+                std::sync::mpsc::TrySendError::Full(_) => HashError::Busy,
+                std::sync::mpsc::TrySendError::Disconnected(_) => {
+                    HashError::Failed("no hashing thread".into())
+                }
+            }
         })?;
         result
             .await
@@ -218,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_salted_and_verify_without_truncation() {
-        let h = Hasher::new(2);
+        let h = Hasher::new(2, crate::metrics::Metrics::new().unwrap());
         let long = "p".repeat(100);
         let a = h.hash(SecretString::from(long.clone())).await.unwrap();
         let b = h.hash(SecretString::from(long.clone())).await.unwrap();

@@ -99,7 +99,9 @@ impl Context {
             Opener::ReadingCommand
         };
         let (db, store) = crate::startup::open(&mut settings, opener).await?;
-        let (sessions, auth) = crate::state::services(&settings, &db, &store);
+        let metrics = crate::metrics::Metrics::new()
+            .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot define the metrics: {e}")))?;
+        let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics);
         Ok(Context {
             settings,
             db,

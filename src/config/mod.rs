@@ -58,6 +58,8 @@ pub struct Settings {
     pub port: u16,
     /// The origin browsers use to reach authauth, when it differs from `http://HOST:PORT`.
     pub public_url: Option<Url>,
+    /// Where `/metrics` is served (`METRICS_ADDR`); `None`: not at all. Never the public port.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub database: DatabaseSettings,
     /// `None` keeps sessions in the SQL database (the embedded default).
     pub redis: Option<RedisSettings>,
@@ -144,6 +146,7 @@ impl Settings {
             host: listen.host,
             port: listen.port,
             public_url: listen.public_url,
+            metrics_addr: listen.metrics_addr,
             database,
             redis,
             session,

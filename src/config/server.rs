@@ -22,6 +22,7 @@ pub(super) struct Listen {
     pub host: IpAddr,
     pub port: u16,
     pub public_url: Option<Url>,
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// How requests are admitted and served.
@@ -72,10 +73,34 @@ pub(super) fn listen<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Listen {
         }
         Some(url)
     });
+    let metrics_addr =
+        p.get("METRICS_ADDR")
+            .and_then(|raw| match raw.parse::<std::net::SocketAddr>() {
+                Ok(addr)
+                    if addr.port() != 0
+                        && addr.port() == port
+                        && (addr.ip() == host || addr.ip().is_unspecified() || host.is_unspecified()) =>
+                {
+                    p.problem(
+                "METRICS_ADDR",
+                format!("`{raw}` is the public listener; metrics need their own port, never the public one"),
+            );
+                    None
+                }
+                Ok(addr) => Some(addr),
+                Err(_) => {
+                    p.problem(
+                        "METRICS_ADDR",
+                        format!("`{raw}` is not an address and port (e.g. 127.0.0.1:9464, [::1]:9464)"),
+                    );
+                    None
+                }
+            });
     Listen {
         host,
         port,
         public_url,
+        metrics_addr,
     }
 }
 
@@ -281,6 +306,18 @@ pub fn parse_origin(raw: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn metrics_never_share_the_public_listener() {
+        use crate::config::Settings;
+        let err = Settings::from_vars(&[("PORT", "3000"), ("METRICS_ADDR", "127.0.0.1:3000")]).unwrap_err();
+        assert_eq!(err.variables(), ["METRICS_ADDR"], "{err}");
+        let err = Settings::from_vars(&[("METRICS_ADDR", "metrics:9464")]).unwrap_err();
+        assert!(err.to_string().contains("is not an address and port"), "{err}");
+        let s = Settings::from_vars(&[("PORT", "3000"), ("METRICS_ADDR", "127.0.0.1:9464")]).unwrap();
+        assert_eq!(s.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(Settings::from_vars(&[]).unwrap().metrics_addr, None);
+    }
     use std::collections::HashMap;
 
     use crate::config::{defaults, server::DEFAULT_HOST, AllowedHost, Settings};

@@ -19,6 +19,7 @@ pub const KNOWN: &[&str] = &[
     "HOST",
     "PORT",
     "PUBLIC_URL",
+    "METRICS_ADDR",
     "ALLOWED_HOSTS",
     "CORS_ORIGINS",
     "TRUST_X_FORWARDED_FOR",

@@ -11,6 +11,7 @@ use super::{
     store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
+use crate::metrics::Metrics;
 
 /// Stable reasons a session ends (the `reason` of a `session_revoked` answer).
 pub mod reason {
@@ -134,14 +135,16 @@ pub struct Sessions {
     store: Arc<dyn SessionStore>,
     signer: CookieSigner,
     policy: Policy,
+    metrics: Metrics,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy, metrics: Metrics) -> Self {
         Sessions {
             store,
             signer,
             policy,
+            metrics,
         }
     }
 
@@ -194,9 +197,13 @@ impl Sessions {
                 for r in &ended {
                     tracing::info!(session = %r.public_id, user = %user_id, reason = reason::SESSION_LIMIT, "session revoked");
                 }
+                if !ended.is_empty() {
+                    self.metrics.sessions_ended(reason::SESSION_LIMIT, ended.len());
+                }
             }
         }
         tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
+        self.metrics.session_created(method.as_str());
         Ok(Issued {
             cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),
             record,
@@ -338,6 +345,7 @@ impl Sessions {
             .await?
         {
             tracing::info!(session = %next.public_id, "session token rotated");
+            self.metrics.session_rotated();
             Ok(Validated {
                 new_cookie: Some(self.signer.sign(&token, &key.slot)),
                 record: next,
@@ -394,6 +402,9 @@ impl Sessions {
         for r in &revoked {
             tracing::info!(session = %r.public_id, user = %user_id, reason, "session revoked");
         }
+        if !revoked.is_empty() {
+            self.metrics.sessions_ended(reason, revoked.len());
+        }
         Ok(!revoked.is_empty())
     }
 
@@ -416,6 +427,9 @@ impl Sessions {
             )
             .await?;
         tracing::info!(user = %user_id, count = revoked.len(), reason, "sessions revoked");
+        if !revoked.is_empty() {
+            self.metrics.sessions_ended(reason, revoked.len());
+        }
         Ok(revoked)
     }
 

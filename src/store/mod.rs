@@ -14,6 +14,7 @@
 
 pub mod redis;
 pub mod sql;
+pub mod timed;
 
 use std::{sync::Arc, time::Duration};
 

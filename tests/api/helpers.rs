@@ -183,6 +183,8 @@ pub enum Backend {
 pub struct TestApp {
     pub state: AppState,
     pub address: String,
+    /// `http://…` of the metrics listener, when the test set `METRICS_ADDR`.
+    pub metrics_address: Option<String>,
     pub port: u16,
     /// Keeps cookies, follows no redirects.
     pub client: reqwest::Client,
@@ -300,6 +302,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         .await
         .expect("the app starts");
     let port = app.port();
+    let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -308,6 +311,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let shared = opts.share_with.is_some();
     TestApp {
         state,
+        metrics_address,
         shared,
         address: format!("http://127.0.0.1:{port}"),
         port,

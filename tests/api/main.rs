@@ -17,6 +17,7 @@ mod forward_auth;
 mod google;
 mod harness;
 mod health;
+mod metrics;
 mod migrate;
 mod op;
 mod openapi;

@@ -868,3 +868,39 @@ async fn ui_enabled_false_serves_no_pages() {
         201
     );
 }
+
+#[tokio::test]
+async fn page_requests_are_counted_under_their_route_template_never_an_id() {
+    let app = spawn_app_with(AppOptions::default().var("METRICS_ADDR", "127.0.0.1:0")).await;
+    let c = client();
+    sign_up(&app, &c, "metrics@example.com").await;
+    let (_, current) = devices(&account_html(&app, &c).await);
+    let id = current.unwrap();
+    let resp = post_form(
+        &app,
+        &c,
+        &format!("/account/sessions/{id}/end"),
+        &[],
+        Site::SameOrigin,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let at = app.metrics_address.as_ref().expect("METRICS_ADDR was set");
+    let text = reqwest::get(format!("{at}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        r#"authauth_http_requests_total{method="POST",route="/signup",status="303"}"#,
+        r#"authauth_http_requests_total{method="GET",route="/account",status="200"}"#,
+        r#"authauth_http_requests_total{method="POST",route="/account/sessions/{id}/end",status="303"}"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(series)),
+            "{series} missing:\n{text}"
+        );
+    }
+    assert!(!text.contains(&id), "a session id became a label");
+}

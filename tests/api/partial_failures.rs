@@ -101,12 +101,14 @@ fn services_with_failing_revocation(app: &TestApp, fail_from: usize) -> (Session
         store,
         CookieSigner::new(state.settings.session.secrets.clone()),
         Policy::from_settings(&state.settings.session),
+        state.metrics.clone(),
     );
     let auth = Auth::new(
         state.db.clone(),
         sessions.clone(),
         state.stores.attempts.clone(),
-        Hasher::new(1),
+        Hasher::new(1, state.metrics.clone()),
+        state.metrics.clone(),
     );
     (sessions, auth)
 }

@@ -801,7 +801,12 @@ fn sessions(f: &Fixture, idle: u64, absolute: u64, rotation: u64, grace: u64) ->
         Duration::from_secs(rotation),
         Duration::from_secs(grace),
     );
-    Sessions::new(f.stores.sessions.clone(), signer, policy)
+    Sessions::new(
+        f.stores.sessions.clone(),
+        signer,
+        policy,
+        authauth::metrics::Metrics::new().unwrap(),
+    )
 }
 
 fn snapshot() -> UserSnapshot {

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Two authauth binaries, one run: did a change move the per-request cost?
+
+    python3 bench/ab.py BEFORE_BINARY AFTER_BINARY [--rounds 3] [--duration 8]
+
+Builds nothing: pass two release binaries (e.g. build the parent commit in a worktree with its
+own CARGO_TARGET_DIR). Starts one private Redis and one PostgreSQL database, runs both servers
+over them with production settings (APP_ENV=production, JSON access log at info), seeds 1,000
+sessions with the AFTER binary's seeder if given (--seeder) or through the API, and measures,
+in alternating rounds (A, B, A, B, …) so both see the same machine: authenticated `GET /auth/me`
+and the no-cookie 401, 50 connections each. Prints the medians and the B/A ratios.
+"""
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import COOKIE, Redis, free_port, log, run, wait_port, wrk  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("before")
+    ap.add_argument("after")
+    ap.add_argument("--seeder", required=True, help="examples/seed_sessions binary (release)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=int, default=8)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="authauth-ab-")
+    redis = Redis(tmp)
+    db = f"authauth_ab_{uuid.uuid4().hex[:12]}"
+    procs = []
+    try:
+        run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{db}"'])
+        env = {
+            "PATH": os.environ["PATH"],
+            "APP_ENV": "production",
+            "PUBLIC_URL": "https://auth.example.com",
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
+            "REDIS_URL": f"redis://127.0.0.1:{redis.port}",
+            "REDIS_KEY_PREFIX": "ab:",
+            "SESSION_SECRET": secrets.token_urlsafe(48),
+        }
+        run([args.after, "migrate", "up"], env=env, cwd=tmp)
+        cookies = os.path.join(tmp, "cookies.txt")
+        subprocess.run([args.seeder, "1000", "10", cookies, "1000"], env=env, cwd=tmp, check=True,
+                       stderr=subprocess.DEVNULL)
+        urls = {}
+        for name, binary in (("A", args.before), ("B", args.after)):
+            port = free_port()
+            log_file = open(os.path.join(tmp, f"{name}.log"), "w")
+            procs.append(subprocess.Popen([binary, "serve"], env=dict(env, PORT=str(port)), cwd=tmp,
+                                          stdout=log_file, stderr=log_file))
+            wait_port(port)
+            urls[name] = f"http://127.0.0.1:{port}/auth/me"
+        me_env = {"BENCH_COOKIES": cookies, "BENCH_COOKIE_NAME": COOKIE}
+        results = {(n, k): [] for n in "AB" for k in ("me", "no_cookie")}
+        for r in range(args.rounds):
+            for name in "AB":
+                log(f"round {r + 1}/{args.rounds}: {name}")
+                results[(name, "me")].append(wrk(urls[name], 50, args.duration, "me.lua", me_env))
+                results[(name, "no_cookie")].append(wrk(urls[name], 50, args.duration))
+        print(f"\nA = {args.before}\nB = {args.after}\n{args.rounds} alternating rounds of "
+              f"{args.duration} s, 50 connections, production settings; medians of one run:\n")
+        print("| request | A req/s | B req/s | B/A | A p99 ms | B p99 ms |")
+        print("|---|---|---|---|---|---|")
+        for key, label in (("me", "authenticated GET /auth/me"), ("no_cookie", "no-cookie 401")):
+            a = statistics.median(x["rps"] for x in results[("A", key)])
+            b = statistics.median(x["rps"] for x in results[("B", key)])
+            ap99 = statistics.median(x["p99_ms"] for x in results[("A", key)])
+            bp99 = statistics.median(x["p99_ms"] for x in results[("B", key)])
+            print(f"| {label} | {a:,.0f} | {b:,.0f} | {b / a:.2f} | {ap99:.2f} | {bp99:.2f} |")
+        for name in "AB":
+            bad = sum(x["non_2xx"] for x in results[(name, "me")])
+            if bad:
+                print(f"\nwarning: {name} answered {bad} authenticated requests with a non-2xx status")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        redis.proc.terminate()
+        redis.proc.wait()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}"'],
+                       capture_output=True)
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

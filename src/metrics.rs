@@ -1,0 +1,214 @@
+//! Prometheus metrics: one registry per server, served on its own listener (`METRICS_ADDR`),
+//! never on the public port. Names and labels are a stable interface (docs/observability.md):
+//! dashboards rely on them.
+//!
+//! Labels only ever take values from small fixed sets (route templates, outcomes, reasons), never
+//! ids, paths or addresses. Updating a metric is an in-process counter: it never costs a store
+//! round trip.
+
+use std::{sync::Arc, time::Duration};
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Every metric authauth exports. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics(Arc<Inner>);
+
+pub struct Inner {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    session_checks: IntCounterVec,
+    sessions_created: IntCounterVec,
+    sessions_rotated: IntCounter,
+    sessions_ended: IntCounterVec,
+    sign_ins: IntCounterVec,
+    store_duration: HistogramVec,
+    hash_queue_depth: IntGauge,
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Request and store latencies: 0.1 ms to 10 s.
+const SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<HistogramVec> {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(SECONDS.to_vec()), labels)?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+impl Metrics {
+    /// Defines every metric in a new registry. Fails only if a definition here is invalid (the
+    /// tests build it).
+    pub fn new() -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let sessions_rotated = IntCounter::new(
+            "authauth_sessions_rotated_total",
+            "Session tokens replaced by a successor (rotation).",
+        )?;
+        registry.register(Box::new(sessions_rotated.clone()))?;
+        let hash_queue_depth = IntGauge::new(
+            "authauth_password_hash_queue_depth",
+            "Password hashes waiting for or running on a hashing thread.",
+        )?;
+        registry.register(Box::new(hash_queue_depth.clone()))?;
+        Ok(Metrics(Arc::new(Inner {
+            http_requests: counter(
+                &registry,
+                "authauth_http_requests_total",
+                "HTTP requests answered, by route template, method and status.",
+                &["route", "method", "status"],
+            )?,
+            http_duration: histogram(
+                &registry,
+                "authauth_http_request_duration_seconds",
+                "Time to answer an HTTP request, by route template.",
+                &["route"],
+            )?,
+            session_checks: counter(
+                &registry,
+                "authauth_session_checks_total",
+                "Requests whose session was checked, by outcome.",
+                &["outcome"],
+            )?,
+            sessions_created: counter(
+                &registry,
+                "authauth_sessions_created_total",
+                "Sessions created, by sign-in method.",
+                &["method"],
+            )?,
+            sessions_ended: counter(
+                &registry,
+                "authauth_sessions_ended_total",
+                "Sessions ended before their expiry, by reason.",
+                &["reason"],
+            )?,
+            sign_ins: counter(
+                &registry,
+                "authauth_sign_ins_total",
+                "Sign-in attempts, by method and outcome.",
+                &["method", "outcome"],
+            )?,
+            store_duration: histogram(
+                &registry,
+                "authauth_store_operation_duration_seconds",
+                "Time of a session store operation, by store and operation.",
+                &["store", "op"],
+            )?,
+            sessions_rotated,
+            hash_queue_depth,
+            registry,
+        })))
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route])
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn session_check(&self, outcome: &str) {
+        self.session_checks.with_label_values(&[outcome]).inc();
+    }
+
+    pub fn session_created(&self, method: &str) {
+        self.sessions_created.with_label_values(&[method]).inc();
+    }
+
+    pub fn session_rotated(&self) {
+        self.sessions_rotated.inc();
+    }
+
+    pub fn sessions_ended(&self, reason: &str, count: usize) {
+        self.sessions_ended
+            .with_label_values(&[reason])
+            .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
+    }
+
+    pub fn sign_in(&self, method: &str, outcome: &str) {
+        self.sign_ins.with_label_values(&[method, outcome]).inc();
+    }
+
+    pub fn store_operation(&self, store: &str, op: &str, took: Duration) {
+        self.store_duration
+            .with_label_values(&[store, op])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The hashing queue: one more waiting or running (`+1`), one done (`-1`).
+    pub fn hash_queue(&self, delta: i64) {
+        self.hash_queue_depth.add(delta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Metrics;
+
+    #[test]
+    fn every_metric_is_exported_with_its_labels() {
+        let m = Metrics::new().unwrap();
+        m.http_request("/auth/me", "GET", 200, Duration::from_millis(1));
+        m.session_check("valid");
+        m.session_created("password");
+        m.session_rotated();
+        m.sessions_ended("logout", 2);
+        m.sign_in("password", "success");
+        m.store_operation("redis", "load", Duration::from_micros(300));
+        m.hash_queue(1);
+        let text = m.render();
+        for line in [
+            r#"authauth_http_requests_total{method="GET",route="/auth/me",status="200"} 1"#,
+            r#"authauth_http_request_duration_seconds_count{route="/auth/me"} 1"#,
+            r#"authauth_session_checks_total{outcome="valid"} 1"#,
+            r#"authauth_sessions_created_total{method="password"} 1"#,
+            "authauth_sessions_rotated_total 1",
+            r#"authauth_sessions_ended_total{reason="logout"} 2"#,
+            r#"authauth_sign_ins_total{method="password",outcome="success"} 1"#,
+            r#"authauth_store_operation_duration_seconds_count{op="load",store="redis"} 1"#,
+            "authauth_password_hash_queue_depth 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}

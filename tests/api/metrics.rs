@@ -1,0 +1,172 @@
+//! `/metrics` on `METRICS_ADDR`: its own listener, Prometheus text that `promtool` accepts, and
+//! counters that follow what happened.
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use crate::helpers::*;
+
+async fn app_with_metrics() -> TestApp {
+    spawn_app_with(
+        AppOptions::default()
+            .var("METRICS_ADDR", "127.0.0.1:0")
+            .var("SESSION_ROTATION_INTERVAL", "3s")
+            .var("SESSION_ROTATION_GRACE", "2s"),
+    )
+    .await
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let at = app.metrics_address.as_ref().expect("METRICS_ADDR was set");
+    let resp = reqwest::get(format!("{at}/metrics")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"),
+        "{:?}",
+        resp.headers()
+    );
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name and labels exactly as exported), 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+fn promtool_check(text: &str) {
+    let promtool = crate::helpers::servers::require_binary(
+        "promtool",
+        "prometheus",
+        " (it checks the /metrics output)",
+        &std::env::var_os("PATH").unwrap_or_default(),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused the output:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn metrics_have_their_own_listener_and_are_never_on_the_public_port() {
+    let app = app_with_metrics().await;
+    assert_eq!(app.get("/metrics").await.status(), 404);
+    let text = scrape(&app).await;
+    assert!(
+        text.contains("# TYPE authauth_http_requests_total counter"),
+        "{text}"
+    );
+    // Without METRICS_ADDR nothing listens for them.
+    let plain = spawn_app().await;
+    assert!(plain.metrics_address.is_none());
+    assert_eq!(plain.get("/metrics").await.status(), 404);
+}
+
+#[tokio::test]
+async fn counters_follow_sign_ups_sign_ins_rotation_logout_and_revocation_and_promtool_accepts_them() {
+    let app = app_with_metrics().await;
+    let (c, cookie) = app.signed_up_client("metrics@example.com").await;
+    let stranger = client();
+    assert_eq!(
+        app.login_with(&stranger, "metrics@example.com", "not the password at all")
+            .await
+            .status(),
+        401
+    );
+    let second = client();
+    assert_eq!(
+        app.login_with(&second, "metrics@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // A rotation, then the old cookie after its grace, then a cookie this server never signed.
+    app.advance(Duration::from_millis(3100));
+    assert_eq!(app.me(&c).await.0, 200);
+    app.advance(Duration::from_millis(2100));
+    assert_eq!(app.get_with_cookie("/auth/me", &cookie).await.status(), 401);
+    assert_eq!(
+        app.get_with_cookie("/auth/me", "forged.value").await.status(),
+        401
+    );
+    // The second browser ends the first one's session by its id: the route label is the
+    // template, never the id.
+    let first_id = app.me(&c).await.1["session"]["id"].as_str().unwrap().to_string();
+    let resp = second
+        .delete(app.url(&format!("/auth/sessions/{first_id}")))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(app.me(&c).await.0, 401);
+    let resp = second
+        .post(app.url("/auth/logout"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    let text = scrape(&app).await;
+    promtool_check(&text);
+    for (series, expected) in [
+        (r#"authauth_sessions_created_total{method="password"}"#, 2.0),
+        (
+            r#"authauth_sign_ins_total{method="password",outcome="bad_credentials"}"#,
+            1.0,
+        ),
+        (
+            r#"authauth_sign_ins_total{method="password",outcome="success"}"#,
+            1.0,
+        ),
+        // Both browsers' sessions: each rotates on its first request after the interval.
+        ("authauth_sessions_rotated_total", 2.0),
+        (r#"authauth_sessions_ended_total{reason="revoked_by_user"}"#, 1.0),
+        (r#"authauth_sessions_ended_total{reason="logout"}"#, 1.0),
+        (r#"authauth_session_checks_total{outcome="expired"}"#, 1.0),
+        (r#"authauth_session_checks_total{outcome="tampered"}"#, 1.0),
+        (r#"authauth_session_checks_total{outcome="revoked"}"#, 1.0),
+        (
+            r#"authauth_http_requests_total{method="DELETE",route="/auth/sessions/{id}",status="204"}"#,
+            1.0,
+        ),
+        (
+            r#"authauth_http_requests_total{method="POST",route="/auth/signup",status="201"}"#,
+            1.0,
+        ),
+        ("authauth_password_hash_queue_depth", 0.0),
+    ] {
+        assert_eq!(sample(&text, series), expected, "{series} in\n{text}");
+    }
+    assert!(sample(&text, r#"authauth_session_checks_total{outcome="valid"}"#) >= 3.0);
+    assert!(
+        sample(
+            &text,
+            r#"authauth_store_operation_duration_seconds_count{op="load",store="redis"}"#
+        ) >= 5.0,
+        "{text}"
+    );
+    assert!(!text.contains(&first_id), "a session id became a label value");
+}
