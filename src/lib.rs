@@ -30,6 +30,7 @@ pub mod db;
 pub mod entities;
 pub mod error;
 pub mod metrics;
+pub mod pages;
 pub mod server;
 pub mod session;
 pub mod startup;

@@ -25,6 +25,7 @@ use crate::{
     config::{redact_url, SecretSource, Settings},
     db, error,
     metrics::Metrics,
+    pages,
     state::{services, AppInner, AppState},
     store::Stores,
 };
@@ -260,12 +261,16 @@ impl Endpoint for ExportMetrics {
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let api = api::service();
     let spec = api.spec_endpoint();
-    let ui = api.swagger_ui();
-    let allowed = AllowedMethods::of(api::apis());
-    let templates = RouteTemplates::of_api();
-    Route::new()
-        .at("/openapi.json", spec)
-        .nest("/docs", ui)
+    let swagger = api.swagger_ui();
+    let ui = state.settings.ui_enabled;
+    let page_routes = if ui { pages::ROUTES } else { &[] };
+    let allowed = AllowedMethods::of(api::apis(), page_routes);
+    let templates = RouteTemplates::of_api(page_routes);
+    let mut route = Route::new().at("/openapi.json", spec).nest("/docs", swagger);
+    if ui {
+        route = pages::mount(route);
+    }
+    route
         .nest("/", api)
         .around(move |ep, req| name_allowed_methods(allowed.clone(), ep, req))
         .around(guard::guard)
@@ -345,9 +350,13 @@ async fn request_context<E: Endpoint>(
 struct RouteTemplates(Arc<std::collections::HashMap<String, String>>);
 
 impl RouteTemplates {
-    fn of_api() -> Self {
+    /// The spec's templates, and the hosted pages' (`/account/sessions/{id}/end`).
+    fn of_api(pages: &[(&str, &[poem::http::Method])]) -> Self {
         use poem_openapi::OpenApi;
         let mut map = std::collections::HashMap::new();
+        for (pattern, _) in pages {
+            map.insert(pattern.to_string(), pattern.replace(":id", "{id}"));
+        }
         for api in api::Apis::meta() {
             for path in api.paths {
                 let mut n = 0;

@@ -44,11 +44,14 @@ impl Endpoint for Methods {
 }
 
 impl AllowedMethods {
-    /// The methods of every path of `api`.
-    pub fn of(api: impl OpenApi) -> Self {
+    /// The methods of every path of `api`, and of the other routes in `more` (the hosted pages).
+    pub fn of(api: impl OpenApi, more: &[(&str, &[Method])]) -> Self {
         let mut table = HashMap::new();
         api.add_routes(&mut table);
-        let route = table.into_iter().fold(Route::new(), |route, (path, endpoints)| {
+        let route = more.iter().fold(Route::new(), |route, (path, methods)| {
+            route.at(*path, Methods(methods.to_vec()))
+        });
+        let route = table.into_iter().fold(route, |route, (path, endpoints)| {
             let mut methods: Vec<Method> = endpoints.into_keys().collect();
             // poem answers HEAD wherever there is a GET (RFC 9110 §9.3.2).
             if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {

@@ -10,19 +10,12 @@ use poem_openapi::{
 use secrecy::SecretString;
 
 use super::{
-    cookie::{
-        clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
-    },
+    actions,
     fields::{EmailInput, FullName, EMAIL_EXAMPLE},
-    session_auth::{client_info, presented_sessions, CurrentSession, PresentedSessions},
+    session_auth::{CurrentSession, PresentedSessions},
     views::Me,
 };
-use crate::{
-    error::{ApiError, Failure},
-    error_set,
-    session::service::reason,
-    state::AppState,
-};
+use crate::{error::Failure, error_set, state::AppState};
 
 #[derive(Tags)]
 enum Tag {
@@ -194,28 +187,19 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<SignupRequest>,
     ) -> Result<SignedUp, Failure<SignupErrors>> {
-        let now = state.clock.now();
         let Json(body) = body;
-        // As for login: the session this browser had (another account's) ends, not orphaned.
-        let previous = presented_sessions(req, &state, now).await?;
-        let (user, issued) = state
-            .auth
-            .signup(
-                body.email.as_str(),
-                secret(body.password),
-                body.full_name.as_str(),
-                &client_info(req, &state.settings),
-                &previous,
-                now,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        if let Some(slot) = req.extensions().get::<CookieSlot>() {
-            let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
-            slot.add(set_device_cookie(&state.settings.session, &device));
-        }
-        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-        Ok(SignedUp::Created(Json(Me::from_record(&issued.record)), cookie))
+        let started = actions::signup(
+            req,
+            &state,
+            body.email.as_str(),
+            secret(body.password),
+            body.full_name.as_str(),
+        )
+        .await?;
+        Ok(SignedUp::Created(
+            Json(Me::from_record(&started.record)),
+            started.set_cookie,
+        ))
     }
 
     /// Sign in with email and password.
@@ -229,29 +213,12 @@ impl AuthApi {
         state: Data<&AppState>,
         body: Json<LoginRequest>,
     ) -> Result<SignedIn, Failure<LoginErrors>> {
-        let now = state.clock.now();
         let Json(body) = body;
-        let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
-            .into_iter()
-            .find(|v| !v.is_empty());
-        let previous = presented_sessions(req, &state, now).await?;
-        let (_, issued, device) = state
-            .auth
-            .login(
-                body.email.as_str(),
-                secret(body.password),
-                &client_info(req, &state.settings),
-                device_cookie.as_deref(),
-                &previous,
-                now,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        if let Some(slot) = req.extensions().get::<CookieSlot>() {
-            slot.add(set_device_cookie(&state.settings.session, &device));
-        }
-        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-        Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
+        let started = actions::login(req, &state, body.email.as_str(), secret(body.password)).await?;
+        Ok(SignedIn::Ok(
+            Json(Me::from_record(&started.record)),
+            started.set_cookie,
+        ))
     }
 
     /// The signed-in user and the current session.
@@ -286,15 +253,7 @@ impl AuthApi {
         state: Data<&AppState>,
         presented: PresentedSessions,
     ) -> Result<LoggedOut, Failure<LogoutErrors>> {
-        let now = state.clock.now();
-        for r in &presented.0 {
-            state
-                .sessions
-                .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now)
-                .await
-                .map_err(ApiError::from)?;
-        }
-        Ok(LoggedOut::NoContent(clear_cookie(&state.settings.session)))
+        Ok(LoggedOut::NoContent(actions::logout(&state, &presented.0).await?))
     }
 
     /// Sign out of every session of this account, on every device.
@@ -304,18 +263,9 @@ impl AuthApi {
         state: Data<&AppState>,
         session: CurrentSession,
     ) -> Result<SignedOut, Failure<WriteErrors>> {
-        state
-            .sessions
-            .revoke_user(
-                &session.0.record.user_id,
-                None,
-                reason::LOGOUT_ALL,
-                None,
-                state.clock.now(),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(SignedOut::NoContent(clear_cookie(&state.settings.session)))
+        Ok(SignedOut::NoContent(
+            actions::logout_all(&state, &session.0.record).await?,
+        ))
     }
 
     /// Change the password.
@@ -330,20 +280,18 @@ impl AuthApi {
         session: CurrentSession,
         body: Json<PasswordChangeRequest>,
     ) -> Result<SignedIn, Failure<PasswordErrors>> {
-        let now = state.clock.now();
         let Json(body) = body;
-        let issued = state
-            .auth
-            .change_password(
-                &session.0,
-                secret(body.current_password),
-                secret(body.new_password),
-                &client_info(req, &state.settings),
-                now,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-        Ok(SignedIn::Ok(Json(Me::from_record(&issued.record)), cookie))
+        let started = actions::change_password(
+            req,
+            &state,
+            &session.0,
+            secret(body.current_password),
+            secret(body.new_password),
+        )
+        .await?;
+        Ok(SignedIn::Ok(
+            Json(Me::from_record(&started.record)),
+            started.set_cookie,
+        ))
     }
 }

@@ -82,7 +82,7 @@ macro_rules! string_field {
 }
 
 /// Characters, as JSON Schema counts `minLength` and `maxLength`.
-fn check_length(s: &str, what: &str, min: usize, max: usize) -> Result<(), String> {
+pub fn check_length(s: &str, what: &str, min: usize, max: usize) -> Result<(), String> {
     let n = s.chars().count();
     if (min..=max).contains(&n) {
         Ok(())
@@ -104,8 +104,13 @@ string_field!(
         example: Some(Value::String(EMAIL_EXAMPLE.into())),
         ..MetaSchema::new_with_format("string", "email")
     },
-    check: |s| check_length(s, "an e-mail address", EMAIL_MIN_CHARS, EMAIL_MAX_CHARS),
+    check: check_email_input,
 );
+
+/// The limits of [`EmailInput`], for input that does not come as JSON (the hosted pages' forms).
+pub fn check_email_input(s: &str) -> Result<(), String> {
+    check_length(s, "an e-mail address", EMAIL_MIN_CHARS, EMAIL_MAX_CHARS)
+}
 
 /// What a full name may be, as a JSON Schema (ECMA-262) pattern: at least one character that is
 /// neither white space nor a control character, and no control character anywhere — exactly
@@ -131,15 +136,18 @@ string_field!(
         example: Some(Value::String("Ada Lovelace".into())),
         ..MetaSchema::new("string")
     },
-    check: |s| {
-        check_length(s, "a full name", 1, NAME_MAX_CHARS)?;
-        if is_full_name(s) {
-            Ok(())
-        } else {
-            Err("a full name holds more than white space, and no control characters".into())
-        }
-    },
+    check: check_full_name,
 );
+
+/// The limits of [`FullName`], for input that does not come as JSON (the hosted pages' forms).
+pub fn check_full_name(s: &str) -> Result<(), String> {
+    check_length(s, "a full name", 1, NAME_MAX_CHARS)?;
+    if is_full_name(s) {
+        Ok(())
+    } else {
+        Err("a full name holds more than white space, and no control characters".into())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -16,7 +16,13 @@
 //! a header sent twice (two `Origin`s, two `Sec-Fetch-Site`s) are always refused. Requests with
 //! neither header are not from a browser (curl, servers) and pass. Login and signup are covered
 //! too (login CSRF). Form and text bodies get 415 before any handler runs, so a cross-site
-//! `<form>` can never reach one. SameSite=Lax is defence in depth, not the defence.
+//! `<form>` can never reach one — except on the hosted pages' form actions
+//! (`pages::takes_forms`), which take forms by design: there a post must also say where it comes
+//! from (`Origin` or `Sec-Fetch-Site`, which every browser sends with a form post), so one that
+//! says nothing is refused instead of trusted. SameSite=Lax is defence in depth, not the defence.
+//!
+//! Errors on the pages' paths are rendered as HTML (`pages::error_page`), with the status and
+//! headers of the JSON answer.
 //!
 //! **CORS** — only origins listed in `CORS_ORIGINS` get `Access-Control-Allow-Origin` (echoed,
 //! with credentials); never `*`, never `null`.
@@ -161,7 +167,31 @@ fn add_vary_origin(resp: &mut Response) {
         .append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
-pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Response> {
+/// True when a request says which site it comes from: a browser's form post always does
+/// (`Origin` on every POST, `Sec-Fetch-Site` in current browsers).
+fn names_its_site(req: &Request) -> bool {
+    req.headers().contains_key(header::ORIGIN) || req.headers().contains_key("sec-fetch-site")
+}
+
+pub async fn guard<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    // The hosted pages answer errors as HTML, with the status and headers of the JSON answer.
+    let page = req.data::<AppState>().is_some_and(|s| s.settings.ui_enabled)
+        && crate::pages::is_page(req.uri().path());
+    match guard_request(ep, req, page).await {
+        Err(e) if page => Ok(crate::pages::error_page(crate::error::render(e).await).await),
+        Ok(resp) if page && !resp.is_success() && is_json(&resp) => Ok(crate::pages::error_page(resp).await),
+        other => other,
+    }
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"))
+}
+
+async fn guard_request<E: Endpoint>(ep: Arc<E>, mut req: Request, page: bool) -> poem::Result<Response> {
     let Some(state) = req.data::<AppState>().cloned() else {
         return Err(ApiError::internal(anyhow::anyhow!("application state missing")).into());
     };
@@ -226,7 +256,19 @@ pub async fn guard<E: Endpoint>(ep: Arc<E>, mut req: Request) -> poem::Result<Re
             );
             return Err(ApiError::CsrfRejected(why.to_string()).into());
         }
-        if is_form_like(&req) {
+        if page && crate::pages::takes_forms(req.uri().path()) {
+            // The one place form bodies are taken, so the one place a cross-site form could
+            // land: a post that does not say where it comes from is refused rather than trusted
+            // (a browser always says; SameSite=Lax stays defence in depth).
+            if !names_its_site(&req) {
+                tracing::warn!("form post without Origin or Sec-Fetch-Site refused");
+                return Err(ApiError::CsrfRejected(
+                    "a form is accepted only from a browser that says where it comes from (Origin or Sec-Fetch-Site)"
+                        .into(),
+                )
+                .into());
+            }
+        } else if is_form_like(&req) {
             return Err(ApiError::UnsupportedMediaType(
                 "form and text bodies are not accepted; send JSON with `Content-Type: application/json`"
                     .into(),

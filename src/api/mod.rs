@@ -4,6 +4,7 @@
 //!
 //! The spec declares no `servers`: Swagger UI then calls the host `/docs` was opened on.
 
+pub mod actions;
 pub mod allow;
 pub mod auth;
 pub mod cookie;

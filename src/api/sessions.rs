@@ -4,17 +4,12 @@ use poem::web::Data;
 use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::{
+    actions,
     auth::{ReadErrors, WriteErrors},
-    cookie::clear_cookie,
     session_auth::CurrentSession,
     views::{session_id_example, SessionView},
 };
-use crate::{
-    error::{ApiError, Failure},
-    error_set,
-    session::service::reason,
-    state::AppState,
-};
+use crate::{error::Failure, error_set, state::AppState};
 
 #[derive(Tags)]
 enum Tag {
@@ -86,11 +81,8 @@ impl SessionsApi {
         session: CurrentSession,
     ) -> Result<ListResponse, Failure<ReadErrors>> {
         let current = &session.0.record;
-        let sessions = state
-            .sessions
-            .list_user(&current.user_id, state.clock.now())
-            .await
-            .map_err(ApiError::from)?
+        let sessions = actions::list_sessions(&state, current)
+            .await?
             .iter()
             .map(|r| SessionView::from_record(r, Some(r.public_id == current.public_id), true))
             .collect();
@@ -108,22 +100,7 @@ impl SessionsApi {
         #[oai(validator(pattern = "^s?[A-Za-z0-9_-]{24}$"), example = "session_id_example")]
         id: Path<String>,
     ) -> Result<RevokeOneResponse, Failure<RevokeOneErrors>> {
-        let current = &session.0.record;
-        let found = state
-            .sessions
-            .revoke_one(
-                &current.user_id,
-                &id.0,
-                reason::REVOKED_BY_USER,
-                None,
-                state.clock.now(),
-            )
-            .await
-            .map_err(ApiError::from)?;
-        if !found {
-            return Err(ApiError::SessionNotFound.into());
-        }
-        let clear = (id.0 == current.public_id).then(|| clear_cookie(&state.settings.session));
+        let clear = actions::revoke_one(&state, &session.0.record, &id.0).await?;
         Ok(RevokeOneResponse::NoContent(clear))
     }
 
@@ -134,20 +111,9 @@ impl SessionsApi {
         state: Data<&AppState>,
         session: CurrentSession,
     ) -> Result<RevokeOthersResponse, Failure<WriteErrors>> {
-        let current = &session.0.record;
-        let revoked = state
-            .sessions
-            .revoke_user(
-                &current.user_id,
-                Some(&current.public_id),
-                reason::REVOKED_BY_USER,
-                None,
-                state.clock.now(),
-            )
-            .await
-            .map_err(ApiError::from)?;
+        let revoked = actions::revoke_others(&state, &session.0.record).await?;
         Ok(RevokeOthersResponse::Ok(Json(Revoked {
-            revoked: revoked.len() as u32,
+            revoked: revoked as u32,
         })))
     }
 }

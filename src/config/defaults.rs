@@ -22,4 +22,6 @@ pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where `GET /auth/verify` sends a browser without a session: the hosted sign-in page.
 pub const SIGN_IN_PATH: &str = "/login";
+/// The hosted pages (`/login`, `/signup`, `/account`) are served unless turned off.
+pub const UI_ENABLED: bool = true;
 pub const HTTP_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);

@@ -77,6 +77,8 @@ pub struct Settings {
     /// Where a browser without a session is sent to sign in by `GET /auth/verify` (a path on
     /// this site; `returnTo` is appended).
     pub sign_in_path: String,
+    /// Serve the hosted pages (`UI_ENABLED`, on by default): sign-in, sign-up, account.
+    pub ui_enabled: bool,
     pub log_format: LogFormat,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
@@ -153,6 +155,7 @@ impl Settings {
             allowed_hosts: http.allowed_hosts,
             trust_forwarded_for: http.trust_forwarded_for,
             sign_in_path: http.sign_in_path,
+            ui_enabled: http.ui_enabled,
             hash_threads: http.hash_threads,
             log_format,
             shutdown_timeout: http.shutdown_timeout,

@@ -31,6 +31,7 @@ pub(super) struct Http {
     pub allowed_hosts: Option<Vec<AllowedHost>>,
     pub trust_forwarded_for: bool,
     pub sign_in_path: String,
+    pub ui_enabled: bool,
     pub shutdown_timeout: Duration,
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
@@ -104,7 +105,7 @@ pub(super) fn listen<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> Listen {
 }
 
 /// `CORS_ORIGINS`, `ALLOWED_HOSTS` (and `PUBLIC_URL` required in production),
-/// `TRUST_X_FORWARDED_FOR`, `SIGN_IN_PATH`, the timeouts, `PASSWORD_HASH_THREADS`.
+/// `TRUST_X_FORWARDED_FOR`, `SIGN_IN_PATH`, `UI_ENABLED`, the timeouts, `PASSWORD_HASH_THREADS`.
 pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, listen: &Listen) -> Http {
     let public_url = listen.public_url.as_ref();
     let mut cors_origins = Vec::new();
@@ -166,15 +167,8 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
             }
         },
     };
-    let trust_forwarded_for = match p.get("TRUST_X_FORWARDED_FOR").map(|v| v.to_ascii_lowercase()) {
-        None => false,
-        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
-        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
-        Some(v) => {
-            p.problem("TRUST_X_FORWARDED_FOR", format!("`{v}` is not `true` or `false`"));
-            false
-        }
-    };
+    let trust_forwarded_for = flag(p, "TRUST_X_FORWARDED_FOR", false);
+    let ui_enabled = flag(p, "UI_ENABLED", defaults::UI_ENABLED);
     let sign_in_path = match p.get("SIGN_IN_PATH") {
         None => defaults::SIGN_IN_PATH.to_string(),
         Some(raw) if is_site_path(&raw) => raw,
@@ -194,10 +188,24 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
         allowed_hosts,
         trust_forwarded_for,
         sign_in_path,
+        ui_enabled,
         shutdown_timeout,
         header_read_timeout,
         body_read_timeout,
         hash_threads,
+    }
+}
+
+/// A `true`/`false` variable (`1`/`0`, `yes`/`no` too), `default` when unset.
+fn flag<V: Vars + ?Sized>(p: &mut Parser<'_, V>, name: &'static str, default: bool) -> bool {
+    match p.get(name).map(|v| v.to_ascii_lowercase()) {
+        None => default,
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => false,
+        Some(v) => {
+            p.problem(name, format!("`{v}` is not `true` or `false`"));
+            default
+        }
     }
 }
 
@@ -317,6 +325,19 @@ mod tests {
     #[test]
     fn the_default_host_is_the_documented_one() {
         assert_eq!(DEFAULT_HOST.to_string(), defaults::HOST);
+    }
+
+    #[test]
+    fn the_hosted_pages_are_on_unless_turned_off() {
+        assert!(Settings::from_vars(&[("X", "y")]).unwrap().ui_enabled);
+        assert!(
+            !Settings::from_vars(&[("UI_ENABLED", "false")])
+                .unwrap()
+                .ui_enabled
+        );
+        assert!(Settings::from_vars(&[("UI_ENABLED", "1")]).unwrap().ui_enabled);
+        let err = Settings::from_vars(&[("UI_ENABLED", "maybe")]).unwrap_err();
+        assert_eq!(err.variables(), vec!["UI_ENABLED"]);
     }
 
     #[test]

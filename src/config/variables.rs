@@ -24,6 +24,7 @@ pub const KNOWN: &[&str] = &[
     "CORS_ORIGINS",
     "TRUST_X_FORWARDED_FOR",
     "SIGN_IN_PATH",
+    "UI_ENABLED",
     "SHUTDOWN_TIMEOUT",
     "HTTP_HEADER_READ_TIMEOUT",
     "HTTP_BODY_READ_TIMEOUT",

@@ -220,27 +220,68 @@ async fn a_manual_cluster_failover_under_load_serves_or_fails_closed_and_recover
     outcome.assert_guarantees("cluster: CLUSTER FAILOVER on a replica");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_cluster_primary_under_load_serves_or_fails_closed_and_recovers() {
+/// True once every replica of `primary` has everything the primary wrote.
+fn in_sync(primary: &RedisServer) -> bool {
+    let info: String = primary.query(redis::cmd("INFO").arg("replication")).unwrap();
+    let offset = info
+        .lines()
+        .find_map(|l| l.strip_prefix("master_repl_offset:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    let replicas: Vec<&str> = info.lines().filter(|l| l.starts_with("slave")).collect();
+    !replicas.is_empty()
+        && replicas
+            .iter()
+            .all(|l| l.contains("state=online") && l.contains(&format!(",offset={offset},")))
+}
+
+/// Waits until asynchronous replication has caught up: without `REDIS_WAIT_REPLICAS`, what the
+/// primary acknowledged before a kill survives it only if it got this far.
+fn wait_in_sync(primaries: &[&RedisServer]) {
+    let deadline = Instant::now() + RECOVERY;
+    while !primaries.iter().all(|p| in_sync(p)) {
+        assert!(Instant::now() < deadline, "the replicas never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn killed_cluster_primary(wait: bool) {
     let cluster = Arc::new(std::sync::Mutex::new(private_cluster().await));
-    let app = {
+    let opts = {
         let c = cluster.lock().unwrap();
         on_cluster(AppOptions::default(), &c)
     };
-    let app = spawn_app_with(app.var("REDIS_WAIT_REPLICAS", "1")).await;
+    let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", if wait { "1" } else { "0" })).await;
     let probe = probe(&app, "killed-primary", 9, 3).await;
     let c = cluster.clone();
     let outcome = under_fault(&app, &probe, move || {
         let mut c = c.lock().unwrap();
-        let primary = c.primaries()[0];
-        c.nodes[primary].stop();
+        let primaries = c.primaries();
+        if !wait {
+            wait_in_sync(&primaries.iter().map(|&i| &c.nodes[i]).collect::<Vec<_>>());
+        }
+        c.nodes[primaries[0]].stop();
     })
     .await;
-    outcome.assert_guarantees("cluster: a primary killed, REDIS_WAIT_REPLICAS=1");
-    // The revocations were acknowledged by the replicas before the kill: none came back.
+    outcome.assert_guarantees(&format!(
+        "cluster: a primary killed, REDIS_WAIT_REPLICAS={}",
+        u8::from(wait)
+    ));
+    // The revocations had reached the replicas before the kill (acknowledged by WAIT, or
+    // waited for here): none came back.
     for cookie in &probe.revoked {
         assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 401);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_cluster_primary_under_load_serves_or_fails_closed_and_recovers() {
+    killed_cluster_primary(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_wait_a_killed_cluster_primary_under_load_serves_or_fails_closed_and_recovers() {
+    killed_cluster_primary(false).await
 }
 
 /// A private Sentinel topology whose Sentinels call a silent primary down after one second.
@@ -264,19 +305,28 @@ async fn private_sentinel() -> RedisSentinel {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replica() {
+async fn killed_sentinel_primary(wait: bool) {
     let topology = Arc::new(std::sync::Mutex::new(private_sentinel().await));
     let opts = {
         let t = topology.lock().unwrap();
         on_sentinel(AppOptions::default(), &t.sentinel_urls())
     };
-    let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", "1")).await;
+    let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", if wait { "1" } else { "0" })).await;
     let probe = probe(&app, "sentinel-failover", 9, 3).await;
     let old_primary = topology.lock().unwrap().primary.port;
     let t = topology.clone();
-    let outcome = under_fault(&app, &probe, move || t.lock().unwrap().primary.stop()).await;
-    outcome.assert_guarantees("sentinel: the primary killed, REDIS_WAIT_REPLICAS=1");
+    let outcome = under_fault(&app, &probe, move || {
+        let mut t = t.lock().unwrap();
+        if !wait {
+            wait_in_sync(&[&t.primary]);
+        }
+        t.primary.stop()
+    })
+    .await;
+    outcome.assert_guarantees(&format!(
+        "sentinel: the primary killed, REDIS_WAIT_REPLICAS={}",
+        u8::from(wait)
+    ));
     for cookie in &probe.revoked {
         assert_eq!(app.get_with_cookie("/auth/me", cookie).await.status(), 401);
     }
@@ -290,6 +340,16 @@ async fn a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replic
         .query(redis::cmd("INFO").arg("replication"))
         .unwrap();
     assert!(role.contains("role:master"), "{role}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replica() {
+    killed_sentinel_primary(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_wait_a_killed_sentinel_primary_under_load_is_followed_to_the_promoted_replica() {
+    killed_sentinel_primary(false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -564,10 +564,36 @@ async fn without_a_session_the_browser_signs_in_and_comes_back_with_identity_hea
         .unwrap();
     assert_eq!(resp.status(), 401, "{kind:?}");
 
-    // Signing in (through the proxy: same origin), then back where the browser was going.
-    let resp = site.sign_in(&browser, "visitor@example.com").await;
-    assert_eq!(resp.status(), 200, "{kind:?}");
-    let me: Value = resp.json().await.unwrap();
+    // Signing in on the hosted page (through the proxy: same origin), then back where the
+    // browser was going.
+    let resp = browser
+        .post(site.proxy.url("/login"))
+        .header("origin", site.proxy.origin())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("email", "visitor@example.com"),
+            ("password", PASSWORD),
+            ("returnTo", page),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{kind:?}: {}", site.proxy.log());
+    assert_eq!(header(&resp, "location"), Some(page), "{kind:?}");
+    let me = browser
+        .get(site.proxy.url("/auth/me"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    // The account page and the pages' stylesheet are authauth's too.
+    for path in ["/account", "/auth/assets/pages.css"] {
+        let resp = browser.get(site.proxy.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{kind:?} {path}");
+        assert!(resp.headers().contains_key("x-request-id"), "{kind:?} {path}");
+    }
     let resp = browser
         .get(site.proxy.url(page))
         .header("accept", HTML)

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod browser;
 mod cli_config;
 mod cli_ops;
 mod cli_output;
@@ -20,6 +21,7 @@ mod metrics;
 mod migrate;
 mod op;
 mod openapi;
+mod pages;
 mod partial_failures;
 mod passwords;
 mod redis_outage;

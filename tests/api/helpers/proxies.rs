@@ -138,7 +138,7 @@ impl Proxy {
             }
             ProxyKind::Caddy => {
                 let caddy = require_binary("caddy", "caddy", "", &path_var(), &[]).map_err(Some)?;
-                let site = replace_exactly(config, EXAMPLE_AUTHAUTH, &authauth, 3, "Caddy");
+                let site = replace_exactly(config, EXAMPLE_AUTHAUTH, &authauth, 2, "Caddy");
                 let site = replace_exactly(&site, EXAMPLE_APP, &app, 1, "Caddy");
                 let site = replace_exactly(
                     &site,

@@ -1,0 +1,231 @@
+//! What a browser can do with its account and sessions, once: the JSON operations (`auth.rs`,
+//! `sessions.rs`) and the hosted pages (`crate::pages`) both call these, so a sign-in from a
+//! form is throttled, answered and cookied exactly like one from `POST /auth/login`.
+//!
+//! Each takes the request (for the cookies it presents and the client it comes from) and plain
+//! inputs; what the request's body looked like (JSON or a form) is the caller's business. The
+//! session `Set-Cookie` is returned for the caller to put on its answer; other cookies (the
+//! device cookie) go into the request's [`CookieSlot`], which the guard adds to any answer.
+
+use poem::Request;
+use secrecy::SecretString;
+
+use super::{
+    cookie::{
+        clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
+    },
+    fields,
+    session_auth::{client_info, presented_sessions},
+};
+use crate::{
+    auth::password,
+    error::ApiError,
+    session::{record::SessionRecord, service::reason, Validated},
+    state::AppState,
+};
+
+/// A session just started: its record, and the `Set-Cookie` that hands it to the browser.
+pub struct Started {
+    pub record: SessionRecord,
+    pub set_cookie: String,
+}
+
+/// The limits `POST /auth/login` states in its schema, for callers whose input did not come
+/// through it (the sign-in form): a value outside them is `invalid_request`, before any attempt
+/// is counted.
+pub fn check_login_input(email: &str, password: &str) -> Result<(), ApiError> {
+    fields::check_email_input(email).map_err(|m| ApiError::InvalidRequest(format!("email: {m}")))?;
+    fields::check_length(password, "a password", 1, password::MAX_CHARS)
+        .map_err(|m| ApiError::InvalidRequest(format!("password: {m}")))
+}
+
+/// The limits of `POST /auth/signup`'s schema (see [`check_login_input`]).
+pub fn check_signup_input(email: &str, password: &str, full_name: &str) -> Result<(), ApiError> {
+    fields::check_email_input(email).map_err(|m| ApiError::InvalidRequest(format!("email: {m}")))?;
+    fields::check_full_name(full_name).map_err(|m| ApiError::InvalidRequest(format!("fullName: {m}")))?;
+    fields::check_length(password, "a password", password::MIN_CHARS, password::MAX_CHARS)
+        .map_err(|m| ApiError::InvalidRequest(format!("password: {m}")))
+}
+
+/// The limits of `POST /auth/password`'s schema (see [`check_login_input`]).
+pub fn check_password_change_input(current: &str, new: &str) -> Result<(), ApiError> {
+    fields::check_length(current, "a password", 1, password::MAX_CHARS)
+        .map_err(|m| ApiError::InvalidRequest(format!("currentPassword: {m}")))?;
+    fields::check_length(new, "a password", password::MIN_CHARS, password::MAX_CHARS)
+        .map_err(|m| ApiError::InvalidRequest(format!("newPassword: {m}")))
+}
+
+fn add_device_cookie(req: &Request, state: &AppState, device: &str) {
+    if let Some(slot) = req.extensions().get::<CookieSlot>() {
+        slot.add(set_device_cookie(&state.settings.session, device));
+    }
+}
+
+/// A new local account, signed in. The sessions this browser presented end (`superseded`).
+pub async fn signup(
+    req: &Request,
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+    full_name: &str,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    // As for login: the session this browser had (another account's) ends, not orphaned.
+    let previous = presented_sessions(req, state, now).await?;
+    let (user, issued) = state
+        .auth
+        .signup(
+            email,
+            password,
+            full_name,
+            &client_info(req, &state.settings),
+            &previous,
+            now,
+        )
+        .await?;
+    let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
+    add_device_cookie(req, state, &device);
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok(Started {
+        record: issued.record,
+        set_cookie,
+    })
+}
+
+/// Sign in with e-mail and password: a brand-new session, the sessions this browser presented
+/// ended (`superseded`), throttled per account, client and device (the device cookie is read
+/// here and renewed on success).
+pub async fn login(
+    req: &Request,
+    state: &AppState,
+    email: &str,
+    password: SecretString,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
+        .into_iter()
+        .find(|v| !v.is_empty());
+    let previous = presented_sessions(req, state, now).await?;
+    let (_, issued, device) = state
+        .auth
+        .login(
+            email,
+            password,
+            &client_info(req, &state.settings),
+            device_cookie.as_deref(),
+            &previous,
+            now,
+        )
+        .await?;
+    add_device_cookie(req, state, &device);
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok(Started {
+        record: issued.record,
+        set_cookie,
+    })
+}
+
+/// Sign out of this browser: every live session it presented ends (`logout`). Returns the
+/// `Set-Cookie` that clears the cookie.
+pub async fn logout(state: &AppState, presented: &[SessionRecord]) -> Result<String, ApiError> {
+    let now = state.clock.now();
+    for r in presented {
+        state
+            .sessions
+            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now)
+            .await?;
+    }
+    Ok(clear_cookie(&state.settings.session))
+}
+
+/// Sign out of every session of the account. Returns the `Set-Cookie` that clears the cookie.
+pub async fn logout_all(state: &AppState, current: &SessionRecord) -> Result<String, ApiError> {
+    state
+        .sessions
+        .revoke_user(
+            &current.user_id,
+            None,
+            reason::LOGOUT_ALL,
+            None,
+            state.clock.now(),
+        )
+        .await?;
+    Ok(clear_cookie(&state.settings.session))
+}
+
+/// Change the password: every session of the account ends (`password_changed`) and this
+/// browser gets a brand-new one.
+pub async fn change_password(
+    req: &Request,
+    state: &AppState,
+    current: &Validated,
+    current_password: SecretString,
+    new_password: SecretString,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    let issued = state
+        .auth
+        .change_password(
+            current,
+            current_password,
+            new_password,
+            &client_info(req, &state.settings),
+            now,
+        )
+        .await?;
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok(Started {
+        record: issued.record,
+        set_cookie,
+    })
+}
+
+/// The account's live sessions, newest first.
+pub async fn list_sessions(
+    state: &AppState,
+    current: &SessionRecord,
+) -> Result<Vec<SessionRecord>, ApiError> {
+    Ok(state
+        .sessions
+        .list_user(&current.user_id, state.clock.now())
+        .await?)
+}
+
+/// End one session of the account (`revoked_by_user`). Another user's id, or one that is not
+/// live, is `session_not_found`. Returns the `Set-Cookie` that clears the cookie when the
+/// session was this browser's own.
+pub async fn revoke_one(
+    state: &AppState,
+    current: &SessionRecord,
+    public_id: &str,
+) -> Result<Option<String>, ApiError> {
+    let found = state
+        .sessions
+        .revoke_one(
+            &current.user_id,
+            public_id,
+            reason::REVOKED_BY_USER,
+            None,
+            state.clock.now(),
+        )
+        .await?;
+    if !found {
+        return Err(ApiError::SessionNotFound);
+    }
+    Ok((public_id == current.public_id).then(|| clear_cookie(&state.settings.session)))
+}
+
+/// End every session of the account but this one (`revoked_by_user`). Returns how many ended.
+pub async fn revoke_others(state: &AppState, current: &SessionRecord) -> Result<usize, ApiError> {
+    Ok(state
+        .sessions
+        .revoke_user(
+            &current.user_id,
+            Some(&current.public_id),
+            reason::REVOKED_BY_USER,
+            None,
+            state.clock.now(),
+        )
+        .await?
+        .len())
+}

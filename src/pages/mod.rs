@@ -1,0 +1,667 @@
+//! The hosted pages: sign in (`/login`), create an account (`/signup`), and the account page
+//! (`/account`: name and e-mail, your devices, change password) — server-rendered HTML from
+//! askama templates (`templates/`), plain forms, no JavaScript, one small stylesheet.
+//!
+//! The pages are a second front door to the same house: every action calls the function the
+//! JSON operation calls (`api::actions`), so throttling, lockout, error messages, cookies and
+//! revocation are the API's own. The pages are not API operations and are not in the OpenAPI
+//! spec. `UI_ENABLED=false` leaves them out.
+//!
+//! Every form posts to this server and is subject to the guard's cross-site rules (`Origin`,
+//! `Sec-Fetch-Site`), which accept form bodies on these paths only ([`takes_forms`]) and, there,
+//! require the browser to say where the form comes from (see `api::guard`). Pages carry their own
+//! headers ([`secure`]): a CSP without any script, no framing, no caching, and
+//! `Referrer-Policy: same-origin` — under `no-referrer` a browser sends `Origin: null` with a
+//! form post, which the guard (rightly) refuses.
+
+mod device;
+
+use std::sync::Arc;
+
+use askama::Template;
+use chrono::SecondsFormat;
+use poem::{
+    error::ResponseError,
+    get, handler,
+    http::{header, HeaderValue, Method, StatusCode},
+    post,
+    web::{Data, Form, Path, Query},
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::{
+    api::{actions, session_auth::authenticate},
+    auth::oidc::safe_return_to,
+    error::{ApiError, ErrorBody},
+    session::{
+        record::{datetime, SessionRecord},
+        Validated,
+    },
+    state::AppState,
+};
+
+/// The stylesheet every page links.
+/// Under `/auth/`, which every forward-auth proxy already routes to authauth (an application's
+/// own `/assets/` stays the application's).
+pub const STYLESHEET: &str = "/auth/assets/pages.css";
+
+/// Where a sign-in goes when it was not sent from anywhere.
+pub const HOME: &str = "/account";
+
+/// Every page path and the methods it answers (the `Allow` of a 405).
+pub const ROUTES: &[(&str, &[Method])] = &[
+    ("/login", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/signup", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/account", &[Method::GET, Method::HEAD]),
+    ("/account/password", &[Method::POST]),
+    ("/account/sessions/end-others", &[Method::POST]),
+    ("/account/sessions/:id/end", &[Method::POST]),
+    ("/logout", &[Method::POST]),
+    (STYLESHEET, &[Method::GET, Method::HEAD]),
+];
+
+/// Adds the pages to `route`.
+pub fn mount(route: Route) -> Route {
+    route
+        .at("/login", get(login_page).post(login_submit).around(html))
+        .at("/signup", get(signup_page).post(signup_submit).around(html))
+        .at("/account", get(account_page).around(html))
+        .at("/account/password", post(password_submit).around(html))
+        .at("/account/sessions/end-others", post(end_others).around(html))
+        .at("/account/sessions/:id/end", post(end_one).around(html))
+        .at("/logout", post(logout_submit).around(html))
+        .at(STYLESHEET, get(stylesheet))
+}
+
+/// True for the page paths (HTML answers, errors included).
+pub fn is_page(path: &str) -> bool {
+    matches!(path, "/login" | "/signup" | "/account" | "/logout") || path.starts_with("/account/")
+}
+
+/// True for the paths whose `POST` takes an HTML form body (`application/x-www-form-urlencoded`).
+pub fn takes_forms(path: &str) -> bool {
+    is_page(path) && path != "/account"
+}
+
+/// The headers of every page: a policy that runs no script and loads nothing from elsewhere,
+/// no framing, no caching (pages carry personal data and form errors), and a referrer policy
+/// under which a same-origin form post carries its real `Origin`.
+pub fn secure(resp: &mut Response) {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+}
+
+async fn html<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let mut resp = ep.call(req).await?.into_response();
+    secure(&mut resp);
+    Ok(resp)
+}
+
+/// An error that reached a page path (from the guard, the router or a handler) as an HTML
+/// page: the status and headers of the API's answer (`Retry-After`, `Allow`, …), its message.
+pub async fn error_page(json: Response) -> Response {
+    let (parts, body) = json.into_parts();
+    let message = body
+        .into_bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ErrorBody>(&b).ok())
+        .map(|b| b.message)
+        .unwrap_or_else(|| "something went wrong".into());
+    let heading = match parts.status {
+        StatusCode::FORBIDDEN => "Refused",
+        StatusCode::NOT_FOUND => "Not found",
+        s if s.is_server_error() => "Try again shortly",
+        _ => "Something went wrong",
+    };
+    let page = ErrorPage {
+        heading,
+        message: sentence(&message),
+    };
+    let mut resp = Response::from_parts(parts, render_body(&page).into());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    secure(&mut resp);
+    resp
+}
+
+#[handler]
+fn stylesheet() -> Response {
+    Response::builder()
+        .content_type("text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .body(include_str!("assets/authauth.css"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Templates
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    notice: Option<&'static str>,
+    error: Option<String>,
+    email: &'a str,
+    return_to: &'a str,
+    google_url: Option<String>,
+    signup_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage<'a> {
+    notice: Option<&'static str>,
+    error: Option<String>,
+    /// The field the error is about, marked `aria-invalid`.
+    invalid: &'static str,
+    full_name: &'a str,
+    email: &'a str,
+    return_to: &'a str,
+    login_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    notice: Option<&'static str>,
+    error: Option<String>,
+    name: String,
+    email: String,
+    devices: Vec<Device>,
+    has_password: bool,
+    password_error: Option<String>,
+}
+
+/// One live session, as the account page shows it.
+struct Device {
+    id: String,
+    description: String,
+    ip: String,
+    method: &'static str,
+    created: String,
+    created_iso: String,
+    last_seen: String,
+    last_seen_iso: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    heading: &'static str,
+    message: String,
+}
+
+fn render_body(t: &impl Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a page template failed to render");
+        "<!doctype html><title>authauth</title><p>This page cannot be shown.</p>".into()
+    })
+}
+
+fn page(status: StatusCode, t: &impl Template) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(render_body(t))
+}
+
+/// The page of a failed form: the API's status and headers for this error, this page's body.
+fn failed(e: &ApiError, t: &impl Template) -> Response {
+    let mut resp = e.as_response();
+    resp.set_body(render_body(t));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp
+}
+
+/// An API message as a sentence: "the e-mail address or password is incorrect" → "The e-mail
+/// address or password is incorrect."
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+fn see_other(location: &str) -> Response {
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .finish()
+}
+
+fn see_other_with_cookie(location: &str, set_cookie: String) -> Response {
+    let mut resp = see_other(location);
+    if let Ok(v) = HeaderValue::from_str(&set_cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// What a query value encodes: everything but unreserved characters and `/`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+fn with_return_to(path: &str, target: &str) -> String {
+    if target == HOME {
+        return path.to_string();
+    }
+    format!(
+        "{path}?returnTo={}",
+        percent_encoding::utf8_percent_encode(target, QUERY_VALUE)
+    )
+}
+
+/// Where to go after signing in: the `returnTo` the page was opened with, through the
+/// allow-list every redirect of authauth uses (a same-origin path, else `/`); the account page
+/// when there was none.
+fn target(return_to: Option<&str>) -> String {
+    match return_to.map(str::trim).filter(|r| !r.is_empty()) {
+        None => HOME.to_string(),
+        Some(raw) => safe_return_to(Some(raw)),
+    }
+}
+
+/// Fixed messages a redirect can ask a page to show (nothing from the URL is shown as text).
+fn notice(key: Option<&str>) -> Option<&'static str> {
+    Some(match key? {
+        "signed-out" => "You are signed out.",
+        "password-changed" => "Your password has changed. Every other device is signed out.",
+        "device-ended" => "That device is signed out.",
+        "others-ended" => "Every other device is signed out.",
+        _ => return None,
+    })
+}
+
+fn google_url(state: &AppState, target: &str) -> Option<String> {
+    state.google.as_ref()?;
+    Some(format!(
+        "/auth/google?returnTo={}",
+        percent_encoding::utf8_percent_encode(target, QUERY_VALUE)
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PageQuery {
+    return_to: Option<String>,
+    notice: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign in
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LoginForm {
+    email: String,
+    password: String,
+    return_to: String,
+}
+
+#[handler]
+async fn login_page(req: &Request, state: Data<&AppState>, Query(q): Query<PageQuery>) -> Response {
+    let target = target(q.return_to.as_deref());
+    // Already signed in: straight on.
+    if authenticate(req, &state).await.is_ok() {
+        return see_other(&target);
+    }
+    page(
+        StatusCode::OK,
+        &LoginPage {
+            notice: notice(q.notice.as_deref()),
+            error: None,
+            email: "",
+            return_to: &target,
+            google_url: google_url(&state, &target),
+            signup_url: with_return_to("/signup", &target),
+        },
+    )
+}
+
+#[handler]
+async fn login_submit(req: &Request, state: Data<&AppState>, Form(mut form): Form<LoginForm>) -> Response {
+    let target = target(Some(&form.return_to));
+    let password = std::mem::take(&mut form.password);
+    let outcome = match actions::check_login_input(&form.email, &password) {
+        Ok(()) => actions::login(req, &state, &form.email, SecretString::from(password)).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(started) => see_other_with_cookie(&target, started.set_cookie),
+        Err(e) => failed(
+            &e,
+            &LoginPage {
+                notice: None,
+                error: Some(sentence(&e.to_string())),
+                email: &form.email,
+                return_to: &target,
+                google_url: google_url(&state, &target),
+                signup_url: with_return_to("/signup", &target),
+            },
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Create an account
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct SignupForm {
+    full_name: String,
+    email: String,
+    password: String,
+    return_to: String,
+}
+
+#[handler]
+async fn signup_page(req: &Request, state: Data<&AppState>, Query(q): Query<PageQuery>) -> Response {
+    let target = target(q.return_to.as_deref());
+    if authenticate(req, &state).await.is_ok() {
+        return see_other(&target);
+    }
+    page(
+        StatusCode::OK,
+        &SignupPage {
+            notice: None,
+            error: None,
+            invalid: "",
+            full_name: "",
+            email: "",
+            return_to: &target,
+            login_url: with_return_to("/login", &target),
+        },
+    )
+}
+
+#[handler]
+async fn signup_submit(req: &Request, state: Data<&AppState>, Form(mut form): Form<SignupForm>) -> Response {
+    let target = target(Some(&form.return_to));
+    let password = std::mem::take(&mut form.password);
+    let outcome = match actions::check_signup_input(&form.email, &password, &form.full_name) {
+        Ok(()) => {
+            actions::signup(
+                req,
+                &state,
+                &form.email,
+                SecretString::from(password),
+                &form.full_name,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(started) => see_other_with_cookie(&target, started.set_cookie),
+        Err(e) => failed(
+            &e,
+            &SignupPage {
+                notice: None,
+                error: Some(sentence(&e.to_string())),
+                invalid: invalid_field(&e),
+                full_name: &form.full_name,
+                email: &form.email,
+                return_to: &target,
+                login_url: with_return_to("/login", &target),
+            },
+        ),
+    }
+}
+
+/// The form field an error is about.
+fn invalid_field(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::InvalidEmail(_) | ApiError::EmailTaken => "email",
+        ApiError::InvalidName(_) => "fullName",
+        ApiError::WeakPassword(_) => "password",
+        ApiError::InvalidRequest(m) if m.starts_with("email") => "email",
+        ApiError::InvalidRequest(m) if m.starts_with("fullName") => "fullName",
+        ApiError::InvalidRequest(m) if m.starts_with("password") => "password",
+        _ => "",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The account page and its actions
+
+/// The request's session, or the answer that replaces the page: to sign in (and back here)
+/// when there is no live session, the error page when the store does not answer.
+async fn signed_in(req: &Request, state: &AppState) -> Result<Validated, Response> {
+    match authenticate(req, state).await {
+        Ok(v) => Ok(v),
+        // Signing in comes back here (the default target).
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(see_other("/login")),
+        Err(e) => Err(error_page(e.as_response()).await),
+    }
+}
+
+async fn account(
+    state: &AppState,
+    current: &SessionRecord,
+    notice: Option<&'static str>,
+    error: Option<&ApiError>,
+    password_error: Option<&ApiError>,
+) -> Result<AccountPage, ApiError> {
+    let sessions = actions::list_sessions(state, current).await?;
+    let has_password = crate::users::find_by_id(&state.db, current.user_id)
+        .await
+        .map_err(ApiError::internal)?
+        .is_some_and(|u| u.password_hash.is_some());
+    let mut devices: Vec<Device> = sessions
+        .iter()
+        .map(|r| {
+            let created = datetime(r.created_at);
+            let seen = datetime(r.last_seen_at);
+            Device {
+                id: r.public_id.clone(),
+                description: device::describe(r.user_agent.as_deref()),
+                ip: r.ip.clone().unwrap_or_else(|| "unknown".into()),
+                method: match r.method.as_str() {
+                    "password" => "with a password",
+                    _ => "with Google",
+                },
+                created: created.format("%Y-%m-%d %H:%M UTC").to_string(),
+                created_iso: created.to_rfc3339_opts(SecondsFormat::Secs, true),
+                last_seen: seen.format("%Y-%m-%d %H:%M UTC").to_string(),
+                last_seen_iso: seen.to_rfc3339_opts(SecondsFormat::Secs, true),
+                current: r.public_id == current.public_id,
+            }
+        })
+        .collect();
+    // This device first, then the others, newest first.
+    devices.sort_by_key(|d| !d.current);
+    Ok(AccountPage {
+        notice,
+        error: error.map(|e| sentence(&e.to_string())),
+        name: current.user.full_name.clone(),
+        email: current.user.email.clone(),
+        devices,
+        has_password,
+        password_error: password_error.map(|e| sentence(&e.to_string())),
+    })
+}
+
+#[handler]
+async fn account_page(req: &Request, state: Data<&AppState>, Query(q): Query<PageQuery>) -> Response {
+    let session = match signed_in(req, &state).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match account(&state, &session.record, notice(q.notice.as_deref()), None, None).await {
+        Ok(p) => page(StatusCode::OK, &p),
+        Err(e) => error_page(e.as_response()).await,
+    }
+}
+
+/// The account page again, with `e` shown (as the form's error when `for_password`), answered
+/// with `e`'s status.
+async fn account_failed(
+    state: &AppState,
+    current: &SessionRecord,
+    e: ApiError,
+    for_password: bool,
+) -> Response {
+    let (general, password) = if for_password {
+        (None, Some(&e))
+    } else {
+        (Some(&e), None)
+    };
+    match account(state, current, None, general, password).await {
+        Ok(p) => failed(&e, &p),
+        Err(other) => error_page(other.as_response()).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+}
+
+#[handler]
+async fn password_submit(
+    req: &Request,
+    state: Data<&AppState>,
+    Form(mut form): Form<PasswordForm>,
+) -> Response {
+    let session = match signed_in(req, &state).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let current = std::mem::take(&mut form.current_password);
+    let new = std::mem::take(&mut form.new_password);
+    if new != form.confirm_password {
+        let e = ApiError::InvalidRequest("the new password and its repetition differ".into());
+        return account_failed(&state, &session.record, e, true).await;
+    }
+    let outcome = match actions::check_password_change_input(&current, &new) {
+        Ok(()) => {
+            actions::change_password(
+                req,
+                &state,
+                &session,
+                SecretString::from(current),
+                SecretString::from(new),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(started) => see_other_with_cookie("/account?notice=password-changed", started.set_cookie),
+        Err(e) => account_failed(&state, &session.record, e, true).await,
+    }
+}
+
+#[handler]
+async fn end_one(req: &Request, state: Data<&AppState>, Path(id): Path<String>) -> Response {
+    let session = match signed_in(req, &state).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match actions::revoke_one(&state, &session.record, &id).await {
+        // This very device: signed out.
+        Ok(Some(clear)) => see_other_with_cookie("/login?notice=signed-out", clear),
+        Ok(None) => see_other("/account?notice=device-ended"),
+        Err(e) => account_failed(&state, &session.record, e, false).await,
+    }
+}
+
+#[handler]
+async fn end_others(req: &Request, state: Data<&AppState>) -> Response {
+    let session = match signed_in(req, &state).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match actions::revoke_others(&state, &session.record).await {
+        Ok(_) => see_other("/account?notice=others-ended"),
+        Err(e) => account_failed(&state, &session.record, e, false).await,
+    }
+}
+
+#[handler]
+async fn logout_submit(req: &Request, state: Data<&AppState>) -> Response {
+    let now = state.clock.now();
+    let presented = match crate::api::session_auth::presented_sessions(req, &state, now).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e.as_response()).await,
+    };
+    match actions::logout(&state, &presented).await {
+        Ok(clear) => see_other_with_cookie("/login?notice=signed-out", clear),
+        Err(e) => error_page(e.as_response()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_become_sentences() {
+        assert_eq!(
+            sentence("the e-mail address or password is incorrect"),
+            "The e-mail address or password is incorrect."
+        );
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence(""), "");
+    }
+
+    #[test]
+    fn the_target_is_the_allow_listed_return_to_or_the_account() {
+        assert_eq!(target(None), HOME);
+        assert_eq!(target(Some(" ")), HOME);
+        assert_eq!(target(Some("/app/x?y=1")), "/app/x?y=1");
+        assert_eq!(target(Some("/")), "/");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(target(Some(bad)), "/", "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_paths_are_known() {
+        for (path, _) in ROUTES {
+            let concrete = path.replace(":id", "s0123456789abcdefghijklmn");
+            assert!(is_page(&concrete) || concrete == STYLESHEET, "{path}");
+        }
+        assert!(!is_page("/auth/login"));
+        assert!(!is_page("/accounts"));
+        assert!(takes_forms("/login") && !takes_forms("/account"));
+    }
+}
