@@ -155,17 +155,21 @@ async fn under_fault(app: &TestApp, probe: &Probe, fault: impl FnOnce() + Send +
     tokio::time::sleep(Duration::from_millis(300)).await;
     let fault_at = Instant::now();
     tokio::task::spawn_blocking(fault).await.unwrap();
-    // Watch the loops' progress through a shared log would need locks; poll /auth/me instead.
+    // Back to normal means every live session is served (on a cluster only some of them live
+    // on the failed primary): poll them all, until they have been for 1.5 s.
     let check = reqwest::Client::new();
     let mut healthy_since: Option<Instant> = None;
     while fault_at.elapsed() < RECOVERY + Duration::from_secs(2) {
-        let ok = check
-            .get(app.url("/auth/me"))
-            .header("cookie", format!("{}={}", app.cookie_name(), probe.live[0]))
-            .timeout(Duration::from_secs(10))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
+        let mut ok = true;
+        for cookie in &probe.live {
+            ok &= check
+                .get(app.url("/auth/me"))
+                .header("cookie", format!("{}={cookie}", app.cookie_name()))
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+        }
         match (ok, healthy_since) {
             (true, None) => healthy_since = Some(Instant::now()),
             (true, Some(since)) if since.elapsed() > Duration::from_millis(1500) => break,
