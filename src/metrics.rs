@@ -136,9 +136,9 @@ impl Metrics {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: u16, took: Duration) {
+    pub fn http_request(&self, route: &str, method: &str, status: &str, took: Duration) {
         self.http_requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, status])
             .inc();
         self.http_duration
             .with_label_values(&[route])
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn every_metric_is_exported_with_its_labels() {
         let m = Metrics::new().unwrap();
-        m.http_request("/auth/me", "GET", 200, Duration::from_millis(1));
+        m.http_request("/auth/me", "GET", "200", Duration::from_millis(1));
         m.session_check("valid");
         m.session_created("password");
         m.session_rotated();

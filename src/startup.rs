@@ -305,20 +305,17 @@ async fn request_context<E: Endpoint>(
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
     let started = Instant::now();
-    let (mut resp, route) = match ep.call(req).instrument(span.clone()).await {
-        Ok(resp) => {
-            let resp = resp.into_response();
-            let route = templates.label(resp.data::<PathPattern>());
-            (resp, route)
-        }
-        Err(err) => {
-            let resp = error::render(err).await;
-            let route = templates.label(resp.data::<PathPattern>());
-            (resp, route)
-        }
+    let mut resp = match ep.call(req).instrument(span.clone()).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => error::render(err).await,
     };
     let status = resp.status();
-    metrics.http_request(&route, method.as_str(), status.as_u16(), started.elapsed());
+    metrics.http_request(
+        templates.label(resp.data::<PathPattern>()),
+        method.as_str(),
+        status.as_str(),
+        started.elapsed(),
+    );
     span.in_scope(|| {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         if status.is_server_error() {
@@ -379,14 +376,15 @@ impl RouteTemplates {
         RouteTemplates(Arc::new(map))
     }
 
-    fn label(&self, pattern: Option<&PathPattern>) -> String {
+    /// Borrowed, not built: this runs on every request.
+    fn label(&self, pattern: Option<&PathPattern>) -> &str {
         match pattern {
-            None => "unmatched".to_string(),
+            None => "unmatched",
             Some(p) => match self.0.get(p.0.as_ref()) {
-                Some(template) => template.clone(),
-                None if p.0.starts_with("/docs") => "/docs".to_string(),
-                None if &*p.0 == "/openapi.json" => "/openapi.json".to_string(),
-                None => "other".to_string(),
+                Some(template) => template,
+                None if p.0.starts_with("/docs") => "/docs",
+                None if &*p.0 == "/openapi.json" => "/openapi.json",
+                None => "other",
             },
         }
     }
