@@ -183,10 +183,36 @@ mod tests {
             Duration::from_secs(60),
         );
         assert_eq!(p.touch_interval, Duration::from_secs(60));
-        let r = record(0, &p);
-        assert_eq!(p.due(&r, 59_999), Due::Nothing);
-        assert_eq!(p.due(&r, 60_000), Due::Touch);
-        assert_eq!(p.due(&r, 900_000), Due::Rotate);
+        // Real clock values, not 0: elapsed time is a difference, and `t - 0 == t + 0` would
+        // let a sign slip through unnoticed (cargo-mutants found exactly that).
+        let t0: Millis = 1_900_000_000_000;
+        let r = record(t0, &p);
+        assert_eq!(p.due(&r, t0 + 59_999), Due::Nothing);
+        assert_eq!(p.due(&r, t0 + 60_000), Due::Touch);
+        assert_eq!(p.due(&r, t0 + 900_000), Due::Rotate);
+        let seen = p.touched(&r, t0 + 100_000);
+        assert_eq!(p.due(&seen, t0 + 159_999), Due::Nothing, "seen a moment ago");
+        assert_eq!(p.due(&seen, t0 + 160_000), Due::Touch);
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_predecessor_while_it_is_in_grace_and_drops_it_after() {
+        // Revocation finds the predecessor token through `previous`: dropping it during the
+        // grace period would leave the old cookie alive after a logout until the grace ends.
+        let p = Policy::new(
+            Duration::from_secs(1800),
+            Duration::from_secs(43200),
+            Duration::from_secs(900),
+            Duration::from_secs(60),
+        );
+        let t0: Millis = 1_900_000_000_000;
+        let mut r = record(t0, &p);
+        r.previous = Some(crate::session::record::Predecessor {
+            hash: "old".into(),
+            grace_until: t0 + 60_000,
+        });
+        assert!(p.touched(&r, t0 + 59_999).previous.is_some(), "still in grace");
+        assert!(p.touched(&r, t0 + 60_000).previous.is_none(), "grace over");
     }
 
     #[test]
