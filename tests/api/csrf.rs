@@ -337,3 +337,70 @@ async fn in_production_a_host_that_is_not_allowed_gets_400_but_probes_still_answ
         );
     }
 }
+
+#[tokio::test]
+async fn cors_answers_vary_by_origin_so_a_shared_cache_never_serves_one_origins_answer_to_another() {
+    let listed = "http://app.example:5173";
+    let app = spawn_app_with(AppOptions::default().var("CORS_ORIGINS", listed)).await;
+    for resp in [
+        client()
+            .request(Method::OPTIONS, app.url("/auth/login"))
+            .header("origin", listed)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap(),
+        client()
+            .get(app.url("/health"))
+            .header("origin", listed)
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        let vary: Vec<String> = resp
+            .headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .collect();
+        assert!(
+            vary.iter().any(|v| v.split(',').any(|p| p.trim() == "origin")),
+            "{vary:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_an_options_request_is_a_preflight_not_a_get_that_names_a_method() {
+    let app = spawn_app_with(AppOptions::default().var("CORS_ORIGINS", "http://app.example:5173")).await;
+    // A GET carrying Access-Control-Request-Method reaches the handler like any GET.
+    let resp = client()
+        .get(app.url("/auth/me"))
+        .header("origin", "http://app.example:5173")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_session");
+}
+
+#[tokio::test]
+async fn a_legitimate_body_up_to_the_limit_is_read_whole() {
+    let app = spawn_app().await;
+    app.signed_up_client("roomy@example.com").await;
+    // JSON may carry whitespace: 15 KiB of it stays under the 16 KiB limit and signs in.
+    let body = format!(
+        r#"{{"email":"roomy@example.com","password":"{PASSWORD}"{}}}"#,
+        " ".repeat(15 * 1024)
+    );
+    assert!(body.len() < authauth::api::guard::MAX_BODY_BYTES);
+    let resp = client()
+        .post(app.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
