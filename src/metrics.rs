@@ -9,8 +9,52 @@
 use std::{sync::Arc, time::Duration};
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
+
+/// What checking a request's session came to: the `outcome` label of
+/// `authauth_session_checks_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Valid,
+    /// No session cookie at all.
+    NoSession,
+    /// A cookie this server did not sign.
+    Tampered,
+    Expired,
+    Revoked,
+    /// Several live sessions in one request.
+    Ambiguous,
+    StoreUnavailable,
+    Error,
+}
+
+impl CheckOutcome {
+    const ALL: [CheckOutcome; 8] = [
+        CheckOutcome::Valid,
+        CheckOutcome::NoSession,
+        CheckOutcome::Tampered,
+        CheckOutcome::Expired,
+        CheckOutcome::Revoked,
+        CheckOutcome::Ambiguous,
+        CheckOutcome::StoreUnavailable,
+        CheckOutcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckOutcome::Valid => "valid",
+            CheckOutcome::NoSession => "no_session",
+            CheckOutcome::Tampered => "tampered",
+            CheckOutcome::Expired => "expired",
+            CheckOutcome::Revoked => "revoked",
+            CheckOutcome::Ambiguous => "ambiguous",
+            CheckOutcome::StoreUnavailable => "store_unavailable",
+            CheckOutcome::Error => "error",
+        }
+    }
+}
 
 /// Every metric authauth exports. Cheap to clone.
 #[derive(Clone)]
@@ -20,7 +64,8 @@ pub struct Inner {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
-    session_checks: IntCounterVec,
+    /// One counter per [`CheckOutcome`], resolved once: every request updates one.
+    session_checks: Vec<IntCounter>,
     sessions_created: IntCounterVec,
     sessions_rotated: IntCounter,
     sessions_ended: IntCounterVec,
@@ -91,12 +136,18 @@ impl Metrics {
                 "Time to answer an HTTP request, by route template.",
                 &["route"],
             )?,
-            session_checks: counter(
-                &registry,
-                "authauth_session_checks_total",
-                "Requests whose session was checked, by outcome.",
-                &["outcome"],
-            )?,
+            session_checks: {
+                let family = counter(
+                    &registry,
+                    "authauth_session_checks_total",
+                    "Requests whose session was checked, by outcome.",
+                    &["outcome"],
+                )?;
+                CheckOutcome::ALL
+                    .iter()
+                    .map(|o| family.get_metric_with_label_values(&[o.as_str()]))
+                    .collect::<prometheus::Result<_>>()?
+            },
             sessions_created: counter(
                 &registry,
                 "authauth_sessions_created_total",
@@ -145,8 +196,10 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
-    pub fn session_check(&self, outcome: &str) {
-        self.session_checks.with_label_values(&[outcome]).inc();
+    pub fn session_check(&self, outcome: CheckOutcome) {
+        if let Some(c) = self.session_checks.get(outcome as usize) {
+            c.inc();
+        }
     }
 
     pub fn session_created(&self, method: &str) {
@@ -168,9 +221,13 @@ impl Metrics {
     }
 
     pub fn store_operation(&self, store: &str, op: &str, took: Duration) {
-        self.store_duration
-            .with_label_values(&[store, op])
-            .observe(took.as_secs_f64());
+        self.store_timer(store, op).observe(took.as_secs_f64());
+    }
+
+    /// The histogram of one store operation, for a caller that resolves it once and observes
+    /// it on every request.
+    pub fn store_timer(&self, store: &str, op: &str) -> Histogram {
+        self.store_duration.with_label_values(&[store, op])
     }
 
     /// The hashing queue: one more waiting or running (`+1`), one done (`-1`).
@@ -189,7 +246,7 @@ mod tests {
     fn every_metric_is_exported_with_its_labels() {
         let m = Metrics::new().unwrap();
         m.http_request("/auth/me", "GET", "200", Duration::from_millis(1));
-        m.session_check("valid");
+        m.session_check(super::CheckOutcome::Valid);
         m.session_created("password");
         m.session_rotated();
         m.sessions_ended("logout", 2);

@@ -10,6 +10,7 @@ use poem_openapi::{
 };
 
 use super::cookie::{session_cookie_values, CookieAction, CookieSlot};
+use crate::metrics::CheckOutcome;
 use crate::{
     config::Settings,
     error::ApiError,
@@ -79,15 +80,15 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
     let presented = !values.is_empty();
     let result = authenticate_cookies(req, state, values).await;
     state.metrics.session_check(match &result {
-        Ok(_) => "valid",
+        Ok(_) => CheckOutcome::Valid,
         // A cookie was sent, but not one this server signed.
-        Err(ApiError::NoSession) if presented => "tampered",
-        Err(ApiError::NoSession) => "no_session",
-        Err(ApiError::SessionExpired) => "expired",
-        Err(ApiError::SessionRevoked { .. }) => "revoked",
-        Err(ApiError::AmbiguousSession) => "ambiguous",
-        Err(ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy) => "store_unavailable",
-        Err(_) => "error",
+        Err(ApiError::NoSession) if presented => CheckOutcome::Tampered,
+        Err(ApiError::NoSession) => CheckOutcome::NoSession,
+        Err(ApiError::SessionExpired) => CheckOutcome::Expired,
+        Err(ApiError::SessionRevoked { .. }) => CheckOutcome::Revoked,
+        Err(ApiError::AmbiguousSession) => CheckOutcome::Ambiguous,
+        Err(ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy) => CheckOutcome::StoreUnavailable,
+        Err(_) => CheckOutcome::Error,
     });
     result
 }

@@ -4,6 +4,7 @@
 use std::{sync::Arc, time::Instant};
 
 use async_trait::async_trait;
+use prometheus::Histogram;
 use uuid::Uuid;
 
 use crate::{
@@ -17,17 +18,34 @@ use crate::{
 
 pub struct TimedSessions {
     inner: Arc<dyn SessionStore>,
-    metrics: Metrics,
+    /// One histogram per operation, resolved once (`load` runs on every request).
+    timers: [Histogram; OPS.len()],
 }
+
+const OPS: [&str; 8] = [
+    "load",
+    "create",
+    "touch",
+    "rotate",
+    "list_user",
+    "find",
+    "revoke",
+    "list_page",
+];
 
 impl TimedSessions {
     pub fn new(inner: Arc<dyn SessionStore>, metrics: Metrics) -> Self {
-        TimedSessions { inner, metrics }
+        let kind = inner.kind();
+        TimedSessions {
+            timers: OPS.map(|op| metrics.store_timer(kind, op)),
+            inner,
+        }
     }
 
     fn done(&self, op: &str, started: Instant) {
-        self.metrics
-            .store_operation(self.inner.kind(), op, started.elapsed());
+        if let Some(i) = OPS.iter().position(|o| *o == op) {
+            self.timers[i].observe(started.elapsed().as_secs_f64());
+        }
     }
 }
 

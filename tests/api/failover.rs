@@ -97,12 +97,7 @@ async fn probe(app: &TestApp, tag: &str, n: usize, revoke: usize) -> Probe {
     for i in 0..n {
         let (c, cookie) = app.signed_up_client(&format!("{tag}-{i}@example.com")).await;
         if i < revoke {
-            let resp = c
-                .post(app.url("/auth/logout"))
-                .header("origin", app.origin())
-                .send()
-                .await
-                .unwrap();
+            let resp = app.logout(&c).await;
             assert_eq!(resp.status(), 204);
             revoked.push(cookie);
         } else {
@@ -434,12 +429,7 @@ async fn a_planned_sentinel_failover_moves_reads_and_writes_off_the_demoted_prim
         before + 1,
         "the sign-in went to the new primary"
     );
-    let resp = c
-        .post(app.url("/auth/logout"))
-        .header("origin", app.origin())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout(&c).await;
     assert_eq!(resp.status(), 204);
     assert_eq!(app.get_with_cookie("/auth/me", &cookie).await.status(), 401);
     assert_eq!(sessions_on_new_primary(), before, "and so did the logout");
@@ -494,18 +484,13 @@ async fn without_wait_a_revocation_only_the_lost_primary_had_comes_back_after_fa
     let (c, victim) = app.signed_up_client("lost-victim@example.com").await;
     let mut topology = tokio::task::spawn_blocking(move || {
         // Let the sign-ups replicate, then cut the replica off.
-        std::thread::sleep(Duration::from_millis(200));
+        wait_in_sync(&[&topology.primary]);
         isolate_replica(&topology);
         topology
     })
     .await
     .unwrap();
-    let resp = c
-        .post(app.url("/auth/logout"))
-        .header("origin", app.origin())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout(&c).await;
     assert_eq!(resp.status(), 204, "the primary alone acknowledged the logout");
     topology = tokio::task::spawn_blocking(move || {
         fail_over(&mut topology);
@@ -536,12 +521,7 @@ async fn with_wait_a_revocation_the_replica_did_not_get_fails_closed_instead_of_
     let (c, victim) = app.signed_up_client("wait-victim@example.com").await;
     let (c2, _) = app.signed_up_client("wait-durable@example.com").await;
     // With the replica in sync, a logout waits for it and succeeds.
-    let resp = c2
-        .post(app.url("/auth/logout"))
-        .header("origin", app.origin())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout(&c2).await;
     assert_eq!(resp.status(), 204);
     let mut topology = tokio::task::spawn_blocking(move || {
         isolate_replica(&topology);
@@ -549,12 +529,7 @@ async fn with_wait_a_revocation_the_replica_did_not_get_fails_closed_instead_of_
     })
     .await
     .unwrap();
-    let resp = c
-        .post(app.url("/auth/logout"))
-        .header("origin", app.origin())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout(&c).await;
     assert_eq!(
         resp.status(),
         503,

@@ -416,6 +416,16 @@ impl TestApp {
         (c, cookie)
     }
 
+    /// `POST /auth/logout` on `client`, from this app's own origin.
+    pub async fn logout(&self, client: &reqwest::Client) -> reqwest::Response {
+        client
+            .post(self.url("/auth/logout"))
+            .header("origin", self.origin())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /auth/me` on `client`: the status and the JSON body.
     pub async fn me(&self, client: &reqwest::Client) -> (u16, serde_json::Value) {
         let resp = client.get(self.url("/auth/me")).send().await.unwrap();

@@ -121,12 +121,7 @@ async fn counters_follow_sign_ups_sign_ins_rotation_logout_and_revocation_and_pr
         .unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(app.me(&c).await.0, 401);
-    let resp = second
-        .post(app.url("/auth/logout"))
-        .header("origin", app.origin())
-        .send()
-        .await
-        .unwrap();
+    let resp = app.logout(&second).await;
     assert_eq!(resp.status(), 204);
 
     let text = scrape(&app).await;

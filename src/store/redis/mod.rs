@@ -168,10 +168,7 @@ impl RedisBackend {
                     .or_else(|| primaries.first().map(|p| (p.first_slot, 0)))
                     .ok_or_else(|| StoreError::unavailable("the cluster has no primary"))?;
                 scan.arg(at).arg("MATCH").arg(pattern).arg("COUNT").arg(count);
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-                    slot,
-                    SlotAddr::Master,
-                )));
+                let route = primary_of(Route::new(slot, SlotAddr::Master));
                 let (next, keys): (u64, Vec<String>) =
                     redis::from_redis_value(cluster.route_command(scan, route).await?)
                         .map_err(RedisError::from)?;
@@ -221,10 +218,7 @@ impl RedisBackend {
         let acknowledged: u32 = match conn.cluster().await? {
             None => cmd.query_async(&mut conn.clone()).await?,
             Some(mut cluster) => {
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
-                    Slot::for_key(key),
-                    SlotAddr::Master,
-                )));
+                let route = primary_of(Route::with_slot(Slot::for_key(key), SlotAddr::Master));
                 redis::from_redis_value(cluster.route_command(cmd, route).await?).map_err(RedisError::from)?
             }
         };
@@ -249,11 +243,13 @@ struct ClusterPrimary {
 
 impl ClusterPrimary {
     fn route(&self) -> RoutingInfo {
-        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-            self.first_slot,
-            SlotAddr::Master,
-        )))
+        primary_of(Route::new(self.first_slot, SlotAddr::Master))
     }
+}
+
+/// Routes a command to the one node `route` names (always a primary here).
+fn primary_of(route: Route) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))
 }
 
 /// The cluster's primaries, in slot order.
