@@ -6,8 +6,9 @@
 //!   the primary of its slot (replica reads are never enabled).
 //! - **sentinel**: [`SentinelConnection`], a multiplexed connection to the primary the Sentinels
 //!   name. The crate's Sentinel client finds the primary once; this type asks again whenever the
-//!   connection dies or the server answers `READONLY` (it was demoted), so a failover is followed
-//!   without a restart.
+//!   connection dies or the server answers `READONLY` (it was demoted), or a Sentinel announces
+//!   a failover (`+switch-master`), so a failover is followed without a restart. The address a
+//!   failover announced wins over a Sentinel that has not heard of it yet.
 //!
 //! Connecting is lazy in every mode: nothing waits for Redis at startup, and a command that
 //! cannot reach it fails quickly with an error the store reports as unavailable.
@@ -22,8 +23,9 @@ use redis::{
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
-    AsyncConnectionConfig, ClientTlsConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError,
-    RedisFuture, RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
+    AsyncConnectionConfig, ClientTlsConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
+    IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Role, ServerErrorKind,
+    TlsCertificates, TlsMode, Value,
 };
 use secrecy::ExposeSecret;
 
@@ -193,6 +195,9 @@ pub struct SentinelConnection {
     /// Asking the Sentinels is serialised: one discovery at a time, the others wait for it.
     sentinels: Arc<tokio::sync::Mutex<(SentinelClient, u64)>>,
     current: Arc<RwLock<Option<Primary>>>,
+    /// The primary the last `+switch-master` named (host, port); cleared whenever the
+    /// announcements may have been missed (a new subscription).
+    announced: Arc<RwLock<Option<(String, u16)>>>,
 }
 
 impl SentinelConnection {
@@ -240,11 +245,13 @@ impl SentinelConnection {
         let connection = SentinelConnection {
             sentinels: Arc::new(tokio::sync::Mutex::new((builder.build()?, 0))),
             current: Arc::new(RwLock::new(None)),
+            announced: Arc::new(RwLock::new(None)),
         };
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(watch_switches(
                 connection.sentinels.clone(),
                 Arc::downgrade(&connection.current),
+                connection.announced.clone(),
                 sentinel.master.clone(),
             ));
         }
@@ -274,18 +281,26 @@ impl SentinelConnection {
             return Ok(p);
         }
         let (client, generation) = &mut *sentinels;
+        let announced = self.announced.read().ok().and_then(|a| a.clone());
         let found = tokio::time::timeout(DISCOVERY_TIMEOUT, async {
-            // The crate asks the Sentinels, then checks with ROLE that the server it names
-            // really is a primary.
+            // The crate asks the Sentinels (the first that answers), then checks with ROLE that
+            // the server it names really is a primary.
             let primary = client.async_get_client().await?;
-            let address = primary.get_connection_info().addr().to_string();
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_response_timeout(Some(RESPONSE_TIMEOUT));
-            let conn = primary
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            Ok::<_, RedisError>((conn, address))
+            let info = primary.get_connection_info().clone();
+            let address = info.addr().to_string();
+            // A Sentinel that has not heard of an announced failover yet names the old primary,
+            // which answers as a primary until it is demoted (seconds after a planned
+            // failover): writes there would be lost. The announced one wins while it really
+            // is a primary.
+            if let Some((host, port)) = announced {
+                if address != format!("{host}:{port}") {
+                    match connect_primary(redis::Client::open(at(&info, host, port))?).await {
+                        Ok(found) => return Ok(found),
+                        Err(e) => tracing::warn!(error = %e, "the primary a failover announced is not one; using the Sentinels' answer"),
+                    }
+                }
+            }
+            connect_primary(primary).await
         })
         .await
         .map_err(|_| {
@@ -386,6 +401,40 @@ impl SentinelConnection {
     }
 }
 
+/// A multiplexed connection to `client`, if the server says it is a primary.
+async fn connect_primary(client: redis::Client) -> RedisResult<(MultiplexedConnection, String)> {
+    let address = client.get_connection_info().addr().to_string();
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    match redis::cmd("ROLE").query_async::<Role>(&mut conn).await? {
+        Role::Primary { .. } => Ok((conn, address)),
+        _ => Err(RedisError::from((
+            ErrorKind::Server(ServerErrorKind::ReadOnly),
+            "not a primary",
+        ))),
+    }
+}
+
+/// `info` (credentials, TLS) for another server.
+fn at(info: &ConnectionInfo, host: String, port: u16) -> ConnectionInfo {
+    let addr = match info.addr().clone() {
+        ConnectionAddr::TcpTls {
+            insecure, tls_params, ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    info.clone().set_addr(addr)
+}
+
 /// Listens on a Sentinel for `+switch-master` and drops the primary's connection as soon as a
 /// failover of `master` is announced, so no command goes to the old primary after that — not
 /// even while it is still up and has not been demoted yet (a planned `SENTINEL FAILOVER`). A
@@ -394,6 +443,7 @@ impl SentinelConnection {
 async fn watch_switches(
     sentinels: Arc<tokio::sync::Mutex<(SentinelClient, u64)>>,
     current: std::sync::Weak<RwLock<Option<Primary>>>,
+    announced: Arc<RwLock<Option<(String, u16)>>>,
     master: String,
 ) {
     use futures_util::StreamExt;
@@ -416,6 +466,9 @@ async fn watch_switches(
         match subscribed {
             Ok(pubsub) => {
                 let Some(state) = current.upgrade() else { return };
+                if let Ok(mut a) = announced.write() {
+                    *a = None;
+                }
                 SentinelConnection::switched(&state, "(asked again after subscribing)");
                 drop(state);
                 let mut messages = pubsub.into_on_message();
@@ -428,6 +481,11 @@ async fn watch_switches(
                     }
                     let Some(state) = current.upgrade() else { return };
                     let to: Vec<&str> = words.skip(2).collect();
+                    if let (Some(host), Some(Ok(port))) = (to.first(), to.get(1).map(|p| p.parse())) {
+                        if let Ok(mut a) = announced.write() {
+                            *a = Some(((*host).to_string(), port));
+                        }
+                    }
                     SentinelConnection::switched(&state, &to.join(":"));
                 }
             }

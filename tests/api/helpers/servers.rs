@@ -1212,9 +1212,18 @@ impl RedisSentinel {
                 || {
                     let others: Vec<redis::Value> =
                         sentinel.query(redis::cmd("SENTINEL").arg("SENTINELS").arg(Self::MASTER_NAME))?;
-                    let replicas: Vec<redis::Value> =
+                    // The replica must also be one the Sentinel would promote (healthy, its
+                    // link to the primary up, its INFO fresh), or a failover gets -NOGOODSLAVE.
+                    let replicas: Vec<std::collections::HashMap<String, String>> =
                         sentinel.query(redis::cmd("SENTINEL").arg("REPLICAS").arg(Self::MASTER_NAME))?;
-                    Ok(others.len() == 2 && replicas.len() == 1)
+                    let promotable = |r: &std::collections::HashMap<String, String>| {
+                        r.get("flags").map(String::as_str) == Some("slave")
+                            && r.get("master-link-status").map(String::as_str) == Some("ok")
+                            && r.get("info-refresh")
+                                .and_then(|ms| ms.parse::<u64>().ok())
+                                .is_some_and(|ms| ms < 5_000)
+                    };
+                    Ok(others.len() == 2 && replicas.len() == 1 && replicas.iter().all(promotable))
                 },
             )?;
         }
