@@ -33,7 +33,9 @@ async fn main() -> anyhow::Result<()> {
     let mut settings = Settings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (db, store) = startup::open(&mut settings, startup::Opener::Server).await?;
     let metrics = authauth::metrics::Metrics::new()?;
-    let (sessions, _) = state::services(&settings, &db, &store, &metrics);
+    // Seeded sessions are fixtures, not sign-ins anyone made: nothing to audit.
+    let audit = authauth::audit::Audit::off();
+    let (sessions, _) = state::services(&settings, &db, &store, &metrics, &audit);
     let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
         .map(|_| uuid::Uuid::new_v4())
@@ -55,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
             let client = ClientInfo {
                 ip: Some("127.0.0.1".into()),
                 user_agent: Some("authauth-bench".into()),
+                ..ClientInfo::default()
             };
             let issued = sessions
                 .create(user_id, snapshot, SignInMethod::Password, &client, clock.now())

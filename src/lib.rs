@@ -22,6 +22,7 @@
 #![cfg_attr(not(test), deny(clippy::print_stdout))]
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

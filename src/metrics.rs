@@ -72,6 +72,7 @@ pub struct Inner {
     sign_ins: IntCounterVec,
     store_duration: HistogramVec,
     hash_queue_depth: IntGauge,
+    audit_dropped: IntCounter,
 }
 
 impl std::ops::Deref for Metrics {
@@ -123,6 +124,11 @@ impl Metrics {
             "Password hashes waiting for or running on a hashing thread.",
         )?;
         registry.register(Box::new(hash_queue_depth.clone()))?;
+        let audit_dropped = IntCounter::new(
+            "authauth_audit_events_dropped_total",
+            "Audit events that never reached the database (the queue was full, or shutdown came first); each is still in the log.",
+        )?;
+        registry.register(Box::new(audit_dropped.clone()))?;
         Ok(Metrics(Arc::new(Inner {
             http_requests: counter(
                 &registry,
@@ -174,6 +180,7 @@ impl Metrics {
             )?,
             sessions_rotated,
             hash_queue_depth,
+            audit_dropped,
             registry,
         })))
     }
@@ -233,6 +240,11 @@ impl Metrics {
     /// The hashing queue: one more waiting or running (`+1`), one done (`-1`).
     pub fn hash_queue(&self, delta: i64) {
         self.hash_queue_depth.add(delta);
+    }
+
+    /// Audit events lost to the database (see `audit`).
+    pub fn audit_dropped(&self, count: u64) {
+        self.audit_dropped.inc_by(count);
     }
 }
 

@@ -1,7 +1,12 @@
 //! Builds the application (state, routes, middleware) and binds its socket. Used by
 //! `authauth serve` and by the integration tests, which bind port 0 and read the real port.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use poem::{
@@ -20,6 +25,7 @@ use crate::{
         allow::{name_allowed_methods, AllowedMethods},
         guard,
     },
+    audit::Audit,
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
@@ -29,6 +35,9 @@ use crate::{
     state::{services, AppInner, AppState},
     store::Stores,
 };
+
+/// How long shutdown waits for the audit trail to reach the database.
+const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -168,8 +177,10 @@ impl Application {
                 Some((l, bound))
             }
         };
-        let (sessions, auth) = services(&settings, &db, &stores, &metrics);
+        let audit = Audit::start(db.clone(), metrics.clone());
+        let (sessions, auth) = services(&settings, &db, &stores, &metrics, &audit);
         stores.spawn_maintenance(clock.clone());
+        crate::audit::query::spawn_retention(db.clone(), clock.clone(), settings.audit_retention);
         let google = match &settings.google {
             Some(g) => Some(Arc::new(
                 OidcProvider::new("google", g.clone(), clock.clone())
@@ -186,6 +197,7 @@ impl Application {
             google,
             clock,
             metrics,
+            audit,
         }));
         let endpoint = routes(state.clone());
         Ok(Application {
@@ -239,6 +251,8 @@ impl Application {
         if let Some(exporter) = exporter {
             exporter.abort();
         }
+        // What the last requests recorded reaches the database before the process ends.
+        self.state.audit.close(AUDIT_FLUSH).await;
         served
     }
 }
@@ -286,9 +300,9 @@ async fn request_context<E: Endpoint>(
     metrics: Metrics,
     templates: RouteTemplates,
     ep: Arc<E>,
-    req: Request,
+    mut req: Request,
 ) -> poem::Result<Response> {
-    let request_id = req
+    let incoming = req
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -298,8 +312,18 @@ async fn request_context<E: Endpoint>(
                 && v.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .map(str::to_string);
+    let request_id = match incoming {
+        Some(id) => id,
+        None => {
+            // The handlers read the id from the request (the audit trail records it).
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                req.headers_mut().insert("x-request-id", v);
+            }
+            id
+        }
+    };
     let method = req.method().clone();
     // The path only: query strings can carry OAuth codes and state.
     let path = req.uri().path().to_string();

@@ -6,6 +6,7 @@ use std::{ops::Deref, sync::Arc};
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    audit::Audit,
     auth::{oidc::Providers, password::Hasher, Auth},
     clock::Clock,
     config::Settings,
@@ -30,6 +31,8 @@ pub struct AppInner {
     pub clock: Clock,
     /// What `/metrics` exports (on `METRICS_ADDR`).
     pub metrics: Metrics,
+    /// The audit trail's writer (flushed on shutdown).
+    pub audit: Audit,
 }
 
 impl Deref for AppState {
@@ -45,6 +48,7 @@ pub fn services(
     db: &DatabaseConnection,
     stores: &Stores,
     metrics: &Metrics,
+    audit: &Audit,
 ) -> (Sessions, Auth) {
     let signer = CookieSigner::new(settings.session.secrets.clone());
     let sessions = Sessions::new(
@@ -55,6 +59,7 @@ pub fn services(
         signer,
         Policy::from_settings(&settings.session),
         metrics.clone(),
+        audit.clone(),
     );
     let auth = Auth::new(
         db.clone(),

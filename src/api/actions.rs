@@ -20,7 +20,11 @@ use super::{
 use crate::{
     auth::password,
     error::ApiError,
-    session::{record::SessionRecord, service::reason, Validated},
+    session::{
+        record::SessionRecord,
+        service::{reason, ClientInfo},
+        Validated,
+    },
     state::AppState,
 };
 
@@ -127,19 +131,27 @@ pub async fn login(
 
 /// Sign out of this browser: every live session it presented ends (`logout`). Returns the
 /// `Set-Cookie` that clears the cookie.
-pub async fn logout(state: &AppState, presented: &[SessionRecord]) -> Result<String, ApiError> {
+pub async fn logout(
+    state: &AppState,
+    presented: &[SessionRecord],
+    client: &ClientInfo,
+) -> Result<String, ApiError> {
     let now = state.clock.now();
     for r in presented {
         state
             .sessions
-            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, now)
+            .revoke_one(&r.user_id, &r.public_id, reason::LOGOUT, None, client, now)
             .await?;
     }
     Ok(clear_cookie(&state.settings.session))
 }
 
 /// Sign out of every session of the account. Returns the `Set-Cookie` that clears the cookie.
-pub async fn logout_all(state: &AppState, current: &SessionRecord) -> Result<String, ApiError> {
+pub async fn logout_all(
+    state: &AppState,
+    current: &SessionRecord,
+    client: &ClientInfo,
+) -> Result<String, ApiError> {
     state
         .sessions
         .revoke_user(
@@ -147,6 +159,7 @@ pub async fn logout_all(state: &AppState, current: &SessionRecord) -> Result<Str
             None,
             reason::LOGOUT_ALL,
             None,
+            client,
             state.clock.now(),
         )
         .await?;
@@ -198,6 +211,7 @@ pub async fn revoke_one(
     state: &AppState,
     current: &SessionRecord,
     public_id: &str,
+    client: &ClientInfo,
 ) -> Result<Option<String>, ApiError> {
     let found = state
         .sessions
@@ -206,6 +220,7 @@ pub async fn revoke_one(
             public_id,
             reason::REVOKED_BY_USER,
             None,
+            client,
             state.clock.now(),
         )
         .await?;
@@ -216,7 +231,11 @@ pub async fn revoke_one(
 }
 
 /// End every session of the account but this one (`revoked_by_user`). Returns how many ended.
-pub async fn revoke_others(state: &AppState, current: &SessionRecord) -> Result<usize, ApiError> {
+pub async fn revoke_others(
+    state: &AppState,
+    current: &SessionRecord,
+    client: &ClientInfo,
+) -> Result<usize, ApiError> {
     Ok(state
         .sessions
         .revoke_user(
@@ -224,6 +243,7 @@ pub async fn revoke_others(state: &AppState, current: &SessionRecord) -> Result<
             Some(&current.public_id),
             reason::REVOKED_BY_USER,
             None,
+            client,
             state.clock.now(),
         )
         .await?

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::{
     actions,
     fields::{EmailInput, FullName, EMAIL_EXAMPLE},
-    session_auth::{CurrentSession, PresentedSessions},
+    session_auth::{client_info, CurrentSession, PresentedSessions},
     views::Me,
 };
 use crate::{error::Failure, error_set, state::AppState};
@@ -250,21 +250,27 @@ impl AuthApi {
     #[oai(path = "/auth/logout", method = "post")]
     async fn logout(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         presented: PresentedSessions,
     ) -> Result<LoggedOut, Failure<LogoutErrors>> {
-        Ok(LoggedOut::NoContent(actions::logout(&state, &presented.0).await?))
+        let client = client_info(req, &state.settings);
+        Ok(LoggedOut::NoContent(
+            actions::logout(&state, &presented.0, &client).await?,
+        ))
     }
 
     /// Sign out of every session of this account, on every device.
     #[oai(path = "/auth/logout-all", method = "post")]
     async fn logout_all(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         session: CurrentSession,
     ) -> Result<SignedOut, Failure<WriteErrors>> {
+        let client = client_info(req, &state.settings);
         Ok(SignedOut::NoContent(
-            actions::logout_all(&state, &session.0.record).await?,
+            actions::logout_all(&state, &session.0.record, &client).await?,
         ))
     }
 

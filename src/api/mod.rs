@@ -5,6 +5,7 @@
 //! The spec declares no `servers`: Swagger UI then calls the host `/docs` was opened on.
 
 pub mod actions;
+pub mod activity;
 pub mod allow;
 pub mod auth;
 pub mod cookie;
@@ -26,6 +27,7 @@ pub type Apis = (
     health::HealthApi,
     auth::AuthApi,
     sessions::SessionsApi,
+    activity::ActivityApi,
     oidc::OidcApi,
     forward_auth::ForwardAuthApi,
 );
@@ -37,6 +39,7 @@ pub fn apis() -> Apis {
         health::HealthApi,
         auth::AuthApi,
         sessions::SessionsApi,
+        activity::ActivityApi,
         oidc::OidcApi,
         forward_auth::ForwardAuthApi,
     )

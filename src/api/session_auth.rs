@@ -273,6 +273,13 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
+        // Set (or replaced by a well-formed one) by the request middleware.
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        operator: None,
     }
 }
 

@@ -1,12 +1,12 @@
 //! The signed-in user's own sessions: list them, end one, end all others.
 
-use poem::web::Data;
+use poem::{web::Data, Request};
 use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::{
     actions,
     auth::{ReadErrors, WriteErrors},
-    session_auth::CurrentSession,
+    session_auth::{client_info, CurrentSession},
     views::{session_id_example, SessionView},
 };
 use crate::{error::Failure, error_set, state::AppState};
@@ -93,6 +93,7 @@ impl SessionsApi {
     #[oai(path = "/auth/sessions/:id", method = "delete")]
     async fn revoke_one(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         session: CurrentSession,
         /// The public session id, as listed by `GET /auth/sessions`
@@ -100,7 +101,8 @@ impl SessionsApi {
         #[oai(validator(pattern = "^s?[A-Za-z0-9_-]{24}$"), example = "session_id_example")]
         id: Path<String>,
     ) -> Result<RevokeOneResponse, Failure<RevokeOneErrors>> {
-        let clear = actions::revoke_one(&state, &session.0.record, &id.0).await?;
+        let client = client_info(req, &state.settings);
+        let clear = actions::revoke_one(&state, &session.0.record, &id.0, &client).await?;
         Ok(RevokeOneResponse::NoContent(clear))
     }
 
@@ -108,10 +110,12 @@ impl SessionsApi {
     #[oai(path = "/auth/sessions", method = "delete")]
     async fn revoke_others(
         &self,
+        req: &Request,
         state: Data<&AppState>,
         session: CurrentSession,
     ) -> Result<RevokeOthersResponse, Failure<WriteErrors>> {
-        let revoked = actions::revoke_others(&state, &session.0.record).await?;
+        let client = client_info(req, &state.settings);
+        let revoked = actions::revoke_others(&state, &session.0.record, &client).await?;
         Ok(RevokeOthersResponse::Ok(Json(Revoked {
             revoked: revoked as u32,
         })))

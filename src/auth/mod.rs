@@ -15,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::metrics::Metrics;
 use crate::{
+    audit::{kind, Event},
     entities::users::Model as User,
     session::{
         record::{Millis, SessionRecord, SignInMethod},
@@ -133,18 +134,68 @@ impl Auth {
 
     /// Creates a local account (the same rules for `POST /auth/signup` and
     /// `authauth users create`). Returns the new user.
+    ///
+    /// Audited as `user.created` when an operator (`client.operator`) creates it, else as
+    /// `user.signed_up`.
     pub async fn create_local_user(
         &self,
         email: &str,
         password: SecretString,
         full_name: &str,
+        client: &ClientInfo,
+        now: Millis,
     ) -> Result<User, AuthError> {
         let email = users::parse_email(email)?;
         let full_name = users::normalize_name(full_name)?;
         password::check_new(password.expose_secret(), email.display())?;
         // Hash before looking at the e-mail, so "taken" costs the same time as "created".
         let hash = self.hasher.hash(password).await?;
-        Ok(users::create(&self.db, &email, &full_name, None, Some(hash)).await?)
+        let user = users::create(&self.db, &email, &full_name, None, Some(hash)).await?;
+        let kind = match client.operator {
+            Some(_) => kind::USER_CREATED,
+            None => kind::USER_SIGNED_UP,
+        };
+        self.audit(
+            Event::new(kind, client, now)
+                .user(user.id)
+                .detail("method", "password"),
+        )
+        .await;
+        Ok(user)
+    }
+
+    async fn audit(&self, event: Event) {
+        self.sessions.audit().record(event).await;
+    }
+
+    /// Records how a sign-in ended. `user` is the account when the attempt got as far as
+    /// finding one (a throttled attempt does not look).
+    async fn audit_sign_in<T>(
+        &self,
+        method: SignInMethod,
+        result: &Result<T, AuthError>,
+        user: Option<uuid::Uuid>,
+        session: Option<&str>,
+        client: &ClientInfo,
+        now: Millis,
+    ) {
+        let outcome = sign_in_outcome(result);
+        let kind = match result {
+            Ok(_) => kind::SIGN_IN_SUCCEEDED,
+            Err(AuthError::Throttled { .. }) => kind::SIGN_IN_THROTTLED,
+            Err(_) => kind::SIGN_IN_FAILED,
+        };
+        let mut event = Event::new(kind, client, now).detail("method", method.as_str());
+        if result.is_err() {
+            event = event.detail("failure", outcome);
+        }
+        if let Some(user) = user {
+            event = event.user(user);
+        }
+        if let Some(session) = session {
+            event = event.session(session);
+        }
+        self.audit(event).await;
     }
 
     /// `POST /auth/signup`: a new local account and its first session.
@@ -164,7 +215,9 @@ impl Auth {
         {
             return Err(AuthError::Throttled { retry_after });
         }
-        let user = self.create_local_user(email, password, full_name).await?;
+        let user = self
+            .create_local_user(email, password, full_name, client, now)
+            .await?;
         tracing::info!(user = %user.id, "account created");
         let issued = self
             .start_session(&user, SignInMethod::Password, client, replaces, now)
@@ -186,13 +239,29 @@ impl Auth {
         replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<(User, Issued, String), AuthError> {
+        let mut account = None;
         let result = self
-            .login_counted(email, password, client, device_cookie, replaces, now)
+            .login_counted(
+                email,
+                password,
+                client,
+                device_cookie,
+                replaces,
+                &mut account,
+                now,
+            )
             .await;
         self.metrics.sign_in("password", sign_in_outcome(&result));
+        let session = result
+            .as_ref()
+            .ok()
+            .map(|(_, issued, _)| issued.record.public_id.as_str());
+        self.audit_sign_in(SignInMethod::Password, &result, account, session, client, now)
+            .await;
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn login_counted(
         &self,
         email: &str,
@@ -200,6 +269,7 @@ impl Auth {
         client: &ClientInfo,
         device_cookie: Option<&str>,
         replaces: &[SessionRecord],
+        found: &mut Option<uuid::Uuid>,
         now: Millis,
     ) -> Result<(User, Issued, String), AuthError> {
         let store = self.attempts.as_ref();
@@ -222,6 +292,7 @@ impl Auth {
             Some(email) => users::find_by_email(&self.db, email).await?,
             None => None,
         };
+        *found = user.as_ref().map(|u| u.id);
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let ok = self.hasher.verify(password, hash.clone()).await?;
         let user = match (ok, user) {
@@ -236,7 +307,7 @@ impl Auth {
         let issued = self
             .start_session(&user, SignInMethod::Password, client, replaces, now)
             .await?;
-        self.still_valid(&issued, |u| u.password_hash == hash, now)
+        self.still_valid(&issued, |u| u.password_hash == hash, client, now)
             .await?;
         let device = device::issue(signer, &user.email_canonical);
         Ok((user, issued, device))
@@ -261,6 +332,7 @@ impl Auth {
                     &previous.public_id,
                     reason::SUPERSEDED,
                     None,
+                    client,
                     now,
                 )
                 .await?;
@@ -279,6 +351,7 @@ impl Auth {
         &self,
         issued: &Issued,
         unchanged: impl FnOnce(&User) -> bool,
+        client: &ClientInfo,
         now: Millis,
     ) -> Result<(), AuthError> {
         let current = users::find_by_id(&self.db, issued.record.user_id).await?;
@@ -288,7 +361,14 @@ impl Auth {
             _ => (reason::PASSWORD_CHANGED, AuthError::InvalidCredentials),
         };
         self.sessions
-            .revoke_one(&issued.record.user_id, &issued.record.public_id, why, None, now)
+            .revoke_one(
+                &issued.record.user_id,
+                &issued.record.public_id,
+                why,
+                None,
+                client,
+                now,
+            )
             .await?;
         Err(err)
     }
@@ -304,9 +384,18 @@ impl Auth {
         replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
-        let result = self.identity_sign_in(identity, client, replaces, now).await;
+        let mut account = None;
+        let result = self
+            .identity_sign_in(identity, client, replaces, &mut account, now)
+            .await;
         self.metrics
             .sign_in(SignInMethod::Google.as_str(), sign_in_outcome(&result));
+        let session = result
+            .as_ref()
+            .ok()
+            .map(|(_, issued)| issued.record.public_id.as_str());
+        self.audit_sign_in(SignInMethod::Google, &result, account, session, client, now)
+            .await;
         result
     }
 
@@ -315,30 +404,37 @@ impl Auth {
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
         replaces: &[SessionRecord],
+        found: &mut Option<uuid::Uuid>,
         now: Millis,
     ) -> Result<(User, Issued), AuthError> {
-        let user = match self.find_or_link(identity, now).await {
+        let user = match self.find_or_link(identity, client, now).await {
             // Two first sign-ins of the same person raced: the other one created or linked the
             // account; use it.
-            Err(AuthError::User(UserError::EmailTaken)) => self.find_or_link(identity, now).await?,
+            Err(AuthError::User(UserError::EmailTaken)) => self.find_or_link(identity, client, now).await?,
             Err(AuthError::User(UserError::Db(e)))
                 if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
             {
-                self.find_or_link(identity, now).await?
+                self.find_or_link(identity, client, now).await?
             }
             other => other?,
         };
+        *found = Some(user.id);
         if user.disabled_at.is_some() {
             return Err(AuthError::Disabled);
         }
         let issued = self
             .start_session(&user, SignInMethod::Google, client, replaces, now)
             .await?;
-        self.still_valid(&issued, |_| true, now).await?;
+        self.still_valid(&issued, |_| true, client, now).await?;
         Ok((user, issued))
     }
 
-    async fn find_or_link(&self, identity: &oidc::VerifiedIdentity, now: Millis) -> Result<User, AuthError> {
+    async fn find_or_link(
+        &self,
+        identity: &oidc::VerifiedIdentity,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<User, AuthError> {
         if let Some(existing) = users::find_identity(&self.db, &identity.issuer, &identity.subject).await? {
             let user = users::find_by_id(&self.db, existing.user_id)
                 .await?
@@ -376,6 +472,13 @@ impl Auth {
             )
             .await?;
             txn.commit().await?;
+            self.audit(
+                Event::new(kind::USER_SIGNED_UP, client, now)
+                    .user(user.id)
+                    .detail("method", SignInMethod::Google.as_str())
+                    .detail("issuer", identity.issuer.as_str()),
+            )
+            .await;
             return Ok(user);
         };
         // The account is keyed by (issuer, subject), never by e-mail: if this provider already
@@ -395,7 +498,7 @@ impl Auth {
         // (a password sign-in in between is caught by its own re-check, see `still_valid`).
         tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an existing account");
         self.sessions
-            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, now)
+            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, client, now)
             .await?;
         let txn = self.db.begin().await?;
         let user = users::clear_password(&txn, &user).await?;
@@ -409,8 +512,15 @@ impl Auth {
         )
         .await?;
         txn.commit().await?;
+        self.audit(
+            Event::new(kind::IDENTITY_LINKED, client, now)
+                .user(user.id)
+                .detail("issuer", identity.issuer.as_str())
+                .detail("password_removed", true),
+        )
+        .await;
         self.sessions
-            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, now)
+            .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, client, now)
             .await?;
         Ok(user)
     }
@@ -428,19 +538,27 @@ impl Auth {
         &self,
         user: &User,
         disabled: bool,
+        by: &ClientInfo,
         now: Millis,
     ) -> Result<(User, usize), AuthError> {
         let updated = if user.disabled_at.is_some() == disabled {
             user.clone()
         } else {
-            users::set_disabled(&self.db, user, disabled).await?
+            let updated = users::set_disabled(&self.db, user, disabled).await?;
+            let kind = if disabled {
+                kind::USER_DISABLED
+            } else {
+                kind::USER_ENABLED
+            };
+            self.audit(Event::new(kind, by, now).user(user.id)).await;
+            updated
         };
         if !disabled {
             tracing::info!(user = %user.id, "account enabled");
             return Ok((updated, 0));
         }
         let revoked = self
-            .revoke_all_with_retry(&user.id, reason::USER_DISABLED, now)
+            .revoke_all_with_retry(&user.id, reason::USER_DISABLED, by, now)
             .await?;
         tracing::info!(user = %user.id, revoked, "account disabled; sessions revoked");
         Ok((updated, revoked))
@@ -448,9 +566,15 @@ impl Auth {
 
     /// Lifts the sign-in throttle on an account (`authauth users unlock`): clears its failure
     /// counters from every network and device. Returns how many there were.
-    pub async fn unlock(&self, user: &User) -> Result<u64, AuthError> {
+    pub async fn unlock(&self, user: &User, by: &ClientInfo, now: Millis) -> Result<u64, AuthError> {
         let cleared = throttle::unlock(self.attempts.as_ref(), &user.email_canonical).await?;
         tracing::info!(user = %user.id, cleared, "sign-in limits lifted by an operator");
+        self.audit(
+            Event::new(kind::USER_UNLOCKED, by, now)
+                .user(user.id)
+                .detail("counters_cleared", cleared),
+        )
+        .await;
         Ok(cleared)
     }
 
@@ -458,11 +582,12 @@ impl Auth {
         &self,
         user_id: &uuid::Uuid,
         why: &'static str,
+        by: &ClientInfo,
         now: Millis,
     ) -> Result<usize, StoreError> {
         let mut last = None;
         for _ in 0..3 {
-            match self.sessions.revoke_user(user_id, None, why, None, now).await {
+            match self.sessions.revoke_user(user_id, None, why, None, by, now).await {
                 Ok(r) => return Ok(r.len()),
                 Err(e) => last = Some(e),
             }
@@ -513,11 +638,18 @@ impl Auth {
                 Some(&current.record.public_id),
                 reason::PASSWORD_CHANGED,
                 None,
+                client,
                 now,
             )
             .await?;
         let changed = users::set_password_hash(&self.db, &user, new_hash).await?;
-        self.revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, now)
+        self.audit(
+            Event::new(kind::PASSWORD_CHANGED, client, now)
+                .user(user.id)
+                .session(&current.record.public_id),
+        )
+        .await;
+        self.revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, client, now)
             .await?;
         tracing::info!(user = %user.id, "password changed; all sessions revoked");
         let issued = self

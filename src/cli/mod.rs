@@ -24,6 +24,7 @@ macro_rules! out {
 }
 
 mod config_check;
+mod events;
 mod migrate;
 mod output;
 mod serve;
@@ -74,6 +75,9 @@ pub enum Command {
     /// List and inspect live sessions; revoke them.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
 }
 
 /// What the operator commands work with: the same database, session store and services as
@@ -84,6 +88,10 @@ pub struct Context {
     pub sessions: crate::session::Sessions,
     pub auth: crate::auth::Auth,
     pub clock: crate::clock::Clock,
+    /// Where the operator's actions are recorded.
+    pub audit: crate::audit::Audit,
+    /// The operator running the command (the audit trail's actor).
+    pub operator: crate::session::service::ClientInfo,
 }
 
 impl Context {
@@ -101,14 +109,58 @@ impl Context {
         let (db, store) = crate::startup::open(&mut settings, opener).await?;
         let metrics = crate::metrics::Metrics::new()
             .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot define the metrics: {e}")))?;
-        let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics);
+        let audit = crate::audit::Audit::start_waiting(db.clone(), metrics.clone());
+        let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics, &audit);
         Ok(Context {
             settings,
             db,
             sessions,
             auth,
             clock: crate::clock::Clock::system(),
+            audit,
+            operator: crate::session::service::ClientInfo::operator(os_login()),
         })
+    }
+
+    /// Runs `command` on this context, then writes its audit events.
+    async fn run<F, Fut>(self, command: F) -> Result<(), CliError>
+    where
+        F: FnOnce(Context) -> Fut,
+        Fut: std::future::Future<Output = Result<(), CliError>>,
+    {
+        let audit = self.audit.clone();
+        let result = command(self).await;
+        audit.close(AUDIT_FLUSH).await;
+        result
+    }
+}
+
+/// How long a command waits for its audit events to reach the database before it exits.
+const AUDIT_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The OS account running this process, as the audit trail names an operator: the login of
+/// the process's user id (`sudo` adds who ran it), or the bare id when it has no name.
+fn os_login() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let name = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let id = fields.nth(1)?.parse::<u32>().ok()?;
+                (id == uid).then(|| name.to_string())
+            })
+        })
+    });
+    let login = match (name, uid) {
+        (Some(name), _) => name,
+        (None, Some(uid)) => format!("uid {uid}"),
+        (None, None) => std::env::var("USER").unwrap_or_else(|_| "unknown".to_string()),
+    };
+    match std::env::var("SUDO_USER") {
+        Ok(by) if !by.is_empty() && by != login => format!("{login} (sudo by {by})"),
+        _ => login,
     }
 }
 
@@ -232,8 +284,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(cmd) => config_check::run(cmd).await,
         Command::Users(cmd) => {
             let creates = matches!(cmd, users::UsersCommand::Create { .. });
-            users::run(Context::open(creates).await?, cmd).await
+            Context::open(creates)
+                .await?
+                .run(|ctx| users::run(ctx, cmd))
+                .await
         }
-        Command::Sessions(cmd) => sessions::run(Context::open(false).await?, cmd).await,
+        Command::Sessions(cmd) => {
+            Context::open(false)
+                .await?
+                .run(|ctx| sessions::run(ctx, cmd))
+                .await
+        }
+        Command::Events(cmd) => Context::open(false).await?.run(|ctx| events::run(ctx, cmd)).await,
     }
 }

@@ -393,7 +393,14 @@ async fn revoke_everything(ctx: &Context, args: &RevokeArgs) -> Result<(), CliEr
         for user_id in users {
             revoked += ctx
                 .sessions
-                .revoke_user(&user_id, None, reason::OPERATOR, args.reason.clone(), now)
+                .revoke_user(
+                    &user_id,
+                    None,
+                    reason::OPERATOR,
+                    args.reason.clone(),
+                    &ctx.operator,
+                    now,
+                )
                 .await
                 .context("revocation failed")?
                 .len();
@@ -482,7 +489,14 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
             let except = args.all_but.as_deref();
             revoked += ctx
                 .sessions
-                .revoke_user(user_id, except, reason::OPERATOR, args.reason.clone(), now)
+                .revoke_user(
+                    user_id,
+                    except,
+                    reason::OPERATOR,
+                    args.reason.clone(),
+                    &ctx.operator,
+                    now,
+                )
                 .await
                 .context("revocation failed")?
                 .len();
@@ -490,7 +504,14 @@ async fn revoke(ctx: &Context, mut args: RevokeArgs) -> Result<(), CliError> {
             for s in sessions {
                 if ctx
                     .sessions
-                    .revoke_one(user_id, &s.public_id, reason::OPERATOR, args.reason.clone(), now)
+                    .revoke_one(
+                        user_id,
+                        &s.public_id,
+                        reason::OPERATOR,
+                        args.reason.clone(),
+                        &ctx.operator,
+                        now,
+                    )
                     .await
                     .context("revocation failed")?
                 {

@@ -299,7 +299,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             let password = read_password(password_stdin)?;
             let user = ctx
                 .auth
-                .create_local_user(&email, password, &name)
+                .create_local_user(&email, password, &name, &ctx.operator, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
             outln!("Created {} ({}).", user.email, user.id)?;
@@ -323,7 +323,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             )?;
             let (user, revoked) = ctx
                 .auth
-                .set_user_disabled(&user, true, ctx.clock.now())
+                .set_user_disabled(&user, true, &ctx.operator, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
             outln!(
@@ -337,7 +337,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             let user = find_user(&ctx, &user).await?;
             let (user, _) = ctx
                 .auth
-                .set_user_disabled(&user, false, ctx.clock.now())
+                .set_user_disabled(&user, false, &ctx.operator, ctx.clock.now())
                 .await
                 .map_err(user_error)?;
             outln!("Enabled {} (at {}).", user.email, output::date(Utc::now()))?;
@@ -345,7 +345,11 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
         }
         UsersCommand::Unlock { user } => {
             let user = find_user(&ctx, &user).await?;
-            let cleared = ctx.auth.unlock(&user).await.map_err(user_error)?;
+            let cleared = ctx
+                .auth
+                .unlock(&user, &ctx.operator, ctx.clock.now())
+                .await
+                .map_err(user_error)?;
             outln!(
                 "Sign-in limits lifted for {} ({cleared} counter(s) cleared).",
                 output::escape(&user.email)

@@ -19,6 +19,8 @@ pub const MAX_SESSIONS_PER_USER: usize = 25;
 pub const GOOGLE_ISSUER_URL: &str = "https://accounts.google.com";
 pub const GOOGLE_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long audit events are kept before the purge removes them.
+pub const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 pub const HTTP_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where `GET /auth/verify` sends a browser without a session: the hosted sign-in page.
 pub const SIGN_IN_PATH: &str = "/login";

@@ -90,6 +90,8 @@ pub struct Settings {
     /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; default: half the cores, at least
     /// one, so request handling keeps a core).
     pub hash_threads: usize,
+    /// How long audit events are kept (`AUDIT_RETENTION`, 90 days by default).
+    pub audit_retention: Duration,
     /// Accepted but doubtful settings — a short development secret, a variable that looks meant
     /// for authauth but is not read — logged by `serve` at startup, printed by `config check`.
     pub warnings: Vec<String>,
@@ -157,6 +159,7 @@ impl Settings {
             sign_in_path: http.sign_in_path,
             ui_enabled: http.ui_enabled,
             hash_threads: http.hash_threads,
+            audit_retention: http.audit_retention,
             log_format,
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,

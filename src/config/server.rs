@@ -36,6 +36,7 @@ pub(super) struct Http {
     pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub hash_threads: usize,
+    pub audit_retention: Duration,
 }
 
 /// `HOST`, `PORT`, `PUBLIC_URL`.
@@ -148,6 +149,7 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
     }
 
     let shutdown_timeout = p.duration("SHUTDOWN_TIMEOUT", defaults::SHUTDOWN_TIMEOUT);
+    let audit_retention = p.duration("AUDIT_RETENTION", defaults::AUDIT_RETENTION);
     let header_read_timeout = p.duration("HTTP_HEADER_READ_TIMEOUT", defaults::HTTP_HEADER_READ_TIMEOUT);
     let body_read_timeout = p.duration("HTTP_BODY_READ_TIMEOUT", defaults::HTTP_BODY_READ_TIMEOUT);
 
@@ -193,6 +195,7 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
         header_read_timeout,
         body_read_timeout,
         hash_threads,
+        audit_retention,
     }
 }
 

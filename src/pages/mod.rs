@@ -32,7 +32,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::{
-    api::{actions, session_auth::authenticate},
+    api::{
+        actions,
+        session_auth::{authenticate, client_info},
+    },
     auth::oidc::safe_return_to,
     error::{ApiError, ErrorBody},
     session::{
@@ -591,7 +594,8 @@ async fn end_one(req: &Request, state: Data<&AppState>, Path(id): Path<String>) 
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match actions::revoke_one(&state, &session.record, &id).await {
+    let client = client_info(req, &state.settings);
+    match actions::revoke_one(&state, &session.record, &id, &client).await {
         // This very device: signed out.
         Ok(Some(clear)) => see_other_with_cookie("/login?notice=signed-out", clear),
         Ok(None) => see_other("/account?notice=device-ended"),
@@ -605,7 +609,8 @@ async fn end_others(req: &Request, state: Data<&AppState>) -> Response {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    match actions::revoke_others(&state, &session.record).await {
+    let client = client_info(req, &state.settings);
+    match actions::revoke_others(&state, &session.record, &client).await {
         Ok(_) => see_other("/account?notice=others-ended"),
         Err(e) => account_failed(&state, &session.record, e, false).await,
     }
@@ -618,7 +623,8 @@ async fn logout_submit(req: &Request, state: Data<&AppState>) -> Response {
         Ok(p) => p,
         Err(e) => return error_page(e.as_response()).await,
     };
-    match actions::logout(&state, &presented).await {
+    let client = client_info(req, &state.settings);
+    match actions::logout(&state, &presented, &client).await {
         Ok(clear) => see_other_with_cookie("/login?notice=signed-out", clear),
         Err(e) => error_page(e.as_response()).await,
     }

@@ -11,7 +11,10 @@ use super::{
     store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
-use crate::metrics::Metrics;
+use crate::{
+    audit::{kind, Actor, Audit, Event},
+    metrics::Metrics,
+};
 
 /// Stable reasons a session ends (the `reason` of a `session_revoked` answer).
 pub mod reason {
@@ -64,11 +67,33 @@ pub enum CreateError {
     Store(#[from] StoreError),
 }
 
-/// Where a request comes from, recorded on the session it creates.
+/// Where an action comes from: recorded on the session it creates and in the audit trail.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// Set when an operator acts from the CLI: their OS login.
+    pub operator: Option<String>,
+}
+
+impl ClientInfo {
+    /// An operator at the CLI, by OS login.
+    pub fn operator(login: String) -> ClientInfo {
+        ClientInfo {
+            operator: Some(login),
+            ..ClientInfo::default()
+        }
+    }
+}
+
+/// Reasons authauth itself ends a session for, whoever's request caused it.
+fn ended_by_system(reason: &str) -> bool {
+    matches!(
+        reason,
+        reason::SUPERSEDED | reason::SESSION_LIMIT | reason::IDENTITY_LINKED
+    )
 }
 
 /// A session just created: the cookie value to send and the record.
@@ -136,15 +161,52 @@ pub struct Sessions {
     signer: CookieSigner,
     policy: Policy,
     metrics: Metrics,
+    audit: Audit,
 }
 
 impl Sessions {
-    pub fn new(store: Arc<dyn SessionStore>, signer: CookieSigner, policy: Policy, metrics: Metrics) -> Self {
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        signer: CookieSigner,
+        policy: Policy,
+        metrics: Metrics,
+        audit: Audit,
+    ) -> Self {
         Sessions {
             store,
             signer,
             policy,
             metrics,
+            audit,
+        }
+    }
+
+    /// The audit trail sessions record to (shared with the sign-in service).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Records that `ended` ended for `reason`, caused from `by`.
+    async fn record_ended(
+        &self,
+        ended: &[SessionRecord],
+        reason: &str,
+        message: Option<&str>,
+        by: &ClientInfo,
+        now: Millis,
+    ) {
+        for r in ended {
+            let mut event = Event::new(kind::SESSION_ENDED, by, now)
+                .user(r.user_id)
+                .session(&r.public_id)
+                .reason(reason);
+            if ended_by_system(reason) {
+                event = event.by(Actor::System);
+            }
+            if let Some(note) = message {
+                event = event.detail("message", note);
+            }
+            self.audit.record(event).await;
         }
     }
 
@@ -199,11 +261,21 @@ impl Sessions {
                 }
                 if !ended.is_empty() {
                     self.metrics.sessions_ended(reason::SESSION_LIMIT, ended.len());
+                    self.record_ended(&ended, reason::SESSION_LIMIT, None, client, now)
+                        .await;
                 }
             }
         }
         tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
         self.metrics.session_created(method.as_str());
+        self.audit
+            .record(
+                Event::new(kind::SESSION_CREATED, client, now)
+                    .user(user_id)
+                    .session(&record.public_id)
+                    .detail("method", method.as_str()),
+            )
+            .await;
         Ok(Issued {
             cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),
             record,
@@ -346,6 +418,13 @@ impl Sessions {
         {
             tracing::info!(session = %next.public_id, "session token rotated");
             self.metrics.session_rotated();
+            self.audit
+                .record(
+                    Event::new(kind::SESSION_ROTATED, &ClientInfo::default(), now)
+                        .user(next.user_id)
+                        .session(&next.public_id),
+                )
+                .await;
             Ok(Validated {
                 new_cookie: Some(self.signer.sign(&token, &key.slot)),
                 record: next,
@@ -388,6 +467,7 @@ impl Sessions {
         public_id: &str,
         reason: &'static str,
         message: Option<String>,
+        by: &ClientInfo,
         now: Millis,
     ) -> Result<bool, StoreError> {
         let revoked = self
@@ -395,7 +475,7 @@ impl Sessions {
             .revoke(
                 user_id,
                 Which::One(public_id),
-                &self.revocation(reason, message),
+                &self.revocation(reason, message.clone()),
                 now,
             )
             .await?;
@@ -404,6 +484,8 @@ impl Sessions {
         }
         if !revoked.is_empty() {
             self.metrics.sessions_ended(reason, revoked.len());
+            self.record_ended(&revoked, reason, message.as_deref(), by, now)
+                .await;
         }
         Ok(!revoked.is_empty())
     }
@@ -415,6 +497,7 @@ impl Sessions {
         except: Option<&str>,
         reason: &'static str,
         message: Option<String>,
+        by: &ClientInfo,
         now: Millis,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let revoked = self
@@ -422,13 +505,15 @@ impl Sessions {
             .revoke(
                 user_id,
                 Which::AllExcept(except),
-                &self.revocation(reason, message),
+                &self.revocation(reason, message.clone()),
                 now,
             )
             .await?;
         tracing::info!(user = %user_id, count = revoked.len(), reason, "sessions revoked");
         if !revoked.is_empty() {
             self.metrics.sessions_ended(reason, revoked.len());
+            self.record_ended(&revoked, reason, message.as_deref(), by, now)
+                .await;
         }
         Ok(revoked)
     }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod audit;
 mod browser;
 mod cli_config;
 mod cli_ops;

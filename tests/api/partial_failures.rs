@@ -102,6 +102,7 @@ fn services_with_failing_revocation(app: &TestApp, fail_from: usize) -> (Session
         CookieSigner::new(state.settings.session.secrets.clone()),
         Policy::from_settings(&state.settings.session),
         state.metrics.clone(),
+        state.audit.clone(),
     );
     let auth = Auth::new(
         state.db.clone(),
@@ -117,6 +118,7 @@ fn client_info() -> ClientInfo {
     ClientInfo {
         ip: Some("192.0.2.1".into()),
         user_agent: Some("partial-failure-test".into()),
+        ..ClientInfo::default()
     }
 }
 
@@ -249,7 +251,9 @@ async fn disabling_an_account_whose_sessions_cannot_be_ended_leaves_it_disabled_
         .unwrap();
 
     let (_, auth) = services_with_failing_revocation(&app, 1);
-    let r = auth.set_user_disabled(&user, true, app.now()).await;
+    let r = auth
+        .set_user_disabled(&user, true, &client_info(), app.now())
+        .await;
     assert!(matches!(r, Err(AuthError::Store(_))), "{r:?}");
     let after = users::find_by_id(&app.state.db, user.id).await.unwrap().unwrap();
     assert!(
@@ -266,7 +270,7 @@ async fn disabling_an_account_whose_sessions_cannot_be_ended_leaves_it_disabled_
     let (_, revoked) = app
         .state
         .auth
-        .set_user_disabled(&after, true, app.now())
+        .set_user_disabled(&after, true, &client_info(), app.now())
         .await
         .unwrap();
     assert_eq!(revoked, 1);

@@ -213,7 +213,7 @@ async fn the_per_account_limit_holds_across_clients_but_one_client_cannot_reach_
     let now = app.now();
     let from = |i: u32| ClientInfo {
         ip: Some(format!("192.0.2.{i}")),
-        user_agent: None,
+        ..ClientInfo::default()
     };
     // One client alone is stopped after 10 failures, long before the account limit.
     for _ in 0..10 {

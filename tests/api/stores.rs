@@ -806,6 +806,8 @@ fn sessions(f: &Fixture, idle: u64, absolute: u64, rotation: u64, grace: u64) ->
         signer,
         policy,
         authauth::metrics::Metrics::new().unwrap(),
+        // The session service on its own, over stores without the audit table.
+        authauth::audit::Audit::off(),
     )
 }
 
@@ -900,6 +902,7 @@ async fn the_service_rotates_on_schedule_and_honours_the_grace_period(f: Fixture
         &issued.record.public_id,
         "operator",
         Some("stolen laptop".into()),
+        &Default::default(),
         at + 1000,
     )
     .await

@@ -1,0 +1,354 @@
+//! The audit trail: an append-only record of who did what to which account or session, from
+//! where — written for sign-ups, sign-ins (and their failures), session creation, rotation and
+//! ending, password changes, account changes and every operator action. Never for a plain
+//! authenticated request.
+//!
+//! Recording never waits for the database: [`Audit::record`] logs the event (the JSON log line
+//! is the copy of last resort) and hands it to a bounded in-memory queue; a writer task inserts
+//! batches into `audit_events`, and while the database is away it keeps the batch and retries,
+//! so a logout or a revocation never fails or waits because auditing cannot write. What does
+//! not fit in the queue is dropped and counted (`authauth_audit_events_dropped_total`).
+//! [`Audit::close`] flushes on shutdown.
+
+pub mod query;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use crate::{
+    entities::audit_events,
+    metrics::Metrics,
+    session::{record::Millis, service::ClientInfo},
+};
+
+/// Events waiting for the database at most; beyond this they are dropped and counted.
+const QUEUE: usize = 10_000;
+/// Rows per insert.
+const BATCH: usize = 200;
+/// The longest wait between two attempts while the database is away.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Event types: a stable vocabulary (docs/observability.md).
+pub mod kind {
+    /// A new account through `POST /auth/signup` (or a first sign-in with a provider).
+    pub const USER_SIGNED_UP: &str = "user.signed_up";
+    /// An operator created an account (`users create`).
+    pub const USER_CREATED: &str = "user.created";
+    pub const USER_DISABLED: &str = "user.disabled";
+    pub const USER_ENABLED: &str = "user.enabled";
+    /// An operator lifted the sign-in throttle (`users unlock`).
+    pub const USER_UNLOCKED: &str = "user.unlocked";
+    pub const SIGN_IN_SUCCEEDED: &str = "sign_in.succeeded";
+    /// `detail.failure`: `bad_credentials`, `disabled`, `session_limit`, …
+    pub const SIGN_IN_FAILED: &str = "sign_in.failed";
+    pub const SIGN_IN_THROTTLED: &str = "sign_in.throttled";
+    /// A provider identity was linked to an existing account (`detail.issuer`).
+    pub const IDENTITY_LINKED: &str = "identity.linked";
+    pub const SESSION_CREATED: &str = "session.created";
+    pub const SESSION_ROTATED: &str = "session.rotated";
+    /// `reason`: why (`logout`, `operator`, `password_changed`, …).
+    pub const SESSION_ENDED: &str = "session.ended";
+    pub const PASSWORD_CHANGED: &str = "password.changed";
+
+    /// Every type, for `events list --type` and the docs.
+    pub const ALL: [&str; 13] = [
+        USER_SIGNED_UP,
+        USER_CREATED,
+        USER_DISABLED,
+        USER_ENABLED,
+        USER_UNLOCKED,
+        SIGN_IN_SUCCEEDED,
+        SIGN_IN_FAILED,
+        SIGN_IN_THROTTLED,
+        IDENTITY_LINKED,
+        SESSION_CREATED,
+        SESSION_ROTATED,
+        SESSION_ENDED,
+        PASSWORD_CHANGED,
+    ];
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The account's own user (or whoever held its session or password).
+    User,
+    /// An operator at the CLI; their OS login.
+    Operator(String),
+    /// authauth itself (a session limit, a newer sign-in in the same browser, a linked
+    /// identity).
+    System,
+}
+
+impl Actor {
+    /// The actor behind `client`: the operator when the CLI acts, else the user.
+    pub fn of(client: &ClientInfo) -> Actor {
+        match &client.operator {
+            Some(name) => Actor::Operator(name.clone()),
+            None => Actor::User,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Actor::User => "user",
+            Actor::Operator(_) => "operator",
+            Actor::System => "system",
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            Actor::Operator(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub at: Millis,
+    pub kind: &'static str,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<String>,
+    pub actor: Actor,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Event {
+    /// An event caused from `client` (a request, or the CLI).
+    pub fn new(kind: &'static str, client: &ClientInfo, at: Millis) -> Event {
+        Event {
+            at,
+            kind,
+            user_id: None,
+            session_id: None,
+            actor: Actor::of(client),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            reason: None,
+            request_id: client.request_id.clone(),
+            detail: serde_json::Map::new(),
+        }
+    }
+
+    pub fn user(mut self, user_id: Uuid) -> Event {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    pub fn session(mut self, public_id: &str) -> Event {
+        self.session_id = Some(public_id.to_string());
+        self
+    }
+
+    pub fn reason(mut self, reason: &str) -> Event {
+        self.reason = Some(reason.to_string());
+        self
+    }
+
+    pub fn by(mut self, actor: Actor) -> Event {
+        self.actor = actor;
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Event {
+        self.detail.insert(key.to_string(), value.into());
+        self
+    }
+
+    fn row(self) -> audit_events::ActiveModel {
+        audit_events::ActiveModel {
+            id: sea_orm::ActiveValue::NotSet,
+            at: Set(self.at),
+            event_type: Set(self.kind.to_string()),
+            user_id: Set(self.user_id),
+            session_id: Set(self.session_id),
+            actor: Set(self.actor.kind().to_string()),
+            actor_name: Set(self.actor.name().map(str::to_string)),
+            ip: Set(self.ip),
+            user_agent: Set(self.user_agent.map(|ua| ua.chars().take(512).collect())),
+            reason: Set(self.reason),
+            request_id: Set(self.request_id),
+            detail: Set(serde_json::Value::Object(self.detail).to_string()),
+        }
+    }
+}
+
+/// The audit trail's writer. Cheap to clone.
+#[derive(Clone)]
+pub struct Audit(Option<Arc<Inner>>);
+
+struct Inner {
+    tx: mpsc::Sender<Event>,
+    /// A full queue waits for room instead of dropping (the CLI, whose bulk revocations
+    /// record an event per session and have nobody waiting on each one).
+    waits: bool,
+    /// Set once a wait for room timed out: the database is away, stop waiting.
+    gave_up: std::sync::atomic::AtomicBool,
+    closing: watch::Sender<bool>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: Metrics,
+}
+
+impl Audit {
+    /// Starts the writer task on the current runtime, for a server: recording never waits.
+    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Audit {
+        Audit::spawn(db, metrics, false)
+    }
+
+    /// [`Audit::start`] for an operator command: a full queue makes recording wait, so a bulk
+    /// revocation records every session it ends.
+    pub fn start_waiting(db: DatabaseConnection, metrics: Metrics) -> Audit {
+        Audit::spawn(db, metrics, true)
+    }
+
+    fn spawn(db: DatabaseConnection, metrics: Metrics, waits: bool) -> Audit {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (closing, closed) = watch::channel(false);
+        let writer = tokio::spawn(write_batches(db, rx, closed));
+        Audit(Some(Arc::new(Inner {
+            tx,
+            waits,
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+            closing,
+            writer: Mutex::new(Some(writer)),
+            metrics,
+        })))
+    }
+
+    /// Records nothing: for tools that load fixtures (the benchmark's seeder), which are no
+    /// action anyone took. Never used by `serve` or the operator commands.
+    pub fn off() -> Audit {
+        Audit(None)
+    }
+
+    /// Records `event`: logged now, written to the database as soon as it can be. In a server
+    /// this never waits.
+    pub async fn record(&self, event: Event) {
+        let Some(inner) = &self.0 else { return };
+        tracing::info!(
+            target: "authauth::audit",
+            event = event.kind,
+            user = event.user_id.map(|u| u.to_string()),
+            session = event.session_id.as_deref(),
+            actor = event.actor.kind(),
+            operator = event.actor.name(),
+            reason = event.reason.as_deref(),
+            ip = event.ip.as_deref(),
+            "audit event"
+        );
+        use std::sync::atomic::Ordering::Relaxed;
+        let event = if inner.waits && !inner.gave_up.load(Relaxed) {
+            match tokio::time::timeout(MAX_BACKOFF, inner.tx.reserve()).await {
+                Ok(Ok(permit)) => {
+                    permit.send(event);
+                    return;
+                }
+                Ok(Err(_)) => event,
+                Err(_) => {
+                    inner.gave_up.store(true, Relaxed);
+                    event
+                }
+            }
+        } else {
+            event
+        };
+        if let Err(e) = inner.tx.try_send(event) {
+            inner.metrics.audit_dropped(1);
+            let event = match &e {
+                mpsc::error::TrySendError::Full(ev) | mpsc::error::TrySendError::Closed(ev) => ev,
+            };
+            tracing::warn!(
+                target: "authauth::audit",
+                event = event.kind,
+                "audit queue full or closed; this event is only in the log"
+            );
+        }
+    }
+
+    /// Writes what is queued (within `within`) and stops the writer. Later events are only
+    /// logged.
+    pub async fn close(&self, within: Duration) {
+        let Some(inner) = &self.0 else { return };
+        let _ = inner.closing.send(true);
+        let writer = inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(mut writer) = writer {
+            if tokio::time::timeout(within, &mut writer).await.is_err() {
+                writer.abort();
+                let left = QUEUE - inner.tx.capacity();
+                inner.metrics.audit_dropped(left as u64);
+                tracing::warn!(target: "authauth::audit", left, "shutting down with audit events the database did not take");
+            }
+        }
+    }
+}
+
+async fn write_batches(
+    db: DatabaseConnection,
+    mut rx: mpsc::Receiver<Event>,
+    mut closed: watch::Receiver<bool>,
+) {
+    let mut batch: Vec<Event> = Vec::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut failing = false;
+    loop {
+        let closing = *closed.borrow();
+        if batch.is_empty() {
+            if closing {
+                // Whatever is still queued goes in this last round.
+                match rx.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => return,
+                }
+            } else {
+                tokio::select! {
+                    event = rx.recv() => match event {
+                        Some(event) => batch.push(event),
+                        None => return,
+                    },
+                    _ = closed.changed() => continue,
+                }
+            }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
+        match audit_events::Entity::insert_many(rows).exec(&db).await {
+            Ok(_) => {
+                if failing {
+                    tracing::info!(target: "authauth::audit", "the audit trail is written again");
+                    failing = false;
+                }
+                batch.clear();
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(target: "authauth::audit", error = %e, queued = batch.len() + QUEUE - rx.capacity(), "cannot write the audit trail; keeping events in memory and retrying");
+                    failing = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = closed.changed(), if !closing => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}

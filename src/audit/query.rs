@@ -1,0 +1,69 @@
+//! Reading the audit trail (`authauth events list`, `GET /auth/activity`) and the retention
+//! purge.
+
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::{clock::Clock, entities::audit_events, session::record::Millis};
+
+pub use audit_events::Model as Row;
+
+/// Which events to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub user_id: Option<Uuid>,
+    pub kind: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
+    /// Only events older than this id (the next page).
+    pub before_id: Option<i64>,
+    pub limit: u64,
+}
+
+/// The events `filter` selects, newest first.
+pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<Row>, DbErr> {
+    let mut q = audit_events::Entity::find();
+    if let Some(user) = filter.user_id {
+        q = q.filter(audit_events::Column::UserId.eq(user));
+    }
+    if let Some(kind) = &filter.kind {
+        q = q.filter(audit_events::Column::EventType.eq(kind.as_str()));
+    }
+    if let Some(since) = filter.since {
+        q = q.filter(audit_events::Column::At.gte(since));
+    }
+    if let Some(before) = filter.before_id {
+        q = q.filter(audit_events::Column::Id.lt(before));
+    }
+    q.order_by_desc(audit_events::Column::Id)
+        .limit(filter.limit)
+        .all(db)
+        .await
+}
+
+/// Deletes the events older than `retention`. Returns how many.
+pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) -> Result<u64, DbErr> {
+    let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    let deleted = audit_events::Entity::delete_many()
+        .filter(audit_events::Column::At.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
+}
+
+/// Runs [`purge`] every hour for as long as the server runs.
+pub fn spawn_retention(db: DatabaseConnection, clock: Clock, retention: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match purge(&db, retention, clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, ?retention, "purged audit events past AUDIT_RETENTION"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge old audit events"),
+            }
+        }
+    });
+}

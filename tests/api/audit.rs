@@ -1,0 +1,420 @@
+//! The audit trail: what each action records (type, user, session, actor, reason, address,
+//! request id), from the API and from the operator CLI; nothing for a plain authenticated
+//! request; a logout while the database is away still succeeds and its event lands later;
+//! `GET /auth/activity`; `events list`; retention.
+
+use std::time::{Duration, Instant};
+
+use authauth::audit::query::{self, Filter, Row};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{cli_ops::cli, helpers::*};
+
+/// The user's events, oldest first, once `done` holds for them (the writer is asynchronous).
+async fn events_until(app: &TestApp, user: Uuid, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut rows = query::list(
+            &app.state.db,
+            &Filter {
+                user_id: Some(user),
+                limit: 1000,
+                ..Filter::default()
+            },
+        )
+        .await
+        .unwrap_or_default();
+        rows.reverse();
+        if done(&rows) {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit trail never got there: {:#?}",
+            rows.iter()
+                .map(|r| (&r.event_type, &r.reason))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn types(rows: &[Row]) -> Vec<&str> {
+    rows.iter().map(|r| r.event_type.as_str()).collect()
+}
+
+fn detail(row: &Row) -> Value {
+    serde_json::from_str(&row.detail).unwrap()
+}
+
+async fn user_id(app: &TestApp, c: &reqwest::Client) -> Uuid {
+    app.me(c).await.1["user"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+per_backend!(a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plain_requests_are_not);
+async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plain_requests_are_not(
+    backend: Backend,
+) {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            .var("SESSION_ROTATION_INTERVAL", "3s")
+            .var("SESSION_ROTATION_GRACE", "2s"),
+    )
+    .await;
+    let (a, _) = app.signed_up_client("audit-alice@example.com").await;
+    let alice = user_id(&app, &a).await;
+    let rows = events_until(&app, alice, |r| r.len() >= 2).await;
+    assert_eq!(types(&rows), ["user.signed_up", "session.created"]);
+    let first_session = rows[1].session_id.clone().unwrap();
+    assert_eq!(rows[1].actor, "user");
+    assert_eq!(rows[1].ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(detail(&rows[1])["method"], "password");
+
+    // A failed sign-in, with the request id the client sent.
+    let resp = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("origin", app.origin())
+        .header("x-request-id", "audit-test-failed-login")
+        .json(&serde_json::json!({"email": "audit-alice@example.com", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let b = client();
+    assert_eq!(
+        app.login_with(&b, "audit-alice@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let rows = events_until(&app, alice, |r| r.len() >= 5).await;
+    assert_eq!(
+        types(&rows)[2..],
+        ["sign_in.failed", "session.created", "sign_in.succeeded"]
+    );
+    assert_eq!(rows[2].request_id.as_deref(), Some("audit-test-failed-login"));
+    assert_eq!(detail(&rows[2])["failure"], "bad_credentials");
+    assert_eq!(rows[2].session_id, None);
+    assert_eq!(rows[4].session_id, rows[3].session_id);
+    assert!(rows[4].request_id.is_some(), "every request has an id");
+
+    // Plain authenticated requests record nothing; a rotation does.
+    for _ in 0..5 {
+        assert_eq!(app.me(&a).await.0, 200);
+    }
+    app.advance(Duration::from_secs(4));
+    assert_eq!(app.me(&a).await.0, 200);
+    let rows = events_until(&app, alice, |r| r.len() >= 6).await;
+    assert_eq!(types(&rows)[5], "session.rotated");
+    assert_eq!(rows[5].session_id.as_deref(), Some(first_session.as_str()));
+
+    // Logout of one browser, then a password change from the other.
+    assert_eq!(app.logout(&b).await.status(), 204);
+    let resp = app
+        .post_json(
+            &a,
+            "/auth/password",
+            &serde_json::json!({"currentPassword": PASSWORD, "newPassword": "another horse battery staple"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let rows = events_until(&app, alice, |r| r.len() >= 10).await;
+    assert_eq!(
+        types(&rows)[6..],
+        [
+            "session.ended",
+            "password.changed",
+            "session.ended",
+            "session.created"
+        ]
+    );
+    assert_eq!(rows[6].reason.as_deref(), Some("logout"));
+    assert_eq!(rows[6].session_id, rows[3].session_id);
+    assert_eq!(rows[8].reason.as_deref(), Some("password_changed"));
+    assert_eq!(rows[8].session_id.as_deref(), Some(first_session.as_str()));
+    assert!(rows.iter().all(|r| r.actor == "user"));
+    // Nothing else came: the plain requests above left no trace.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(events_until(&app, alice, |_| true).await.len(), 10);
+}
+
+/// The OS login the tests run as, as the CLI records it.
+fn os_login() -> String {
+    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+per_backend!(operator_actions_are_recorded_with_the_os_user_who_ran_them);
+async fn operator_actions_are_recorded_with_the_os_user_who_ran_them(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let out = cli_with_stdin(
+        &app,
+        &[
+            "users",
+            "create",
+            "--email",
+            "audit-bob@example.com",
+            "--name",
+            "Bob",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let b = client();
+    assert_eq!(
+        app.login_with(&b, "audit-bob@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let bob = user_id(&app, &b).await;
+    for args in [
+        &[
+            "sessions",
+            "revoke",
+            "--user",
+            "audit-bob@example.com",
+            "--reason",
+            "laptop stolen",
+            "--yes",
+        ][..],
+        &["users", "disable", "audit-bob@example.com", "--yes"],
+        &["users", "enable", "audit-bob@example.com"],
+        &["users", "unlock", "audit-bob@example.com"],
+    ] {
+        let out = cli(&app, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let rows = events_until(&app, bob, |r| r.len() >= 7).await;
+    assert_eq!(
+        types(&rows),
+        [
+            "user.created",
+            "session.created",
+            "sign_in.succeeded",
+            "session.ended",
+            "user.disabled",
+            "user.enabled",
+            "user.unlocked"
+        ]
+    );
+    let login = os_login();
+    for r in [&rows[0], &rows[3], &rows[4], &rows[5], &rows[6]] {
+        assert_eq!(r.actor, "operator", "{r:?}");
+        assert_eq!(r.actor_name.as_deref(), Some(login.as_str()), "{r:?}");
+    }
+    assert_eq!(rows[2].actor, "user");
+    assert_eq!(rows[3].reason.as_deref(), Some("operator"));
+    assert_eq!(detail(&rows[3])["message"], "laptop stolen");
+
+    // `events list`: JSON for scripts, a table for people; a type that does not exist is a
+    // usage error naming the ones that do.
+    let out = cli(
+        &app,
+        &["events", "list", "--user", "audit-bob@example.com", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 7);
+    assert_eq!(listed[0]["type"], "user.unlocked", "newest first");
+    assert_eq!(listed[3]["type"], "session.ended");
+    assert_eq!(listed[3]["operator"], login.as_str());
+    assert_eq!(listed[3]["detail"]["message"], "laptop stolen");
+    let out = cli(
+        &app,
+        &[
+            "events",
+            "list",
+            "--user",
+            "audit-bob@example.com",
+            "--type",
+            "session.ended",
+            "--since",
+            "1h",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains("session.ended") && table.contains(&format!("operator {login}")),
+        "{table}"
+    );
+    assert!(!table.contains("user.unlocked"), "{table}");
+    let out = cli(&app, &["events", "list", "--type", "session.exploded"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("session.ended"), "{}", stderr(&out));
+}
+
+fn cli_with_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new(authauth_bin());
+    cmd.current_dir(&app.dir.0)
+        .env_clear()
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in crate::cli_ops::cli_env(app) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{input}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_logout_while_the_database_is_away_succeeds_and_its_event_lands_when_it_returns() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("audit-outage@example.com").await;
+    let alice = user_id(&app, &a).await;
+    events_until(&app, alice, |r| r.len() >= 2).await;
+    let db = app.db.as_ref().unwrap().name.clone();
+    let admin = sea_orm::Database::connect(postgres_admin_url()).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    // The database goes away for the app: no new connection, and the open ones are cut.
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+        ))
+        .await
+        .unwrap();
+    // Sessions live in Redis: signing out needs no database, and does not wait for the audit.
+    assert_eq!(app.logout(&a).await.status(), 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let rows = events_until(&app, alice, |r| r.len() >= 3).await;
+    assert_eq!(types(&rows)[2], "session.ended");
+    assert_eq!(rows[2].reason.as_deref(), Some("logout"));
+    admin.close().await.ok();
+}
+
+#[tokio::test]
+async fn activity_shows_the_users_own_events_newest_first_in_pages() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("activity-alice@example.com").await;
+    let (_b, _) = app.signed_up_client("activity-bob@example.com").await;
+    let alice = user_id(&app, &a).await;
+    let out = cli(
+        &app,
+        &[
+            "sessions",
+            "revoke",
+            "--user",
+            "activity-bob@example.com",
+            "--yes",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resp = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("origin", app.origin())
+        .json(&serde_json::json!({"email": "activity-alice@example.com", "password": "wrong password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    events_until(&app, alice, |r| r.len() >= 3).await;
+
+    let page = |query: &'static str| {
+        let (app, a) = (&app, &a);
+        async move {
+            let resp = a
+                .get(app.url(&format!("/auth/activity{query}")))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, all) = page("").await;
+    assert_eq!(status, 200, "{all}");
+    let events = all["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["sign_in.failed", "session.created", "user.signed_up"]);
+    assert_eq!(events[0]["failure"], "bad_credentials");
+    assert_eq!(events[0]["ip"], "127.0.0.1");
+    assert_eq!(events[1]["method"], "password");
+    assert!(all.get("nextBefore").is_none());
+
+    let (_, first) = page("?limit=2").await;
+    assert_eq!(first["events"].as_array().unwrap().len(), 2);
+    let before = first["nextBefore"].as_i64().unwrap();
+    let resp = a
+        .get(app.url(&format!("/auth/activity?limit=2&before={before}")))
+        .send()
+        .await
+        .unwrap();
+    let second: Value = resp.json().await.unwrap();
+    let second = second["events"].as_array().unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["type"], "user.signed_up");
+
+    assert_eq!(page("?limit=0").await.0, 400);
+    assert_eq!(page("?limit=101").await.0, 400);
+    let resp = client().get(app.url("/auth/activity")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // Bob's page shows the operator's revocation, but not who the operator is.
+    let b = client();
+    assert_eq!(
+        app.login_with(&b, "activity-bob@example.com", PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    let resp = b.get(app.url("/auth/activity")).send().await.unwrap();
+    let text = resp.text().await.unwrap();
+    let bob: Value = serde_json::from_str(&text).unwrap();
+    let ended = bob["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "session.ended")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(ended["actor"], "operator");
+    assert_eq!(ended["reason"], "operator");
+    assert!(!text.contains(&os_login()) || os_login() == "user", "{text}");
+    assert!(!text.contains("activity-alice"), "{text}");
+}
+
+#[tokio::test]
+async fn events_past_the_retention_are_purged_and_recent_ones_kept() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("retention@example.com").await;
+    let alice = user_id(&app, &a).await;
+    events_until(&app, alice, |r| r.len() >= 2).await;
+    let day = 24 * 3600 * 1000;
+    let retention = Duration::from_secs(90 * 24 * 3600);
+    let kept = query::purge(&app.state.db, retention, app.now() + 89 * day)
+        .await
+        .unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(events_until(&app, alice, |_| true).await.len(), 2);
+    let purged = query::purge(&app.state.db, retention, app.now() + 91 * day)
+        .await
+        .unwrap();
+    assert!(purged >= 2);
+    assert!(events_until(&app, alice, |_| true).await.is_empty());
+}
