@@ -177,7 +177,7 @@ impl Application {
                 Some((l, bound))
             }
         };
-        let audit = Audit::start(db.clone(), metrics.clone());
+        let audit = Audit::start(db.clone(), stores.feed.clone(), metrics.clone());
         let (sessions, auth) = services(&settings, &db, &stores, &metrics, &audit);
         stores.spawn_maintenance(clock.clone());
         crate::audit::query::spawn_retention(db.clone(), clock.clone(), settings.audit_retention);

@@ -10,6 +10,7 @@
 //! not fit in the queue is dropped and counted (`authauth_audit_events_dropped_total`).
 //! [`Audit::close`] flushes on shutdown.
 
+pub mod feed;
 pub mod query;
 
 use std::{
@@ -21,6 +22,7 @@ use sea_orm::{ActiveValue::Set, DatabaseConnection, EntityTrait};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use self::feed::{EventFeed, FeedEvent};
 use crate::{
     entities::audit_events,
     metrics::Metrics,
@@ -204,20 +206,20 @@ struct Inner {
 
 impl Audit {
     /// Starts the writer task on the current runtime, for a server: recording never waits.
-    pub fn start(db: DatabaseConnection, metrics: Metrics) -> Audit {
-        Audit::spawn(db, metrics, false)
+    pub fn start(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics) -> Audit {
+        Audit::spawn(db, feed, metrics, false)
     }
 
     /// [`Audit::start`] for an operator command: a full queue makes recording wait, so a bulk
     /// revocation records every session it ends.
-    pub fn start_waiting(db: DatabaseConnection, metrics: Metrics) -> Audit {
-        Audit::spawn(db, metrics, true)
+    pub fn start_waiting(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics) -> Audit {
+        Audit::spawn(db, feed, metrics, true)
     }
 
-    fn spawn(db: DatabaseConnection, metrics: Metrics, waits: bool) -> Audit {
+    fn spawn(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics, waits: bool) -> Audit {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (closing, closed) = watch::channel(false);
-        let writer = tokio::spawn(write_batches(db, rx, closed));
+        let writer = tokio::spawn(write_batches(db, feed, rx, closed));
         Audit(Some(Arc::new(Inner {
             tx,
             waits,
@@ -297,6 +299,7 @@ impl Audit {
 
 async fn write_batches(
     db: DatabaseConnection,
+    feed: Arc<dyn EventFeed>,
     mut rx: mpsc::Receiver<Event>,
     mut closed: watch::Receiver<bool>,
 ) {
@@ -304,6 +307,8 @@ async fn write_batches(
     let mut backoff = Duration::from_millis(100);
     let mut failing = false;
     loop {
+        // Events already in the batch are on the live feed: only what joins now goes there.
+        let published = batch.len();
         let closing = *closed.borrow();
         if batch.is_empty() {
             if closing {
@@ -328,6 +333,8 @@ async fn write_batches(
                 Err(_) => break,
             }
         }
+        // Live first: the database may be away for a while.
+        publish(feed.as_ref(), &batch[published..]).await;
         let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
         match audit_events::Entity::insert_many(rows).exec(&db).await {
             Ok(_) => {
@@ -350,5 +357,18 @@ async fn write_batches(
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Appends `events` to the live feed, within a second; a feed that is down loses live lines,
+/// never audit rows.
+async fn publish(feed: &dyn EventFeed, events: &[Event]) {
+    let events: Vec<FeedEvent> = events.iter().map(FeedEvent::from).collect();
+    match tokio::time::timeout(Duration::from_secs(1), feed.publish(&events)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(target: "authauth::audit", error = %e.chain(), "cannot append to the live event feed")
+        }
+        Err(_) => tracing::debug!(target: "authauth::audit", "the live event feed did not answer in time"),
     }
 }

@@ -30,6 +30,7 @@ mod output;
 mod serve;
 mod sessions;
 mod users;
+mod watch;
 
 use std::{io::Write, process::ExitCode};
 
@@ -92,6 +93,8 @@ pub struct Context {
     pub audit: crate::audit::Audit,
     /// The operator running the command (the audit trail's actor).
     pub operator: crate::session::service::ClientInfo,
+    /// The live event feed (`sessions watch`).
+    pub feed: std::sync::Arc<dyn crate::audit::feed::EventFeed>,
 }
 
 impl Context {
@@ -109,7 +112,7 @@ impl Context {
         let (db, store) = crate::startup::open(&mut settings, opener).await?;
         let metrics = crate::metrics::Metrics::new()
             .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot define the metrics: {e}")))?;
-        let audit = crate::audit::Audit::start_waiting(db.clone(), metrics.clone());
+        let audit = crate::audit::Audit::start_waiting(db.clone(), store.feed.clone(), metrics.clone());
         let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics, &audit);
         Ok(Context {
             settings,
@@ -119,6 +122,7 @@ impl Context {
             clock: crate::clock::Clock::system(),
             audit,
             operator: crate::session::service::ClientInfo::operator(os_login()),
+            feed: store.feed.clone(),
         })
     }
 

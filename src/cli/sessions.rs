@@ -48,6 +48,18 @@ pub enum SessionsCommand {
     ///
     /// Example: authauth sessions revoke --user alice@example.com --reason "laptop stolen"
     Revoke(RevokeArgs),
+    /// Follow session events live, from every server: sessions created, rotated and ended (with
+    /// the reason and who ended them), sign-ins and failed sign-ins. Runs until Ctrl-C.
+    ///
+    /// Example: authauth sessions watch --user alice@example.com --json
+    Watch {
+        /// Only this user's events (e-mail or user id).
+        #[arg(long, value_name = "EMAIL|ID")]
+        user: Option<String>,
+        /// One JSON object per line (NDJSON), flushed as each event happens.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +263,7 @@ pub async fn run(ctx: Context, cmd: SessionsCommand) -> Result<(), CliError> {
             Ok(())
         }
         SessionsCommand::Revoke(args) => revoke(&ctx, args).await,
+        SessionsCommand::Watch { user, json } => super::watch::run(&ctx, user, json).await,
     }
 }
 

@@ -21,6 +21,7 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    audit::feed::EventFeed,
     auth::{flows::FlowStore, throttle::AttemptStore},
     config::Settings,
     session::store::{Reached, SessionStore, StoreError},
@@ -32,6 +33,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     pub flows: Arc<dyn FlowStore>,
     pub attempts: Arc<dyn AttemptStore>,
+    /// The live feed of audit events (`sessions watch`).
+    pub feed: Arc<dyn EventFeed>,
     /// Set for the SQL backend, whose dead rows need purging.
     sql: Option<sql::SqlBackend>,
 }
@@ -51,18 +54,21 @@ impl Stores {
         Stores {
             sessions: Arc::new(redis::sessions::RedisSessions(backend.clone())),
             flows: Arc::new(redis::flows::RedisFlows(backend.clone())),
-            attempts: Arc::new(redis::attempts::RedisAttempts(backend)),
+            attempts: Arc::new(redis::attempts::RedisAttempts(backend.clone())),
+            feed: Arc::new(redis::feed::RedisFeed(backend)),
             sql: None,
         }
     }
 
     /// Every port in the application database.
     pub fn sql(db: DatabaseConnection) -> Self {
+        let feed = Arc::new(sql::feed::SqlFeed(db.clone()));
         let backend = sql::SqlBackend::new(db);
         Stores {
             sessions: Arc::new(sql::sessions::SqlSessions(backend.clone())),
             flows: Arc::new(sql::flows::SqlFlows(backend.clone())),
             attempts: Arc::new(sql::attempts::SqlAttempts(backend.clone())),
+            feed,
             sql: Some(backend),
         }
     }

@@ -418,3 +418,110 @@ async fn events_past_the_retention_are_purged_and_recent_ones_kept() {
     assert!(purged >= 2);
     assert!(events_until(&app, alice, |_| true).await.is_empty());
 }
+
+per_backend!(sessions_watch_on_a_terminal_shows_a_revocation_by_another_process_within_a_second);
+async fn sessions_watch_on_a_terminal_shows_a_revocation_by_another_process_within_a_second(
+    backend: Backend,
+) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let (a, _) = app.signed_up_client("watch-alice@example.com").await;
+    let alice = user_id(&app, &a).await;
+    let env = crate::cli_ops::cli_env(&app);
+    let dir = app.dir.0.clone();
+    let command = move |args: &[&str]| {
+        let mut cmd = std::process::Command::new(authauth_bin());
+        cmd.current_dir(&dir)
+            .env_clear()
+            .envs(env.clone())
+            .env("TERM", "xterm")
+            .args(args);
+        cmd
+    };
+    let (p, took) = tokio::task::spawn_blocking(move || {
+        let mut p = rexpect::session::spawn_command(command(&["sessions", "watch"]), Some(20_000)).unwrap();
+        p.exp_string("watching session events").unwrap();
+        let out = command(&[
+            "sessions",
+            "revoke",
+            "--user",
+            "watch-alice@example.com",
+            "--reason",
+            "stolen",
+            "--yes",
+        ])
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let revoked = Instant::now();
+        p.exp_regex(&format!(
+            "session\\.ended +user={alice} .*reason=operator .*message=stolen"
+        ))
+        .unwrap();
+        (p, revoked.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(
+        took < Duration::from_secs(1),
+        "the line came {took:?} after the revocation"
+    );
+    assert_eq!(app.me(&a).await.0, 401);
+    // Ctrl-C ends it cleanly.
+    let mut p = p;
+    tokio::task::spawn_blocking(move || {
+        p.send_control('c').unwrap();
+        p.exp_eof().unwrap();
+        match p.process().wait().unwrap() {
+            rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 0),
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+}
+
+per_backend!(sessions_watch_json_writes_one_line_per_event_at_once_when_piped);
+async fn sessions_watch_json_writes_one_line_per_event_at_once_when_piped(backend: Backend) {
+    use std::io::BufRead;
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let mut cmd = std::process::Command::new(authauth_bin());
+    cmd.current_dir(&app.dir.0)
+        .env_clear()
+        .envs(crate::cli_ops::cli_env(&app))
+        .args(["sessions", "watch", "--json", "--user", "watch-bob@example.com"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // The user must exist before the watch can filter on it, and the events of the sign-up
+    // be behind it.
+    let (b, _) = app.signed_up_client("watch-bob@example.com").await;
+    events_until(&app, user_id(&app, &b).await, |r| r.len() >= 2).await;
+    let mut child = cmd.spawn().unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    err.read_line(&mut banner).unwrap();
+    assert!(banner.contains("watching"), "{banner}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    // Another user's sign-in is not shown; Bob's logout is, as soon as it happens.
+    let _ = app.signed_up_client("watch-carol@example.com").await;
+    assert_eq!(app.logout(&b).await.status(), 204);
+    let line = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a line for the logout");
+    let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(event["type"], "session.ended", "{line}");
+    assert_eq!(event["reason"], "logout");
+    assert_eq!(event["actor"], "user");
+    assert!(rx.try_recv().is_err(), "one line per event, nothing else");
+    // SIGINT (Ctrl-C) ends it with status 0.
+    // SAFETY: kill(2) with the pid of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

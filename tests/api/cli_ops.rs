@@ -298,7 +298,7 @@ fn run_cli_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Out
 }
 
 /// The binary under a pseudo-terminal, for the prompts.
-fn pty(app: &TestApp, args: &[&str]) -> rexpect::session::PtySession {
+pub(crate) fn pty(app: &TestApp, args: &[&str]) -> rexpect::session::PtySession {
     let mut cmd = std::process::Command::new(authauth_bin());
     cmd.current_dir(&app.dir.0)
         .env_clear()

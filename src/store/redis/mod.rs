@@ -10,6 +10,7 @@
 //! | `P{T}:p:<public id>` | string | user id (locates a session by its public id) | the session's absolute expiry |
 //! | `Pat:<bucket>:<sha256(subject)>` | hash | an attempt counter ([`attempts`]): count and window end | the counting window |
 //! | `Pflow:<sha256(flow cookie)>` | string | a pending OpenID sign-in ([`flows`]): its expiry and value | 10 min, taken once |
+//! | `Pevents` | stream | the live audit feed ([`feed`]) `sessions watch` follows | capped at ~10,000 entries |
 //!
 //! `{T}` is a Redis Cluster hash tag: a user's sessions, index and directory entries share one
 //! slot, so every multi-key change is one Lua script — atomic on a single server and on a
@@ -17,6 +18,7 @@
 
 pub mod attempts;
 pub mod connection;
+pub mod feed;
 pub mod flows;
 pub mod sessions;
 

@@ -9,6 +9,7 @@
 //! text — and [`retry`] runs it again after a short random pause.
 
 pub mod attempts;
+pub mod feed;
 pub mod flows;
 pub mod sessions;
 
