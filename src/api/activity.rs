@@ -1,7 +1,7 @@
 //! `GET /auth/activity`: the signed-in user's own security events, from the audit trail.
 
 use poem::web::Data;
-use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Enum, Object, OpenApi, Tags};
+use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
 use super::session_auth::CurrentSession;
 use crate::{
@@ -18,19 +18,6 @@ error_set!(ActivityErrors: [] + [API, PARAMS, SESSION]);
 enum Tag {
     /// The signed-in user's security history.
     Activity,
-}
-
-/// Who caused an event.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-enum ActorKind {
-    /// You (or whoever held your session or password).
-    User,
-    /// An administrator.
-    Operator,
-    /// authauth itself: a newer sign-in in the same browser, the session limit, a linked
-    /// identity.
-    System,
 }
 
 /// One security event of the account.
@@ -50,8 +37,10 @@ struct ActivityEvent {
     /// The public id of the session concerned.
     #[oai(skip_serializing_if_is_none)]
     session_id: Option<String>,
-    /// Who caused it.
-    actor: ActorKind,
+    /// Who caused it: `user` (you, or whoever held your session or password), `operator` (an
+    /// administrator) or `system` (authauth itself: a newer sign-in in the same browser, the
+    /// session limit, a linked identity).
+    actor: String,
     /// The address the request came from.
     #[oai(skip_serializing_if_is_none)]
     ip: Option<String>,
@@ -76,7 +65,7 @@ impl Example for ActivityEvent {
             at: "2026-11-28T09:14:03.120Z".into(),
             kind: "session.ended".into(),
             session_id: Some(super::views::session_id_example()),
-            actor: ActorKind::User,
+            actor: "user".into(),
             ip: Some("203.0.113.7".into()),
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0".into()),
             reason: Some("logout".into()),
@@ -125,11 +114,7 @@ impl From<query::Row> for ActivityEvent {
             kind: r.event_type,
             session_id: r.session_id,
             // The operator's login stays with the operators.
-            actor: match r.actor.as_str() {
-                "operator" => ActorKind::Operator,
-                "system" => ActorKind::System,
-                _ => ActorKind::User,
-            },
+            actor: r.actor,
             ip: r.ip,
             user_agent: r.user_agent,
             reason: r.reason,

@@ -172,6 +172,8 @@ async fn operator_actions_are_recorded_with_the_os_user_who_ran_them(backend: Ba
         200
     );
     let bob = user_id(&app, &b).await;
+    // The app's own events first (the CLI below blocks the runtime the app runs on).
+    events_until(&app, bob, |r| r.len() >= 3).await;
     for args in [
         &[
             "sessions",
@@ -494,7 +496,8 @@ async fn sessions_watch_json_writes_one_line_per_event_at_once_when_piped(backen
     // The user must exist before the watch can filter on it, and the events of the sign-up
     // be behind it.
     let (b, _) = app.signed_up_client("watch-bob@example.com").await;
-    events_until(&app, user_id(&app, &b).await, |r| r.len() >= 2).await;
+    let bob = user_id(&app, &b).await;
+    events_until(&app, bob, |r| r.len() >= 2).await;
     let mut child = cmd.spawn().unwrap();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut banner = String::new();
@@ -512,9 +515,27 @@ async fn sessions_watch_json_writes_one_line_per_event_at_once_when_piped(backen
     // Another user's sign-in is not shown; Bob's logout is, as soon as it happens.
     let _ = app.signed_up_client("watch-carol@example.com").await;
     assert_eq!(app.logout(&b).await.status(), 204);
-    let line = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("a line for the logout");
+    // Waited for off the runtime, which also runs the app (and its audit writer).
+    let (rx, received) = tokio::task::spawn_blocking(move || {
+        let received = rx.recv_timeout(Duration::from_secs(5));
+        (rx, received)
+    })
+    .await
+    .unwrap();
+    let line = match received {
+        Ok(line) => line,
+        Err(e) => {
+            use std::io::Read;
+            let _ = child.kill();
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            let rows = events_until(&app, bob, |_| true).await;
+            panic!(
+                "no line for the logout ({e}); the watch said: {banner}{rest}; the trail: {:?}",
+                rows.iter().map(|r| (r.id, &r.event_type)).collect::<Vec<_>>()
+            );
+        }
+    };
     let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(event["type"], "session.ended", "{line}");
     assert_eq!(event["reason"], "logout");

@@ -65,6 +65,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/auth/google"),
     ("get", "/auth/google/callback"),
     ("get", "/auth/verify"),
+    ("get", "/auth/activity"),
 ];
 
 #[tokio::test]

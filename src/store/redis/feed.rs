@@ -12,6 +12,8 @@ use crate::{
 
 /// About how many events the stream keeps (a watcher that falls further behind skips ahead).
 const KEEP: usize = 10_000;
+/// The stream goes away an hour after its last event (the audit table keeps them all).
+const IDLE_TTL_SECS: u64 = 3600;
 /// How long one read waits for new events, in milliseconds (below the connection's reply
 /// timeout).
 const BLOCK_MS: usize = 1_000;
@@ -53,6 +55,8 @@ impl EventFeed for RedisFeed {
                 .arg(json)
                 .ignore();
         }
+        // Like every key authauth writes, it expires.
+        pipe.cmd("EXPIRE").arg(&key).arg(IDLE_TTL_SECS).ignore();
         let () = pipe.query_async(&mut self.0.conn()).await?;
         Ok(())
     }
