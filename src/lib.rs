@@ -39,3 +39,4 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod users;
+pub mod webhooks;

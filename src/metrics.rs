@@ -73,6 +73,7 @@ pub struct Inner {
     store_duration: HistogramVec,
     hash_queue_depth: IntGauge,
     audit_dropped: IntCounter,
+    webhook_deliveries: IntCounterVec,
 }
 
 impl std::ops::Deref for Metrics {
@@ -179,6 +180,12 @@ impl Metrics {
                 &["store", "op"],
             )?,
             sessions_rotated,
+            webhook_deliveries: counter(
+                &registry,
+                "authauth_webhook_deliveries_total",
+                "Webhook delivery attempts, by outcome: delivered, retry (failed, will be tried again), given_up.",
+                &["outcome"],
+            )?,
             hash_queue_depth,
             audit_dropped,
             registry,
@@ -240,6 +247,11 @@ impl Metrics {
     /// The hashing queue: one more waiting or running (`+1`), one done (`-1`).
     pub fn hash_queue(&self, delta: i64) {
         self.hash_queue_depth.add(delta);
+    }
+
+    /// One webhook delivery attempt: `delivered`, `retry` or `given_up`.
+    pub fn webhook_delivery(&self, outcome: &str) {
+        self.webhook_deliveries.with_label_values(&[outcome]).inc();
     }
 
     /// Audit events lost to the database (see `audit`).

@@ -25,7 +25,7 @@ use crate::{
         allow::{name_allowed_methods, AllowedMethods},
         guard,
     },
-    audit::Audit,
+    audit::{Audit, Sinks},
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
@@ -34,6 +34,7 @@ use crate::{
     pages,
     state::{services, AppInner, AppState},
     store::Stores,
+    webhooks::Webhooks,
 };
 
 /// How long shutdown waits for the audit trail to reach the database.
@@ -177,7 +178,15 @@ impl Application {
                 Some((l, bound))
             }
         };
-        let audit = Audit::start(db.clone(), stores.feed.clone(), metrics.clone());
+        let webhooks = Webhooks::from_settings(settings.webhooks.as_ref());
+        let sinks = Sinks {
+            feed: stores.feed.clone(),
+            webhooks: webhooks.clone(),
+        };
+        let audit = Audit::start(db.clone(), sinks, metrics.clone());
+        if let Some(webhooks) = webhooks {
+            crate::webhooks::deliver::spawn(db.clone(), webhooks, clock.clone(), metrics.clone());
+        }
         let (sessions, auth) = services(&settings, &db, &stores, &metrics, &audit);
         stores.spawn_maintenance(clock.clone());
         crate::audit::query::spawn_retention(db.clone(), clock.clone(), settings.audit_retention);

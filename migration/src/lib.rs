@@ -11,6 +11,7 @@ mod m20261127_000003_create_login_failures;
 mod m20261127_000004_create_auth_flows;
 mod m20261127_000005_add_users_email_canonical;
 mod m20261128_000006_create_audit_events;
+mod m20261128_000007_create_webhook_deliveries;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_create_auth_flows::Migration),
             Box::new(m20261127_000005_add_users_email_canonical::Migration),
             Box::new(m20261128_000006_create_audit_events::Migration),
+            Box::new(m20261128_000007_create_webhook_deliveries::Migration),
         ]
     }
 }

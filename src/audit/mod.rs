@@ -24,9 +24,10 @@ use uuid::Uuid;
 
 use self::feed::{EventFeed, FeedEvent};
 use crate::{
-    entities::audit_events,
+    entities::{audit_events, webhook_deliveries},
     metrics::Metrics,
     session::{record::Millis, service::ClientInfo},
+    webhooks::Webhooks,
 };
 
 /// Events waiting for the database at most; beyond this they are dropped and counted.
@@ -188,6 +189,15 @@ impl Event {
     }
 }
 
+/// Where events go besides the audit table.
+#[derive(Clone)]
+pub struct Sinks {
+    /// The live feed `sessions watch` follows.
+    pub feed: Arc<dyn EventFeed>,
+    /// The webhook outbox, written in the same transaction as the audit rows.
+    pub webhooks: Option<Webhooks>,
+}
+
 /// The audit trail's writer. Cheap to clone.
 #[derive(Clone)]
 pub struct Audit(Option<Arc<Inner>>);
@@ -206,20 +216,20 @@ struct Inner {
 
 impl Audit {
     /// Starts the writer task on the current runtime, for a server: recording never waits.
-    pub fn start(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics) -> Audit {
-        Audit::spawn(db, feed, metrics, false)
+    pub fn start(db: DatabaseConnection, sinks: Sinks, metrics: Metrics) -> Audit {
+        Audit::spawn(db, sinks, metrics, false)
     }
 
     /// [`Audit::start`] for an operator command: a full queue makes recording wait, so a bulk
     /// revocation records every session it ends.
-    pub fn start_waiting(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics) -> Audit {
-        Audit::spawn(db, feed, metrics, true)
+    pub fn start_waiting(db: DatabaseConnection, sinks: Sinks, metrics: Metrics) -> Audit {
+        Audit::spawn(db, sinks, metrics, true)
     }
 
-    fn spawn(db: DatabaseConnection, feed: Arc<dyn EventFeed>, metrics: Metrics, waits: bool) -> Audit {
+    fn spawn(db: DatabaseConnection, sinks: Sinks, metrics: Metrics, waits: bool) -> Audit {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (closing, closed) = watch::channel(false);
-        let writer = tokio::spawn(write_batches(db, feed, rx, closed));
+        let writer = tokio::spawn(write_batches(db, sinks, rx, closed));
         Audit(Some(Arc::new(Inner {
             tx,
             waits,
@@ -299,7 +309,7 @@ impl Audit {
 
 async fn write_batches(
     db: DatabaseConnection,
-    feed: Arc<dyn EventFeed>,
+    sinks: Sinks,
     mut rx: mpsc::Receiver<Event>,
     mut closed: watch::Receiver<bool>,
 ) {
@@ -334,10 +344,14 @@ async fn write_batches(
             }
         }
         // Live first: the database may be away for a while.
-        publish(feed.as_ref(), &batch[published..]).await;
-        let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
-        match audit_events::Entity::insert_many(rows).exec(&db).await {
-            Ok(_) => {
+        publish(sinks.feed.as_ref(), &batch[published..]).await;
+        match insert(&db, &batch, sinks.webhooks.as_ref()).await {
+            Ok(deliveries) => {
+                if deliveries {
+                    if let Some(w) = &sinks.webhooks {
+                        w.wake();
+                    }
+                }
                 if failing {
                     tracing::info!(target: "authauth::audit", "the audit trail is written again");
                     failing = false;
@@ -371,4 +385,26 @@ async fn publish(feed: &dyn EventFeed, events: &[Event]) {
         }
         Err(_) => tracing::debug!(target: "authauth::audit", "the live event feed did not answer in time"),
     }
+}
+
+/// Inserts the audit rows of `batch` and, in the same transaction, its webhook deliveries.
+/// Returns whether there were deliveries.
+async fn insert(
+    db: &DatabaseConnection,
+    batch: &[Event],
+    webhooks: Option<&Webhooks>,
+) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::TransactionTrait;
+    let deliveries = webhooks.map(|w| w.outbox_rows(batch)).unwrap_or_default();
+    let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
+    let txn = db.begin().await?;
+    audit_events::Entity::insert_many(rows).exec(&txn).await?;
+    let any = !deliveries.is_empty();
+    if any {
+        webhook_deliveries::Entity::insert_many(deliveries)
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(any)
 }

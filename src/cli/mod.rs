@@ -31,6 +31,7 @@ mod serve;
 mod sessions;
 mod users;
 mod watch;
+mod webhooks;
 
 use std::{io::Write, process::ExitCode};
 
@@ -79,6 +80,9 @@ pub enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Events(events::EventsCommand),
+    /// The webhook outbox: pending, failed and delivered deliveries; send failed ones again.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 /// What the operator commands work with: the same database, session store and services as
@@ -112,7 +116,13 @@ impl Context {
         let (db, store) = crate::startup::open(&mut settings, opener).await?;
         let metrics = crate::metrics::Metrics::new()
             .map_err(|e| CliError::Failed(anyhow::anyhow!("cannot define the metrics: {e}")))?;
-        let audit = crate::audit::Audit::start_waiting(db.clone(), store.feed.clone(), metrics.clone());
+        // Operator actions are webhook events too: they go to the outbox, and the running
+        // servers deliver them.
+        let sinks = crate::audit::Sinks {
+            feed: store.feed.clone(),
+            webhooks: crate::webhooks::Webhooks::from_settings(settings.webhooks.as_ref()),
+        };
+        let audit = crate::audit::Audit::start_waiting(db.clone(), sinks, metrics.clone());
         let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics, &audit);
         Ok(Context {
             settings,
@@ -300,5 +310,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
         }
         Command::Events(cmd) => Context::open(false).await?.run(|ctx| events::run(ctx, cmd)).await,
+        Command::Webhooks(cmd) => {
+            Context::open(false)
+                .await?
+                .run(|ctx| webhooks::run(ctx, cmd))
+                .await
+        }
     }
 }

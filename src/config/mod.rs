@@ -17,6 +17,7 @@ mod server;
 mod session;
 mod urls;
 mod variables;
+mod webhooks;
 
 use std::{net::IpAddr, time::Duration};
 
@@ -32,6 +33,7 @@ pub use self::{
     server::{parse_origin, AllowedHost},
     session::{LimitAction, SecretSource, SessionSettings, DEV_SECRET_FILE, MIN_SECRET_LEN},
     urls::redact_url,
+    webhooks::WebhookSettings,
 };
 
 /// `development` runs with zero setup; `production` demands explicit configuration.
@@ -92,6 +94,8 @@ pub struct Settings {
     pub hash_threads: usize,
     /// How long audit events are kept (`AUDIT_RETENTION`, 90 days by default).
     pub audit_retention: Duration,
+    /// Session-lifecycle webhooks (`WEBHOOK_URLS`, `WEBHOOK_SECRET`), when configured.
+    pub webhooks: Option<WebhookSettings>,
     /// Accepted but doubtful settings — a short development secret, a variable that looks meant
     /// for authauth but is not read — logged by `serve` at startup, printed by `config check`.
     pub warnings: Vec<String>,
@@ -136,6 +140,7 @@ impl Settings {
             listen.public_url.as_ref(),
         );
         let http = server::http(&mut p, production, &listen);
+        let webhooks = webhooks::parse(&mut p, production);
         let log_format = logging::parse(&mut p, production);
 
         let unknown = variables::unknown(p.vars.names());
@@ -160,6 +165,7 @@ impl Settings {
             ui_enabled: http.ui_enabled,
             hash_threads: http.hash_threads,
             audit_retention: http.audit_retention,
+            webhooks,
             log_format,
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,

@@ -7,3 +7,4 @@ pub mod identities;
 pub mod login_failures;
 pub mod sessions;
 pub mod users;
+pub mod webhook_deliveries;

@@ -17,6 +17,8 @@ pub(crate) fn cli_env(app: &TestApp) -> Vec<(String, String)> {
         "REDIS_WAIT_REPLICAS",
         "REDIS_KEY_PREFIX",
         "SESSION_SECRET",
+        "WEBHOOK_URLS",
+        "WEBHOOK_SECRET",
     ]
     .iter()
     .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))

@@ -356,6 +356,23 @@ async fn verify_costs_one_store_read_like_auth_me() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
+    // The sign-up's audit events reach the live feed (a stream) in the background: let them
+    // land before counting.
+    let feed = format!("{}events", app.redis_prefix);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while redis::cmd("XLEN")
+        .arg(&feed)
+        .query_async::<u64>(&mut conn)
+        .await
+        .unwrap()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-up never reached the feed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     command_counts(&mut conn).await;
     assert_eq!(app.me(&c).await.0, 200);
     let me = command_counts(&mut conn).await;

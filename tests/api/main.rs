@@ -30,3 +30,4 @@ mod scale_out;
 mod sessions_http;
 mod slow_clients;
 mod stores;
+mod webhooks;
