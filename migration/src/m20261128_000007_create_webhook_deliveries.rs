@@ -1,6 +1,6 @@
-//! `webhook_deliveries`: the durable outbox of session-lifecycle webhooks. A row is written in
-//! the same transaction as the audit event it announces, once per receiver, and stays until it
-//! is delivered (`delivered_at`) or given up (`failed_at`).
+//! `webhook_deliveries`: the durable outbox of session-lifecycle webhooks. A row is written
+//! before the audit event it announces, once per receiver (unique: written again, it is not
+//! added twice), and stays until it is delivered (`delivered_at`) or given up (`failed_at`).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -45,6 +45,18 @@ impl MigrationTrait for Migration {
                     .col(string_len_null(WebhookDeliveries::LastError, 512))
                     .col(big_integer_null(WebhookDeliveries::DeliveredAt))
                     .col(big_integer_null(WebhookDeliveries::FailedAt))
+                    .to_owned(),
+            )
+            .await?;
+        // One delivery per event and receiver, however often the writer tries.
+        manager
+            .create_index(
+                Index::create()
+                    .name("webhook_deliveries_message_url")
+                    .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::MessageId)
+                    .col(WebhookDeliveries::Url)
+                    .unique()
                     .to_owned(),
             )
             .await?;

@@ -117,6 +117,9 @@ impl Actor {
 /// One audit event.
 #[derive(Debug, Clone)]
 pub struct Event {
+    /// Names the event everywhere it goes (a webhook's `webhook-id` is derived from it), so
+    /// writing it again after a failure never makes it a different event.
+    pub id: Uuid,
     pub at: Millis,
     pub kind: &'static str,
     pub user_id: Option<Uuid>,
@@ -133,6 +136,7 @@ impl Event {
     /// An event caused from `client` (a request, or the CLI).
     pub fn new(kind: &'static str, client: &ClientInfo, at: Millis) -> Event {
         Event {
+            id: Uuid::new_v4(),
             at,
             kind,
             user_id: None,
@@ -194,7 +198,7 @@ impl Event {
 pub struct Sinks {
     /// The live feed `sessions watch` follows.
     pub feed: Arc<dyn EventFeed>,
-    /// The webhook outbox, written in the same transaction as the audit rows.
+    /// The webhook outbox, written before the audit rows.
     pub webhooks: Option<Webhooks>,
 }
 
@@ -387,24 +391,69 @@ async fn publish(feed: &dyn EventFeed, events: &[Event]) {
     }
 }
 
-/// Inserts the audit rows of `batch` and, in the same transaction, its webhook deliveries.
-/// Returns whether there were deliveries.
+/// Writes `batch`: its webhook deliveries first, then its audit rows — each one statement, so
+/// no lock is held between them. Writing a batch again after a failure is safe: a delivery is
+/// keyed by its event and receiver and is never added twice, and the audit rows are written
+/// last, all or none. Returns whether there were deliveries.
 async fn insert(
     db: &DatabaseConnection,
     batch: &[Event],
     webhooks: Option<&Webhooks>,
 ) -> Result<bool, sea_orm::DbErr> {
-    use sea_orm::TransactionTrait;
+    use sea_orm::sea_query::OnConflict;
     let deliveries = webhooks.map(|w| w.outbox_rows(batch)).unwrap_or_default();
-    let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
-    let txn = db.begin().await?;
-    audit_events::Entity::insert_many(rows).exec(&txn).await?;
     let any = !deliveries.is_empty();
     if any {
+        let once = OnConflict::columns([
+            webhook_deliveries::Column::MessageId,
+            webhook_deliveries::Column::Url,
+        ])
+        .do_nothing()
+        .to_owned();
         webhook_deliveries::Entity::insert_many(deliveries)
-            .exec(&txn)
+            .on_conflict(once)
+            .exec_without_returning(db)
             .await?;
     }
-    txn.commit().await?;
+    let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
+    audit_events::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
     Ok(any)
+}
+
+#[cfg(test)]
+mod tests {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    use super::*;
+    use crate::config::Settings;
+
+    #[tokio::test]
+    async fn writing_a_batch_again_adds_no_second_webhook_delivery() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let settings = Settings::from_vars(&[
+            ("WEBHOOK_URLS", "http://127.0.0.1:9/a,http://127.0.0.1:9/b"),
+            ("WEBHOOK_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+        ])
+        .unwrap();
+        let webhooks = Webhooks::from_settings(settings.webhooks.as_ref()).unwrap();
+        let client = ClientInfo::default();
+        let batch = vec![
+            Event::new(kind::SESSION_ENDED, &client, 1_000).reason("logout"),
+            // Not a webhook event: audited only.
+            Event::new(kind::SIGN_IN_FAILED, &client, 1_001),
+        ];
+        assert!(insert(&db, &batch, Some(&webhooks)).await.unwrap());
+        // As after a failure between the two statements.
+        assert!(insert(&db, &batch, Some(&webhooks)).await.unwrap());
+        let deliveries = webhook_deliveries::Entity::find().all(&db).await.unwrap();
+        assert_eq!(deliveries.len(), 2, "one per receiver, once");
+        assert!(deliveries
+            .iter()
+            .all(|d| d.message_id == format!("msg_{}", batch[0].id.simple())));
+        assert_eq!(audit_events::Entity::find().count(&db).await.unwrap(), 4);
+    }
 }

@@ -3,9 +3,10 @@
 //! signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`, `webhook-signature`:
 //! HMAC-SHA256 with `WEBHOOK_SECRET`, by the `standardwebhooks` crate).
 //!
-//! Durable and never in the way: the audit writer adds one outbox row per receiver in the same
-//! transaction as the event's audit row, so an event is in both or in neither (and while the
-//! database is away, in the writer's memory like any audit event). A delivery task in every
+//! Durable and never in the way: the audit writer adds one outbox row per receiver before the
+//! event's audit row (keyed by event and receiver, so writing it again adds nothing), so an
+//! event in the audit trail is in the outbox too (and while the database is away, both wait in
+//! the writer's memory like any audit event). A delivery task in every
 //! server sends what is due, retries with backoff, and gives up after a day and a half; every
 //! attempt of one event carries the same `webhook-id` (at-least-once, idempotent by id).
 
@@ -81,7 +82,7 @@ impl Webhooks {
                 data: &data,
             })
             .unwrap_or_default();
-            let message_id = format!("msg_{}", uuid::Uuid::new_v4().simple());
+            let message_id = format!("msg_{}", event.id.simple());
             for url in &self.0.urls {
                 rows.push(webhook_deliveries::ActiveModel {
                     id: NotSet,
