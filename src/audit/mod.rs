@@ -58,9 +58,11 @@ pub mod kind {
     /// `reason`: why (`logout`, `operator`, `password_changed`, …).
     pub const SESSION_ENDED: &str = "session.ended";
     pub const PASSWORD_CHANGED: &str = "password.changed";
+    /// An operator sent given-up webhook deliveries again (`webhooks retry`; `detail.count`).
+    pub const WEBHOOKS_RETRIED: &str = "webhooks.retried";
 
     /// Every type, for `events list --type` and the docs.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         USER_SIGNED_UP,
         USER_CREATED,
         USER_DISABLED,
@@ -74,6 +76,7 @@ pub mod kind {
         SESSION_ROTATED,
         SESSION_ENDED,
         PASSWORD_CHANGED,
+        WEBHOOKS_RETRIED,
     ];
 }
 

@@ -141,6 +141,16 @@ pub async fn run(ctx: Context, cmd: WebhooksCommand) -> Result<(), CliError> {
             if n == 0 {
                 return Err(CliError::NotFound("no failed delivery to retry".into()));
             }
+            let mut event = crate::audit::Event::new(
+                crate::audit::kind::WEBHOOKS_RETRIED,
+                &ctx.operator,
+                ctx.clock.now(),
+            )
+            .detail("count", n);
+            if !ids.is_empty() {
+                event = event.detail("ids", ids.clone());
+            }
+            ctx.audit.record(event).await;
             outln!("{n} deliver{} queued again.", if n == 1 { "y" } else { "ies" })
         }
     }

@@ -546,3 +546,63 @@ async fn sessions_watch_json_writes_one_line_per_event_at_once_when_piped(backen
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_watch_says_when_it_loses_the_feed_and_carries_on_when_redis_returns() {
+    use std::io::BufRead;
+    // A private Redis, to stop and start again.
+    let mut redis = crate::helpers::servers::RedisServer::start(&[]);
+    let app = spawn_app_with(AppOptions::default().var("REDIS_URL", &redis.url())).await;
+    let (_a, _) = app.signed_up_client("outage-alice@example.com").await;
+    let mut child = std::process::Command::new(authauth_bin())
+        .current_dir(&app.dir.0)
+        .env_clear()
+        .envs(crate::cli_ops::cli_env(&app))
+        .args(["sessions", "watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            if err_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let (out_tx, out_rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if out_tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &std::sync::mpsc::Receiver<String>, what: &str| {
+        rx.recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    };
+    assert!(next(&err_rx, "the banner").contains("watching"));
+    redis.stop();
+    assert!(next(&err_rx, "the outage").contains("lost the event feed"));
+    redis.resume();
+    assert!(next(&err_rx, "the recovery").contains("answers again"));
+    // The app finds Redis again too (its first command after the outage may fail).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.get("/ready").await.status() != 200 {
+        assert!(Instant::now() < deadline, "the app never found Redis again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (b, _) = app.signed_up_client("outage-bob@example.com").await;
+    assert_eq!(app.logout(&b).await.status(), 204);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("session.ended")) {
+        seen.push(next(&out_rx, "bob's logout after the outage"));
+    }
+    // SAFETY: kill(2) with the pid of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

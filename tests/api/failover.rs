@@ -635,3 +635,77 @@ async fn a_revocation_waiting_for_a_silent_replica_never_holds_up_session_checks
     );
     drop((primary, replica));
 }
+
+/// After a failover is announced, a Sentinel that has not heard of it yet (restarted from an
+/// old configuration, or slow to get the news) still names the old primary — which answers as
+/// a primary until it is demoted, seconds later. The connection asks the first Sentinel that
+/// answers, so without the announcement winning, writes went to the old primary and were lost
+/// at its demotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_primary_wins_over_a_sentinel_that_has_not_heard_of_the_failover() {
+    use redis::aio::ConnectionLike;
+    let topology = private_sentinel().await;
+    // The replica becomes a primary the Sentinels do not know of yet: they all still name the
+    // old one, which still answers as a primary — a stale Sentinel, made on purpose.
+    let _: String = topology
+        .replica
+        .query(redis::cmd("REPLICAOF").arg("NO").arg("ONE"))
+        .unwrap();
+    let settings = authauth::config::Settings::from_vars(&[
+        ("REDIS_MODE", "sentinel"),
+        ("REDIS_URL", topology.sentinel_urls().join(",").as_str()),
+        ("REDIS_SENTINEL_MASTER", RedisSentinel::MASTER_NAME),
+    ])
+    .unwrap();
+    let mut conn =
+        authauth::store::redis::connection::Connection::open(settings.redis.as_ref().unwrap()).unwrap();
+    let set = |key: &str| {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg("1");
+        cmd
+    };
+    let exists = |server: &RedisServer, key: &str| -> bool {
+        server.query::<i64>(redis::cmd("EXISTS").arg(key)).unwrap() == 1
+    };
+    // The connection's listener subscribes to a Sentinel's announcements (and asks again for
+    // the primary once it has): let it, so it does not reset what the test announces below.
+    let deadline = Instant::now() + RECOVERY;
+    while !topology.sentinels.iter().any(|s| {
+        s.query::<String>(redis::cmd("CLIENT").arg("LIST"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains(" sub=1 "))
+    }) {
+        assert!(Instant::now() < deadline, "the listener never subscribed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Before any announcement the Sentinels' answer is used.
+    conn.req_packed_command(&set("before")).await.unwrap();
+    assert!(exists(&topology.primary, "before"));
+
+    conn.announce_primary("127.0.0.1", topology.replica.port);
+    conn.req_packed_command(&set("after")).await.unwrap();
+    assert!(
+        exists(&topology.replica, "after"),
+        "the write went to the announced primary"
+    );
+    assert!(
+        !exists(&topology.primary, "after"),
+        "not to the old one the stale Sentinel named"
+    );
+    assert_eq!(
+        conn.sentinel_primary().as_deref(),
+        Some(format!("127.0.0.1:{}", topology.replica.port).as_str())
+    );
+
+    // An announcement naming something that is no primary does not take the connection
+    // anywhere: the Sentinels' answer is used.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    conn.announce_primary("127.0.0.1", nobody);
+    conn.req_packed_command(&set("nobody")).await.unwrap();
+    assert!(exists(&topology.primary, "nobody"));
+}

@@ -317,6 +317,11 @@ async fn a_delivery_refused_through_every_retry_is_given_up_and_sent_again_on_re
         stdout(&out)
     );
     receiver.until("the retried delivery", |g| g.len() > tries).await;
+    // The operator's retry is in the audit trail.
+    let out = cli(&app, &["events", "list", "--type", "webhooks.retried", "--json"]);
+    let events: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(events[0]["actor"], "operator", "{events}");
+    assert_eq!(events[0]["detail"]["count"], 1, "{events}");
     let out = cli(&app, &["webhooks", "retry", "--failed"]);
     assert_eq!(out.status.code(), Some(3), "nothing left to retry");
 }

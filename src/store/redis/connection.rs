@@ -103,6 +103,19 @@ impl Connection {
         }
     }
 
+    /// In Sentinel mode, what a `+switch-master` announcement does: the primary is now
+    /// `host:port`; the connection in use is dropped and the next command goes there (while it
+    /// answers as a primary), whatever a Sentinel that has not heard of the failover yet says.
+    /// The listener calls it; public so the rule can be tested against real servers.
+    pub fn announce_primary(&self, host: &str, port: u16) {
+        if let Connection::Sentinel(s) = self {
+            if let Ok(mut a) = s.announced.write() {
+                *a = Some((host.to_string(), port));
+            }
+            SentinelConnection::switched(&s.current, &format!("{host}:{port}"));
+        }
+    }
+
     /// The address of the primary in use, in Sentinel mode once connected.
     pub fn sentinel_primary(&self) -> Option<String> {
         match self {
