@@ -188,8 +188,56 @@ struct AccountPage {
     name: String,
     email: String,
     devices: Vec<Device>,
+    activity: Vec<Activity>,
     has_password: bool,
     password_error: Option<String>,
+}
+
+/// One line of the account's recent security history (from the audit trail).
+struct Activity {
+    what: String,
+    when: String,
+    when_iso: String,
+    from: String,
+}
+
+/// How many recent events the account page shows.
+const RECENT_ACTIVITY: usize = 10;
+
+/// A person's words for an audit event, or `None` for the ones that would only be noise here
+/// (a session created beside its sign-in, a token rotated).
+fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
+    let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
+    let method = match detail.get("method").and_then(|m| m.as_str()) {
+        Some("google") => "with Google",
+        _ => "with a password",
+    };
+    let by_admin = row.actor == "operator";
+    Some(match (row.event_type.as_str(), row.reason.as_deref()) {
+        ("user.signed_up", _) | ("user.created", _) => "Account created".into(),
+        ("sign_in.succeeded", _) => format!("Signed in {method}"),
+        ("sign_in.failed", _) => match detail.get("failure").and_then(|f| f.as_str()) {
+            Some("bad_credentials") => "Sign-in failed: wrong password".into(),
+            Some("disabled") => "Sign-in refused: the account is disabled".into(),
+            _ => "Sign-in failed".into(),
+        },
+        ("sign_in.throttled", _) => "Sign-in blocked after too many attempts".into(),
+        ("password.changed", _) => "Password changed".into(),
+        ("identity.linked", _) => "Google account linked; the password was removed".into(),
+        ("user.disabled", _) => "Account disabled by an administrator".into(),
+        ("user.enabled", _) => "Account enabled by an administrator".into(),
+        ("user.unlocked", _) => "Sign-in limits lifted by an administrator".into(),
+        ("session.ended", Some("logout")) => "Signed out".into(),
+        ("session.ended", Some("logout_all")) => "Signed out everywhere".into(),
+        ("session.ended", Some("revoked_by_user")) => "A device was signed out from another one".into(),
+        ("session.ended", Some("password_changed")) => "Signed out: the password changed".into(),
+        ("session.ended", _) if by_admin => "Signed out by an administrator".into(),
+        ("session.ended", Some("user_disabled")) => "Signed out: the account was disabled".into(),
+        ("session.ended", Some("superseded")) => "Replaced by a newer sign-in on the same device".into(),
+        ("session.ended", Some("session_limit")) => "Signed out: too many devices".into(),
+        ("session.ended", _) => "Signed out".into(),
+        _ => return None,
+    })
 }
 
 /// One live session, as the account page shows it.
@@ -503,12 +551,41 @@ async fn account(
         .collect();
     // This device first, then the others, newest first.
     devices.sort_by_key(|d| !d.current);
+    let rows = crate::audit::query::list(
+        &state.db,
+        &crate::audit::query::Filter {
+            user_id: Some(current.user_id),
+            limit: 50,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let activity = rows
+        .iter()
+        .filter_map(|r| {
+            let what = describe_event(r)?;
+            let at = datetime(r.at);
+            Some(Activity {
+                what,
+                when: at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                when_iso: at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                from: match (&r.ip, &r.user_agent) {
+                    (Some(ip), ua) => format!("{}, {ip}", device::describe(ua.as_deref())),
+                    (None, Some(ua)) => device::describe(Some(ua)),
+                    (None, None) => String::new(),
+                },
+            })
+        })
+        .take(RECENT_ACTIVITY)
+        .collect();
     Ok(AccountPage {
         notice,
         error: error.map(|e| sentence(&e.to_string())),
         name: current.user.full_name.clone(),
         email: current.user.email.clone(),
         devices,
+        activity,
         has_password,
         password_error: password_error.map(|e| sentence(&e.to_string())),
     })

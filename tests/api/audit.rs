@@ -63,7 +63,7 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
             .var("SESSION_ROTATION_GRACE", "2s"),
     )
     .await;
-    let (a, _) = app.signed_up_client("audit-alice@example.com").await;
+    let (a, cookie) = app.signed_up_client("audit-alice@example.com").await;
     let alice = user_id(&app, &a).await;
     let rows = events_until(&app, alice, |r| r.len() >= 2).await;
     assert_eq!(types(&rows), ["user.signed_up", "session.created"]);
@@ -138,7 +138,20 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
     assert!(rows.iter().all(|r| r.actor == "user"));
     // Nothing else came: the plain requests above left no trace.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(events_until(&app, alice, |_| true).await.len(), 10);
+    let rows = events_until(&app, alice, |_| true).await;
+    assert_eq!(rows.len(), 10);
+    // No password and no session token anywhere in the trail (ASVS V7.1.1).
+    let trail = format!("{rows:?}");
+    for secret in [
+        PASSWORD,
+        "not the password",
+        "another horse battery staple",
+        cookie.as_str(),
+    ] {
+        assert!(!trail.contains(secret), "the trail holds a secret");
+    }
+    let token = cookie.split('.').next().unwrap_or_default();
+    assert!(token.len() > 16 && !trail.contains(token));
 }
 
 /// The OS login the tests run as, as the CLI records it.

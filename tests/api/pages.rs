@@ -904,3 +904,60 @@ async fn page_requests_are_counted_under_their_route_template_never_an_id() {
     }
     assert!(!text.contains(&id), "a session id became a label");
 }
+
+per_backend!(the_account_page_shows_recent_activity_in_words);
+async fn the_account_page_shows_recent_activity_in_words(backend: Backend) {
+    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    let laptop = client();
+    sign_up(&app, &laptop, "history@example.com").await;
+    let phone = browser(FIREFOX);
+    let resp = post_form(
+        &app,
+        &phone,
+        "/login",
+        &[("email", "history@example.com"), ("password", "not my password")],
+        Site::SameOrigin,
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
+    sign_up_again(&app, &phone, "history@example.com").await;
+    let phone_id = app.me(&phone).await.1["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = post_form(
+        &app,
+        &laptop,
+        &format!("/account/sessions/{phone_id}/end"),
+        &[],
+        Site::SameOrigin,
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    // The trail is written in the background: the page shows it once it is there.
+    let expected = [
+        "A device was signed out from another one",
+        "Signed in with a password",
+        "Sign-in failed: wrong password",
+        "Account created",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let html = loop {
+        let html = account_html(&app, &laptop).await;
+        if expected.iter().all(|e| html.contains(e)) {
+            break html;
+        }
+        assert!(std::time::Instant::now() < deadline, "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Newest first, with the device and address it came from.
+    let at = |s: &str| html.find(s).unwrap();
+    assert!(
+        at(expected[0]) < at(expected[1])
+            && at(expected[1]) < at(expected[2])
+            && at(expected[2]) < at(expected[3])
+    );
+    assert!(html.contains("Firefox on Linux, 127.0.0.1"), "{html}");
+    // Rotations and the sessions beside each sign-in are not listed: only what a person did.
+    assert!(!html.contains("session."), "{html}");
+}
