@@ -51,6 +51,8 @@ pub mod kind {
     /// `detail.failure`: `bad_credentials`, `disabled`, `session_limit`, …
     pub const SIGN_IN_FAILED: &str = "sign_in.failed";
     pub const SIGN_IN_THROTTLED: &str = "sign_in.throttled";
+    /// Too many accounts created from one network (no user: none was created).
+    pub const SIGN_UP_THROTTLED: &str = "sign_up.throttled";
     /// A provider identity was linked to an existing account (`detail.issuer`).
     pub const IDENTITY_LINKED: &str = "identity.linked";
     pub const SESSION_CREATED: &str = "session.created";
@@ -62,7 +64,7 @@ pub mod kind {
     pub const WEBHOOKS_RETRIED: &str = "webhooks.retried";
 
     /// Every type, for `events list --type` and the docs.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 15] = [
         USER_SIGNED_UP,
         USER_CREATED,
         USER_DISABLED,
@@ -71,6 +73,7 @@ pub mod kind {
         SIGN_IN_SUCCEEDED,
         SIGN_IN_FAILED,
         SIGN_IN_THROTTLED,
+        SIGN_UP_THROTTLED,
         IDENTITY_LINKED,
         SESSION_CREATED,
         SESSION_ROTATED,

@@ -213,6 +213,7 @@ impl Auth {
     ) -> Result<(User, Issued), AuthError> {
         if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
         {
+            self.audit(Event::new(kind::SIGN_UP_THROTTLED, client, now)).await;
             return Err(AuthError::Throttled { retry_after });
         }
         let user = self
@@ -624,10 +625,25 @@ impl Auth {
         password::check_new(new_password.expose_secret(), &user.email)?;
         let store = self.attempts.as_ref();
         let attempt = Attempt::new(&user.email_canonical, client.ip.as_deref(), None);
+        // A wrong current password is a failed proof of identity, like a failed sign-in, and
+        // is recorded as one (`method`: `password_change`).
+        let failed = |kind: &'static str, failure: Option<&'static str>| {
+            let mut event = Event::new(kind, client, now)
+                .user(user.id)
+                .session(&current.record.public_id)
+                .detail("method", "password_change");
+            if let Some(failure) = failure {
+                event = event.detail("failure", failure);
+            }
+            event
+        };
         if let Some(retry_after) = attempt.reserve(store, now).await? {
+            self.audit(failed(kind::SIGN_IN_THROTTLED, None)).await;
             return Err(AuthError::Throttled { retry_after });
         }
         if !self.hasher.verify(current_password, Some(hash)).await? {
+            self.audit(failed(kind::SIGN_IN_FAILED, Some("bad_credentials")))
+                .await;
             return Err(AuthError::WrongCurrentPassword);
         }
         attempt.succeeded(store, now).await?;

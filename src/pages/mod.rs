@@ -216,6 +216,9 @@ fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
     Some(match (row.event_type.as_str(), row.reason.as_deref()) {
         ("user.signed_up", _) | ("user.created", _) => "Account created".into(),
         ("sign_in.succeeded", _) => format!("Signed in {method}"),
+        ("sign_in.failed", _) if detail.get("method").and_then(|m| m.as_str()) == Some("password_change") => {
+            "Password change refused: wrong current password".into()
+        }
         ("sign_in.failed", _) => match detail.get("failure").and_then(|f| f.as_str()) {
             Some("bad_credentials") => "Sign-in failed: wrong password".into(),
             Some("disabled") => "Sign-in refused: the account is disabled".into(),

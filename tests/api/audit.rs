@@ -619,3 +619,58 @@ async fn sessions_watch_says_when_it_loses_the_feed_and_carries_on_when_redis_re
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+#[tokio::test]
+async fn a_wrong_current_password_and_a_sign_up_flood_are_recorded() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("pwchange@example.com").await;
+    let alice = user_id(&app, &a).await;
+    let session = app.me(&a).await.1["session"]["id"].as_str().unwrap().to_string();
+    let resp = app
+        .post_json(
+            &a,
+            "/auth/password",
+            &serde_json::json!({"currentPassword": "not my password", "newPassword": "another horse battery staple"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 403);
+    let rows = events_until(&app, alice, |r| r.len() >= 3).await;
+    assert_eq!(rows[2].event_type, "sign_in.failed");
+    assert_eq!(detail(&rows[2])["method"], "password_change");
+    assert_eq!(detail(&rows[2])["failure"], "bad_credentials");
+    assert_eq!(rows[2].session_id.as_deref(), Some(session.as_str()));
+
+    // Account creation is limited per network: the refusal is recorded (with no user — none
+    // was created). Weak passwords keep each attempt cheap; every attempt counts.
+    let mut refused = false;
+    for i in 0..40 {
+        let resp = app
+            .signup_with(&client(), &format!("flood{i}@example.com"), "password1234")
+            .await;
+        if resp.status() == 429 {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the sign-up limit never applied");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows = query::list(
+            &app.state.db,
+            &Filter {
+                kind: Some("sign_up.throttled".into()),
+                limit: 10,
+                ..Filter::default()
+            },
+        )
+        .await
+        .unwrap();
+        if let Some(r) = rows.first() {
+            assert_eq!(r.user_id, None);
+            assert_eq!(r.ip.as_deref(), Some("127.0.0.1"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sign_up.throttled event");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
