@@ -152,8 +152,10 @@ impl Hasher {
         let (done, result) = tokio::sync::oneshot::channel();
         let metrics = self.metrics.clone();
         let job: Job = Box::new(move || {
-            let _ = done.send(work());
+            let result = work();
+            // Done before the caller hears of it: the gauge never counts a finished job.
             metrics.hash_queue(-1);
+            let _ = done.send(result);
         });
         self.metrics.hash_queue(1);
         self.jobs.try_send(job).map_err(|e| {
@@ -212,6 +214,19 @@ mod tests {
             check_new(&"x".repeat(MAX_CHARS + 1), "a@b.c"),
             Err(PasswordRule::TooLong)
         );
+        // The bounds themselves are allowed.
+        assert_eq!(check_new(&"xy".repeat(MAX_CHARS / 2), "a@b.c"), Ok(()));
+        assert_eq!(check_new("correct hors", "a@b.c"), Ok(()));
+    }
+
+    #[test]
+    fn the_lists_comments_are_not_passwords() {
+        // A password that reads like a comment line of the list is not "common" for it.
+        let comment = include_str!("common-passwords.txt")
+            .lines()
+            .find(|l| l.starts_with('#') && l.chars().count() >= MIN_CHARS && l.chars().count() <= MAX_CHARS)
+            .unwrap();
+        assert_eq!(check_new(comment, "a@b.c"), Ok(()));
     }
 
     #[test]
@@ -225,6 +240,66 @@ mod tests {
         ] {
             assert_eq!(check_new(p, "a@b.c"), Err(PasswordRule::Common), "{p}");
         }
+    }
+
+    fn queue_depth(metrics: &crate::metrics::Metrics) -> String {
+        metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("authauth_password_hash_queue_depth "))
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_counted_and_hashes_at_lower_priority() {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let h = Hasher::new(1, metrics.clone());
+        // The hashing thread runs at nice 10, below request handling.
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: plain system calls about the calling thread itself.
+            let nice = h
+                .run(|| unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::getpriority(libc::PRIO_PROCESS, tid)
+                })
+                .await
+                .unwrap();
+            assert_eq!(nice, 10);
+        }
+        assert_eq!(queue_depth(&metrics), "authauth_password_hash_queue_depth 0");
+        // One job holds the thread, QUEUE wait: the next is refused at once, uncounted.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(std::sync::Mutex::new(gate));
+        let mut waiting = Vec::new();
+        for _ in 0..=QUEUE {
+            let gate = gate.clone();
+            let h = h.clone();
+            waiting.push(tokio::spawn(async move {
+                h.run(move || {
+                    let _ = gate.lock().map(|g| g.recv());
+                })
+                .await
+            }));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while queue_depth(&metrics) != format!("authauth_password_hash_queue_depth {}", QUEUE + 1) {
+            assert!(std::time::Instant::now() < deadline, "{}", queue_depth(&metrics));
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(h.run(|| ()).await, Err(HashError::Busy)));
+        assert_eq!(
+            queue_depth(&metrics),
+            format!("authauth_password_hash_queue_depth {}", QUEUE + 1)
+        );
+        for _ in 0..=QUEUE {
+            release.send(()).unwrap();
+        }
+        for w in waiting {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(queue_depth(&metrics), "authauth_password_hash_queue_depth 0");
     }
 
     #[tokio::test]
