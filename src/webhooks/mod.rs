@@ -6,8 +6,9 @@
 //! Durable and never in the way: the audit writer adds one outbox row per receiver before the
 //! event's audit row (keyed by event and receiver, so writing it again adds nothing), so an
 //! event in the audit trail is in the outbox too (and while the database is away, both wait in
-//! the writer's memory like any audit event). A delivery task in every
-//! server sends what is due, retries with backoff, and gives up after a day and a half; every
+//! the writer's memory like any audit event). One delivery task per
+//! receiver in every server sends what is due, retries with backoff, and gives up after a day
+//! and a half; every
 //! attempt of one event carries the same `webhook-id` (at-least-once, idempotent by id).
 
 pub mod deliver;
@@ -66,9 +67,9 @@ impl Webhooks {
         })))
     }
 
-    /// Tells this server's delivery task that new deliveries are waiting.
+    /// Tells this server's delivery tasks that new deliveries are waiting.
     pub fn wake(&self) {
-        self.0.wake.notify_one();
+        self.0.wake.notify_waiters();
     }
 
     /// The outbox rows for `events`: one per receiver for each event of a sent type.

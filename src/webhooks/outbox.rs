@@ -39,9 +39,15 @@ impl Delivery {
     }
 }
 
-/// Up to `limit` deliveries due at `now`, oldest first.
-pub async fn due(db: &DatabaseConnection, now: Millis, limit: u64) -> Result<Vec<Delivery>, DbErr> {
+/// Up to `limit` deliveries to `url` due at `now`, oldest first.
+pub async fn due(
+    db: &DatabaseConnection,
+    url: &str,
+    now: Millis,
+    limit: u64,
+) -> Result<Vec<Delivery>, DbErr> {
     rows::Entity::find()
+        .filter(rows::Column::Url.eq(url))
         .filter(rows::Column::DeliveredAt.is_null())
         .filter(rows::Column::FailedAt.is_null())
         .filter(rows::Column::NextAttemptAt.lte(now))

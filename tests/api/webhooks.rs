@@ -325,3 +325,26 @@ async fn a_delivery_refused_through_every_retry_is_given_up_and_sent_again_on_re
     let out = cli(&app, &["webhooks", "retry", "--failed"]);
     assert_eq!(out.status.code(), Some(3), "nothing left to retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_does_not_hold_up_the_others() {
+    // Accepts connections (the kernel's backlog) and never answers: each attempt there waits
+    // for its whole 10 s timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://127.0.0.1:{}/hooks", silent.local_addr().unwrap().port());
+    let receiver = Receiver::start_on(0).await;
+    // The silent one first: its deliveries come first in the outbox.
+    let app = app_sending_to(&format!("{silent_url},{}", receiver.url())).await;
+    let started = Instant::now();
+    let (a, _) = app.signed_up_client("silent@example.com").await;
+    assert_eq!(app.logout(&a).await.status(), 204);
+    receiver
+        .until("both events at the receiver that answers", |g| g.len() >= 2)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "held up behind the silent receiver for {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
