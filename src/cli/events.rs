@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{output, sessions::find_user, CliError, Context};
 use crate::{
-    audit::{kind, query},
+    audit::{feed::FeedEvent, kind, query},
     session::record::datetime,
 };
 
@@ -44,40 +44,20 @@ fn event_type(s: &str) -> Result<String, String> {
     }
 }
 
-/// One event, as `--json` prints it (a stable format, docs/observability.md).
+/// One event, as `--json` prints it (a stable format, docs/observability.md): its id, then
+/// the fields the live feed carries.
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct EventJson {
     pub id: i64,
-    pub at: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub user_id: Option<String>,
-    pub session_id: Option<String>,
-    pub actor: String,
-    pub operator: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub reason: Option<String>,
-    pub request_id: Option<String>,
-    pub detail: serde_json::Value,
+    #[serde(flatten)]
+    pub event: FeedEvent,
 }
 
 impl From<&query::Row> for EventJson {
     fn from(r: &query::Row) -> Self {
         EventJson {
             id: r.id,
-            at: datetime(r.at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            kind: r.event_type.clone(),
-            user_id: r.user_id.map(|u| u.to_string()),
-            session_id: r.session_id.clone(),
-            actor: r.actor.clone(),
-            operator: r.actor_name.clone(),
-            ip: r.ip.clone(),
-            user_agent: r.user_agent.clone(),
-            reason: r.reason.clone(),
-            request_id: r.request_id.clone(),
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            event: FeedEvent::from(r),
         }
     }
 }
