@@ -269,8 +269,24 @@ mod tests {
         // One job holds the thread, QUEUE wait: the next is refused at once, uncounted.
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(std::sync::Mutex::new(gate));
+        let (running, started) = std::sync::mpsc::channel::<()>();
         let mut waiting = Vec::new();
-        for _ in 0..=QUEUE {
+        {
+            let (gate, h) = (gate.clone(), h.clone());
+            waiting.push(tokio::spawn(async move {
+                h.run(move || {
+                    let _ = running.send(());
+                    let _ = gate.lock().map(|g| g.recv());
+                })
+                .await
+            }));
+        }
+        // The thread has taken it off the queue before the others fill the queue.
+        tokio::task::spawn_blocking(move || started.recv_timeout(std::time::Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        for _ in 0..QUEUE {
             let gate = gate.clone();
             let h = h.clone();
             waiting.push(tokio::spawn(async move {
