@@ -35,7 +35,12 @@ async fn main() -> anyhow::Result<()> {
     let metrics = authauth::metrics::Metrics::new()?;
     // Seeded sessions are fixtures, not sign-ins anyone made: nothing to audit.
     let audit = authauth::audit::Audit::off();
-    let (sessions, _) = state::services(&settings, &db, &store, &metrics, &audit);
+    // Nor anything to mail.
+    let mail = authauth::auth::recovery::AccountMail::off(
+        settings.mail.clone(),
+        url::Url::parse("http://127.0.0.1").expect("a URL"),
+    );
+    let (sessions, _) = state::services(&settings, &db, &store, &metrics, &audit, mail);
     let clock = Clock::system();
     let users: Vec<uuid::Uuid> = (0..count.div_ceil(per_user))
         .map(|_| uuid::Uuid::new_v4())
@@ -53,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
                 email: format!("bench-{user_id}@example.com"),
                 full_name: "Bench User".into(),
                 picture: None,
+                email_verified: false,
             };
             let client = ClientInfo {
                 ip: Some("127.0.0.1".into()),

@@ -78,7 +78,7 @@ error_kinds! {
     SessionExpired: UNAUTHORIZED, "session_expired",
         "The session timed out (idle or absolute lifetime): sign in again.";
     SessionRevoked: UNAUTHORIZED, "session_revoked",
-        "The session was ended; `reason` says why (`logout`, `logout_all`, `revoked_by_user`, `password_changed`, `superseded`, `user_disabled`, `operator`).";
+        "The session was ended; `reason` says why (`logout`, `logout_all`, `revoked_by_user`, `password_changed`, `password_reset`, `reported_by_user`, `superseded`, `user_disabled`, `operator`).";
     AmbiguousSession: UNAUTHORIZED, "ambiguous_session",
         "Several session cookies, none of which can safely be chosen: sign in again (which ends them) or clear this site's cookies.";
     SessionStoreUnavailable: SERVICE_UNAVAILABLE, "session_store_unavailable",
@@ -125,6 +125,13 @@ error_kinds! {
         "The server is busy (too many password checks waiting, or changes racing on one record); `Retry-After` says when to try again.";
     SessionLimitReached: CONFLICT, "session_limit_reached",
         "The account already has the most live sessions allowed (`MAX_SESSIONS_PER_USER`): sign out of one first.";
+    InvalidToken: BAD_REQUEST, "invalid_token",
+        "The link's token is not valid: already used, expired, or never issued. Ask for a new link.";
+    EmailAlreadyVerified: CONFLICT, "email_already_verified", "The account's e-mail address is already verified.";
+    EmailVerificationRequired: FORBIDDEN, "email_verification_required",
+        "The account's e-mail address is not verified yet and this server requires it (`REQUIRE_VERIFIED_EMAIL`); a new confirmation link was sent to it.";
+    MailNotConfigured: NOT_FOUND, "mail_not_configured",
+        "This server sends no e-mail (`SMTP_URL` is not set), so e-mail verification and password reset are off.";
     PayloadTooLarge: PAYLOAD_TOO_LARGE, "payload_too_large",
         "The body is larger than the server accepts (16 KiB).";
     RequestTimeout: REQUEST_TIMEOUT, "request_timeout",
@@ -256,6 +263,14 @@ pub enum ApiError {
     ServerBusy,
     #[error("this account already has {max} sessions, the most allowed (MAX_SESSIONS_PER_USER); sign out of one first")]
     SessionLimitReached { max: usize },
+    #[error("{0}")]
+    InvalidToken(String),
+    #[error("this e-mail address is already verified")]
+    EmailAlreadyVerified,
+    #[error("{0}")]
+    EmailVerificationRequired(String),
+    #[error("{0}")]
+    MailNotConfigured(String),
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("the request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)")]
@@ -304,6 +319,10 @@ impl ApiError {
             ApiError::IdentityConflict(_) => K::IdentityConflict,
             ApiError::ServerBusy => K::ServerBusy,
             ApiError::SessionLimitReached { .. } => K::SessionLimitReached,
+            ApiError::InvalidToken(_) => K::InvalidToken,
+            ApiError::EmailAlreadyVerified => K::EmailAlreadyVerified,
+            ApiError::EmailVerificationRequired(_) => K::EmailVerificationRequired,
+            ApiError::MailNotConfigured(_) => K::MailNotConfigured,
             ApiError::PayloadTooLarge => K::PayloadTooLarge,
             ApiError::RequestTimeout => K::RequestTimeout,
             ApiError::Internal(_) => K::Internal,
@@ -433,6 +452,10 @@ impl From<crate::auth::AuthError> for ApiError {
             E::User(U::Db(e)) => ApiError::internal(e),
             E::Store(e) => e.into(),
             E::Busy => ApiError::ServerBusy,
+            e @ E::InvalidToken => ApiError::InvalidToken(e.to_string()),
+            E::AlreadyVerified => ApiError::EmailAlreadyVerified,
+            e @ E::EmailVerificationRequired => ApiError::EmailVerificationRequired(e.to_string()),
+            e @ E::MailOff => ApiError::MailNotConfigured(e.to_string()),
             E::SessionLimit { max } => ApiError::SessionLimitReached { max },
             E::Internal(e) => ApiError::Internal(e),
         }

@@ -30,6 +30,7 @@ pub mod config;
 pub mod db;
 pub mod entities;
 pub mod error;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod server;

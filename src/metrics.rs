@@ -74,6 +74,7 @@ pub struct Inner {
     hash_queue_depth: IntGauge,
     audit_dropped: IntCounter,
     webhook_deliveries: IntCounterVec,
+    mail: IntCounterVec,
 }
 
 impl std::ops::Deref for Metrics {
@@ -186,6 +187,12 @@ impl Metrics {
                 "Webhook delivery attempts, by outcome: delivered, retry (failed, will be tried again), given_up.",
                 &["outcome"],
             )?,
+            mail: counter(
+                &registry,
+                "authauth_mail_total",
+                "E-mail sending attempts, by message kind and outcome: sent, retry (failed, will be tried again), given_up, dropped (the queue was full).",
+                &["kind", "outcome"],
+            )?,
             hash_queue_depth,
             audit_dropped,
             registry,
@@ -252,6 +259,11 @@ impl Metrics {
     /// One webhook delivery attempt: `delivered`, `retry` or `given_up`.
     pub fn webhook_delivery(&self, outcome: &str) {
         self.webhook_deliveries.with_label_values(&[outcome]).inc();
+    }
+
+    /// One e-mail sending attempt (see `mail`): `sent`, `retry`, `given_up` or `dropped`.
+    pub fn mail(&self, kind: &str, outcome: &str) {
+        self.mail.with_label_values(&[kind, outcome]).inc();
     }
 
     /// Audit events lost to the database (see `audit`).

@@ -187,7 +187,14 @@ impl Application {
         if let Some(webhooks) = webhooks {
             crate::webhooks::deliver::spawn(db.clone(), webhooks, clock.clone(), metrics.clone());
         }
-        let (sessions, auth) = services(&settings, &db, &stores, &metrics, &audit);
+        let mailer = crate::mail::Mailer::from_settings(&settings.mail).context("cannot set up mail")?;
+        if let Some(m) = &mailer {
+            tracing::info!(to = %m.describe(), "mail is sent");
+        }
+        let postman = crate::mail::Postman::queued(mailer, metrics.clone());
+        let mail = crate::auth::recovery::AccountMail::new(postman, &settings, addr)
+            .context("cannot build the address of e-mailed links")?;
+        let (sessions, auth) = services(&settings, &db, &stores, &metrics, &audit, mail);
         stores.spawn_maintenance(clock.clone());
         crate::audit::query::spawn_retention(db.clone(), clock.clone(), settings.audit_retention);
         let google = match &settings.google {

@@ -49,6 +49,7 @@ pub fn services(
     stores: &Stores,
     metrics: &Metrics,
     audit: &Audit,
+    mail: crate::auth::recovery::AccountMail,
 ) -> (Sessions, Auth) {
     let signer = CookieSigner::new(settings.session.secrets.clone());
     let sessions = Sessions::new(
@@ -67,6 +68,7 @@ pub fn services(
         stores.attempts.clone(),
         Hasher::new(settings.hash_threads, metrics.clone()),
         metrics.clone(),
+        mail,
     );
     (sessions, auth)
 }

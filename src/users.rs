@@ -71,6 +71,7 @@ pub fn snapshot(user: &User) -> UserSnapshot {
         email: user.email.clone(),
         full_name: user.full_name.clone(),
         picture: user.picture.clone(),
+        email_verified: user.email_verified_at.is_some(),
     }
 }
 
@@ -95,6 +96,7 @@ pub async fn create(
     full_name: &str,
     picture: Option<String>,
     password_hash: Option<String>,
+    email_verified: bool,
 ) -> Result<User, UserError> {
     let now = Utc::now();
     let model = users::ActiveModel {
@@ -107,6 +109,7 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
         disabled_at: Set(None),
+        email_verified_at: Set(email_verified.then_some(now)),
     };
     match model.insert(db).await {
         Ok(user) => Ok(user),
@@ -281,5 +284,17 @@ pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: Str
     let mut model: users::ActiveModel = user.clone().into();
     model.password_hash = Set(Some(hash));
     model.updated_at = Set(Utc::now());
+    model.update(db).await
+}
+
+/// Records that the owner of the address proved it (no change when it was already verified).
+pub async fn mark_email_verified(db: &impl ConnectionTrait, user: &User) -> Result<User, DbErr> {
+    if user.email_verified_at.is_some() {
+        return Ok(user.clone());
+    }
+    let mut model: users::ActiveModel = user.clone().into();
+    let now = Utc::now();
+    model.email_verified_at = Set(Some(now));
+    model.updated_at = Set(now);
     model.update(db).await
 }

@@ -65,14 +65,23 @@ fn add_device_cookie(req: &Request, state: &AppState, device: &str) {
     }
 }
 
-/// A new local account, signed in. The sessions this browser presented end (`superseded`).
+/// What a sign-up did.
+pub enum SignedUp {
+    /// The account exists and this browser is signed in to it.
+    Started(Box<Started>),
+    /// The account exists; it signs in once its address is verified (`REQUIRE_VERIFIED_EMAIL`).
+    VerifyFirst { email: String },
+}
+
+/// A new local account, signed in (unless `REQUIRE_VERIFIED_EMAIL` holds it back until the
+/// address is verified). The sessions this browser presented end (`superseded`).
 pub async fn signup(
     req: &Request,
     state: &AppState,
     email: &str,
     password: SecretString,
     full_name: &str,
-) -> Result<Started, ApiError> {
+) -> Result<SignedUp, ApiError> {
     let now = state.clock.now();
     // As for login: the session this browser had (another account's) ends, not orphaned.
     let previous = presented_sessions(req, state, now).await?;
@@ -87,13 +96,16 @@ pub async fn signup(
             now,
         )
         .await?;
+    let Some(issued) = issued else {
+        return Ok(SignedUp::VerifyFirst { email: user.email });
+    };
     let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
     add_device_cookie(req, state, &device);
     let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-    Ok(Started {
+    Ok(SignedUp::Started(Box::new(Started {
         record: issued.record,
         set_cookie,
-    })
+    })))
 }
 
 /// Sign in with e-mail and password: a brand-new session, the sessions this browser presented
@@ -248,4 +260,100 @@ pub async fn revoke_others(
         )
         .await?
         .len())
+}
+
+/// Confirm the account's address with a verification link's token. When this browser is signed
+/// in to that account, its session is renewed so that it says so (`emailVerified`): the new
+/// session is returned, the old one ends (`superseded`).
+/// Returns the confirmed address, and the renewed session if there was one.
+pub async fn verify_email(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+) -> Result<(String, Option<Started>), ApiError> {
+    let now = state.clock.now();
+    let client = client_info(req, &state.settings);
+    let user = state.auth.verify_email(token, &client, now).await?;
+    // The browser's own sessions of this account, if it presents any (another account's stay).
+    let presented = presented_sessions(req, state, now).await.unwrap_or_default();
+    let own: Vec<SessionRecord> = presented.into_iter().filter(|r| r.user_id == user.id).collect();
+    let Some(first) = own.first() else {
+        return Ok((user.email, None));
+    };
+    let issued = state
+        .auth
+        .renew_session(&user, first.method, &client, &own, now)
+        .await?;
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok((
+        user.email,
+        Some(Started {
+            record: issued.record,
+            set_cookie,
+        }),
+    ))
+}
+
+/// A new verification link for the signed-in account (throttled).
+pub async fn resend_verification(
+    req: &Request,
+    state: &AppState,
+    current: &SessionRecord,
+) -> Result<(), ApiError> {
+    let client = client_info(req, &state.settings);
+    Ok(state
+        .auth
+        .resend_verification(current, &client, state.clock.now())
+        .await?)
+}
+
+/// Ask for a password reset link: the same answer whether or not an account has the address.
+pub async fn forgot_password(req: &Request, state: &AppState, email: &str) -> Result<(), ApiError> {
+    let client = client_info(req, &state.settings);
+    Ok(state
+        .auth
+        .forgot_password(email, &client, state.clock.now())
+        .await?)
+}
+
+/// Set a new password with a reset link's token: every session of the account ends
+/// (`password_reset`) and this browser is signed in with a brand-new one.
+pub async fn reset_password(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+    new_password: SecretString,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    let previous = presented_sessions(req, state, now).await.unwrap_or_default();
+    let (user, issued) = state
+        .auth
+        .reset_password(
+            token,
+            new_password,
+            &client_info(req, &state.settings),
+            &previous,
+            now,
+        )
+        .await?;
+    let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
+    add_device_cookie(req, state, &device);
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok(Started {
+        record: issued.record,
+        set_cookie,
+    })
+}
+
+/// "This wasn't me": end the session a new-device alert was about.
+pub async fn report_sign_in(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+) -> Result<crate::auth::recovery::ReportOutcome, ApiError> {
+    let client = client_info(req, &state.settings);
+    Ok(state
+        .auth
+        .report_sign_in(token, &client, state.clock.now())
+        .await?)
 }

@@ -96,12 +96,43 @@ impl Example for PasswordChangeRequest {
     }
 }
 
+// Built once per sign-up and returned at once: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(ApiResponse)]
 enum SignedUp {
-    /// Account created and signed in: the session cookie is set.
+    /// Account created and signed in: the session cookie is set. A link to confirm the address
+    /// is on its way to it.
     #[oai(status = 201)]
     Created(Json<Me>, #[oai(header = "Set-Cookie")] String),
+    /// Account created, not signed in: this server requires a verified address
+    /// (`REQUIRE_VERIFIED_EMAIL`), and a link to confirm it is on its way. Sign in once it is
+    /// confirmed.
+    #[oai(status = 202)]
+    VerifyFirst(Json<VerificationPending>),
 }
+
+/// An account waiting for its address to be confirmed.
+#[derive(Object)]
+#[oai(rename_all = "camelCase", example)]
+struct VerificationPending {
+    email: String,
+    /// Always `false`.
+    email_verified: bool,
+    message: String,
+}
+
+impl Example for VerificationPending {
+    fn example() -> Self {
+        VerificationPending {
+            email: EMAIL_EXAMPLE.into(),
+            email_verified: false,
+            message: VERIFY_FIRST.into(),
+        }
+    }
+}
+
+const VERIFY_FIRST: &str =
+    "Account created. Confirm your e-mail address with the link we sent to it, then sign in.";
 
 #[derive(ApiResponse)]
 enum SignedIn {
@@ -135,7 +166,7 @@ enum LoggedOut {
 error_set!(SignupErrors: [InvalidEmail, InvalidName, WeakPassword, EmailTaken, TooManyAttempts, SessionLimitReached]
     + [API, WRITE, JSON_BODY]);
 
-error_set!(LoginErrors: [InvalidCredentials, AccountDisabled, TooManyAttempts, SessionLimitReached]
+error_set!(LoginErrors: [InvalidCredentials, AccountDisabled, EmailVerificationRequired, TooManyAttempts, SessionLimitReached]
     + [API, WRITE, JSON_BODY]);
 
 error_set!(
@@ -188,7 +219,7 @@ impl AuthApi {
         body: Json<SignupRequest>,
     ) -> Result<SignedUp, Failure<SignupErrors>> {
         let Json(body) = body;
-        let started = actions::signup(
+        let signed_up = actions::signup(
             req,
             &state,
             body.email.as_str(),
@@ -196,10 +227,16 @@ impl AuthApi {
             body.full_name.as_str(),
         )
         .await?;
-        Ok(SignedUp::Created(
-            Json(Me::from_record(&started.record)),
-            started.set_cookie,
-        ))
+        Ok(match signed_up {
+            actions::SignedUp::Started(started) => {
+                SignedUp::Created(Json(Me::from_record(&started.record)), started.set_cookie)
+            }
+            actions::SignedUp::VerifyFirst { email } => SignedUp::VerifyFirst(Json(VerificationPending {
+                email,
+                email_verified: false,
+                message: VERIFY_FIRST.into(),
+            })),
+        })
     }
 
     /// Sign in with email and password.

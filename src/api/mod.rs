@@ -4,6 +4,7 @@
 //!
 //! The spec declares no `servers`: Swagger UI then calls the host `/docs` was opened on.
 
+pub mod account;
 pub mod actions;
 pub mod activity;
 pub mod allow;
@@ -26,6 +27,7 @@ pub type Apis = (
     root::RootApi,
     health::HealthApi,
     auth::AuthApi,
+    account::AccountApi,
     sessions::SessionsApi,
     activity::ActivityApi,
     oidc::OidcApi,
@@ -38,6 +40,7 @@ pub fn apis() -> Apis {
         root::RootApi,
         health::HealthApi,
         auth::AuthApi,
+        account::AccountApi,
         sessions::SessionsApi,
         activity::ActivityApi,
         oidc::OidcApi,

@@ -10,7 +10,8 @@ use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Obj
 
 use super::{
     cookie::{
-        clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_flow_cookie, CookieSlot,
+        clear_flow_cookie, device_cookie_name, flow_cookie_name, session_cookie_values, set_cookie,
+        set_device_cookie, set_flow_cookie, CookieSlot,
     },
     session_auth::{client_info, presented_sessions},
 };
@@ -187,11 +188,23 @@ impl OidcApi {
             .await
             .map_err(ApiError::from)?;
         let previous = presented_sessions(req, &state, now).await?;
-        let (user, issued) = state
+        let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
+            .into_iter()
+            .find(|v| !v.is_empty());
+        let (user, issued, device) = state
             .auth
-            .sign_in_with_identity(&identity, &client_info(req, &state.settings), &previous, now)
+            .sign_in_with_identity(
+                &identity,
+                &client_info(req, &state.settings),
+                device_cookie.as_deref(),
+                &previous,
+                now,
+            )
             .await
             .map_err(ApiError::from)?;
+        if let Some(slot) = req.extensions().get::<CookieSlot>() {
+            slot.add(set_device_cookie(&state.settings.session, &device));
+        }
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
         Ok(CallbackResponse::SignedIn(return_to, cookie))

@@ -30,6 +30,10 @@ pub struct UserView {
     /// A picture of the person, when the identity provider shared one.
     #[oai(skip_serializing_if_is_none)]
     pub picture: Option<String>,
+    /// Whether the owner of the address confirmed it (a link authauth mailed, a password reset
+    /// by e-mail, or an identity provider vouching for it) — as of when this session began, or
+    /// was renewed by the confirmation in this browser.
+    pub email_verified: bool,
 }
 
 /// A session, named by its public id (never by its token).
@@ -94,6 +98,7 @@ impl Me {
                 email: r.user.email.clone(),
                 full_name: r.user.full_name.clone(),
                 picture: r.user.picture.clone(),
+                email_verified: r.user.email_verified,
             },
             session: SessionView::from_record(r, None, false),
         }
@@ -107,6 +112,7 @@ impl Example for UserView {
             email: EMAIL_EXAMPLE.into(),
             full_name: "Ada Lovelace".into(),
             picture: None,
+            email_verified: true,
         }
     }
 }

@@ -62,9 +62,22 @@ pub mod kind {
     pub const PASSWORD_CHANGED: &str = "password.changed";
     /// An operator sent given-up webhook deliveries again (`webhooks retry`; `detail.count`).
     pub const WEBHOOKS_RETRIED: &str = "webhooks.retried";
+    /// A verification link was sent (`detail.by`: `signup`, `resend`).
+    pub const EMAIL_VERIFICATION_SENT: &str = "email.verification_sent";
+    /// The owner of the address confirmed it with a link.
+    pub const EMAIL_VERIFIED: &str = "email.verified";
+    /// A password reset was asked for an existing account (`detail.sent`: `link`,
+    /// `no_password`, `printed` — an operator's `--print`).
+    pub const PASSWORD_RESET_REQUESTED: &str = "password.reset_requested";
+    /// A password was reset with an e-mailed link; every session ended (`password_reset`).
+    pub const PASSWORD_RESET: &str = "password.reset";
+    /// A browser that never signed in to the account did; the owner was mailed.
+    pub const SIGN_IN_NEW_DEVICE: &str = "sign_in.new_device";
+    /// The owner said "this wasn't me" about a sign-in; its session ended (`reported_by_user`).
+    pub const SIGN_IN_REPORTED: &str = "sign_in.reported";
 
     /// Every type, for `events list --type` and the docs.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 21] = [
         USER_SIGNED_UP,
         USER_CREATED,
         USER_DISABLED,
@@ -80,6 +93,12 @@ pub mod kind {
         SESSION_ENDED,
         PASSWORD_CHANGED,
         WEBHOOKS_RETRIED,
+        EMAIL_VERIFICATION_SENT,
+        EMAIL_VERIFIED,
+        PASSWORD_RESET_REQUESTED,
+        PASSWORD_RESET,
+        SIGN_IN_NEW_DEVICE,
+        SIGN_IN_REPORTED,
     ];
 }
 

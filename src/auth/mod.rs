@@ -5,7 +5,9 @@ pub mod device;
 pub mod flows;
 pub mod oidc;
 pub mod password;
+pub mod recovery;
 pub mod throttle;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -54,6 +56,16 @@ pub enum AuthError {
     IdentityConflict,
     #[error("too many sign-ins are being checked right now; try again in a moment")]
     Busy,
+    #[error(
+        "this link is not valid: it was already used, has expired, or was never issued; ask for a new one"
+    )]
+    InvalidToken,
+    #[error("this e-mail address is already verified")]
+    AlreadyVerified,
+    #[error("this server sends no e-mail (SMTP_URL is not set), so e-mail verification and password reset are off; an operator can print a reset link with `authauth users reset-password --print`")]
+    MailOff,
+    #[error("confirm your e-mail address first: a confirmation link was sent to it")]
+    EmailVerificationRequired,
     #[error("this account already has {max} sessions, the most allowed; sign out of one first")]
     SessionLimit { max: usize },
     #[error(transparent)]
@@ -97,6 +109,7 @@ pub struct Auth {
     attempts: Arc<dyn AttemptStore>,
     hasher: Hasher,
     metrics: Metrics,
+    mail: recovery::AccountMail,
 }
 
 /// The `outcome` label of `authauth_sign_ins_total` for a sign-in's result.
@@ -110,6 +123,7 @@ fn sign_in_outcome<T>(result: &Result<T, AuthError>) -> &'static str {
         Err(AuthError::EmailNotVerified | AuthError::EmailMissing) => "email_not_verified",
         Err(AuthError::IdentityConflict) => "identity_conflict",
         Err(AuthError::Busy) => "busy",
+        Err(AuthError::EmailVerificationRequired) => "email_verification_required",
         Err(AuthError::Store(_)) => "store_unavailable",
         Err(_) => "error",
     }
@@ -122,6 +136,7 @@ impl Auth {
         attempts: Arc<dyn AttemptStore>,
         hasher: Hasher,
         metrics: Metrics,
+        mail: recovery::AccountMail,
     ) -> Self {
         Auth {
             db,
@@ -129,7 +144,13 @@ impl Auth {
             attempts,
             hasher,
             metrics,
+            mail,
         }
+    }
+
+    /// How the account features send mail.
+    pub fn mail(&self) -> &recovery::AccountMail {
+        &self.mail
     }
 
     /// Creates a local account (the same rules for `POST /auth/signup` and
@@ -150,7 +171,7 @@ impl Auth {
         password::check_new(password.expose_secret(), email.display())?;
         // Hash before looking at the e-mail, so "taken" costs the same time as "created".
         let hash = self.hasher.hash(password).await?;
-        let user = users::create(&self.db, &email, &full_name, None, Some(hash)).await?;
+        let user = users::create(&self.db, &email, &full_name, None, Some(hash), false).await?;
         let kind = match client.operator {
             Some(_) => kind::USER_CREATED,
             None => kind::USER_SIGNED_UP,
@@ -202,6 +223,9 @@ impl Auth {
     ///
     /// `replaces` are the sessions this browser already holds: they end (`superseded`) once
     /// the account exists, before the new session is created.
+    ///
+    /// Mails a verification link. Under `REQUIRE_VERIFIED_EMAIL` no session starts: the account
+    /// signs in once its address is verified (`Ok((user, None))`).
     pub async fn signup(
         &self,
         email: &str,
@@ -210,7 +234,7 @@ impl Auth {
         client: &ClientInfo,
         replaces: &[SessionRecord],
         now: Millis,
-    ) -> Result<(User, Issued), AuthError> {
+    ) -> Result<(User, Option<Issued>), AuthError> {
         if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
         {
             self.audit(Event::new(kind::SIGN_UP_THROTTLED, client, now)).await;
@@ -220,10 +244,18 @@ impl Auth {
             .create_local_user(email, password, full_name, client, now)
             .await?;
         tracing::info!(user = %user.id, "account created");
+        match self.send_verification(&user, "signup", client, now).await {
+            Ok(()) | Err(AuthError::MailOff) => {}
+            // The account exists; a lost link is asked for again (resend).
+            Err(e) => tracing::warn!(user = %user.id, error = %e, "cannot send the verification link"),
+        }
+        if self.mail.settings.require_verified_email {
+            return Ok((user, None));
+        }
         let issued = self
             .start_session(&user, SignInMethod::Password, client, replaces, now)
             .await?;
-        Ok((user, issued))
+        Ok((user, Some(issued)))
     }
 
     /// `POST /auth/login`: same status, body and cost for an unknown e-mail and a wrong
@@ -285,6 +317,7 @@ impl Auth {
             .as_ref()
             .and(device_cookie)
             .and_then(|d| device::device_id(signer, account, d));
+        let known_device = device.is_some();
         let attempt = Attempt::new(account, client.ip.as_deref(), device);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             return Err(AuthError::Throttled { retry_after });
@@ -305,11 +338,19 @@ impl Auth {
             return Err(AuthError::Disabled);
         }
         attempt.succeeded(store, now).await?;
+        if self.mail.settings.require_verified_email && user.email_verified_at.is_none() {
+            // The password was right: this is the owner, who may have lost the first link.
+            self.resend_on_refusal(&user, client, now).await;
+            return Err(AuthError::EmailVerificationRequired);
+        }
         let issued = self
             .start_session(&user, SignInMethod::Password, client, replaces, now)
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, client, now)
             .await?;
+        if !known_device {
+            self.alert_new_device(&user, &issued.record, client, now);
+        }
         let device = device::issue(signer, &user.email_canonical);
         Ok((user, issued, device))
     }
@@ -378,23 +419,28 @@ impl Auth {
     /// `(issuer, subject)` — never by e-mail. A new identity is linked to an existing account
     /// with the same e-mail, or creates an account, only when the provider says the e-mail is
     /// verified. Name and picture follow the provider.
+    ///
+    /// `device_cookie` is the browser's device cookie, if any: a sign-in to an existing account
+    /// from a browser it does not prove mails the owner (new-device alert). A successful
+    /// sign-in returns the device cookie to set.
     pub async fn sign_in_with_identity(
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
+        device_cookie: Option<&str>,
         replaces: &[SessionRecord],
         now: Millis,
-    ) -> Result<(User, Issued), AuthError> {
+    ) -> Result<(User, Issued, String), AuthError> {
         let mut account = None;
         let result = self
-            .identity_sign_in(identity, client, replaces, &mut account, now)
+            .identity_sign_in(identity, client, device_cookie, replaces, &mut account, now)
             .await;
         self.metrics
             .sign_in(SignInMethod::Google.as_str(), sign_in_outcome(&result));
         let session = result
             .as_ref()
             .ok()
-            .map(|(_, issued)| issued.record.public_id.as_str());
+            .map(|(_, issued, _)| issued.record.public_id.as_str());
         self.audit_sign_in(SignInMethod::Google, &result, account, session, client, now)
             .await;
         result
@@ -404,11 +450,12 @@ impl Auth {
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
+        device_cookie: Option<&str>,
         replaces: &[SessionRecord],
         found: &mut Option<uuid::Uuid>,
         now: Millis,
-    ) -> Result<(User, Issued), AuthError> {
-        let user = match self.find_or_link(identity, client, now).await {
+    ) -> Result<(User, Issued, String), AuthError> {
+        let (user, created) = match self.find_or_link(identity, client, now).await {
             // Two first sign-ins of the same person raced: the other one created or linked the
             // account; use it.
             Err(AuthError::User(UserError::EmailTaken)) => self.find_or_link(identity, client, now).await?,
@@ -427,26 +474,35 @@ impl Auth {
             .start_session(&user, SignInMethod::Google, client, replaces, now)
             .await?;
         self.still_valid(&issued, |_| true, client, now).await?;
-        Ok((user, issued))
+        let signer = self.sessions.signer();
+        let known_device =
+            device_cookie.is_some_and(|d| device::recognizes(signer, &user.email_canonical, d));
+        if !created && !known_device {
+            self.alert_new_device(&user, &issued.record, client, now);
+        }
+        let device = device::issue(signer, &user.email_canonical);
+        Ok((user, issued, device))
     }
 
+    /// The account the identity signs in to, and whether it was created just now.
     async fn find_or_link(
         &self,
         identity: &oidc::VerifiedIdentity,
         client: &ClientInfo,
         now: Millis,
-    ) -> Result<User, AuthError> {
+    ) -> Result<(User, bool), AuthError> {
         if let Some(existing) = users::find_identity(&self.db, &identity.issuer, &identity.subject).await? {
             let user = users::find_by_id(&self.db, existing.user_id)
                 .await?
                 .ok_or(AuthError::InvalidCredentials)?;
-            return Ok(users::update_profile(
+            let user = users::update_profile(
                 &self.db,
                 &user,
                 identity.name.as_deref(),
                 identity.picture.as_deref(),
             )
-            .await?);
+            .await?;
+            return Ok((user, false));
         }
         let email = identity.email.as_deref().ok_or(AuthError::EmailMissing)?;
         // The provider vouches for exactly the mailbox it names. An address authauth would not
@@ -463,7 +519,7 @@ impl Auth {
                 .and_then(|n| users::normalize_name(n).ok())
                 .unwrap_or_else(|| email.display().split('@').next().unwrap_or("user").to_string());
             let txn = self.db.begin().await?;
-            let user = users::create(&txn, &email, &name, identity.picture.clone(), None).await?;
+            let user = users::create(&txn, &email, &name, identity.picture.clone(), None, true).await?;
             users::link_identity(
                 &txn,
                 &user,
@@ -480,7 +536,7 @@ impl Auth {
                     .detail("issuer", identity.issuer.as_str()),
             )
             .await;
-            return Ok(user);
+            return Ok((user, true));
         };
         // The account is keyed by (issuer, subject), never by e-mail: if this provider already
         // vouches for another subject on this account, an e-mail match (a recycled address,
@@ -492,7 +548,30 @@ impl Auth {
         {
             return Err(AuthError::IdentityConflict);
         }
-        // Pre-hijacking defence: authauth never verified the e-mail of a password account, so
+        // A local account whose address its owner verified (a link authauth mailed): the
+        // password and the sessions were set up by that owner, whom the provider now vouches
+        // for again. Linking keeps both.
+        if user.email_verified_at.is_some() {
+            tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an account with a verified address");
+            users::link_identity(
+                &self.db,
+                &user,
+                &identity.issuer,
+                &identity.subject,
+                Some(email.display()),
+            )
+            .await?;
+            let user = users::update_profile(&self.db, &user, None, identity.picture.as_deref()).await?;
+            self.audit(
+                Event::new(kind::IDENTITY_LINKED, client, now)
+                    .user(user.id)
+                    .detail("issuer", identity.issuer.as_str())
+                    .detail("password_removed", false),
+            )
+            .await;
+            return Ok((user, false));
+        }
+        // Pre-hijacking defence: nobody verified the address of this password account, so
         // whoever signed up with it may not be its owner. The provider just proved ownership:
         // linking ends every session of the account and removes its password, so nothing the
         // earlier signer set up survives. Sessions are revoked before and after the change
@@ -504,6 +583,7 @@ impl Auth {
         let txn = self.db.begin().await?;
         let user = users::clear_password(&txn, &user).await?;
         let user = users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?;
+        let user = users::mark_email_verified(&txn, &user).await?;
         users::link_identity(
             &txn,
             &user,
@@ -523,7 +603,7 @@ impl Auth {
         self.sessions
             .revoke_user(&user.id, None, reason::IDENTITY_LINKED, None, client, now)
             .await?;
-        Ok(user)
+        Ok((user, false))
     }
 
     /// Disables (or re-enables) an account. Disabling blocks every kind of sign-in and revokes

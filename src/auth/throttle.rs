@@ -160,6 +160,61 @@ pub async fn sign_in_start(
 }
 
 /// The counters for one sign-in attempt.
+/// Mail a person can ask for without being signed in (`POST /auth/password/forgot`), per
+/// address — whether or not an account has it, so a refusal says nothing about one.
+pub const MAIL_REQUESTS_PER_ADDRESS: Limit = Limit {
+    max_failures: 5,
+    window_ms: 60 * 60 * 1000,
+};
+
+/// The same, per client network.
+pub const MAIL_REQUESTS_PER_NETWORK: Limit = Limit {
+    max_failures: 30,
+    window_ms: 60 * 60 * 1000,
+};
+
+/// Verification links sent again to one account (`POST /auth/email/verify/resend`, or a
+/// refused sign-in of an unverified account).
+pub const VERIFICATION_RESENDS: Limit = Limit {
+    max_failures: 3,
+    window_ms: 15 * 60 * 1000,
+};
+
+/// Counts a request for mail to `address` (a canonical address) from `ip`. `Some(seconds)`:
+/// refused, wait that long.
+pub async fn mail_request(
+    store: &dyn AttemptStore,
+    address: &str,
+    ip: Option<&str>,
+    now: Millis,
+) -> Result<Option<u64>, StoreError> {
+    let mut wait: Option<Millis> = None;
+    for (key, limit) in [
+        (format!("ma:{}", digest(&[address])), MAIL_REQUESTS_PER_ADDRESS),
+        (
+            format!("mi:{}", digest(&[&network(ip)])),
+            MAIL_REQUESTS_PER_NETWORK,
+        ),
+    ] {
+        let w = store.hit(&key, limit.window_ms, now).await?;
+        if w.count > limit.max_failures {
+            wait = Some(wait.unwrap_or(0).max(w.reset_in));
+        }
+    }
+    Ok(wait.map(seconds))
+}
+
+/// Counts a verification link sent again to the account `user`.
+pub async fn verification_resend(
+    store: &dyn AttemptStore,
+    user: &str,
+    now: Millis,
+) -> Result<Option<u64>, StoreError> {
+    let key = format!("mv:{}", digest(&[user]));
+    let w = store.hit(&key, VERIFICATION_RESENDS.window_ms, now).await?;
+    Ok((w.count > VERIFICATION_RESENDS.max_failures).then(|| seconds(w.reset_in)))
+}
+
 pub struct Attempt {
     /// The account-and-client bucket first (a success resets it), then the others.
     buckets: Vec<(String, Limit)>,

@@ -123,7 +123,15 @@ impl Context {
             webhooks: crate::webhooks::Webhooks::from_settings(settings.webhooks.as_ref()),
         };
         let audit = crate::audit::Audit::start_waiting(db.clone(), sinks, metrics.clone());
-        let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics, &audit);
+        // Operator commands send their mail at once and say whether it went.
+        let mailer = crate::mail::Mailer::from_settings(&settings.mail)
+            .map_err(|e| CliError::Failed(e.context("cannot set up mail")))?;
+        let postman = crate::mail::Postman::direct(mailer, metrics.clone());
+        let listening = std::net::SocketAddr::new(settings.host, settings.port);
+        let mail = crate::auth::recovery::AccountMail::new(postman, &settings, listening).map_err(|e| {
+            CliError::Failed(anyhow::anyhow!("cannot build the address of e-mailed links: {e}"))
+        })?;
+        let (sessions, auth) = crate::state::services(&settings, &db, &store, &metrics, &audit, mail);
         Ok(Context {
             settings,
             db,

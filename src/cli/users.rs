@@ -17,7 +17,8 @@ use crate::{auth::AuthError, entities::users::Model as User, error::ApiError, us
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// List accounts: e-mail, name, sign-in methods, created, live sessions, disabled.
+    /// List accounts: e-mail, name, sign-in methods, created, live sessions, status (disabled,
+    /// or whether the address is verified).
     List {
         /// Only accounts whose e-mail or name contains this text (any case).
         #[arg(long, value_name = "TEXT")]
@@ -69,6 +70,16 @@ pub enum UsersCommand {
         /// E-mail or user id.
         user: String,
     },
+    /// Send an account a password reset link by e-mail (valid for PASSWORD_RESET_TTL, once).
+    /// With --print the link is printed instead, for a support desk to hand over after it has
+    /// checked who is asking; nothing is sent. Using the link ends every session of the account.
+    ResetPassword {
+        /// E-mail or user id.
+        user: String,
+        /// Print the link instead of sending it.
+        #[arg(long)]
+        print: bool,
+    },
 }
 
 /// An account as the CLI prints it in JSON.
@@ -84,6 +95,8 @@ struct UserJson {
     updated_at: String,
     disabled: bool,
     disabled_at: Option<String>,
+    /// Whether the owner confirmed the address (a mailed link, a reset, or a provider).
+    email_verified: bool,
     live_sessions: usize,
 }
 
@@ -164,6 +177,7 @@ fn summarise(
         updated_at: user.updated_at.to_rfc3339(),
         disabled: user.disabled_at.is_some(),
         disabled_at: user.disabled_at.map(|d| d.to_rfc3339()),
+        email_verified: user.email_verified_at.is_some(),
         live_sessions,
     };
     let ids = identities
@@ -212,7 +226,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             } else {
                 None
             };
-            let mut table = output::table(&["EMAIL", "NAME", "METHODS", "CREATED", "SESSIONS", "DISABLED"]);
+            let mut table = output::table(&["EMAIL", "NAME", "METHODS", "CREATED", "SESSIONS", "STATUS"]);
             let mut after: Option<String> = None;
             let mut total = 0;
             loop {
@@ -224,13 +238,20 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                     match &mut array {
                         Some(a) => a.push(&u)?,
                         None => {
+                            // Disabled (since when: `users show`), else whether the owner
+                            // confirmed the address.
+                            let status = match (u.disabled, u.email_verified) {
+                                (true, _) => "disabled",
+                                (false, true) => "verified",
+                                (false, false) => "unverified",
+                            };
                             table.add_row(vec![
                                 u.email.clone(),
                                 u.full_name.clone(),
                                 u.methods.join(", "),
                                 output::date(user.created_at),
                                 u.live_sessions.to_string(),
-                                user.disabled_at.map(output::date).unwrap_or_else(|| "-".into()),
+                                status.to_string(),
                             ]);
                         }
                     }
@@ -267,6 +288,10 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             for (k, v) in [
                 ("id", u.id.clone()),
                 ("email", u.email.clone()),
+                (
+                    "email verified",
+                    if u.email_verified { "yes" } else { "no" }.to_string(),
+                ),
                 ("name", u.full_name.clone()),
                 ("methods", u.methods.join(", ")),
                 ("created", u.created_at.clone()),
@@ -354,6 +379,25 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 "Sign-in limits lifted for {} ({cleared} counter(s) cleared).",
                 output::escape(&user.email)
             )
+        }
+        UsersCommand::ResetPassword { user, print } => {
+            let user = find_user(&ctx, &user).await?;
+            let link = ctx
+                .auth
+                .operator_reset(&user, print, &ctx.operator, ctx.clock.now())
+                .await
+                .map_err(user_error)?;
+            let valid = crate::mail::messages::lifetime(ctx.settings.mail.reset_ttl);
+            match link {
+                Some(link) => outln!(
+                    "{link}
+(valid once, for {valid}; hand it only to the account's owner)"
+                ),
+                None => outln!(
+                    "Sent a password reset link to {} (valid once, for {valid}).",
+                    output::escape(&user.email)
+                ),
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod database;
 pub mod defaults;
 mod google;
 mod logging;
+mod mail;
 mod parser;
 mod redis;
 mod server;
@@ -28,6 +29,7 @@ pub use self::{
     database::{DatabaseSettings, EMBEDDED_DATABASE_URL},
     google::GoogleSettings,
     logging::LogFormat,
+    mail::{MailSettings, MailTransport, DEV_OUTBOX},
     parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
     redis::{RedisMode, RedisSettings, RedisTls, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
@@ -96,6 +98,8 @@ pub struct Settings {
     pub audit_retention: Duration,
     /// Session-lifecycle webhooks (`WEBHOOK_URLS`, `WEBHOOK_SECRET`), when configured.
     pub webhooks: Option<WebhookSettings>,
+    /// E-mail (`SMTP_URL`, `MAIL_FROM`, the outbox) and the account features that send it.
+    pub mail: MailSettings,
     /// Accepted but doubtful settings — a short development secret, a variable that looks meant
     /// for authauth but is not read — logged by `serve` at startup, printed by `config check`.
     pub warnings: Vec<String>,
@@ -141,6 +145,7 @@ impl Settings {
         );
         let http = server::http(&mut p, production, &listen);
         let webhooks = webhooks::parse(&mut p, production);
+        let mail = mail::parse(&mut p, production, http.ui_enabled);
         let log_format = logging::parse(&mut p, production);
 
         let unknown = variables::unknown(p.vars.names());
@@ -166,6 +171,7 @@ impl Settings {
             hash_threads: http.hash_threads,
             audit_retention: http.audit_retention,
             webhooks,
+            mail,
             log_format,
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,

@@ -200,7 +200,7 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
 }
 
 /// A `true`/`false` variable (`1`/`0`, `yes`/`no` too), `default` when unset.
-fn flag<V: Vars + ?Sized>(p: &mut Parser<'_, V>, name: &'static str, default: bool) -> bool {
+pub(super) fn flag<V: Vars + ?Sized>(p: &mut Parser<'_, V>, name: &'static str, default: bool) -> bool {
     match p.get(name).map(|v| v.to_ascii_lowercase()) {
         None => default,
         Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => true,

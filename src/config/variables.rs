@@ -29,6 +29,17 @@ pub const KNOWN: &[&str] = &[
     "AUDIT_RETENTION",
     "WEBHOOK_URLS",
     "WEBHOOK_SECRET",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "MAIL_OUTBOX_DIR",
+    "REQUIRE_VERIFIED_EMAIL",
+    "NEW_DEVICE_ALERTS",
+    "EMAIL_VERIFICATION_TTL",
+    "PASSWORD_RESET_TTL",
+    "SIGN_IN_REPORT_TTL",
+    "EMAIL_VERIFY_URL",
+    "PASSWORD_RESET_URL",
+    "SIGN_IN_REPORT_URL",
     "HTTP_HEADER_READ_TIMEOUT",
     "HTTP_BODY_READ_TIMEOUT",
     "PASSWORD_HASH_THREADS",
@@ -88,6 +99,8 @@ const PREFIXES: &[&str] = &[
     "HTTP_",
     "DATABASE_",
     "POSTGRES_",
+    "MAIL_",
+    "SMTP_",
 ];
 
 /// A variable that is set but not read, and the one it probably meant.
@@ -377,6 +390,8 @@ mod tests {
         assert_eq!(
             close,
             [
+                ("PASSWORD_RESET_TTL", "PASSWORD_RESET_URL"),
+                ("SIGN_IN_REPORT_TTL", "SIGN_IN_REPORT_URL"),
                 ("POSTGRES_HOST", "POSTGRES_PORT"),
                 ("REDIS_URL", "REDIS_URI"),
                 ("REDIS_HOST", "REDIS_PORT")

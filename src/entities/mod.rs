@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table, mirroring `migration/`. Queries live in the services
 //! (`users`, `session::sql`), not here.
 
+pub mod account_tokens;
 pub mod audit_events;
 pub mod auth_flows;
 pub mod identities;

@@ -20,6 +20,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub disabled_at: Option<DateTimeUtc>,
+    /// When the owner of the address proved it (a verification link, a password reset by
+    /// e-mail, or an identity provider that vouches for it); `None`: not yet.
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@
 //! form post, which the guard (rightly) refuses.
 
 mod device;
+mod recovery;
 
 use std::sync::Arc;
 
@@ -62,6 +63,11 @@ pub const ROUTES: &[(&str, &[Method])] = &[
     ("/account/sessions/end-others", &[Method::POST]),
     ("/account/sessions/:id/end", &[Method::POST]),
     ("/logout", &[Method::POST]),
+    ("/forgot-password", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/reset-password", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/verify-email", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/report-sign-in", &[Method::GET, Method::HEAD, Method::POST]),
+    ("/account/verify-email/resend", &[Method::POST]),
     (STYLESHEET, &[Method::GET, Method::HEAD]),
 ];
 
@@ -75,12 +81,47 @@ pub fn mount(route: Route) -> Route {
         .at("/account/sessions/end-others", post(end_others).around(html))
         .at("/account/sessions/:id/end", post(end_one).around(html))
         .at("/logout", post(logout_submit).around(html))
+        .at(
+            "/forgot-password",
+            get(recovery::forgot_page)
+                .post(recovery::forgot_submit)
+                .around(html),
+        )
+        .at(
+            "/reset-password",
+            get(recovery::reset_page)
+                .post(recovery::reset_submit)
+                .around(html),
+        )
+        .at(
+            "/verify-email",
+            get(recovery::verify_page)
+                .post(recovery::verify_submit)
+                .around(html),
+        )
+        .at(
+            "/report-sign-in",
+            get(recovery::report_page)
+                .post(recovery::report_submit)
+                .around(html),
+        )
+        .at("/account/verify-email/resend", post(resend_submit).around(html))
         .at(STYLESHEET, get(stylesheet))
 }
 
 /// True for the page paths (HTML answers, errors included).
 pub fn is_page(path: &str) -> bool {
-    matches!(path, "/login" | "/signup" | "/account" | "/logout") || path.starts_with("/account/")
+    matches!(
+        path,
+        "/login"
+            | "/signup"
+            | "/account"
+            | "/logout"
+            | "/forgot-password"
+            | "/reset-password"
+            | "/verify-email"
+            | "/report-sign-in"
+    ) || path.starts_with("/account/")
 }
 
 /// True for the paths whose `POST` takes an HTML form body (`application/x-www-form-urlencoded`).
@@ -165,6 +206,8 @@ struct LoginPage<'a> {
     return_to: &'a str,
     google_url: Option<String>,
     signup_url: String,
+    /// Offer "forgot your password?" (mail is configured).
+    forgot: bool,
 }
 
 #[derive(Template)]
@@ -190,6 +233,9 @@ struct AccountPage {
     devices: Vec<Device>,
     activity: Vec<Activity>,
     has_password: bool,
+    /// Whether the address is verified; when not, the page offers a new link (`can_resend`).
+    email_verified: bool,
+    can_resend: bool,
     password_error: Option<String>,
 }
 
@@ -226,6 +272,16 @@ fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
         },
         ("sign_in.throttled", _) => "Sign-in blocked after too many attempts".into(),
         ("password.changed", _) => "Password changed".into(),
+        ("password.reset", _) => "Password reset with an e-mailed link".into(),
+        ("password.reset_requested", _) => "A password reset link was asked for".into(),
+        ("email.verified", _) => "E-mail address confirmed".into(),
+        ("sign_in.new_device", _) => "Signed in from a new device; an alert was e-mailed".into(),
+        ("sign_in.reported", _) => "A sign-in was reported as not yours".into(),
+        ("session.ended", Some("password_reset")) => "Signed out: the password was reset".into(),
+        ("session.ended", Some("reported_by_user")) => "Signed out: reported as not you".into(),
+        ("identity.linked", _) if detail.get("password_removed") == Some(&serde_json::Value::Bool(false)) => {
+            "Google account linked".into()
+        }
         ("identity.linked", _) => "Google account linked; the password was removed".into(),
         ("user.disabled", _) => "Account disabled by an administrator".into(),
         ("user.enabled", _) => "Account enabled by an administrator".into(),
@@ -350,6 +406,8 @@ fn notice(key: Option<&str>) -> Option<&'static str> {
     Some(match key? {
         "signed-out" => "You are signed out.",
         "password-changed" => "Your password has changed. Every other device is signed out.",
+        "password-reset" => "Your new password is set. Every device that was signed in is signed out.",
+        "verification-sent" => "A new confirmation link is on its way to your address.",
         "device-ended" => "That device is signed out.",
         "others-ended" => "Every other device is signed out.",
         _ => return None,
@@ -398,6 +456,7 @@ async fn login_page(req: &Request, state: Data<&AppState>, Query(q): Query<PageQ
             return_to: &target,
             google_url: google_url(&state, &target),
             signup_url: with_return_to("/signup", &target),
+            forgot: state.auth.mail().postman.enabled(),
         },
     )
 }
@@ -421,6 +480,7 @@ async fn login_submit(req: &Request, state: Data<&AppState>, Form(mut form): For
                 return_to: &target,
                 google_url: google_url(&state, &target),
                 signup_url: with_return_to("/signup", &target),
+                forgot: state.auth.mail().postman.enabled(),
             },
         ),
     }
@@ -476,7 +536,10 @@ async fn signup_submit(req: &Request, state: Data<&AppState>, Form(mut form): Fo
         Err(e) => Err(e),
     };
     match outcome {
-        Ok(started) => see_other_with_cookie(&target, started.set_cookie),
+        Ok(actions::SignedUp::Started(started)) => see_other_with_cookie(&target, started.set_cookie),
+        Ok(actions::SignedUp::VerifyFirst { email }) => {
+            page(StatusCode::ACCEPTED, &recovery::VerifyFirst { email: &email })
+        }
         Err(e) => failed(
             &e,
             &SignupPage {
@@ -527,10 +590,11 @@ async fn account(
     password_error: Option<&ApiError>,
 ) -> Result<AccountPage, ApiError> {
     let sessions = actions::list_sessions(state, current).await?;
-    let has_password = crate::users::find_by_id(&state.db, current.user_id)
+    let user = crate::users::find_by_id(&state.db, current.user_id)
         .await
-        .map_err(ApiError::internal)?
-        .is_some_and(|u| u.password_hash.is_some());
+        .map_err(ApiError::internal)?;
+    let has_password = user.as_ref().is_some_and(|u| u.password_hash.is_some());
+    let email_verified = user.as_ref().is_none_or(|u| u.email_verified_at.is_some());
     let mut devices: Vec<Device> = sessions
         .iter()
         .map(|r| {
@@ -590,8 +654,22 @@ async fn account(
         devices,
         activity,
         has_password,
+        email_verified,
+        can_resend: state.auth.mail().postman.enabled(),
         password_error: password_error.map(|e| sentence(&e.to_string())),
     })
+}
+
+#[handler]
+async fn resend_submit(req: &Request, state: Data<&AppState>) -> Response {
+    let session = match signed_in(req, &state).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    match actions::resend_verification(req, &state, &session.record).await {
+        Ok(()) => see_other("/account?notice=verification-sent"),
+        Err(e) => account_failed(&state, &session.record, e, false).await,
+    }
 }
 
 #[handler]

@@ -141,6 +141,7 @@ mod tests {
                 email: "a@b.c".into(),
                 full_name: "A".into(),
                 picture: None,
+                email_verified: false,
             },
             method: SignInMethod::Password,
             created_at: now,

@@ -58,6 +58,11 @@ pub struct UserSnapshot {
     pub email: String,
     pub full_name: String,
     pub picture: Option<String>,
+    /// Whether the address was verified when the session began (or was renewed by the
+    /// verification itself, in the browser that verified). Absent in sessions created before
+    /// verification existed: `false`.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 /// The previous token of a session, still accepted until `grace_until` after a rotation.
@@ -238,6 +243,7 @@ mod tests {
                 email: "a@example.com".into(),
                 full_name: "A".into(),
                 picture: None,
+                email_verified: false,
             },
             method: SignInMethod::Password,
             created_at: 1,

@@ -38,6 +38,10 @@ pub mod reason {
     /// A new sign-in would have passed `MAX_SESSIONS_PER_USER`; this was the least recently
     /// used session.
     pub const SESSION_LIMIT: &str = "session_limit";
+    /// The password was reset with an e-mailed link; every session ended.
+    pub const PASSWORD_RESET: &str = "password_reset";
+    /// The owner said "this wasn't me" from a new-device alert.
+    pub const REPORTED_BY_USER: &str = "reported_by_user";
 }
 
 /// Why a request is not authenticated.

@@ -26,10 +26,11 @@ use crate::{
 };
 
 /// The event types sent to receivers.
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 5] = [
     kind::SESSION_CREATED,
     kind::SESSION_ENDED,
     kind::PASSWORD_CHANGED,
+    kind::PASSWORD_RESET,
     kind::USER_DISABLED,
 ];
 

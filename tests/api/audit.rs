@@ -65,12 +65,15 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
     .await;
     let (a, cookie) = app.signed_up_client("audit-alice@example.com").await;
     let alice = user_id(&app, &a).await;
-    let rows = events_until(&app, alice, |r| r.len() >= 2).await;
-    assert_eq!(types(&rows), ["user.signed_up", "session.created"]);
-    let first_session = rows[1].session_id.clone().unwrap();
-    assert_eq!(rows[1].actor, "user");
-    assert_eq!(rows[1].ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(detail(&rows[1])["method"], "password");
+    let rows = events_until(&app, alice, |r| r.len() >= 3).await;
+    assert_eq!(
+        types(&rows),
+        ["user.signed_up", "email.verification_sent", "session.created"]
+    );
+    let first_session = rows[2].session_id.clone().unwrap();
+    assert_eq!(rows[2].actor, "user");
+    assert_eq!(rows[2].ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(detail(&rows[2])["method"], "password");
 
     // A failed sign-in, with the request id the client sent.
     let resp = app
@@ -90,16 +93,16 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
             .status(),
         200
     );
-    let rows = events_until(&app, alice, |r| r.len() >= 5).await;
+    let rows = events_until(&app, alice, |r| r.len() >= 6).await;
     assert_eq!(
-        types(&rows)[2..],
+        types(&rows)[3..],
         ["sign_in.failed", "session.created", "sign_in.succeeded"]
     );
-    assert_eq!(rows[2].request_id.as_deref(), Some("audit-test-failed-login"));
-    assert_eq!(detail(&rows[2])["failure"], "bad_credentials");
-    assert_eq!(rows[2].session_id, None);
-    assert_eq!(rows[4].session_id, rows[3].session_id);
-    assert!(rows[4].request_id.is_some(), "every request has an id");
+    assert_eq!(rows[3].request_id.as_deref(), Some("audit-test-failed-login"));
+    assert_eq!(detail(&rows[3])["failure"], "bad_credentials");
+    assert_eq!(rows[3].session_id, None);
+    assert_eq!(rows[5].session_id, rows[4].session_id);
+    assert!(rows[5].request_id.is_some(), "every request has an id");
 
     // Plain authenticated requests record nothing; a rotation does.
     for _ in 0..5 {
@@ -107,9 +110,9 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
     }
     app.advance(Duration::from_secs(4));
     assert_eq!(app.me(&a).await.0, 200);
-    let rows = events_until(&app, alice, |r| r.len() >= 6).await;
-    assert_eq!(types(&rows)[5], "session.rotated");
-    assert_eq!(rows[5].session_id.as_deref(), Some(first_session.as_str()));
+    let rows = events_until(&app, alice, |r| r.len() >= 7).await;
+    assert_eq!(types(&rows)[6], "session.rotated");
+    assert_eq!(rows[6].session_id.as_deref(), Some(first_session.as_str()));
 
     // Logout of one browser, then a password change from the other.
     assert_eq!(app.logout(&b).await.status(), 204);
@@ -121,9 +124,9 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
         )
         .await;
     assert_eq!(resp.status(), 200);
-    let rows = events_until(&app, alice, |r| r.len() >= 10).await;
+    let rows = events_until(&app, alice, |r| r.len() >= 11).await;
     assert_eq!(
-        types(&rows)[6..],
+        types(&rows)[7..],
         [
             "session.ended",
             "password.changed",
@@ -131,15 +134,15 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
             "session.created"
         ]
     );
-    assert_eq!(rows[6].reason.as_deref(), Some("logout"));
-    assert_eq!(rows[6].session_id, rows[3].session_id);
-    assert_eq!(rows[8].reason.as_deref(), Some("password_changed"));
-    assert_eq!(rows[8].session_id.as_deref(), Some(first_session.as_str()));
+    assert_eq!(rows[7].reason.as_deref(), Some("logout"));
+    assert_eq!(rows[7].session_id, rows[4].session_id);
+    assert_eq!(rows[9].reason.as_deref(), Some("password_changed"));
+    assert_eq!(rows[9].session_id.as_deref(), Some(first_session.as_str()));
     assert!(rows.iter().all(|r| r.actor == "user"));
     // Nothing else came: the plain requests above left no trace.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rows = events_until(&app, alice, |_| true).await;
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 11);
     // No password and no session token anywhere in the trail (ASVS V7.1.1).
     let trail = format!("{rows:?}");
     for secret in [
@@ -295,7 +298,7 @@ async fn a_logout_while_the_database_is_away_succeeds_and_its_event_lands_when_i
     let app = spawn_app().await;
     let (a, _) = app.signed_up_client("audit-outage@example.com").await;
     let alice = user_id(&app, &a).await;
-    events_until(&app, alice, |r| r.len() >= 2).await;
+    events_until(&app, alice, |r| r.len() >= 3).await;
     let db = app.db.as_ref().unwrap().name.clone();
     let admin = sea_orm::Database::connect(postgres_admin_url()).await.unwrap();
     use sea_orm::ConnectionTrait;
@@ -317,9 +320,9 @@ async fn a_logout_while_the_database_is_away_succeeds_and_its_event_lands_when_i
         .execute_unprepared(&format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"))
         .await
         .unwrap();
-    let rows = events_until(&app, alice, |r| r.len() >= 3).await;
-    assert_eq!(types(&rows)[2], "session.ended");
-    assert_eq!(rows[2].reason.as_deref(), Some("logout"));
+    let rows = events_until(&app, alice, |r| r.len() >= 4).await;
+    assert_eq!(types(&rows)[3], "session.ended");
+    assert_eq!(rows[3].reason.as_deref(), Some("logout"));
     admin.close().await.ok();
 }
 
@@ -349,7 +352,7 @@ async fn activity_shows_the_users_own_events_newest_first_in_pages() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
-    events_until(&app, alice, |r| r.len() >= 3).await;
+    events_until(&app, alice, |r| r.len() >= 4).await;
 
     let page = |query: &'static str| {
         let (app, a) = (&app, &a);
@@ -367,7 +370,15 @@ async fn activity_shows_the_users_own_events_newest_first_in_pages() {
     assert_eq!(status, 200, "{all}");
     let events = all["events"].as_array().unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["sign_in.failed", "session.created", "user.signed_up"]);
+    assert_eq!(
+        kinds,
+        [
+            "sign_in.failed",
+            "session.created",
+            "email.verification_sent",
+            "user.signed_up"
+        ]
+    );
     assert_eq!(events[0]["failure"], "bad_credentials");
     assert_eq!(events[0]["ip"], "127.0.0.1");
     assert_eq!(events[1]["method"], "password");
@@ -383,8 +394,9 @@ async fn activity_shows_the_users_own_events_newest_first_in_pages() {
         .unwrap();
     let second: Value = resp.json().await.unwrap();
     let second = second["events"].as_array().unwrap();
-    assert_eq!(second.len(), 1);
-    assert_eq!(second[0]["type"], "user.signed_up");
+    assert_eq!(second.len(), 2);
+    assert_eq!(second[0]["type"], "email.verification_sent");
+    assert_eq!(second[1]["type"], "user.signed_up");
 
     assert_eq!(page("?limit=0").await.0, 400);
     assert_eq!(page("?limit=101").await.0, 400);
@@ -419,14 +431,14 @@ async fn events_past_the_retention_are_purged_and_recent_ones_kept() {
     let app = spawn_app().await;
     let (a, _) = app.signed_up_client("retention@example.com").await;
     let alice = user_id(&app, &a).await;
-    events_until(&app, alice, |r| r.len() >= 2).await;
+    events_until(&app, alice, |r| r.len() >= 3).await;
     let day = 24 * 3600 * 1000;
     let retention = Duration::from_secs(90 * 24 * 3600);
     let kept = query::purge(&app.state.db, retention, app.now() + 89 * day)
         .await
         .unwrap();
     assert_eq!(kept, 0);
-    assert_eq!(events_until(&app, alice, |_| true).await.len(), 2);
+    assert_eq!(events_until(&app, alice, |_| true).await.len(), 3);
     let purged = query::purge(&app.state.db, retention, app.now() + 91 * day)
         .await
         .unwrap();
@@ -634,11 +646,11 @@ async fn a_wrong_current_password_and_a_sign_up_flood_are_recorded() {
         )
         .await;
     assert_eq!(resp.status(), 403);
-    let rows = events_until(&app, alice, |r| r.len() >= 3).await;
-    assert_eq!(rows[2].event_type, "sign_in.failed");
-    assert_eq!(detail(&rows[2])["method"], "password_change");
-    assert_eq!(detail(&rows[2])["failure"], "bad_credentials");
-    assert_eq!(rows[2].session_id.as_deref(), Some(session.as_str()));
+    let rows = events_until(&app, alice, |r| r.len() >= 4).await;
+    assert_eq!(rows[3].event_type, "sign_in.failed");
+    assert_eq!(detail(&rows[3])["method"], "password_change");
+    assert_eq!(detail(&rows[3])["failure"], "bad_credentials");
+    assert_eq!(rows[3].session_id.as_deref(), Some(session.as_str()));
 
     // Account creation is limited per network: the refusal is recorded (with no user — none
     // was created). Weak passwords keep each attempt cheap; every attempt counts.

@@ -63,6 +63,8 @@ async fn a_browser_walks_the_hosted_pages_without_javascript() {
         .arg(&shots)
         .current_dir(walk_dir())
         .env("CHROMIUM", &chromium)
+        // Where the app writes its mail: the walk follows a reset link from it.
+        .env("OUTBOX", app.dir.0.join("outbox"))
         .kill_on_drop(true);
     let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
         .await

@@ -19,6 +19,9 @@ pub(crate) fn cli_env(app: &TestApp) -> Vec<(String, String)> {
         "SESSION_SECRET",
         "WEBHOOK_URLS",
         "WEBHOOK_SECRET",
+        "SMTP_URL",
+        "MAIL_FROM",
+        "MAIL_OUTBOX_DIR",
     ]
     .iter()
     .filter_map(|k| app.vars.get(*k).map(|v| (k.to_string(), v.clone())))
@@ -421,6 +424,7 @@ async fn session_ids_starting_with_a_hyphen_are_ids_not_flags(backend: Backend) 
             email: "legacy@example.com".into(),
             full_name: "Legacy".into(),
             picture: None,
+            email_verified: false,
         },
         method: SignInMethod::Password,
         created_at: now,

@@ -66,6 +66,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/auth/google/callback"),
     ("get", "/auth/verify"),
     ("get", "/auth/activity"),
+    ("post", "/auth/email/verify"),
+    ("post", "/auth/email/verify/resend"),
+    ("post", "/auth/password/forgot"),
+    ("post", "/auth/password/reset"),
+    ("post", "/auth/sign-in/report"),
 ];
 
 #[tokio::test]

@@ -293,6 +293,11 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
             None
         }
     };
+    // Mail goes to this app's own outbox unless a test points it at an SMTP server.
+    vars.insert(
+        "MAIL_OUTBOX_DIR".into(),
+        dir.0.join("outbox").display().to_string(),
+    );
     for (k, v) in opts.vars {
         vars.insert(k, v);
     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     "m20261127_000005_add_users_email_canonical",
     "m20261128_000006_create_audit_events",
     "m20261128_000007_create_webhook_deliveries",
+    "m20261128_000008_create_account_tokens",
 ];
 
 async fn tables(conn: &DatabaseConnection) -> Vec<String> {

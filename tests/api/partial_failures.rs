@@ -110,6 +110,7 @@ fn services_with_failing_revocation(app: &TestApp, fail_from: usize) -> (Session
         state.stores.attempts.clone(),
         Hasher::new(1, state.metrics.clone()),
         state.metrics.clone(),
+        state.auth.mail().clone(),
     );
     (sessions, auth)
 }

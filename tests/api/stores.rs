@@ -243,6 +243,7 @@ fn record(user_id: Uuid, now: Millis) -> SessionRecord {
             email: "store@example.com".into(),
             full_name: "Store Test".into(),
             picture: None,
+            email_verified: false,
         },
         method: SignInMethod::Password,
         created_at: now,
@@ -816,6 +817,7 @@ fn snapshot() -> UserSnapshot {
         email: "svc@example.com".into(),
         full_name: "Svc".into(),
         picture: None,
+        email_verified: false,
     }
 }
 

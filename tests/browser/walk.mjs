@@ -13,7 +13,7 @@
 // stdout gets one `ok <step>` line per step and `walk: ok (<n> steps)` at the end; on failure,
 // `walk: FAILED at <step>: <error>` and exit status 1.
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -28,6 +28,7 @@ const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const email = `walker-${Date.now()}@example.com`;
 const password = "tuna lantern orbit clay";
 const newPassword = "quiet harbor maple seven";
+const resetPassword = "amber quarry violin tide";
 // The second device announces itself as a phone, so the two devices read differently.
 const phoneAgent =
   "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36";
@@ -35,6 +36,21 @@ const phoneAgent =
 let current = "starting the browser";
 let steps = 0;
 const problems = [];
+
+/** The reset link of the newest message in the app's outbox (OUTBOX): quoted-printable undone. */
+async function resetLink() {
+  const dir = process.env.OUTBOX;
+  for (let i = 0; i < 100; i++) {
+    const files = readdirSync(dir).filter((f) => f.endsWith(".eml"));
+    for (const f of files) {
+      const raw = readFileSync(join(dir, f), "utf8").replace(/=\r?\n/g, "").replace(/=3D/g, "=");
+      const m = raw.match(/https?:\/\/[^\s"<>]*\/reset-password\?token=[A-Za-z0-9_-]+/);
+      if (m && raw.includes(email)) return m[0];
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no reset link in ${dir}`);
+}
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
@@ -204,6 +220,31 @@ try {
     await a.getByRole("alert").waitFor();
     await signIn(a, newPassword);
     await a.waitForURL("**/account");
+  });
+
+  await step("forgot the password: ask for a link", async () => {
+    await a.getByRole("button", { name: "Sign out", exact: true }).click();
+    await a.waitForURL("**/login?notice=signed-out");
+    await a.getByRole("link", { name: "Forgot your password?" }).click();
+    await a.waitForURL("**/forgot-password");
+    await a.getByLabel("E-mail address").fill(email);
+    await a.getByRole("button", { name: "Send me a link" }).click();
+    await a.getByText("If an account has this address").waitFor();
+    await shot(a, "forgot-password");
+  });
+
+  await step("follow the e-mailed link and set a new password", async () => {
+    const link = await resetLink();
+    await a.goto(link);
+    check((await a.title()) === "Choose a new password · authauth", `title: ${await a.title()}`);
+    await shot(a, "reset-password");
+    await a.getByLabel("New password").fill(resetPassword);
+    await a.getByRole("button", { name: "Set the new password" }).click();
+    await a.waitForURL("**/account?notice=password-reset");
+    await a.getByText("Your new password is set.").waitFor();
+    check((await status(laptop)).status === 200, "signed in with the new session");
+    await a.goto(link);
+    await a.getByText("This link does not work").waitFor();
   });
 
   await step("dark mode", async () => {
