@@ -179,8 +179,7 @@ impl Auth {
         )
         .await?;
         let link = mail.link(Link::VerifyEmail, &token);
-        self.post(messages::verify_email(&user.email, &user.full_name, &link, ttl))
-            .await;
+        self.post(messages::verify_email(&user.email, &link, ttl)).await;
         self.audit(
             Event::new(kind::EMAIL_VERIFICATION_SENT, client, now)
                 .user(user.id)
@@ -327,7 +326,6 @@ impl Auth {
             let link = self.reset_link(user, now).await?;
             self.post(messages::reset_password(
                 &user.email,
-                &user.full_name,
                 &link,
                 self.mail.settings.reset_ttl,
             ))
@@ -339,12 +337,8 @@ impl Auth {
                 .iter()
                 .map(|i| provider_name(&i.issuer))
                 .collect();
-            self.post(messages::reset_without_password(
-                &user.email,
-                &user.full_name,
-                &providers,
-            ))
-            .await;
+            self.post(messages::reset_without_password(&user.email, &providers))
+                .await;
             "no_password"
         };
         self.audit(
@@ -390,8 +384,7 @@ impl Auth {
             return Err(AuthError::MailOff);
         }
         let link = self.reset_link(user, now).await?;
-        let mail =
-            messages::reset_password(&user.email, &user.full_name, &link, self.mail.settings.reset_ttl);
+        let mail = messages::reset_password(&user.email, &link, self.mail.settings.reset_ttl);
         self.mail
             .postman
             .post(mail)
@@ -416,11 +409,12 @@ impl Auth {
     /// `POST /auth/password/reset`: a new password with the link's token.
     ///
     /// The new password is checked (length, breached list) and hashed *before* the token is
-    /// touched, so a refused password leaves the link working. Then, in one transaction, the
-    /// token is used (a conditional update: one winner), every other reset token of the user
-    /// dies, the password changes and the address counts as verified (the link proved the
-    /// mailbox). Then every session of the account ends (`password_reset`), the sign-in
-    /// throttle on the account is lifted, and the caller gets a brand-new session.
+    /// touched, so a refused password leaves the link working. Every session of the account
+    /// ends (`password_reset`). Then, in one transaction, the token is used (a conditional
+    /// update: one winner), every other reset token of the user dies, the password changes and
+    /// the address counts as verified (the link proved the mailbox). Then the sessions end again
+    /// (any sign-in that raced the change), the sign-in throttle on the account is lifted, and
+    /// the caller gets a brand-new session.
     pub async fn reset_password(
         &self,
         token: &str,
@@ -441,6 +435,12 @@ impl Auth {
         }
         password::check_new(new_password.expose_secret(), &user.email)?;
         let hash = self.hasher.hash(new_password).await?;
+        // Sessions end before anything changes, so a store that cannot revoke leaves the
+        // password and the link as they were (503, try again) — never a new password beside
+        // sessions that should have ended. They end again after the change, with any sign-in
+        // that raced it (which also fails its own re-check, see `still_valid`).
+        self.revoke_all_with_retry(&user.id, reason::PASSWORD_RESET, client, now)
+            .await?;
         let txn = self.db.begin().await?;
         if !tokens::consume(&txn, &found, now).await? {
             return Err(AuthError::InvalidToken);
@@ -514,14 +514,8 @@ impl Auth {
             ip: sign_in.ip.as_deref().unwrap_or("unknown"),
             method: &sign_in.method,
         };
-        self.post(messages::new_device(
-            &user.email,
-            &user.full_name,
-            &details,
-            &link,
-            ttl,
-        ))
-        .await;
+        self.post(messages::new_device(&user.email, &details, &link, ttl))
+            .await;
         self.audit(
             Event::new(kind::SIGN_IN_NEW_DEVICE, client, now)
                 .user(user.id)

@@ -1,6 +1,10 @@
 //! What each message says: a plain-text and a simple HTML body from one description, so the two
-//! never disagree. The HTML is escaped by askama; nothing in a message comes from anyone but the
-//! account's owner and the server (the device line is parsed from a `User-Agent`, and escaped).
+//! never disagree. The HTML is escaped by askama.
+//!
+//! No message carries text a stranger chose. The account's name is left out on purpose: whoever
+//! signs up with someone else's address chooses the name too, and "Hello Click evil.example to
+//! claim your prize" would be mailed to the address's owner in a message from this server. The
+//! device line comes from the woothee parser's own vocabulary, never the raw `User-Agent`.
 
 use askama::Template;
 
@@ -9,7 +13,6 @@ use super::Mail;
 /// One letter, rendered twice (`templates/mail/letter.{txt,html}`).
 struct Letter<'a> {
     subject: &'a str,
-    name: &'a str,
     before: Vec<String>,
     action: Option<(&'a str, &'a str)>,
     after: Vec<String>,
@@ -18,7 +21,6 @@ struct Letter<'a> {
 #[derive(Template)]
 #[template(path = "mail/letter.txt")]
 struct Text<'a> {
-    name: &'a str,
     before: &'a [String],
     action: Option<(&'a str, &'a str)>,
     after: &'a [String],
@@ -28,7 +30,6 @@ struct Text<'a> {
 #[template(path = "mail/letter.html")]
 struct Html<'a> {
     subject: &'a str,
-    name: &'a str,
     before: &'a [String],
     action: Option<(&'a str, &'a str)>,
     after: &'a [String],
@@ -37,7 +38,6 @@ struct Html<'a> {
 impl Letter<'_> {
     fn into_mail(self, kind: &'static str, to: &str) -> Mail {
         let text = Text {
-            name: self.name,
             before: &self.before,
             action: self.action,
             after: &self.after,
@@ -46,7 +46,6 @@ impl Letter<'_> {
         .unwrap_or_default();
         let html = Html {
             subject: self.subject,
-            name: self.name,
             before: &self.before,
             action: self.action,
             after: &self.after,
@@ -80,10 +79,9 @@ pub fn lifetime(d: std::time::Duration) -> String {
 }
 
 /// "Confirm your e-mail address": sent at sign-up and on request.
-pub fn verify_email(to: &str, name: &str, link: &str, valid_for: std::time::Duration) -> Mail {
+pub fn verify_email(to: &str, link: &str, valid_for: std::time::Duration) -> Mail {
     Letter {
         subject: "Confirm your e-mail address",
-        name,
         before: vec![format!(
             "Please confirm that {to} is your address. Opening the link shows a button; the address is confirmed when you press it."
         )],
@@ -98,10 +96,9 @@ pub fn verify_email(to: &str, name: &str, link: &str, valid_for: std::time::Dura
 }
 
 /// "Reset your password": the answer to a reset request for an account with a password.
-pub fn reset_password(to: &str, name: &str, link: &str, valid_for: std::time::Duration) -> Mail {
+pub fn reset_password(to: &str, link: &str, valid_for: std::time::Duration) -> Mail {
     Letter {
         subject: "Reset your password",
-        name,
         before: vec![
             "Someone — we hope you — asked to reset the password of your account. Choose a new one here:"
                 .into(),
@@ -119,7 +116,7 @@ pub fn reset_password(to: &str, name: &str, link: &str, valid_for: std::time::Du
 }
 
 /// The answer to a reset request for an account that has no password: how it signs in.
-pub fn reset_without_password(to: &str, name: &str, providers: &[String]) -> Mail {
+pub fn reset_without_password(to: &str, providers: &[String]) -> Mail {
     let how = if providers.is_empty() {
         "an identity provider".to_string()
     } else {
@@ -127,7 +124,6 @@ pub fn reset_without_password(to: &str, name: &str, providers: &[String]) -> Mai
     };
     Letter {
         subject: "About your password reset request",
-        name,
         before: vec![
             "Someone — we hope you — asked to reset the password of your account.".into(),
             format!("Your account has no password: you sign in with {how}. Use the \"Continue with\" button on the sign-in page."),
@@ -147,16 +143,9 @@ pub struct SignInDetails<'a> {
 }
 
 /// "New sign-in to your account": a browser that never signed in to the account just did.
-pub fn new_device(
-    to: &str,
-    name: &str,
-    sign_in: &SignInDetails<'_>,
-    link: &str,
-    valid_for: std::time::Duration,
-) -> Mail {
+pub fn new_device(to: &str, sign_in: &SignInDetails<'_>, link: &str, valid_for: std::time::Duration) -> Mail {
     Letter {
         subject: "New sign-in to your account",
-        name,
         before: vec![
             "Your account was just signed in to from a browser that had not signed in to it before.".into(),
             format!(
@@ -180,21 +169,25 @@ mod tests {
 
     #[test]
     fn both_bodies_carry_the_link_and_the_html_is_escaped() {
-        let m = reset_password(
-            "ada@example.com",
-            "Ada <script>",
-            "https://auth.example.com/reset-password?token=abc",
-            std::time::Duration::from_secs(3600),
+        let m = verify_email(
+            "a<script>@example.com",
+            "https://auth.example.com/verify-email?token=abc",
+            std::time::Duration::from_secs(24 * 3600),
         );
-        assert!(m
-            .text
-            .contains("https://auth.example.com/reset-password?token=abc"));
-        assert!(m
-            .html
-            .contains("https://auth.example.com/reset-password?token=abc"));
-        assert!(m.text.contains("1 hour"), "{}", m.text);
+        for body in [&m.text, &m.html] {
+            assert!(
+                body.contains("https://auth.example.com/verify-email?token=abc"),
+                "{body}"
+            );
+            assert!(body.contains("24 hours"), "{body}");
+        }
         assert!(
-            m.html.contains("Ada &#60;script&#62;") || m.html.contains("Ada &lt;script&gt;"),
+            m.text.starts_with("Hello,\n"),
+            "no name a stranger could have chosen: {}",
+            m.text
+        );
+        assert!(
+            m.html.contains("a&#60;script&#62;@") || m.html.contains("a&lt;script&gt;@"),
             "{}",
             m.html
         );

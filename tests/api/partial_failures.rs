@@ -277,3 +277,51 @@ async fn disabling_an_account_whose_sessions_cannot_be_ended_leaves_it_disabled_
     assert_eq!(revoked, 1);
     assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
 }
+
+#[tokio::test]
+async fn a_reset_whose_sessions_cannot_be_ended_changes_nothing_and_the_link_still_works() {
+    let app = spawn_app().await;
+    let email = "resetfail@example.com";
+    let (c, _) = app.signed_up_client(email).await;
+    let user = users::find_by_email(&app.state.db, &users::parse_email(email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let link = app.state.auth.reset_link(&user, app.now()).await.unwrap();
+    let token = link.split("token=").nth(1).unwrap().to_string();
+
+    // The store refuses every revocation: the reset fails before it changes anything.
+    let (_, auth) = services_with_failing_revocation(&app, 1);
+    let r = auth
+        .reset_password(
+            &token,
+            SecretString::from("a brand new reset passphrase".to_string()),
+            &client_info(),
+            &[],
+            app.now(),
+        )
+        .await;
+    assert!(matches!(r, Err(AuthError::Store(_))), "{r:?}");
+    let after = users::find_by_id(&app.state.db, user.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.password_hash, user.password_hash,
+        "no new password beside live sessions"
+    );
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
+
+    // The link was not used: with the store back, it works.
+    let (_, issued) = app
+        .state
+        .auth
+        .reset_password(
+            &token,
+            SecretString::from("a brand new reset passphrase".to_string()),
+            &client_info(),
+            &[],
+            app.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(live_sessions(&app, &user.id).await, [issued.record.public_id]);
+    assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
+}
