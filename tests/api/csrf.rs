@@ -27,6 +27,27 @@ fn state_changing_routes(session_id: &str) -> Vec<(Method, String, Option<Value>
             "/auth/signup".into(),
             Some(json!({"email": "csrf2@example.com", "password": PASSWORD, "fullName": "X"})),
         ),
+        (
+            Method::POST,
+            "/auth/password/forgot".into(),
+            Some(json!({"email": "csrf@example.com"})),
+        ),
+        (
+            Method::POST,
+            "/auth/password/reset".into(),
+            Some(json!({"token": "t", "newPassword": "another fine passphrase"})),
+        ),
+        (
+            Method::POST,
+            "/auth/email/verify".into(),
+            Some(json!({"token": "t"})),
+        ),
+        (Method::POST, "/auth/email/verify/resend".into(), None),
+        (
+            Method::POST,
+            "/auth/sign-in/report".into(),
+            Some(json!({"token": "t"})),
+        ),
     ]
 }
 

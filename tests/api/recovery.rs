@@ -260,6 +260,8 @@ async fn an_unknown_address_gets_the_answer_and_timing_of_a_known_one() {
         v[v.len() / 2]
     };
     let (k, u) = (median(&mut known_times), median(&mut unknown_times));
+    // The figures, for the record (`cargo test … -- --nocapture`).
+    eprintln!("forgot-password medians of {N}: known {k:?}, unknown {u:?}");
     let (fast, slow) = (k.min(u), k.max(u));
     assert!(
         slow <= fast * 2 + Duration::from_millis(5),
@@ -610,6 +612,32 @@ async fn a_sign_in_from_a_new_browser_mails_an_alert_whose_link_ends_that_sessio
     )
     .await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_token")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_google_sign_in_from_a_new_browser_alerts_but_the_first_one_that_creates_the_account_does_not() {
+    let op = Op::start();
+    let mailbox = Mailbox::start();
+    let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let email = "google-alert@example.com";
+    let person = Person::new(email);
+    let first = client();
+    assert_eq!(google_login(&app, &op, &first, &person, None).await.status(), 303);
+    // The same browser again: it holds the device cookie the first sign-in set.
+    assert_eq!(google_login(&app, &op, &first, &person, None).await.status(), 303);
+    let other = client();
+    assert_eq!(google_login(&app, &op, &other, &person, None).await.status(), 303);
+    let alert = wait_for_subject(&mailbox, email, "New sign-in to your account").await;
+    assert!(alert.text.contains("Signed in with: google"), "{}", alert.text);
+    // A message queued after the sign-ins arrives after anything they queued.
+    assert_eq!(forgot(&app, &client(), email).await.status(), 202);
+    wait_for_subject(&mailbox, email, "About your password reset request").await;
+    let alerts = mailbox
+        .to(email)
+        .into_iter()
+        .filter(|m| m.subject.contains("New sign-in"))
+        .count();
+    assert_eq!(alerts, 1, "only the other browser's sign-in");
 }
 
 #[tokio::test(flavor = "multi_thread")]
