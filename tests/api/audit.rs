@@ -522,7 +522,8 @@ async fn sessions_watch_json_writes_one_line_per_event_at_once_when_piped(backen
     // be behind it.
     let (b, _) = app.signed_up_client("watch-bob@example.com").await;
     let bob = user_id(&app, &b).await;
-    events_until(&app, bob, |r| r.len() >= 2).await;
+    // user.signed_up, email.verification_sent, session.created.
+    events_until(&app, bob, |r| r.len() >= 3).await;
     let mut child = cmd.spawn().unwrap();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut banner = String::new();
