@@ -4,8 +4,10 @@
     python3 bench/ab.py BEFORE_BINARY AFTER_BINARY [--rounds 3] [--duration 8]
 
 Builds nothing: pass two release binaries (e.g. build the parent commit in a worktree with its
-own CARGO_TARGET_DIR). Starts one private Redis and one PostgreSQL database, runs both servers
-over them with production settings (APP_ENV=production, JSON access log at info), seeds 1,000
+own CARGO_TARGET_DIR). Starts one private Redis and one PostgreSQL database per binary, each
+migrated by its own binary (so two commits on either side of a migration compare too — a server
+refuses a database migrated further than it knows), and runs both servers over the one Redis
+(the sessions they check) with production settings (APP_ENV=production, JSON access log at info), seeds 1,000
 sessions with the AFTER binary's seeder if given (--seeder) or through the API, and measures,
 in alternating rounds (A, B, A, B, …) so both see the same machine: authenticated `GET /auth/me`
 and the no-cookie 401, 50 connections each. Prints the medians and the B/A ratios.
@@ -35,21 +37,24 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="authauth-ab-")
     redis = Redis(tmp)
-    db = f"authauth_ab_{uuid.uuid4().hex[:12]}"
+    dbs = {name: f"authauth_ab_{uuid.uuid4().hex[:12]}" for name in "AB"}
     procs = []
     try:
-        run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{db}"'])
         env = {
             "PATH": os.environ["PATH"],
             "APP_ENV": "production",
             "PUBLIC_URL": "https://auth.example.com",
             "ALLOWED_HOSTS": "127.0.0.1",
-            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{dbs['B']}",
             "REDIS_URL": f"redis://127.0.0.1:{redis.port}",
             "REDIS_KEY_PREFIX": "ab:",
             "SESSION_SECRET": secrets.token_urlsafe(48),
         }
-        run([args.after, "migrate", "up"], env=env, cwd=tmp)
+        db_env = {}
+        for name, binary in (("A", args.before), ("B", args.after)):
+            run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{dbs[name]}"'])
+            db_env[name] = dict(env, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{dbs[name]}")
+            run([binary, "migrate", "up"], env=db_env[name], cwd=tmp)
         cookies = os.path.join(tmp, "cookies.txt")
         subprocess.run([args.seeder, "1000", "10", cookies, "1000"], env=env, cwd=tmp, check=True,
                        stderr=subprocess.DEVNULL)
@@ -57,7 +62,7 @@ def main():
         for name, binary in (("A", args.before), ("B", args.after)):
             port = free_port()
             log_file = open(os.path.join(tmp, f"{name}.log"), "w")
-            procs.append(subprocess.Popen([binary, "serve"], env=dict(env, PORT=str(port)), cwd=tmp,
+            procs.append(subprocess.Popen([binary, "serve"], env=dict(db_env[name], PORT=str(port)), cwd=tmp,
                                           stdout=log_file, stderr=log_file))
             wait_port(port)
             urls[name] = f"http://127.0.0.1:{port}/auth/me"
@@ -89,8 +94,9 @@ def main():
             p.wait()
         redis.proc.terminate()
         redis.proc.wait()
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}"'],
-                       capture_output=True)
+        for db in dbs.values():
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}"'],
+                           capture_output=True)
         subprocess.run(["rm", "-rf", tmp])
 
 
