@@ -143,10 +143,9 @@ impl Example for Reported {
 
 #[derive(ApiResponse)]
 enum VerifyResponse {
-    /// The address is verified. When this browser was signed in to the account, its session is
-    /// renewed so that `/auth/me` says so: the response then sets the new session cookie.
+    /// The address is verified; every live session of the account says so (`/auth/me`).
     #[oai(status = 200)]
-    Ok(Json<EmailVerified>, #[oai(header = "Set-Cookie")] Option<String>),
+    Ok(Json<EmailVerified>),
 }
 
 #[derive(ApiResponse)]
@@ -171,7 +170,7 @@ enum ReportResponse {
     Ok(Json<Reported>),
 }
 
-error_set!(VerifyErrors: [InvalidToken, AccountDisabled, SessionLimitReached] + [API, WRITE, JSON_BODY]);
+error_set!(VerifyErrors: [InvalidToken] + [API, WRITE, JSON_BODY]);
 error_set!(ResendErrors: [EmailAlreadyVerified, MailNotConfigured, TooManyAttempts] + [API, WRITE, SESSION]);
 error_set!(ForgotErrors: [InvalidEmail, MailNotConfigured, TooManyAttempts] + [API, WRITE, JSON_BODY]);
 error_set!(ResetErrors: [InvalidToken, WeakPassword, AccountDisabled, SessionLimitReached] + [API, WRITE, JSON_BODY]);
@@ -191,15 +190,11 @@ impl AccountApi {
         state: Data<&AppState>,
         body: Json<TokenRequest>,
     ) -> Result<VerifyResponse, Failure<VerifyErrors>> {
-        let (email, renewed) = actions::verify_email(req, &state, &body.0.token).await?;
-        let cookie = renewed.map(|started| started.set_cookie);
-        Ok(VerifyResponse::Ok(
-            Json(EmailVerified {
-                email,
-                email_verified: true,
-            }),
-            cookie,
-        ))
+        let email = actions::verify_email(req, &state, &body.0.token).await?;
+        Ok(VerifyResponse::Ok(Json(EmailVerified {
+            email,
+            email_verified: true,
+        })))
     }
 
     /// Send a new verification link to the signed-in account's address.

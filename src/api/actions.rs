@@ -262,36 +262,12 @@ pub async fn revoke_others(
         .len())
 }
 
-/// Confirm the account's address with a verification link's token. When this browser is signed
-/// in to that account, its session is renewed so that it says so (`emailVerified`): the new
-/// session is returned, the old one ends (`superseded`).
-/// Returns the confirmed address, and the renewed session if there was one.
-pub async fn verify_email(
-    req: &Request,
-    state: &AppState,
-    token: &str,
-) -> Result<(String, Option<Started>), ApiError> {
-    let now = state.clock.now();
+/// Confirm the account's address with a verification link's token; every live session of
+/// the account shows it at once. Returns the confirmed address.
+pub async fn verify_email(req: &Request, state: &AppState, token: &str) -> Result<String, ApiError> {
     let client = client_info(req, &state.settings);
-    let user = state.auth.verify_email(token, &client, now).await?;
-    // The browser's own sessions of this account, if it presents any (another account's stay).
-    let presented = presented_sessions(req, state, now).await.unwrap_or_default();
-    let own: Vec<SessionRecord> = presented.into_iter().filter(|r| r.user_id == user.id).collect();
-    let Some(first) = own.first() else {
-        return Ok((user.email, None));
-    };
-    let issued = state
-        .auth
-        .renew_session(&user, first.method, &client, &own, now)
-        .await?;
-    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-    Ok((
-        user.email,
-        Some(Started {
-            record: issued.record,
-            set_cookie,
-        }),
-    ))
+    let user = state.auth.verify_email(token, &client, state.clock.now()).await?;
+    Ok(user.email)
 }
 
 /// A new verification link for the signed-in account (throttled).

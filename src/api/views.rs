@@ -31,8 +31,7 @@ pub struct UserView {
     #[oai(skip_serializing_if_is_none)]
     pub picture: Option<String>,
     /// Whether the owner of the address confirmed it (a link authauth mailed, a password reset
-    /// by e-mail, or an identity provider vouching for it) — as of when this session began, or
-    /// was renewed by the confirmation in this browser.
+    /// by e-mail, or an identity provider vouching for it).
     pub email_verified: bool,
 }
 

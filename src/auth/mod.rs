@@ -189,6 +189,19 @@ impl Auth {
         self.sessions.audit().record(event).await;
     }
 
+    /// Shows what changed about the account (a verified address, the provider's new name) in
+    /// every live session at once. The change itself is already made: a store that cannot do
+    /// this leaves the sessions with the old snapshot until their next sign-in, and is logged.
+    async fn refresh_sessions(&self, user: &User, now: Millis) {
+        if let Err(e) = self
+            .sessions
+            .update_user(&user.id, &users::snapshot(user), now)
+            .await
+        {
+            tracing::warn!(user = %user.id, error = %e.chain(), "cannot refresh the account in its sessions");
+        }
+    }
+
     /// Records how a sign-in ended. `user` is the account when the attempt got as far as
     /// finding one (a throttled attempt does not look).
     async fn audit_sign_in<T>(
@@ -495,14 +508,17 @@ impl Auth {
             let user = users::find_by_id(&self.db, existing.user_id)
                 .await?
                 .ok_or(AuthError::InvalidCredentials)?;
-            let user = users::update_profile(
+            let updated = users::update_profile(
                 &self.db,
                 &user,
                 identity.name.as_deref(),
                 identity.picture.as_deref(),
             )
             .await?;
-            return Ok((user, false));
+            if users::snapshot(&updated) != users::snapshot(&user) {
+                self.refresh_sessions(&updated, now).await;
+            }
+            return Ok((updated, false));
         }
         let email = identity.email.as_deref().ok_or(AuthError::EmailMissing)?;
         // The provider vouches for exactly the mailbox it names. An address authauth would not

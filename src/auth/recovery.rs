@@ -220,22 +220,6 @@ impl Auth {
         self.send_verification(&user, "resend", client, now).await
     }
 
-    /// A brand-new session for `user` in place of `replaces` (`superseded`): after the address
-    /// was verified, so the browser's session says so.
-    pub async fn renew_session(
-        &self,
-        user: &User,
-        method: SignInMethod,
-        client: &ClientInfo,
-        replaces: &[SessionRecord],
-        now: Millis,
-    ) -> Result<Issued, AuthError> {
-        if user.disabled_at.is_some() {
-            return Err(AuthError::Disabled);
-        }
-        self.start_session(user, method, client, replaces, now).await
-    }
-
     /// A sign-in refused for an unverified address (`REQUIRE_VERIFIED_EMAIL`) sends a fresh link,
     /// within the resend limit; beyond it, silently none.
     pub(super) async fn resend_on_refusal(&self, user: &User, client: &ClientInfo, now: Millis) {
@@ -274,6 +258,7 @@ impl Auth {
         }
         let user = users::mark_email_verified(&self.db, &user).await?;
         tokens::consume_all(&self.db, user.id, Purpose::VerifyEmail, now).await?;
+        self.refresh_sessions(&user, now).await;
         self.audit(Event::new(kind::EMAIL_VERIFIED, client, now).user(user.id))
             .await;
         tracing::info!(user = %user.id, "e-mail address verified");

@@ -250,22 +250,16 @@ pub(super) async fn verify_submit(
     Form(form): Form<TokenForm>,
 ) -> Response {
     match actions::verify_email(req, &state, &form.token).await {
-        Ok((email, renewed)) => {
-            let body = Outcome {
+        Ok(email) => page(
+            StatusCode::OK,
+            &Outcome {
                 heading: "Address confirmed",
                 message: format!("{email} is confirmed. Thank you."),
                 good: true,
                 offer_reset: None,
                 next: Some(("/account", "Continue to your account")),
-            };
-            let mut resp = page(StatusCode::OK, &body);
-            if let Some(started) = renewed {
-                if let Ok(v) = poem::http::HeaderValue::from_str(&started.set_cookie) {
-                    resp.headers_mut().append(poem::http::header::SET_COOKIE, v);
-                }
-            }
-            resp
-        }
+            },
+        ),
         Err(ApiError::InvalidToken(_)) => invalid_link("confirmation", ("/account", "Your account")),
         Err(e) => super::error_page(e.as_response()).await,
     }

@@ -52,15 +52,15 @@ impl SignInMethod {
 
 /// What `/auth/me` needs about the user, carried in the session so a request costs no SQL
 /// query. Anything that makes it unsafe to serve (disabling the user, a password change)
-/// revokes the sessions instead of editing them.
+/// revokes the sessions instead of editing them; harmless changes (a verified address, the
+/// provider's new name) are written into every live session (`SessionStore::update_user`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSnapshot {
     pub email: String,
     pub full_name: String,
     pub picture: Option<String>,
-    /// Whether the address was verified when the session began (or was renewed by the
-    /// verification itself, in the browser that verified). Absent in sessions created before
-    /// verification existed: `false`.
+    /// Whether the owner confirmed the address. Absent in sessions created before verification
+    /// existed: `false`.
     #[serde(default)]
     pub email_verified: bool,
 }

@@ -529,6 +529,17 @@ impl Sessions {
         Ok(sessions)
     }
 
+    /// Puts the account's current snapshot into each of its live sessions (see
+    /// [`SessionStore::update_user`]), so `/auth/me` shows the change at once everywhere.
+    pub async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &super::record::UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        self.store.update_user(user_id, user, now).await
+    }
+
     /// A live session by public id.
     pub async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
         self.store.find(public_id, now).await

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{
     policy,
-    record::{Millis, Rotated, SessionKey, SessionRecord, Stored, Tombstone},
+    record::{Millis, Rotated, SessionKey, SessionRecord, Stored, Tombstone, UserSnapshot},
     token::TokenHash,
 };
 
@@ -184,6 +184,17 @@ pub trait SessionStore: Send + Sync {
 
     /// A live session by its public id.
     async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Puts `user` in place of the account snapshot of every live session of `user_id` (its
+    /// address was verified, the provider renamed it), keeping each session's expiry. Returns
+    /// how many changed. Best effort against requests in flight: a session rotated or refreshed
+    /// at the same moment may keep the older snapshot until its next sign-in.
+    async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError>;
 
     /// Revokes sessions of a user, with their predecessors still in grace, leaving tombstones.
     /// Atomic per user: a concurrent rotation cannot leave a successor alive.

@@ -103,6 +103,18 @@ impl SessionStore for TimedSessions {
         r
     }
 
+    async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &crate::session::record::UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let started = Instant::now();
+        let r = self.inner.update_user(user_id, user, now).await;
+        self.done("update_user", started);
+        r
+    }
+
     async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
         let started = Instant::now();
         let r = self.inner.find(public_id, now).await;

@@ -87,6 +87,9 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
     assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
     assert_eq!(me["user"]["fullName"], "Renamed Person");
     assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
+    // The first browser's session shows the new name too.
+    let me: Value = app.me(&c).await.1;
+    assert_eq!(me["user"]["fullName"], "Renamed Person", "{backend:?}");
 }
 
 #[tokio::test]

@@ -68,6 +68,14 @@ impl SessionStore for RevokeFailsFrom {
     async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
         self.inner.find(public_id, now).await
     }
+    async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &authauth::session::record::UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        self.inner.update_user(user_id, user, now).await
+    }
     async fn revoke(
         &self,
         user_id: &Uuid,

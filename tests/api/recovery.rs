@@ -344,15 +344,12 @@ async fn signup_mails_a_link_that_verifies_the_address_once() {
         .unwrap();
     assert!(user.email_verified_at.is_none());
 
-    // Confirmed in the browser that is signed in: its session is renewed and says so.
+    // Confirmed: the session says so at once, without a new cookie.
     let resp = app
         .post_json(&c, "/auth/email/verify", &json!({ "token": mail.token() }))
         .await;
     assert_eq!(resp.status(), 200);
-    assert!(
-        set_cookie_value(&resp, app.cookie_name()).is_some(),
-        "a renewed session"
-    );
+    assert!(set_cookie_value(&resp, app.cookie_name()).is_none());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({ "email": email, "emailVerified": true }));
     assert_eq!(me_status(&app, &c).await.1["user"]["emailVerified"], true);
@@ -371,6 +368,36 @@ async fn signup_mails_a_link_that_verifies_the_address_once() {
         "email_already_verified"
     );
 }
+
+async fn verifying_the_address_shows_in_every_live_session_of_the_account(backend: Backend) {
+    let mailbox = Mailbox::start();
+    let app = mail_app(&mailbox, AppOptions::default().backend(backend)).await;
+    let email = "every-session@example.com";
+    let (laptop, _) = app.signed_up_client(email).await;
+    let phone = client();
+    assert_eq!(app.login_with(&phone, email, PASSWORD).await.status(), 200);
+    app.signed_up_client("someone-else@example.com").await;
+    let mail = wait_for_subject(&mailbox, email, "Confirm your e-mail address").await;
+    // From a browser that is signed in to nothing.
+    let resp = app
+        .post_json(&client(), "/auth/email/verify", &json!({ "token": mail.token() }))
+        .await;
+    assert_eq!(resp.status(), 200);
+    for device in [&laptop, &phone] {
+        let (status, me) = me_status(&app, device).await;
+        assert_eq!(status, 200);
+        assert_eq!(me["user"]["emailVerified"], true, "{me}");
+    }
+    // Another account's sessions are not touched.
+    let other = authauth::users::find_by_email_or_id(&app.state.db, "someone-else@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let others = app.state.sessions.list_user(&other.id, app.now()).await.unwrap();
+    assert!(!others.is_empty());
+    assert!(others.iter().all(|r| !r.user.email_verified));
+}
+per_backend!(verifying_the_address_shows_in_every_live_session_of_the_account);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_verification_link_works_without_a_session_and_expires() {

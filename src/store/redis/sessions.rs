@@ -380,6 +380,32 @@ impl SessionStore for RedisSessions {
             .collect())
     }
 
+    async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &crate::session::record::UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let slot = slot_tag(user_id);
+        let entries = self.index(&slot, user_id).await?;
+        let mut changed = 0;
+        for (_, hash, mut record) in self.live(&slot, user_id, &entries, now).await? {
+            if record.user == *user {
+                continue;
+            }
+            record.user = user.clone();
+            // Only while the key still holds an active session (not rotated or revoked since).
+            let done: i64 = TOUCH
+                .key(self.session_key(&slot, &hash))
+                .arg(Stored::Active(record.clone()).encode())
+                .arg(ttl_until(record.expires_at(), now))
+                .invoke_async(&mut self.conn())
+                .await?;
+            changed += usize::from(done == 1);
+        }
+        Ok(changed)
+    }
+
     async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
         let Some(slot) = SessionRecord::slot_of_public_id(public_id) else {
             return Ok(None);

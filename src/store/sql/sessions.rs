@@ -242,6 +242,47 @@ impl SessionStore for SqlSessions {
         Self::decode_active(rows, now)
     }
 
+    async fn update_user(
+        &self,
+        user_id: &Uuid,
+        user: &crate::session::record::UserSnapshot,
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let rows = Self::active_rows()
+            .filter(sessions::Column::UserId.eq(*user_id))
+            .filter(sessions::Column::ExpiresAt.gt(now))
+            .all(&self.0.db)
+            .await?;
+        let mut changed = 0;
+        for row in rows {
+            let Stored::Active(mut record) = Stored::decode(&row.value)? else {
+                continue;
+            };
+            if record.is_expired(now) || record.user == *user {
+                continue;
+            }
+            record.user = user.clone();
+            let res = sessions::Entity::update_many()
+                .col_expr(
+                    sessions::Column::Value,
+                    Expr::value(Stored::Active(record).encode()),
+                )
+                .filter(sessions::Column::TokenHash.eq(row.token_hash))
+                .filter(sessions::Column::State.eq("A"))
+                .exec(&self.0.db)
+                .await;
+            match res {
+                Ok(r) => changed += usize::try_from(r.rows_affected).unwrap_or(0),
+                // A concurrent rotation or revocation won: that session keeps what it has.
+                Err(e) => match StoreError::from(e) {
+                    StoreError::Conflict(_) => {}
+                    other => return Err(other),
+                },
+            }
+        }
+        Ok(changed)
+    }
+
     async fn find(&self, public_id: &str, now: Millis) -> Result<Option<SessionRecord>, StoreError> {
         let rows = Self::active_rows()
             .filter(sessions::Column::PublicId.eq(public_id))
