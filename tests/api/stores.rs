@@ -223,6 +223,7 @@ conformance!(
     a_sign_in_over_the_limit_ends_the_least_recently_used_session,
     concurrent_sign_ins_never_pass_the_limit,
     with_refuse_a_sign_in_over_the_limit_writes_nothing,
+    updating_the_account_snapshot_changes_every_live_session_of_that_user_only,
 );
 
 fn policy() -> Policy {
@@ -378,6 +379,55 @@ async fn touch_slides_the_session_but_never_revives_a_revoked_one(f: Fixture) {
     }
     assert!(
         s.list_user(&user, T0 + 200_000).await.unwrap().is_empty(),
+        "{name}"
+    );
+}
+
+async fn updating_the_account_snapshot_changes_every_live_session_of_that_user_only(f: Fixture) {
+    let name = f.stores.kind();
+    let s = f.sessions();
+    let (user, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (t1, _) = new_session(s, user, T0).await;
+    let (t2, _) = new_session(s, user, T0).await;
+    let (t3, r3) = new_session(s, user, T0).await;
+    let (t4, r4) = new_session(s, other, T0).await;
+    s.revoke(&user, Which::One(&r3.public_id), &revocation("logout"), T0 + 1)
+        .await
+        .unwrap();
+    let mut verified = r4.user.clone();
+    verified.email_verified = true;
+    verified.full_name = "Renamed".into();
+    assert_eq!(
+        s.update_user(&user, &verified, T0 + 2).await.unwrap(),
+        2,
+        "{name}"
+    );
+    for t in [&t1, &t2] {
+        match s.load(&key(&user, t.hash()), T0 + 2).await.unwrap() {
+            Some(Stored::Active(r)) => {
+                assert_eq!(r.user, verified, "{name}");
+                assert_eq!(r.expires_at(), r4.expires_at(), "{name}: the expiry is kept");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // The ended session stays ended; another user's session is untouched.
+    assert!(
+        matches!(
+            s.load(&key(&user, t3.hash()), T0 + 2).await.unwrap(),
+            Some(Stored::Revoked(_))
+        ),
+        "{name}"
+    );
+    assert_eq!(
+        s.load(&key(&other, t4.hash()), T0 + 2).await.unwrap(),
+        Some(Stored::Active(r4.clone())),
+        "{name}"
+    );
+    // Nothing left to change.
+    assert_eq!(
+        s.update_user(&user, &verified, T0 + 3).await.unwrap(),
+        0,
         "{name}"
     );
 }
