@@ -30,8 +30,8 @@ enum Tag {
 #[derive(Object)]
 #[oai(example)]
 struct TokenRequest {
-    /// 43 characters; only its SHA-256 is stored on the server.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// 43 base64url characters (256 random bits); only its SHA-256 is stored on the server.
+    #[oai(validator(pattern = r"^[A-Za-z0-9_-]{43}$"))]
     token: String,
 }
 
@@ -50,7 +50,8 @@ impl Example for TokenRequest {
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
 struct ResetRequest {
-    #[oai(validator(min_length = 1, max_length = 128))]
+    /// The reset link's token: 43 base64url characters.
+    #[oai(validator(pattern = r"^[A-Za-z0-9_-]{43}$"))]
     token: String,
     /// Same rules as at signup: 12 to 256 characters, not a common or breached one. Checked
     /// before the link is used: a refused password leaves the link working.

@@ -179,6 +179,44 @@ async fn using_one_reset_link_kills_every_older_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_of_the_wrong_shape_is_a_request_error_and_an_unknown_one_an_invalid_link() {
+    let app = spawn_app().await;
+    let unknown = "A".repeat(43);
+    for path in ["/auth/email/verify", "/auth/sign-in/report"] {
+        let (status, body) =
+            error_code(app.post_json(&client(), path, &json!({ "token": "short" })).await).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("token"),
+            "{path}: {body}"
+        );
+        let (status, body) =
+            error_code(app.post_json(&client(), path, &json!({ "token": unknown })).await).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_token")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = error_code(reset(&app, &client(), "short", NEW_PASSWORD).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = error_code(reset(&app, &client(), &unknown, NEW_PASSWORD).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_token")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_expired_reset_link_is_refused_and_its_page_says_so() {
     let mailbox = Mailbox::start();
     let app = mail_app(&mailbox, AppOptions::default()).await;
