@@ -1,0 +1,243 @@
+//! The JSON log line, written directly.
+//!
+//! tracing-subscriber's JSON formatter stores a span's fields as a JSON document when the span
+//! is created and, for every event inside it, parses that document back into a tree to nest it
+//! under `"span"` — for the access log, a parse per request. This formatter writes the same line
+//! without the round trip: a span's fields are kept as a ready JSON fragment (`"k":v,…`) and
+//! copied into each line; values are escaped by serde_json.
+//!
+//! The line: `{"timestamp":…,"level":…,<event fields>,"target":…,"span":{"name":…,<span
+//! fields>}}` — the event's fields flattened, the innermost span's fields under `"span"` (absent
+//! outside any span), as before.
+
+use std::fmt;
+
+use tracing::{field::Field, Event, Subscriber};
+use tracing_subscriber::{
+    field::{MakeVisitor, VisitFmt, VisitOutput},
+    fmt::{
+        format::{FormatEvent, Writer},
+        time::{FormatTime, SystemTime},
+        FmtContext, FormattedFields,
+    },
+    registry::LookupSpan,
+};
+
+/// Writes `value` as a JSON string.
+fn string(out: &mut dyn fmt::Write, value: &str) -> fmt::Result {
+    match serde_json::to_string(value) {
+        Ok(s) => out.write_str(&s),
+        Err(_) => out.write_str("null"),
+    }
+}
+
+/// Writes fields as `"name":value` pairs, each preceded by a comma (the visitor of [`JsonFragment`]).
+pub struct Fields<'a> {
+    out: Writer<'a>,
+    result: fmt::Result,
+}
+
+impl Fields<'_> {
+    fn name(&mut self, field: &Field) {
+        if self.result.is_ok() {
+            self.result = self
+                .out
+                .write_char(',')
+                .and_then(|()| string(&mut self.out, field.name()))
+                .and_then(|()| self.out.write_char(':'));
+        }
+    }
+
+    fn raw(&mut self, field: &Field, json: &str) {
+        self.name(field);
+        if self.result.is_ok() {
+            self.result = self.out.write_str(json);
+        }
+    }
+
+    fn text(&mut self, field: &Field, value: &str) {
+        self.name(field);
+        if self.result.is_ok() {
+            self.result = string(&mut self.out, value);
+        }
+    }
+}
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.text(field, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.raw(field, if value { "true" } else { "false" });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw(field, itoa::Buffer::new().format(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw(field, itoa::Buffer::new().format(value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match serde_json::to_string(&value) {
+            Ok(s) => self.raw(field, &s),
+            Err(_) => self.raw(field, "null"),
+        }
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.text(field, &value.to_string());
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.text(field, &format!("{value:?}"));
+    }
+}
+
+impl VisitOutput<fmt::Result> for Fields<'_> {
+    fn finish(self) -> fmt::Result {
+        self.result
+    }
+}
+
+impl VisitFmt for Fields<'_> {
+    fn writer(&mut self) -> &mut dyn fmt::Write {
+        &mut self.out
+    }
+}
+
+/// Formats a span's fields as a JSON fragment: `,"name":value` for each (`FormatFields` comes
+/// with `MakeVisitor`, from tracing-subscriber).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonFragment;
+
+impl<'a> MakeVisitor<Writer<'a>> for JsonFragment {
+    type Visitor = Fields<'a>;
+
+    fn make_visitor(&self, out: Writer<'a>) -> Fields<'a> {
+        Fields { out, result: Ok(()) }
+    }
+}
+
+/// One JSON object per event (see the module).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonLine;
+
+impl<S> FormatEvent<S, JsonFragment> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonFragment>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(meta.level().as_str())?;
+        writer.write_char('"')?;
+        let mut fields = Fields {
+            out: writer.by_ref(),
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        string(&mut writer, meta.target())?;
+        if let Some(span) = ctx.lookup_current() {
+            writer.write_str(",\"span\":{\"name\":")?;
+            string(&mut writer, span.name())?;
+            if let Some(stored) = span.extensions().get::<FormattedFields<JsonFragment>>() {
+                writer.write_str(stored)?;
+            }
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::{fmt::MakeWriter, prelude::*};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn each_line_is_one_json_object_with_the_event_flat_and_the_span_nested() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonFragment)
+                .event_format(JsonLine)
+                .with_writer(buffer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let span =
+                tracing::info_span!("request", request_id = %"r-1", method = %"GET", path = %"/a\"b\\c\n");
+            span.in_scope(|| {
+                tracing::info!(
+                    status = 200u16,
+                    latency_ms = 1.25,
+                    ok = true,
+                    delta = -3i64,
+                    "request"
+                );
+            });
+            tracing::warn!(error = %"\u{1b}[31mred", "outside");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let first = &lines[0];
+        assert_eq!(first["level"], "INFO");
+        assert_eq!(first["message"], "request");
+        assert_eq!(first["status"], 200);
+        assert_eq!(first["latency_ms"], 1.25);
+        assert_eq!(first["ok"], true);
+        assert_eq!(first["delta"], -3);
+        assert_eq!(first["target"], module_path!());
+        assert_eq!(first["span"]["name"], "request");
+        assert_eq!(first["span"]["request_id"], "r-1");
+        assert_eq!(
+            first["span"]["path"], "/a\"b\\c\n",
+            "escaped, and read back exactly"
+        );
+        assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
+        let second = &lines[1];
+        assert_eq!(second["error"], "\u{1b}[31mred");
+        assert!(second.get("span").is_none());
+    }
+}
