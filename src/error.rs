@@ -223,8 +223,9 @@ pub enum ApiError {
     HostNotAllowed,
     #[error("the e-mail address or password is incorrect")]
     InvalidCredentials,
-    #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
-    TooManyAttempts { retry_after: u64 },
+    /// `what` there were too many of: "failed sign-in attempts", "requests for e-mail", …
+    #[error("too many {what}; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64, what: &'static str },
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("{0}")]
@@ -374,7 +375,7 @@ impl ResponseError for ApiError {
         }
         let mut resp = json_error(self.status(), &self.body());
         let retry_after = match self {
-            ApiError::TooManyAttempts { retry_after } => Some(*retry_after),
+            ApiError::TooManyAttempts { retry_after, .. } => Some(*retry_after),
             ApiError::ServerBusy => Some(1),
             _ => None,
         };
@@ -438,7 +439,7 @@ impl From<crate::auth::AuthError> for ApiError {
         use crate::{auth::AuthError as E, users::UserError as U};
         match e {
             E::InvalidCredentials => ApiError::InvalidCredentials,
-            E::Throttled { retry_after } => ApiError::TooManyAttempts { retry_after },
+            E::Throttled { retry_after, what } => ApiError::TooManyAttempts { retry_after, what },
             E::Disabled => ApiError::AccountDisabled,
             E::WeakPassword(rule) => ApiError::WeakPassword(rule.to_string()),
             E::WrongCurrentPassword => ApiError::WrongCurrentPassword,

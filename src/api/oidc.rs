@@ -130,7 +130,11 @@ impl OidcApi {
                 .await
                 .map_err(ApiError::from)?
         {
-            return Err(ApiError::TooManyAttempts { retry_after }.into());
+            return Err(ApiError::TooManyAttempts {
+                retry_after,
+                what: "sign-ins started from this network",
+            }
+            .into());
         }
         let return_to = safe_return_to(return_to.0.as_deref());
         let started = provider

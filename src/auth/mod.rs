@@ -38,8 +38,10 @@ pub enum AuthError {
     /// Unknown e-mail or wrong password: deliberately indistinguishable.
     #[error("the e-mail address or password is incorrect")]
     InvalidCredentials,
-    #[error("too many failed sign-in attempts; try again in {retry_after} seconds")]
-    Throttled { retry_after: u64 },
+    /// `what` was refused by a rate limit: "failed sign-in attempts", "sign-ups from this
+    /// network", … — what the client is told there were too many of.
+    #[error("too many {what}; try again in {retry_after} seconds")]
+    Throttled { retry_after: u64, what: &'static str },
     #[error("this account is disabled")]
     Disabled,
     #[error(transparent)]
@@ -251,7 +253,10 @@ impl Auth {
         if let Some(retry_after) = throttle::signup(self.attempts.as_ref(), client.ip.as_deref(), now).await?
         {
             self.audit(Event::new(kind::SIGN_UP_THROTTLED, client, now)).await;
-            return Err(AuthError::Throttled { retry_after });
+            return Err(AuthError::Throttled {
+                retry_after,
+                what: "accounts created from this network",
+            });
         }
         let user = self
             .create_local_user(email, password, full_name, client, now)
@@ -333,7 +338,10 @@ impl Auth {
         let known_device = device.is_some();
         let attempt = Attempt::new(account, client.ip.as_deref(), device);
         if let Some(retry_after) = attempt.reserve(store, now).await? {
-            return Err(AuthError::Throttled { retry_after });
+            return Err(AuthError::Throttled {
+                retry_after,
+                what: throttle::SIGN_IN_ATTEMPTS,
+            });
         }
         let user = match &email {
             Some(email) => users::find_by_email(&self.db, email).await?,
@@ -735,7 +743,10 @@ impl Auth {
         };
         if let Some(retry_after) = attempt.reserve(store, now).await? {
             self.audit(failed(kind::SIGN_IN_THROTTLED, None)).await;
-            return Err(AuthError::Throttled { retry_after });
+            return Err(AuthError::Throttled {
+                retry_after,
+                what: throttle::SIGN_IN_ATTEMPTS,
+            });
         }
         if !self.hasher.verify(current_password, Some(hash)).await? {
             self.audit(failed(kind::SIGN_IN_FAILED, Some("bad_credentials")))

@@ -215,7 +215,10 @@ impl Auth {
         if let Some(retry_after) =
             throttle::verification_resend(self.attempts.as_ref(), &user.id.to_string(), now).await?
         {
-            return Err(AuthError::Throttled { retry_after });
+            return Err(AuthError::Throttled {
+                retry_after,
+                what: "confirmation links sent",
+            });
         }
         self.send_verification(&user, "resend", client, now).await
     }
@@ -288,7 +291,10 @@ impl Auth {
         )
         .await?
         {
-            return Err(AuthError::Throttled { retry_after });
+            return Err(AuthError::Throttled {
+                retry_after,
+                what: "requests for e-mail",
+            });
         }
         let user = users::find_by_email(&self.db, &email).await?;
         let Some(user) = user.filter(|u| u.disabled_at.is_none()) else {

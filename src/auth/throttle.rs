@@ -215,6 +215,9 @@ pub async fn verification_resend(
     Ok((w.count > VERIFICATION_RESENDS.max_failures).then(|| seconds(w.reset_in)))
 }
 
+/// What a refused sign-in (or a password change's wrong current password) had too many of.
+pub const SIGN_IN_ATTEMPTS: &str = "failed sign-in attempts";
+
 pub struct Attempt {
     /// The account-and-client bucket first (a success resets it), then the others.
     buckets: Vec<(String, Limit)>,

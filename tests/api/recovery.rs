@@ -322,7 +322,16 @@ async fn reset_requests_are_limited_per_address_whether_or_not_it_has_an_account
         let resp = forgot(&app, &client(), email).await;
         assert_eq!(resp.status(), 429, "{email}");
         assert!(resp.headers().contains_key("retry-after"));
-        assert_eq!(resp.json::<Value>().await.unwrap()["error"], "too_many_attempts");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "too_many_attempts");
+        // Says what there were too many of — not "failed sign-in attempts".
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("too many requests for e-mail;"),
+            "{body}"
+        );
     }
 }
 
@@ -491,6 +500,14 @@ async fn resending_a_verification_link_is_throttled() {
     let resp = app.post_json(&c, "/auth/email/verify/resend", &json!({})).await;
     assert_eq!(resp.status(), 429);
     assert!(resp.headers().contains_key("retry-after"));
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many confirmation links sent;"),
+        "{body}"
+    );
     // The sign-up's link and three more.
     assert_eq!(wait_for(&mailbox, "resend@example.com", 4).await.len(), 4);
     // Without a session there is nothing to resend to.
