@@ -39,5 +39,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod user_agent;
 pub mod users;
 pub mod webhooks;

@@ -131,30 +131,6 @@ pub struct ReportOutcome {
     pub sign_in: Option<ReportedSignIn>,
 }
 
-/// A readable browser and system for a `User-Agent` ("Firefox 128 on Linux"), by the woothee
-/// parser.
-pub fn describe_device(user_agent: Option<&str>) -> String {
-    let Some(ua) = user_agent.filter(|u| !u.is_empty()) else {
-        return "an unknown device".into();
-    };
-    match woothee::parser::Parser::new().parse(ua) {
-        Some(r) if r.name != "UNKNOWN" => {
-            let version = r.version.split('.').next().unwrap_or("");
-            let browser = if version.is_empty() || version == "UNKNOWN" {
-                r.name.to_string()
-            } else {
-                format!("{} {version}", r.name)
-            };
-            if r.os == "UNKNOWN" {
-                browser
-            } else {
-                format!("{browser} on {}", r.os)
-            }
-        }
-        _ => "an unrecognised browser".into(),
-    }
-}
-
 impl Auth {
     /// Mails `user` a verification link. `by`: `signup` or `resend`.
     pub async fn send_verification(
@@ -484,7 +460,8 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let sign_in = ReportedSignIn {
             at: datetime(session.created_at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            device: describe_device(session.user_agent.as_deref()),
+            device: crate::user_agent::describe_known(session.user_agent.as_deref())
+                .unwrap_or_else(|| "an unrecognised browser".into()),
             ip: session.ip.clone(),
             method: session.method.as_str().to_string(),
         };
@@ -581,15 +558,6 @@ fn provider_name(issuer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn devices_are_described_from_the_user_agent() {
-        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-        assert_eq!(describe_device(Some(firefox)), "Firefox 128 on Linux");
-        assert_eq!(describe_device(None), "an unknown device");
-        assert!(describe_device(Some("curl/8.0")).contains("curl"));
-        assert_eq!(describe_device(Some("x")), "an unrecognised browser");
-    }
 
     #[test]
     fn links_carry_the_token_in_the_query() {

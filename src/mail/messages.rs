@@ -4,7 +4,7 @@
 //! No message carries text a stranger chose. The account's name is left out on purpose: whoever
 //! signs up with someone else's address chooses the name too, and "Hello Click evil.example to
 //! claim your prize" would be mailed to the address's owner in a message from this server. The
-//! device line comes from the woothee parser's own vocabulary, never the raw `User-Agent`.
+//! device line comes from `user_agent::describe_known`'s own words, never the raw `User-Agent`.
 
 use askama::Template;
 

@@ -14,7 +14,6 @@
 //! `Referrer-Policy: same-origin` — under `no-referrer` a browser sends `Origin: null` with a
 //! form post, which the guard (rightly) refuses.
 
-mod device;
 mod recovery;
 
 use std::sync::Arc;
@@ -44,6 +43,7 @@ use crate::{
         Validated,
     },
     state::AppState,
+    user_agent,
 };
 
 /// The stylesheet every page links.
@@ -602,7 +602,7 @@ async fn account(
             let seen = datetime(r.last_seen_at);
             Device {
                 id: r.public_id.clone(),
-                description: device::describe(r.user_agent.as_deref()),
+                description: user_agent::describe(r.user_agent.as_deref()),
                 ip: r.ip.clone().unwrap_or_else(|| "unknown".into()),
                 method: match r.method.as_str() {
                     "password" => "with a password",
@@ -638,8 +638,8 @@ async fn account(
                 when: at.format("%Y-%m-%d %H:%M UTC").to_string(),
                 when_iso: at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 from: match (&r.ip, &r.user_agent) {
-                    (Some(ip), ua) => format!("{}, {ip}", device::describe(ua.as_deref())),
-                    (None, Some(ua)) => device::describe(Some(ua)),
+                    (Some(ip), ua) => format!("{}, {ip}", user_agent::describe(ua.as_deref())),
+                    (None, Some(ua)) => user_agent::describe(Some(ua)),
                     (None, None) => String::new(),
                 },
             })

@@ -645,7 +645,7 @@ async fn a_sign_in_from_a_new_browser_mails_an_alert_whose_link_ends_that_sessio
         .unwrap();
     assert_eq!(app.login_with(&intruder, email, PASSWORD).await.status(), 200);
     let alert = wait_for_subject(&mailbox, email, "New sign-in to your account").await;
-    assert!(alert.text.contains("Firefox 128 on Linux"), "{}", alert.text);
+    assert!(alert.text.contains("Firefox on Linux"), "{}", alert.text);
     assert!(alert.text.contains("127.0.0.1"), "{}", alert.text);
     // The intruder's browser now holds a device cookie too: signing in again alerts no more.
     assert_eq!(app.login_with(&intruder, email, PASSWORD).await.status(), 200);
@@ -658,13 +658,20 @@ async fn a_sign_in_from_a_new_browser_mails_an_alert_whose_link_ends_that_sessio
         2,
         "the intruder's first sign-in and the third browser's"
     );
-    assert!(alerts[1].text.contains("an unrecognised browser") || alerts[1].text.contains("authauth-tests"));
+    // The third browser's agent (`authauth-tests/1.0`) is no browser the table knows: the
+    // mail names none, and never repeats the agent.
+    assert!(
+        alerts[1].text.contains("an unrecognised browser"),
+        "{}",
+        alerts[1].text
+    );
+    assert!(!alerts[1].text.contains("authauth-tests"), "{}", alerts[1].text);
 
     // The page the link opens shows the sign-in and ends nothing.
     let page = client().get(alert.link()).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("Firefox 128 on Linux"), "{html}");
+    assert!(html.contains("Firefox on Linux"), "{html}");
     assert_eq!(me_status(&app, &intruder).await.0, 200);
 
     // The POST ends exactly the session of the alert — the intruder's latest sign-in replaced

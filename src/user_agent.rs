@@ -1,5 +1,6 @@
 //! "Firefox on Linux": a person-readable name for the browser a session was created from, from
-//! its `User-Agent`. Only for display: nothing decides anything on it (a client sends whatever
+//! its `User-Agent` — the one name the account page ("your devices") and the new-device alert
+//! both show. Only for display: nothing decides anything on it (a client sends whatever
 //! `User-Agent` it likes).
 
 /// The browser and operating system a `User-Agent` names, as "Browser on OS"; the parts it
@@ -8,18 +9,29 @@ pub fn describe(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent.filter(|ua| !ua.trim().is_empty()) else {
         return "Unknown browser".into();
     };
-    match (browser(ua), os(ua)) {
-        (Some(b), Some(o)) => format!("{b} on {o}"),
-        (Some(b), None) => b.to_string(),
-        (None, Some(o)) => format!("A browser on {o}"),
+    match describe_known(Some(ua)) {
+        Some(known) => known,
         // Not a browser we know (curl, a script): its product token says what it is.
-        (None, None) => ua
+        None => ua
             .split_whitespace()
             .next()
             .and_then(|product| product.split('/').next())
             .filter(|name| !name.is_empty())
             .map(|name| name.chars().take(40).collect())
             .unwrap_or_else(|| "Unknown browser".into()),
+    }
+}
+
+/// [`describe`] when it can name the browser or the system — in words from its own tables
+/// only, never text from the `User-Agent`: what a message to the account's owner may carry (a
+/// stranger chooses the `User-Agent` of the sign-in an alert is about).
+pub fn describe_known(user_agent: Option<&str>) -> Option<String> {
+    let ua = user_agent?;
+    match (browser(ua), os(ua)) {
+        (Some(b), Some(o)) => Some(format!("{b} on {o}")),
+        (Some(b), None) => Some(b.to_string()),
+        (None, Some(o)) => Some(format!("A browser on {o}")),
+        (None, None) => None,
     }
 }
 
@@ -96,5 +108,21 @@ mod tests {
         }
         assert_eq!(describe(None), "Unknown browser");
         assert_eq!(describe(Some("  ")), "Unknown browser");
+    }
+
+    #[test]
+    fn the_known_description_never_repeats_the_user_agent() {
+        use super::describe_known;
+        assert_eq!(
+            describe_known(Some(
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+            ))
+            .as_deref(),
+            Some("Firefox on Linux")
+        );
+        for ua in ["curl/8.5.0", "Call-0800-555-now/1.0", ""] {
+            assert_eq!(describe_known(Some(ua)), None, "{ua}");
+        }
+        assert_eq!(describe_known(None), None);
     }
 }
