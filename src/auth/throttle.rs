@@ -139,8 +139,24 @@ pub async fn signup(
     now: Millis,
 ) -> Result<Option<u64>, StoreError> {
     let key = format!("u:{}", digest(&[&network(ip)]));
-    let w = store.hit(&key, SIGNUPS.window_ms, now).await?;
-    Ok((w.count > SIGNUPS.max_failures).then(|| seconds(w.reset_in)))
+    Ok(count(store, &[(key, SIGNUPS)], now).await?.map(seconds))
+}
+
+/// Counts one more in each window; how long until every window that is over its limit ends
+/// (`None`: none is).
+async fn count(
+    store: &dyn AttemptStore,
+    windows: &[(String, Limit)],
+    now: Millis,
+) -> Result<Option<Millis>, StoreError> {
+    let mut wait: Option<Millis> = None;
+    for (key, limit) in windows {
+        let w = store.hit(key, limit.window_ms, now).await?;
+        if w.count > limit.max_failures {
+            wait = Some(wait.unwrap_or(0).max(w.reset_in));
+        }
+    }
+    Ok(wait)
 }
 
 /// Whole seconds to wait, at least one (for `Retry-After`).
@@ -155,11 +171,9 @@ pub async fn sign_in_start(
     now: Millis,
 ) -> Result<Option<u64>, StoreError> {
     let key = format!("s:{}", digest(&[&network(ip)]));
-    let w = store.hit(&key, SIGN_IN_STARTS.window_ms, now).await?;
-    Ok((w.count > SIGN_IN_STARTS.max_failures).then(|| seconds(w.reset_in)))
+    Ok(count(store, &[(key, SIGN_IN_STARTS)], now).await?.map(seconds))
 }
 
-/// The counters for one sign-in attempt.
 /// Mail a person can ask for without being signed in (`POST /auth/password/forgot`), per
 /// address — whether or not an account has it, so a refusal says nothing about one.
 pub const MAIL_REQUESTS_PER_ADDRESS: Limit = Limit {
@@ -188,20 +202,14 @@ pub async fn mail_request(
     ip: Option<&str>,
     now: Millis,
 ) -> Result<Option<u64>, StoreError> {
-    let mut wait: Option<Millis> = None;
-    for (key, limit) in [
+    let windows = [
         (format!("ma:{}", digest(&[address])), MAIL_REQUESTS_PER_ADDRESS),
         (
             format!("mi:{}", digest(&[&network(ip)])),
             MAIL_REQUESTS_PER_NETWORK,
         ),
-    ] {
-        let w = store.hit(&key, limit.window_ms, now).await?;
-        if w.count > limit.max_failures {
-            wait = Some(wait.unwrap_or(0).max(w.reset_in));
-        }
-    }
-    Ok(wait.map(seconds))
+    ];
+    Ok(count(store, &windows, now).await?.map(seconds))
 }
 
 /// Counts a verification link sent again to the account `user`.
@@ -211,13 +219,15 @@ pub async fn verification_resend(
     now: Millis,
 ) -> Result<Option<u64>, StoreError> {
     let key = format!("mv:{}", digest(&[user]));
-    let w = store.hit(&key, VERIFICATION_RESENDS.window_ms, now).await?;
-    Ok((w.count > VERIFICATION_RESENDS.max_failures).then(|| seconds(w.reset_in)))
+    Ok(count(store, &[(key, VERIFICATION_RESENDS)], now)
+        .await?
+        .map(seconds))
 }
 
 /// What a refused sign-in (or a password change's wrong current password) had too many of.
 pub const SIGN_IN_ATTEMPTS: &str = "failed sign-in attempts";
 
+/// The counters for one sign-in attempt.
 pub struct Attempt {
     /// The account-and-client bucket first (a success resets it), then the others.
     buckets: Vec<(String, Limit)>,
@@ -263,13 +273,7 @@ impl Attempt {
     /// attempt is refused and its reservation given back. With `None` the attempt may proceed;
     /// it counts as a failure unless [`Attempt::succeeded`] is called.
     pub async fn reserve(&self, store: &dyn AttemptStore, now: Millis) -> Result<Option<u64>, StoreError> {
-        let mut wait: Option<Millis> = None;
-        for (key, limit) in &self.buckets {
-            let w = store.hit(key, limit.window_ms, now).await?;
-            if w.count > limit.max_failures {
-                wait = Some(wait.unwrap_or(0).max(w.reset_in));
-            }
-        }
+        let wait = count(store, &self.buckets, now).await?;
         if wait.is_some() {
             for (key, _) in &self.buckets {
                 store.unhit(key, now).await?;
