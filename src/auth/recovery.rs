@@ -68,14 +68,7 @@ impl AccountMail {
     ) -> Result<Self, url::ParseError> {
         let base = match &settings.public_url {
             Some(u) => u.clone(),
-            None => {
-                let host = match listening.ip() {
-                    ip if ip.is_unspecified() => "127.0.0.1".to_string(),
-                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                    ip => ip.to_string(),
-                };
-                Url::parse(&format!("http://{host}:{}", listening.port()))?
-            }
+            None => Url::parse(&crate::config::local_origin(listening.ip(), listening.port()))?,
         };
         Ok(AccountMail {
             postman,

@@ -67,16 +67,11 @@ pub(super) fn parse<V: Vars + ?Sized>(
                 );
                 None
             }
-            None => {
-                let host = if host.is_unspecified() {
-                    "127.0.0.1".to_string()
-                } else if host.is_ipv6() {
-                    format!("[{host}]")
-                } else {
-                    host.to_string()
-                };
-                Url::parse(&format!("http://{host}:{port}/auth/google/callback")).ok()
-            }
+            None => Url::parse(&format!(
+                "{}/auth/google/callback",
+                super::urls::local_origin(host, port)
+            ))
+            .ok(),
         },
     };
     let issuer_raw = issuer.unwrap_or_else(|| defaults::GOOGLE_ISSUER_URL.to_string());

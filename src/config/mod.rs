@@ -34,7 +34,7 @@ pub use self::{
     redis::{RedisMode, RedisSettings, RedisTls, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
     session::{LimitAction, SecretSource, SessionSettings, DEV_SECRET_FILE, MIN_SECRET_LEN},
-    urls::redact_url,
+    urls::{local_origin, redact_url},
     webhooks::WebhookSettings,
 };
 

@@ -47,3 +47,32 @@ pub(super) fn build_url(
     }
     Ok(url.to_string())
 }
+
+/// The origin a development server is reached on when `PUBLIC_URL` is not set:
+/// `http://HOST:PORT`, with `127.0.0.1` for an unspecified host and IPv6 in brackets. What
+/// `GOOGLE_CALLBACK_URL` and the e-mailed links default to.
+pub fn local_origin(host: std::net::IpAddr, port: u16) -> String {
+    match host {
+        ip if ip.is_unspecified() => format!("http://127.0.0.1:{port}"),
+        std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+        ip => format!("http://{ip}:{port}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_local_origin_is_reachable_and_brackets_ipv6() {
+        use super::local_origin;
+        assert_eq!(
+            local_origin("0.0.0.0".parse().unwrap(), 3000),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(local_origin("::".parse().unwrap(), 3000), "http://127.0.0.1:3000");
+        assert_eq!(local_origin("::1".parse().unwrap(), 8080), "http://[::1]:8080");
+        assert_eq!(
+            local_origin("10.0.0.5".parse().unwrap(), 80),
+            "http://10.0.0.5:80"
+        );
+    }
+}
