@@ -121,7 +121,6 @@ pub struct ReportOutcome {
     pub user: User,
     /// Whether the session was still live and ended now (false: it had already ended).
     pub session_ended: bool,
-    pub sign_in: Option<ReportedSignIn>,
 }
 
 impl Auth {
@@ -528,11 +527,7 @@ impl Auth {
         }
         self.audit(event).await;
         tracing::info!(user = %user.id, session_ended, "a sign-in was reported by the account's owner");
-        Ok(ReportOutcome {
-            user,
-            session_ended,
-            sign_in: found.detail.and_then(|d| serde_json::from_str(&d).ok()),
-        })
+        Ok(ReportOutcome { user, session_ended })
     }
 }
 
