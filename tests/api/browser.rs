@@ -8,14 +8,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
-    sync::Mutex,
     time::Duration,
 };
 
 use crate::helpers::*;
-
-static NPM: Mutex<bool> = Mutex::new(false);
 
 fn walk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -23,18 +19,7 @@ fn walk_dir() -> PathBuf {
 
 /// Installs playwright-core once (`npm ci`, from package-lock.json), if missing.
 fn ensure_npm() {
-    let mut done = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    if *done || walk_dir().join("node_modules/playwright-core").exists() {
-        *done = true;
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(walk_dir())
-        .status()
-        .expect("npm (Node.js) is needed for the browser walk");
-    assert!(status.success(), "npm ci in tests/browser failed");
-    *done = true;
+    npm_ci_once("browser", "playwright-core", "the browser walk");
 }
 
 /// The Chromium the walk drives: `$CHROMIUM`, else Debian's.

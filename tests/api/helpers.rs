@@ -673,3 +673,26 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Installs the npm dependencies of a test fixture under `tests/` (`npm ci`, from its
+/// package-lock.json) once per run, unless `package` is already in its `node_modules`.
+/// `what` says what needs it, for the message when npm is missing.
+pub fn npm_ci_once(fixture: &str, package: &str, what: &str) -> std::path::PathBuf {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(fixture);
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|d| d == fixture) || dir.join("node_modules").join(package).exists() {
+        done.push(fixture.to_string());
+        return dir;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .unwrap_or_else(|e| panic!("npm (Node.js) is needed for {what}: {e}"));
+    assert!(status.success(), "npm ci in tests/{fixture} failed");
+    done.push(fixture.to_string());
+    dir
+}

@@ -8,13 +8,10 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::Mutex,
     time::Duration,
 };
 
 use crate::helpers::*;
-
-static NPM: Mutex<bool> = Mutex::new(false);
 
 fn smtp_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp")
@@ -22,18 +19,7 @@ fn smtp_dir() -> PathBuf {
 
 /// Installs the server's npm dependencies once (`npm ci`), if missing.
 fn ensure_npm() {
-    let mut done = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    if *done || smtp_dir().join("node_modules/smtp-server").exists() {
-        *done = true;
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(smtp_dir())
-        .status()
-        .expect("npm (Node.js) is needed for the SMTP server used by the tests");
-    assert!(status.success(), "npm ci in tests/smtp failed");
-    *done = true;
+    npm_ci_once("smtp", "smtp-server", "the SMTP server used by the tests");
 }
 
 /// One delivered message.

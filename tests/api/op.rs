@@ -7,7 +7,6 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    sync::Mutex,
     time::Duration,
 };
 
@@ -15,26 +14,13 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-static NPM: Mutex<bool> = Mutex::new(false);
-
 fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
 }
 
 /// Installs the provider's npm dependencies once (`npm ci`), if missing.
 fn ensure_npm() {
-    let mut done = NPM.lock().unwrap_or_else(|e| e.into_inner());
-    if *done || oidc_dir().join("node_modules/oidc-provider").exists() {
-        *done = true;
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(oidc_dir())
-        .status()
-        .expect("npm (Node.js) is needed for the OpenID provider used by the tests");
-    assert!(status.success(), "npm ci in tests/oidc failed");
-    *done = true;
+    npm_ci_once("oidc", "oidc-provider", "the OpenID provider used by the tests");
 }
 
 /// A running provider.
