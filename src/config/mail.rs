@@ -11,6 +11,7 @@ use super::{
     parser::{Parser, Vars},
     redact_url,
     server::flag,
+    urls::is_loopback,
 };
 
 /// Where e-mail goes.
@@ -71,20 +72,6 @@ const DEV_FROM: &str = "authauth <authauth@localhost>";
 /// The development outbox, relative to the working directory.
 pub const DEV_OUTBOX: &str = "authauth-outbox";
 
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        // `smtp:` is not a special scheme: the url crate leaves its host unparsed (a "domain"
-        // that may spell an IP address).
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost")
-                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 fn smtp_url<V: Vars + ?Sized>(p: &mut Parser<'_, V>, raw: String, production: bool) -> Option<SecretString> {
     let url = p.url("SMTP_URL", &raw, &["smtp", "smtps"])?;
     if url.host_str().is_none_or(str::is_empty) {
@@ -113,7 +100,7 @@ fn smtp_url<V: Vars + ?Sized>(p: &mut Parser<'_, V>, raw: String, production: bo
         return None;
     }
     let encrypted = url.scheme() == "smtps" || tls.as_deref() == Some("required");
-    if production && !encrypted && !is_loopback_host(&url) {
+    if production && !encrypted && !is_loopback(&url) {
         p.problem(
             "SMTP_URL",
             format!(
@@ -144,7 +131,7 @@ fn link<V: Vars + ?Sized>(p: &mut Parser<'_, V>, key: &str, production: bool) ->
         );
         return None;
     }
-    if production && url.scheme() == "http" && !is_loopback_host(&url) {
+    if production && url.scheme() == "http" && !is_loopback(&url) {
         p.problem(
             key,
             "is plain http in production: the link carries a secret token; use https",

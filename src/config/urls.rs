@@ -48,6 +48,20 @@ pub(super) fn build_url(
     Ok(url.to_string())
 }
 
+/// Whether `url` names this machine: `localhost` or a loopback address — also under a scheme
+/// the url crate does not know (`smtp:`), whose host it leaves unparsed.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The origin a development server is reached on when `PUBLIC_URL` is not set:
 /// `http://HOST:PORT`, with `127.0.0.1` for an unspecified host and IPv6 in brackets. What
 /// `GOOGLE_CALLBACK_URL` and the e-mailed links default to.

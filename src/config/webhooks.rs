@@ -6,7 +6,10 @@ use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::parser::{Parser, Vars};
+use super::{
+    parser::{Parser, Vars},
+    urls::is_loopback,
+};
 
 /// `WEBHOOK_URLS` and `WEBHOOK_SECRET`.
 #[derive(Clone)]
@@ -28,15 +31,6 @@ impl fmt::Debug for WebhookSettings {
 
 /// The key the Standard Webhooks libraries accept: 24 to 64 random bytes.
 const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
 
 pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool) -> Option<WebhookSettings> {
     let urls = p.get("WEBHOOK_URLS").filter(|v| !v.is_empty());
