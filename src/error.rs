@@ -78,7 +78,7 @@ error_kinds! {
     SessionExpired: UNAUTHORIZED, "session_expired",
         "The session timed out (idle or absolute lifetime): sign in again.";
     SessionRevoked: UNAUTHORIZED, "session_revoked",
-        "The session was ended; `reason` says why (`logout`, `logout_all`, `revoked_by_user`, `password_changed`, `password_reset`, `reported_by_user`, `superseded`, `user_disabled`, `operator`).";
+        "The session was ended; `reason` says why (`logout`, `logout_all`, `revoked_by_user`, `password_changed`, `password_reset`, `reported_by_user`, `superseded`, `user_disabled`, `operator`, `sign_in_completed`, `second_factor_failed`, `mfa_reset`).";
     AmbiguousSession: UNAUTHORIZED, "ambiguous_session",
         "Several session cookies, none of which can safely be chosen: sign in again (which ends them) or clear this site's cookies.";
     SessionStoreUnavailable: SERVICE_UNAVAILABLE, "session_store_unavailable",
@@ -132,6 +132,20 @@ error_kinds! {
         "The account's e-mail address is not verified yet and this server requires it (`REQUIRE_VERIFIED_EMAIL`); a new confirmation link was sent to it.";
     MailNotConfigured: NOT_FOUND, "mail_not_configured",
         "This server sends no e-mail (`SMTP_URL` is not set), so e-mail verification and password reset are off.";
+    MfaRequired: FORBIDDEN, "mfa_required",
+        "This session has proven only its first factor (a password, or the identity provider): finish the sign-in with `POST /auth/mfa/verify` and a code from the authenticator app or a recovery code. Nothing else is open to it.";
+    MfaEnrolmentRequired: FORBIDDEN, "mfa_enrolment_required",
+        "This server requires a second factor (`MFA_REQUIRED`) and the account has none yet: set one up (`POST /auth/mfa/totp`, then `POST /auth/mfa/totp/confirm`) to finish the sign-in. Nothing else is open to it.";
+    ReauthenticationRequired: FORBIDDEN, "reauthentication_required",
+        "A sensitive operation needs a recent proof of identity in this session (within `SESSION_PRIVILEGED_MAX_AGE`): `POST /auth/reauthenticate` with the password — or, when the account has a second factor, a code from it — then repeat the request.";
+    InvalidCode: BAD_REQUEST, "invalid_code",
+        "The code is wrong, expired, or was already used.";
+    TotpAlreadyEnabled: CONFLICT, "totp_already_enabled",
+        "The account already has an authenticator app; remove it (`DELETE /auth/mfa/totp`) before setting up another.";
+    TotpNotEnabled: NOT_FOUND, "totp_not_enabled",
+        "The account has no authenticator app (or, for a confirmation, no set-up waiting for one).";
+    MfaNotPending: CONFLICT, "mfa_not_pending",
+        "This session's sign-in waits for no second factor: it is already signed in, or it must enrol one first.";
     PayloadTooLarge: PAYLOAD_TOO_LARGE, "payload_too_large",
         "The body is larger than the server accepts (16 KiB).";
     RequestTimeout: REQUEST_TIMEOUT, "request_timeout",
@@ -272,6 +286,20 @@ pub enum ApiError {
     EmailVerificationRequired(String),
     #[error("{0}")]
     MailNotConfigured(String),
+    #[error("this sign-in is not finished: give a code from your authenticator app or a recovery code (POST /auth/mfa/verify)")]
+    MfaRequired,
+    #[error("this server requires a second factor and the account has none: set up an authenticator app (POST /auth/mfa/totp) to finish signing in")]
+    MfaEnrolmentRequired,
+    #[error("{0}")]
+    ReauthenticationRequired(String),
+    #[error("{0}")]
+    InvalidCode(String),
+    #[error("this account already has an authenticator app; remove it before setting up another")]
+    TotpAlreadyEnabled,
+    #[error("{0}")]
+    TotpNotEnabled(String),
+    #[error("this session's sign-in waits for no second factor")]
+    MfaNotPending,
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("the request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)")]
@@ -324,6 +352,13 @@ impl ApiError {
             ApiError::EmailAlreadyVerified => K::EmailAlreadyVerified,
             ApiError::EmailVerificationRequired(_) => K::EmailVerificationRequired,
             ApiError::MailNotConfigured(_) => K::MailNotConfigured,
+            ApiError::MfaRequired => K::MfaRequired,
+            ApiError::MfaEnrolmentRequired => K::MfaEnrolmentRequired,
+            ApiError::ReauthenticationRequired(_) => K::ReauthenticationRequired,
+            ApiError::InvalidCode(_) => K::InvalidCode,
+            ApiError::TotpAlreadyEnabled => K::TotpAlreadyEnabled,
+            ApiError::TotpNotEnabled(_) => K::TotpNotEnabled,
+            ApiError::MfaNotPending => K::MfaNotPending,
             ApiError::PayloadTooLarge => K::PayloadTooLarge,
             ApiError::RequestTimeout => K::RequestTimeout,
             ApiError::Internal(_) => K::Internal,
@@ -458,6 +493,11 @@ impl From<crate::auth::AuthError> for ApiError {
             e @ E::EmailVerificationRequired => ApiError::EmailVerificationRequired(e.to_string()),
             e @ E::MailOff => ApiError::MailNotConfigured(e.to_string()),
             E::SessionLimit { max } => ApiError::SessionLimitReached { max },
+            e @ E::InvalidCode => ApiError::InvalidCode(e.to_string()),
+            e @ E::ReauthenticationRequired { .. } => ApiError::ReauthenticationRequired(e.to_string()),
+            E::TotpAlreadyEnabled => ApiError::TotpAlreadyEnabled,
+            e @ (E::TotpNotEnabled | E::TotpNotStarted) => ApiError::TotpNotEnabled(e.to_string()),
+            E::MfaNotPending => ApiError::MfaNotPending,
             E::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -595,7 +635,16 @@ pub mod reach {
     /// Operations with path or query parameters: one that does not match its schema.
     pub const PARAMS: &[ErrorKind] = &[InvalidRequest];
     /// Operations that need a session.
-    pub const SESSION: &[ErrorKind] = &[NoSession, SessionExpired, SessionRevoked, AmbiguousSession];
+    pub const SESSION: &[ErrorKind] = &[
+        NoSession,
+        SessionExpired,
+        SessionRevoked,
+        AmbiguousSession,
+        MfaRequired,
+        MfaEnrolmentRequired,
+    ];
+    /// A session whose sign-in may still be unfinished (the operations that finish it).
+    pub const ANY_SESSION: &[ErrorKind] = &[NoSession, SessionExpired, SessionRevoked, AmbiguousSession];
 }
 
 /// `MetaResponse` wants `&'static str`, and descriptions are composed: each distinct one is

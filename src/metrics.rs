@@ -26,18 +26,21 @@ pub enum CheckOutcome {
     Revoked,
     /// Several live sessions in one request.
     Ambiguous,
+    /// A session whose sign-in is not finished (a second factor to give, one to enrol).
+    Incomplete,
     StoreUnavailable,
     Error,
 }
 
 impl CheckOutcome {
-    const ALL: [CheckOutcome; 8] = [
+    const ALL: [CheckOutcome; 9] = [
         CheckOutcome::Valid,
         CheckOutcome::NoSession,
         CheckOutcome::Tampered,
         CheckOutcome::Expired,
         CheckOutcome::Revoked,
         CheckOutcome::Ambiguous,
+        CheckOutcome::Incomplete,
         CheckOutcome::StoreUnavailable,
         CheckOutcome::Error,
     ];
@@ -50,6 +53,7 @@ impl CheckOutcome {
             CheckOutcome::Expired => "expired",
             CheckOutcome::Revoked => "revoked",
             CheckOutcome::Ambiguous => "ambiguous",
+            CheckOutcome::Incomplete => "incomplete",
             CheckOutcome::StoreUnavailable => "store_unavailable",
             CheckOutcome::Error => "error",
         }

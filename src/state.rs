@@ -69,6 +69,7 @@ pub fn services(
         Hasher::new(settings.hash_threads, metrics.clone()),
         metrics.clone(),
         mail,
+        crate::auth::mfa::MfaConfig::from_settings(settings),
     );
     (sessions, auth)
 }

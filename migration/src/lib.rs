@@ -13,6 +13,7 @@ mod m20261127_000005_add_users_email_canonical;
 mod m20261128_000006_create_audit_events;
 mod m20261128_000007_create_webhook_deliveries;
 mod m20261128_000008_create_account_tokens;
+mod m20261204_000009_create_second_factors;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000006_create_audit_events::Migration),
             Box::new(m20261128_000007_create_webhook_deliveries::Migration),
             Box::new(m20261128_000008_create_account_tokens::Migration),
+            Box::new(m20261204_000009_create_second_factors::Migration),
         ]
     }
 }

@@ -18,7 +18,10 @@ use super::{
     session_auth::{client_info, presented_sessions},
 };
 use crate::{
-    auth::password,
+    auth::{
+        mfa::{Confirmed, Reauthentication, SecondFactor, TotpSetup},
+        password,
+    },
     error::ApiError,
     session::{
         record::SessionRecord,
@@ -188,6 +191,7 @@ pub async fn change_password(
     new_password: SecretString,
 ) -> Result<Started, ApiError> {
     let now = state.clock.now();
+    state.auth.require_recent(&current.record, now).await?;
     let issued = state
         .auth
         .change_password(
@@ -243,11 +247,14 @@ pub async fn revoke_one(
 }
 
 /// End every session of the account but this one (`revoked_by_user`). Returns how many ended.
+/// A sensitive operation: it needs a recent proof of identity (else a stolen cookie could
+/// sign its owner out everywhere else).
 pub async fn revoke_others(
     state: &AppState,
     current: &SessionRecord,
     client: &ClientInfo,
 ) -> Result<usize, ApiError> {
+    state.auth.require_recent(current, state.clock.now()).await?;
     Ok(state
         .sessions
         .revoke_user(
@@ -332,4 +339,117 @@ pub async fn report_sign_in(
         .auth
         .report_sign_in(token, &client, state.clock.now())
         .await?)
+}
+
+/// The browser's device cookie, if it sent one.
+fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
+    session_cookie_values(req, device_cookie_name(&state.settings.session))
+        .into_iter()
+        .find(|v| !v.is_empty())
+}
+
+/// Finish a sign-in waiting for its second factor: a new session replaces the waiting one.
+pub async fn verify_second_factor(
+    req: &Request,
+    state: &AppState,
+    pending: &SessionRecord,
+    factor: SecondFactor,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    let (issued, device) = state
+        .auth
+        .verify_second_factor(
+            pending,
+            factor,
+            &client_info(req, &state.settings),
+            device_cookie(req, state).as_deref(),
+            now,
+        )
+        .await?;
+    add_device_cookie(req, state, &device);
+    let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
+    Ok(Started {
+        record: issued.record,
+        set_cookie,
+    })
+}
+
+/// Start setting up an authenticator app.
+pub async fn start_totp(state: &AppState, current: &SessionRecord) -> Result<TotpSetup, ApiError> {
+    Ok(state.auth.start_totp(current, state.clock.now()).await?)
+}
+
+/// Confirm an authenticator app with its first code: the recovery codes, and the session the
+/// browser goes on with (this one elevated, or — finishing an enrolment — a new one).
+pub async fn confirm_totp(
+    req: &Request,
+    state: &AppState,
+    current: &Validated,
+    code: &str,
+) -> Result<(Vec<String>, Started), ApiError> {
+    let now = state.clock.now();
+    let (codes, outcome) = state
+        .auth
+        .confirm_totp(
+            current,
+            code,
+            &client_info(req, &state.settings),
+            device_cookie(req, state).as_deref(),
+            now,
+        )
+        .await?;
+    let (record, cookie_value) = match outcome {
+        Confirmed::Elevated(v) => {
+            let value = v.new_cookie.clone().unwrap_or_default();
+            (v.record, value)
+        }
+        Confirmed::SignedIn { issued, device } => {
+            add_device_cookie(req, state, &device);
+            (issued.record, issued.cookie_value)
+        }
+    };
+    let set_cookie = set_cookie(&state.settings.session, &cookie_value, &record, now);
+    Ok((codes, Started { record, set_cookie }))
+}
+
+/// Remove the account's authenticator app (and its recovery codes).
+pub async fn disable_totp(req: &Request, state: &AppState, current: &SessionRecord) -> Result<(), ApiError> {
+    let client = client_info(req, &state.settings);
+    Ok(state
+        .auth
+        .disable_totp(current, &client, state.clock.now())
+        .await?)
+}
+
+/// Ten new recovery codes; the old ones stop working.
+pub async fn regenerate_recovery_codes(
+    req: &Request,
+    state: &AppState,
+    current: &SessionRecord,
+) -> Result<Vec<String>, ApiError> {
+    let client = client_info(req, &state.settings);
+    Ok(state
+        .auth
+        .regenerate_recovery_codes(current, &client, state.clock.now())
+        .await?)
+}
+
+/// Prove the owner again in this session (step-up): the session, with its new cookie.
+pub async fn reauthenticate(
+    req: &Request,
+    state: &AppState,
+    current: &Validated,
+    proof: Reauthentication,
+) -> Result<Started, ApiError> {
+    let now = state.clock.now();
+    let elevated = state
+        .auth
+        .reauthenticate(current, proof, &client_info(req, &state.settings), now)
+        .await?;
+    let value = elevated.new_cookie.clone().unwrap_or_default();
+    let set_cookie = set_cookie(&state.settings.session, &value, &elevated.record, now);
+    Ok(Started {
+        record: elevated.record,
+        set_cookie,
+    })
 }

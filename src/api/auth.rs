@@ -142,6 +142,21 @@ enum SignedIn {
 }
 
 #[derive(ApiResponse)]
+enum LoggedIn {
+    /// Signed in with a brand-new session: the session cookie is set.
+    #[oai(status = 200)]
+    Ok(Json<Me>, #[oai(header = "Set-Cookie")] String),
+    /// The password is right and the sign-in has one more step (`session.stage`):
+    /// `second_factor` — give a code from the authenticator app or a recovery code to
+    /// `POST /auth/mfa/verify` within 5 minutes; `enrolment` — this server requires a second
+    /// factor (`MFA_REQUIRED`): set one up (`POST /auth/mfa/totp`, then `/auth/mfa/totp/confirm`)
+    /// within 15 minutes. The cookie set here opens nothing else (403 `mfa_required`,
+    /// `mfa_enrolment_required`).
+    #[oai(status = 202)]
+    Pending(Json<Me>, #[oai(header = "Set-Cookie")] String),
+}
+
+#[derive(ApiResponse)]
 enum MeResponse {
     /// The signed-in user and this session.
     #[oai(status = 200)]
@@ -189,7 +204,13 @@ error_set!(
     LogoutErrors: [] + [API, WRITE]
 );
 
+error_set!(
+    /// Errors of ending every other session: a sensitive operation.
+    RevokeOthersErrors: [ReauthenticationRequired] + [API, WRITE, SESSION]
+);
+
 error_set!(PasswordErrors: [
+        ReauthenticationRequired,
         WeakPassword,
         WrongCurrentPassword,
         AccountDisabled,
@@ -249,13 +270,15 @@ impl AuthApi {
         req: &Request,
         state: Data<&AppState>,
         body: Json<LoginRequest>,
-    ) -> Result<SignedIn, Failure<LoginErrors>> {
+    ) -> Result<LoggedIn, Failure<LoginErrors>> {
         let Json(body) = body;
         let started = actions::login(req, &state, body.email.as_str(), secret(body.password)).await?;
-        Ok(SignedIn::Ok(
-            Json(Me::from_record(&started.record)),
-            started.set_cookie,
-        ))
+        let me = Json(Me::from_record(&started.record));
+        Ok(if started.record.stage.is_complete() {
+            LoggedIn::Ok(me, started.set_cookie)
+        } else {
+            LoggedIn::Pending(me, started.set_cookie)
+        })
     }
 
     /// The signed-in user and the current session.

@@ -102,6 +102,14 @@ enum VerifyResponse {
         /// The session's public id, as `GET /auth/sessions` lists it (not a credential).
         #[oai(header = "X-Auth-Session-Id")]
         String,
+        /// The session's authenticator assurance level: `2` when its sign-in included a
+        /// second factor (authenticator app, recovery code, passkey), else `1`. An application
+        /// that needs a second factor checks it.
+        #[oai(header = "X-Auth-AAL")]
+        String,
+        /// The methods its sign-in used, space-separated (`pwd otp`, `google`).
+        #[oai(header = "X-Auth-AMR")]
+        String,
         /// The session's new cookie, when this check rotated it: pass it on to the browser.
         #[oai(header = "Set-Cookie")]
         Option<String>,
@@ -299,6 +307,8 @@ impl ForwardAuthApi {
                     header_value(&r.user.email),
                     header_value(&r.user.full_name),
                     r.public_id.clone(),
+                    r.aal().to_string(),
+                    r.amr().iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" "),
                     // The guard adds the rotation's `Set-Cookie`, as on every route.
                     None,
                 ));

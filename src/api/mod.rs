@@ -14,6 +14,7 @@ pub mod fields;
 pub mod forward_auth;
 pub mod guard;
 pub mod health;
+pub mod mfa;
 pub mod oidc;
 pub mod root;
 pub mod session_auth;
@@ -28,6 +29,7 @@ pub type Apis = (
     health::HealthApi,
     auth::AuthApi,
     account::AccountApi,
+    mfa::MfaApi,
     sessions::SessionsApi,
     activity::ActivityApi,
     oidc::OidcApi,
@@ -41,6 +43,7 @@ pub fn apis() -> Apis {
         health::HealthApi,
         auth::AuthApi,
         account::AccountApi,
+        mfa::MfaApi,
         sessions::SessionsApi,
         activity::ActivityApi,
         oidc::OidcApi,

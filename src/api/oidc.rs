@@ -5,6 +5,7 @@
 //! because OAuth requires it; the callback is protected by the single-use `state` bound to the
 //! browser by the flow cookie.
 
+use crate::session::record::Stage;
 use poem::{web::Data, Request};
 use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Object, OpenApi, Tags};
 
@@ -211,6 +212,13 @@ impl OidcApi {
         }
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");
         let cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
-        Ok(CallbackResponse::SignedIn(return_to, cookie))
+        // A sign-in waiting for its second factor goes to the page that asks for it (with the
+        // pages off, the client sees `mfa_required` and finishes with `POST /auth/mfa/verify`).
+        let location = if issued.record.stage == Stage::SecondFactor && state.settings.ui_enabled {
+            crate::pages::mfa::second_factor_url(&return_to)
+        } else {
+            return_to
+        };
+        Ok(CallbackResponse::SignedIn(location, cookie))
     }
 }

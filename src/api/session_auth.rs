@@ -14,7 +14,10 @@ use crate::metrics::CheckOutcome;
 use crate::{
     config::Settings,
     error::ApiError,
-    session::{record::Millis, ClientInfo, Delivery, Presented, SessionError, Validated},
+    session::{
+        record::{Millis, Stage},
+        ClientInfo, Delivery, Presented, SessionError, Validated,
+    },
     state::AppState,
 };
 
@@ -75,12 +78,41 @@ enum Refusal {
 ///
 /// With [`PASSIVE_HEADER`] (a backend checking on the browser's behalf) nothing is rotated and
 /// the response sets no cookie: it would never reach the browser.
+///
+/// Only a signed-in session passes: one whose sign-in still waits for a second factor is 403
+/// `mfa_required`, one that must enrol a factor first 403 `mfa_enrolment_required` (see
+/// [`authenticate_any`] for the routes that finish a sign-in).
 pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
     let values = session_cookie_values(req, &state.settings.session.cookie_name);
     let presented = !values.is_empty();
+    let result = authenticate_cookies(req, state, values).await.and_then(signed_in);
+    count_check(state, presented, &result);
+    result
+}
+
+/// [`authenticate`], accepting a session whose sign-in is not finished: for the operations that
+/// finish it (`POST /auth/mfa/verify`, enrolment). The caller checks the stage it needs.
+pub async fn authenticate_any(req: &Request, state: &AppState) -> Result<Validated, ApiError> {
+    let values = session_cookie_values(req, &state.settings.session.cookie_name);
+    let presented = !values.is_empty();
     let result = authenticate_cookies(req, state, values).await;
-    state.metrics.session_check(match &result {
+    count_check(state, presented, &result);
+    result
+}
+
+/// A session that is signed in, or the error saying what its sign-in still needs.
+pub fn signed_in(validated: Validated) -> Result<Validated, ApiError> {
+    match validated.record.stage {
+        Stage::Complete => Ok(validated),
+        Stage::SecondFactor => Err(ApiError::MfaRequired),
+        Stage::Enrolment => Err(ApiError::MfaEnrolmentRequired),
+    }
+}
+
+fn count_check(state: &AppState, presented: bool, result: &Result<Validated, ApiError>) {
+    state.metrics.session_check(match result {
         Ok(_) => CheckOutcome::Valid,
+        Err(ApiError::MfaRequired | ApiError::MfaEnrolmentRequired) => CheckOutcome::Incomplete,
         // A cookie was sent, but not one this server signed.
         Err(ApiError::NoSession) if presented => CheckOutcome::Tampered,
         Err(ApiError::NoSession) => CheckOutcome::NoSession,
@@ -90,7 +122,6 @@ pub async fn authenticate(req: &Request, state: &AppState) -> Result<Validated, 
         Err(ApiError::SessionStoreUnavailable(_) | ApiError::ServerBusy) => CheckOutcome::StoreUnavailable,
         Err(_) => CheckOutcome::Error,
     });
-    result
 }
 
 async fn authenticate_cookies(
@@ -433,5 +464,36 @@ impl<'a> ApiExtractor<'a> for SessionCheck {
             .data::<AppState>()
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
         Ok(SessionCheck(Box::pin(authenticate(req, state)).await))
+    }
+}
+
+/// The request's session whatever its stage — signed in, waiting for a second factor, or
+/// waiting for one to be enrolled — for the operations that finish a sign-in. As an operation
+/// parameter it needs a session like [`CurrentSession`]; the handler checks the stage.
+pub struct SignInSession(pub Validated);
+
+impl<'a> ApiExtractor<'a> for SignInSession {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        Ok(SignInSession(Box::pin(authenticate_any(req, state)).await?))
     }
 }

@@ -5,7 +5,7 @@ use poem_openapi::{param::Path, payload::Json, types::Example, ApiResponse, Obje
 
 use super::{
     actions,
-    auth::{ReadErrors, WriteErrors},
+    auth::{ReadErrors, RevokeOthersErrors},
     session_auth::{client_info, CurrentSession},
     views::{session_id_example, SessionView},
 };
@@ -113,7 +113,7 @@ impl SessionsApi {
         req: &Request,
         state: Data<&AppState>,
         session: CurrentSession,
-    ) -> Result<RevokeOthersResponse, Failure<WriteErrors>> {
+    ) -> Result<RevokeOthersResponse, Failure<RevokeOthersErrors>> {
         let client = client_info(req, &state.settings);
         let revoked = actions::revoke_others(&state, &session.0.record, &client).await?;
         Ok(RevokeOthersResponse::Ok(Json(Revoked {

@@ -58,6 +58,17 @@ pub struct SessionView {
     /// True for the session making this request.
     #[oai(skip_serializing_if_is_none)]
     pub current: Option<bool>,
+    /// The authentication methods its sign-in (and any re-authentication) used: `pwd`,
+    /// `google`, `otp` (authenticator app), `recovery_code`, `hwk` (passkey).
+    pub amr: Vec<String>,
+    /// Authenticator assurance level: `2` once a second factor was given, else `1`.
+    pub aal: u8,
+    /// When its owner last proved who they are (sign-in or `POST /auth/reauthenticate`):
+    /// sensitive operations need this within `SESSION_PRIVILEGED_MAX_AGE`.
+    pub authenticated_at: DateTime<Utc>,
+    /// `complete` (signed in), `second_factor` (a sign-in waiting for its second factor) or
+    /// `enrolment` (a sign-in that must set one up, `MFA_REQUIRED`).
+    pub stage: String,
 }
 
 impl SessionView {
@@ -77,6 +88,10 @@ impl SessionView {
                 None
             },
             current,
+            amr: r.amr().iter().map(|m| m.as_str().to_string()).collect(),
+            aal: r.aal(),
+            authenticated_at: datetime(r.authenticated_at()),
+            stage: r.stage.as_str().to_string(),
         }
     }
 }
@@ -128,6 +143,10 @@ impl Example for SessionView {
             ip: Some("203.0.113.7".into()),
             user_agent: Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into()),
             current: Some(true),
+            amr: vec!["pwd".into(), "otp".into()],
+            aal: 2,
+            authenticated_at: example_time(0),
+            stage: "complete".into(),
         }
     }
 }

@@ -75,9 +75,24 @@ pub mod kind {
     pub const SIGN_IN_NEW_DEVICE: &str = "sign_in.new_device";
     /// The owner said "this wasn't me" about a sign-in; its session ended (`reported_by_user`).
     pub const SIGN_IN_REPORTED: &str = "sign_in.reported";
+    /// A wrong second-factor code (`detail.factor`: `totp`, `recovery_code`; `detail.during`:
+    /// `sign_in`, `reauthentication`, `confirmation`).
+    pub const MFA_FAILED: &str = "mfa.failed";
+    /// An authenticator app was set up and confirmed.
+    pub const MFA_TOTP_ENABLED: &str = "mfa.totp_enabled";
+    /// The account's authenticator app was removed by its owner.
+    pub const MFA_TOTP_DISABLED: &str = "mfa.totp_disabled";
+    /// New recovery codes were issued; the earlier ones no longer work.
+    pub const MFA_RECOVERY_CODES_ISSUED: &str = "mfa.recovery_codes_issued";
+    /// A recovery code was used (`detail.left`: how many remain).
+    pub const MFA_RECOVERY_CODE_USED: &str = "mfa.recovery_code_used";
+    /// An operator removed every second factor of the account (`users mfa reset`).
+    pub const MFA_RESET: &str = "mfa.reset";
+    /// A session proved its owner again for sensitive operations (`detail.method`).
+    pub const SESSION_REAUTHENTICATED: &str = "session.reauthenticated";
 
     /// Every type, for `events list --type` and the docs.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 28] = [
         USER_SIGNED_UP,
         USER_CREATED,
         USER_DISABLED,
@@ -99,6 +114,13 @@ pub mod kind {
         PASSWORD_RESET,
         SIGN_IN_NEW_DEVICE,
         SIGN_IN_REPORTED,
+        MFA_FAILED,
+        MFA_TOTP_ENABLED,
+        MFA_TOTP_DISABLED,
+        MFA_RECOVERY_CODES_ISSUED,
+        MFA_RECOVERY_CODE_USED,
+        MFA_RESET,
+        SESSION_REAUTHENTICATED,
     ];
 }
 

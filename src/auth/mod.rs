@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod flows;
+pub mod mfa;
 pub mod oidc;
 pub mod password;
 pub mod recovery;
@@ -70,6 +71,20 @@ pub enum AuthError {
     EmailVerificationRequired,
     #[error("this account already has {max} sessions, the most allowed; sign out of one first")]
     SessionLimit { max: usize },
+    #[error("the code is wrong, expired, or was already used")]
+    InvalidCode,
+    /// A sensitive operation in a session whose last proof of identity is older than
+    /// `SESSION_PRIVILEGED_MAX_AGE`; `with` says what proves it again.
+    #[error("this needs a recent sign-in: confirm it is you with {with} (POST /auth/reauthenticate), then try again")]
+    ReauthenticationRequired { with: &'static str },
+    #[error("this account already has an authenticator app; remove it before setting up another")]
+    TotpAlreadyEnabled,
+    #[error("this account has no authenticator app")]
+    TotpNotEnabled,
+    #[error("no authenticator app set-up is waiting for confirmation: start one with POST /auth/mfa/totp")]
+    TotpNotStarted,
+    #[error("this session's sign-in waits for no second factor")]
+    MfaNotPending,
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -112,6 +127,7 @@ pub struct Auth {
     hasher: Hasher,
     metrics: Metrics,
     mail: recovery::AccountMail,
+    mfa: mfa::MfaConfig,
 }
 
 /// The `outcome` label of `authauth_sign_ins_total` for a sign-in's result.
@@ -139,6 +155,7 @@ impl Auth {
         hasher: Hasher,
         metrics: Metrics,
         mail: recovery::AccountMail,
+        mfa: mfa::MfaConfig,
     ) -> Self {
         Auth {
             db,
@@ -147,7 +164,13 @@ impl Auth {
             hasher,
             metrics,
             mail,
+            mfa,
         }
+    }
+
+    /// The second-factor settings.
+    pub fn mfa_settings(&self) -> &crate::config::MfaSettings {
+        &self.mfa.settings
     }
 
     /// How the account features send mail.
@@ -369,7 +392,8 @@ impl Auth {
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, client, now)
             .await?;
-        if !known_device {
+        // A sign-in waiting for its second factor is told to the owner once it is finished.
+        if !known_device && issued.record.stage.is_complete() {
             self.alert_new_device(&user, &issued.record, client, now);
         }
         let device = device::issue(signer, &user.email_canonical);
@@ -400,9 +424,10 @@ impl Auth {
                 )
                 .await?;
         }
+        let proof = self.first_factor_proof(user, method).await?;
         Ok(self
             .sessions
-            .create(user.id, users::snapshot(user), method, client, now)
+            .create_proved(user.id, users::snapshot(user), method, proof, client, now)
             .await?)
     }
 
@@ -498,7 +523,7 @@ impl Auth {
         let signer = self.sessions.signer();
         let known_device =
             device_cookie.is_some_and(|d| device::recognizes(signer, &user.email_canonical, d));
-        if !created && !known_device {
+        if !created && !known_device && issued.record.stage.is_complete() {
             self.alert_new_device(&user, &issued.record, client, now);
         }
         let device = device::issue(signer, &user.email_canonical);

@@ -224,6 +224,23 @@ pub async fn verification_resend(
         .map(seconds))
 }
 
+/// Wrong second-factor codes for one sign-in (or one session's re-authentication): then that
+/// sign-in must start again.
+pub const CODES_PER_SIGN_IN: Limit = Limit {
+    max_failures: 5,
+    window_ms: 15 * 60 * 1000,
+};
+
+/// Wrong second-factor codes for one account, however many sign-ins they are spread over: a
+/// six-digit code must not be guessable by starting sign-in after sign-in with a known password.
+pub const CODES_PER_ACCOUNT: Limit = Limit {
+    max_failures: 10,
+    window_ms: 15 * 60 * 1000,
+};
+
+/// What a refused second factor had too many of.
+pub const CODE_ATTEMPTS: &str = "wrong codes";
+
 /// What a refused sign-in (or a password change's wrong current password) had too many of.
 pub const SIGN_IN_ATTEMPTS: &str = "failed sign-in attempts";
 
@@ -267,6 +284,28 @@ impl Attempt {
             }
         };
         Attempt { buckets }
+    }
+
+    /// The counters for a second-factor code given to the account with the canonical address
+    /// `email`, in the sign-in (or session) `scope`: first the scope's own bucket, then the
+    /// account's (cleared by `authauth users unlock` like the others).
+    pub fn code(email: &str, scope: &str) -> Self {
+        let account = digest(&[email]);
+        Attempt {
+            buckets: vec![
+                (format!("c:{}", digest(&[scope])), CODES_PER_SIGN_IN),
+                (format!("a:{account}:codes"), CODES_PER_ACCOUNT),
+            ],
+        }
+    }
+
+    /// Whether the scope's own bucket (the first) is the one that is full: the sign-in it
+    /// counts must start again.
+    pub async fn scope_exhausted(&self, store: &dyn AttemptStore, now: Millis) -> Result<bool, StoreError> {
+        let (key, limit) = &self.buckets[0];
+        let w = store.hit(key, limit.window_ms, now).await?;
+        store.unhit(key, now).await?;
+        Ok(w.count > limit.max_failures)
     }
 
     /// Reserves one failure in every bucket. `Some(seconds)` means a bucket is full: the

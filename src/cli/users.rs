@@ -80,6 +80,36 @@ pub enum UsersCommand {
         #[arg(long)]
         print: bool,
     },
+    /// Second factors of an account.
+    Mfa {
+        #[command(subcommand)]
+        command: MfaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MfaCommand {
+    /// Remove every second factor of an account (authenticator app, recovery codes) for an
+    /// owner who lost them, after checking who is asking: every session ends (reason
+    /// `mfa_reset`); the next sign-in needs only the password (or, under MFA_REQUIRED, sets a
+    /// new factor up).
+    Reset {
+        /// E-mail or user id.
+        user: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// An account's second factors as the CLI prints them in JSON (never a secret).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MfaJson {
+    totp: bool,
+    totp_enabled_at: Option<String>,
+    totp_last_used_at: Option<String>,
+    recovery_codes_left: u64,
 }
 
 /// An account as the CLI prints it in JSON.
@@ -115,6 +145,7 @@ struct UserDetailJson {
     #[serde(flatten)]
     user: UserJson,
     identities: Vec<IdentityJson>,
+    mfa: MfaJson,
     sessions: Vec<SessionJson>,
 }
 
@@ -276,14 +307,30 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .list_user(&user.id, ctx.clock.now())
                 .await
                 .context("cannot read sessions")?;
+            let factors = ctx.auth.factors(user.id).await.map_err(user_error)?;
+            let at = |ms: Option<i64>| ms.map(|ms| output::date(crate::session::record::datetime(ms)));
+            let mfa = MfaJson {
+                totp: factors.any(),
+                totp_enabled_at: at(factors.totp_enabled_at),
+                totp_last_used_at: at(factors.totp_last_used_at),
+                recovery_codes_left: factors.recovery_codes_left,
+            };
             if json {
                 output::json(&UserDetailJson {
                     user: u,
                     identities,
+                    mfa,
                     sessions: sessions.iter().map(SessionJson::from).collect(),
                 })?;
                 return Ok(());
             }
+            let second_factor = match &mfa.totp_enabled_at {
+                Some(since) => format!(
+                    "authenticator app (since {since}); {} recovery code(s) left",
+                    mfa.recovery_codes_left
+                ),
+                None => "none".to_string(),
+            };
             let mut t = output::table(&["FIELD", "VALUE"]);
             for (k, v) in [
                 ("id", u.id.clone()),
@@ -294,6 +341,7 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 ),
                 ("name", u.full_name.clone()),
                 ("methods", u.methods.join(", ")),
+                ("second factor", second_factor),
                 ("created", u.created_at.clone()),
                 ("disabled", u.disabled_at.clone().unwrap_or_else(|| "no".into())),
             ] {
@@ -378,6 +426,34 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
             outln!(
                 "Sign-in limits lifted for {} ({cleared} counter(s) cleared).",
                 output::escape(&user.email)
+            )
+        }
+        UsersCommand::Mfa {
+            command: MfaCommand::Reset { user, yes },
+        } => {
+            let user = find_user(&ctx, &user).await?;
+            output::confirm(
+                yes,
+                &format!(
+                    "Remove every second factor of {} and end all their sessions?",
+                    output::escape(&user.email)
+                ),
+                &format!("reset the second factors of {}", user.email),
+            )?;
+            let (had, ended) = ctx
+                .auth
+                .operator_reset_mfa(&user, &ctx.operator, ctx.clock.now())
+                .await
+                .map_err(user_error)?;
+            outln!(
+                "{} {}; ended {ended} session{}.",
+                if had {
+                    "Removed the second factors of"
+                } else {
+                    "No second factor to remove for"
+                },
+                output::escape(&user.email),
+                if ended == 1 { "" } else { "s" }
             )
         }
         UsersCommand::ResetPassword { user, print } => {

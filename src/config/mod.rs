@@ -12,6 +12,7 @@ pub mod defaults;
 mod google;
 mod logging;
 mod mail;
+mod mfa;
 mod parser;
 mod redis;
 mod server;
@@ -30,6 +31,7 @@ pub use self::{
     google::GoogleSettings,
     logging::LogFormat,
     mail::{MailSettings, MailTransport, DEV_OUTBOX},
+    mfa::MfaSettings,
     parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
     redis::{RedisMode, RedisSettings, RedisTls, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
@@ -100,6 +102,8 @@ pub struct Settings {
     pub webhooks: Option<WebhookSettings>,
     /// E-mail (`SMTP_URL`, `MAIL_FROM`, the outbox) and the account features that send it.
     pub mail: MailSettings,
+    /// Second factors and step-up (`MFA_REQUIRED`, `SESSION_PRIVILEGED_MAX_AGE`, `TOTP_ISSUER`).
+    pub mfa: MfaSettings,
     /// Accepted but doubtful settings — a short development secret, a variable that looks meant
     /// for authauth but is not read — logged by `serve` at startup, printed by `config check`.
     pub warnings: Vec<String>,
@@ -146,6 +150,7 @@ impl Settings {
         let http = server::http(&mut p, production, &listen);
         let webhooks = webhooks::parse(&mut p, production);
         let mail = mail::parse(&mut p, production, http.ui_enabled);
+        let mfa = mfa::parse(&mut p);
         let log_format = logging::parse(&mut p, production);
 
         let unknown = variables::unknown(p.vars.names());
@@ -172,6 +177,7 @@ impl Settings {
             audit_retention: http.audit_retention,
             webhooks,
             mail,
+            mfa,
             log_format,
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,

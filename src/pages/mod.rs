@@ -14,6 +14,7 @@
 //! `Referrer-Policy: same-origin` — under `no-referrer` a browser sends `Origin: null` with a
 //! form post, which the guard (rightly) refuses.
 
+pub mod mfa;
 mod recovery;
 
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub const HOME: &str = "/account";
 /// Every page path and the methods it answers (the `Allow` of a 405).
 pub const ROUTES: &[(&str, &[Method])] = &[
     ("/login", &[Method::GET, Method::HEAD, Method::POST]),
+    (mfa::PATH, &[Method::GET, Method::HEAD, Method::POST]),
     ("/signup", &[Method::GET, Method::HEAD, Method::POST]),
     ("/account", &[Method::GET, Method::HEAD]),
     ("/account/password", &[Method::POST]),
@@ -75,6 +77,12 @@ pub const ROUTES: &[(&str, &[Method])] = &[
 pub fn mount(route: Route) -> Route {
     route
         .at("/login", get(login_page).post(login_submit).around(html))
+        .at(
+            mfa::PATH,
+            get(mfa::second_factor_page)
+                .post(mfa::second_factor_submit)
+                .around(html),
+        )
         .at("/signup", get(signup_page).post(signup_submit).around(html))
         .at("/account", get(account_page).around(html))
         .at("/account/password", post(password_submit).around(html))
@@ -114,6 +122,7 @@ pub fn is_page(path: &str) -> bool {
     matches!(
         path,
         "/login"
+            | mfa::PATH
             | "/signup"
             | "/account"
             | "/logout"
@@ -470,6 +479,9 @@ async fn login_submit(req: &Request, state: Data<&AppState>, Form(mut form): For
         Err(e) => Err(e),
     };
     match outcome {
+        Ok(started) if started.record.stage == crate::session::record::Stage::SecondFactor => {
+            see_other_with_cookie(&mfa::second_factor_url(&target), started.set_cookie)
+        }
         Ok(started) => see_other_with_cookie(&target, started.set_cookie),
         Err(e) => failed(
             &e,

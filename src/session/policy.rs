@@ -152,6 +152,9 @@ mod tests {
             ip: None,
             user_agent: None,
             previous: None,
+            stage: Default::default(),
+            amr: Vec::new(),
+            authenticated_at: None,
         }
     }
 

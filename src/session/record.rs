@@ -50,6 +50,84 @@ impl SignInMethod {
     }
 }
 
+/// How far the sign-in that made a session got. Only a [`Stage::Complete`] session is signed in;
+/// the others exist to finish their sign-in and are refused everywhere else (`mfa_required`,
+/// `mfa_enrolment_required`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Signed in.
+    #[default]
+    Complete,
+    /// The first factor (password, Google) is proven and the account has a second one, which
+    /// `POST /auth/mfa/verify` takes. Lives a few minutes and never counts toward
+    /// `MAX_SESSIONS_PER_USER`.
+    SecondFactor,
+    /// Signed in on a server that requires a second factor (`MFA_REQUIRED`) by an account that
+    /// has none yet: it can only enrol one, which completes it.
+    Enrolment,
+}
+
+impl Stage {
+    pub fn is_complete(&self) -> bool {
+        *self == Stage::Complete
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Complete => "complete",
+            Stage::SecondFactor => "second_factor",
+            Stage::Enrolment => "enrolment",
+        }
+    }
+}
+
+/// An authentication method a session's sign-in used (`amr`, after RFC 8176 where it has a
+/// value for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Amr {
+    /// A password.
+    #[serde(rename = "pwd")]
+    Password,
+    /// An OpenID provider (Google or any other).
+    #[serde(rename = "google")]
+    Google,
+    /// A TOTP code from an authenticator app.
+    #[serde(rename = "otp")]
+    Totp,
+    /// A single-use recovery code.
+    #[serde(rename = "recovery_code")]
+    RecoveryCode,
+    /// A passkey (a hardware-backed key, user verified).
+    #[serde(rename = "hwk")]
+    Passkey,
+}
+
+impl Amr {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Amr::Password => "pwd",
+            Amr::Google => "google",
+            Amr::Totp => "otp",
+            Amr::RecoveryCode => "recovery_code",
+            Amr::Passkey => "hwk",
+        }
+    }
+
+    /// Whether this method is a second factor (something other than a password or a provider).
+    pub fn is_second_factor(self) -> bool {
+        matches!(self, Amr::Totp | Amr::RecoveryCode | Amr::Passkey)
+    }
+
+    /// The method a sign-in of this kind starts with.
+    pub fn of(method: SignInMethod) -> Amr {
+        match method {
+            SignInMethod::Password => Amr::Password,
+            SignInMethod::Google => Amr::Google,
+        }
+    }
+}
+
 /// What `/auth/me` needs about the user, carried in the session so a request costs no SQL
 /// query. Anything that makes it unsafe to serve (disabling the user, a password change)
 /// revokes the sessions instead of editing them; harmless changes (a verified address, the
@@ -94,6 +172,19 @@ pub struct SessionRecord {
     /// The token this one replaced, while it is still in grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Predecessor>,
+    /// How far its sign-in got; absent means complete (every session made before second
+    /// factors existed).
+    #[serde(default, skip_serializing_if = "Stage::is_complete")]
+    pub stage: Stage,
+    /// The methods its sign-in (and any re-authentication) used, in order. Absent in sessions
+    /// made before they were recorded: then [`SessionRecord::amr`] is the sign-in method alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<Amr>,
+    /// When the person last proved who they are in this session: the sign-in, or a later
+    /// `POST /auth/reauthenticate`. Absent: `created_at`. Sensitive operations need it recent
+    /// (`SESSION_PRIVILEGED_MAX_AGE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated_at: Option<Millis>,
 }
 
 impl SessionRecord {
@@ -119,6 +210,30 @@ impl SessionRecord {
             _ => return None,
         };
         base64url(unprefixed).then(|| &unprefixed[..8])
+    }
+
+    /// The authentication methods of the session (see [`SessionRecord::amr`] field docs).
+    pub fn amr(&self) -> Vec<Amr> {
+        if self.amr.is_empty() {
+            vec![Amr::of(self.method)]
+        } else {
+            self.amr.clone()
+        }
+    }
+
+    /// The authenticator assurance level (NIST SP 800-63B): 2 when a second factor (or a
+    /// passkey, which is one with user verification) was used, else 1.
+    pub fn aal(&self) -> u8 {
+        if self.amr.iter().any(|m| m.is_second_factor()) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// When the person last proved who they are in this session.
+    pub fn authenticated_at(&self) -> Millis {
+        self.authenticated_at.unwrap_or(self.created_at)
     }
 
     /// The moment the session ends unless used again.
@@ -254,6 +369,9 @@ mod tests {
             ip: Some("127.0.0.1".into()),
             user_agent: None,
             previous: None,
+            stage: Stage::Complete,
+            amr: Vec::new(),
+            authenticated_at: None,
         };
         let active = Stored::Active(record.clone());
         assert!(active.encode().starts_with("A|{"));

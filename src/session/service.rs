@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::{
     policy::{Due, Policy},
-    record::{Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot},
+    record::{
+        Amr, Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stage, Stored,
+        UserSnapshot,
+    },
     store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, CookieSigner, SessionToken},
 };
@@ -42,6 +45,36 @@ pub mod reason {
     pub const PASSWORD_RESET: &str = "password_reset";
     /// The owner said "this wasn't me" from a new-device alert.
     pub const REPORTED_BY_USER: &str = "reported_by_user";
+    /// A half-finished sign-in (second factor, enrolment) was finished: it goes on as a new
+    /// session, under a new id.
+    pub const SIGN_IN_COMPLETED: &str = "sign_in_completed";
+    /// Too many wrong codes were given to finish this sign-in.
+    pub const SECOND_FACTOR_FAILED: &str = "second_factor_failed";
+    /// An operator removed the account's second factors (`authauth users mfa reset`).
+    pub const MFA_RESET: &str = "mfa_reset";
+}
+
+/// How long a sign-in waits for its second factor before it must start again.
+pub const SECOND_FACTOR_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// How long a sign-in that must enrol a second factor (`MFA_REQUIRED`) has to do it.
+pub const ENROLMENT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// What a sign-in proved, and how far that got it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub stage: Stage,
+    /// The methods used, in order.
+    pub amr: Vec<Amr>,
+}
+
+impl Proof {
+    /// A sign-in finished with one method.
+    pub fn complete(method: SignInMethod) -> Proof {
+        Proof {
+            stage: Stage::Complete,
+            amr: vec![Amr::of(method)],
+        }
+    }
 }
 
 /// Why a request is not authenticated.
@@ -233,7 +266,35 @@ impl Sessions {
         client: &ClientInfo,
         now: Millis,
     ) -> Result<Issued, CreateError> {
-        let (idle, absolute) = self.policy.initial_expiry(now);
+        self.create_proved(user_id, user, method, Proof::complete(method), client, now)
+            .await
+    }
+
+    /// [`Sessions::create`] for a sign-in that says what it proved: a session that is not
+    /// [`Stage::Complete`] lives only [`SECOND_FACTOR_LIFETIME`] (or [`ENROLMENT_LIFETIME`]) and
+    /// counts toward no limit.
+    pub async fn create_proved(
+        &self,
+        user_id: Uuid,
+        user: UserSnapshot,
+        method: SignInMethod,
+        proof: Proof,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<Issued, CreateError> {
+        let (idle, absolute) = match proof.stage {
+            Stage::Complete => self.policy.initial_expiry(now),
+            Stage::SecondFactor | Stage::Enrolment => {
+                let lifetime = match proof.stage {
+                    Stage::SecondFactor => SECOND_FACTOR_LIFETIME,
+                    _ => ENROLMENT_LIFETIME,
+                };
+                let (idle, absolute) = self.policy.initial_expiry(now);
+                let end = now.saturating_add(lifetime.as_millis() as Millis);
+                (idle.min(end), absolute.min(end))
+            }
+        };
+        let stage = proof.stage;
         let record = SessionRecord {
             public_id: SessionRecord::new_public_id(&user_id),
             user_id,
@@ -247,6 +308,9 @@ impl Sessions {
             ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
             previous: None,
+            stage: proof.stage,
+            amr: proof.amr,
+            authenticated_at: Some(now),
         };
         let token = SessionToken::generate();
         let limit = Limit {
@@ -270,16 +334,24 @@ impl Sessions {
                 }
             }
         }
-        tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), "session created");
-        self.metrics.session_created(method.as_str());
-        self.audit
-            .record(
-                Event::new(kind::SESSION_CREATED, client, now)
-                    .user(user_id)
-                    .session(&record.public_id)
-                    .detail("method", method.as_str()),
-            )
-            .await;
+        let amr = record
+            .amr()
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::info!(session = %record.public_id, user = %user_id, method = method.as_str(), amr, stage = stage.as_str(), "session created");
+        let mut event = Event::new(kind::SESSION_CREATED, client, now)
+            .user(user_id)
+            .session(&record.public_id)
+            .detail("method", method.as_str())
+            .detail("amr", amr.as_str());
+        if stage.is_complete() {
+            self.metrics.session_created(method.as_str());
+        } else {
+            event = event.detail("stage", stage.as_str());
+        }
+        self.audit.record(event).await;
         Ok(Issued {
             cookie_value: self.signer.sign(&token, &slot_tag(&user_id)),
             record,
@@ -457,6 +529,95 @@ impl Sessions {
                 _ => Err(SessionError::Expired),
             }
         }
+    }
+
+    /// Finishes a half-finished sign-in (`record`, a [`Stage::SecondFactor`] or
+    /// [`Stage::Enrolment`] session): it ends (`sign_in_completed`) and a brand-new session —
+    /// new token, new public id — carries on with `proof`. Ending first means a failure on the
+    /// way leaves no second live session, only a sign-in to start again.
+    pub async fn complete(
+        &self,
+        record: &SessionRecord,
+        proof: Proof,
+        client: &ClientInfo,
+        now: Millis,
+    ) -> Result<Issued, CreateError> {
+        let ended = self
+            .store
+            .revoke(
+                &record.user_id,
+                Which::One(&record.public_id),
+                &self.revocation(reason::SIGN_IN_COMPLETED, None),
+                now,
+            )
+            .await?;
+        if ended.is_empty() {
+            // Revoked or expired meanwhile: nothing to finish.
+            return Err(CreateError::Store(StoreError::conflict(
+                "the sign-in ended before it could be completed",
+            )));
+        }
+        self.create_proved(
+            record.user_id,
+            record.user.clone(),
+            record.method,
+            proof,
+            client,
+            now,
+        )
+        .await
+    }
+
+    /// Marks the request's session as re-authenticated now with `method` (step-up): its
+    /// `authenticated_at` moves to `now`, `method` joins its `amr`, and — a change of privilege —
+    /// its token is replaced (the old one stays valid, unelevated, for the rotation grace).
+    /// Returns the session with the new cookie to set.
+    pub async fn reauthenticated(
+        &self,
+        current: &Validated,
+        method: Amr,
+        now: Millis,
+    ) -> Result<Validated, StoreError> {
+        let record = &current.record;
+        let token = SessionToken::generate();
+        let new_hash = token.hash();
+        let grace_until = now + self.policy.grace_ms();
+        let mut next = self.policy.touched(record, now);
+        next.token_issued_at = now;
+        next.authenticated_at = Some(now);
+        next.amr = record.amr();
+        if !next.amr.contains(&method) {
+            next.amr.push(method);
+        }
+        next.previous = Some(Predecessor {
+            hash: current.key.hash.to_b64(),
+            grace_until,
+        });
+        let rotated = Rotated {
+            record: record.clone(),
+            successor: new_hash.to_b64(),
+            grace_until,
+        };
+        if !self
+            .store
+            .rotate(&current.key.hash, &new_hash, &next, &rotated, now)
+            .await?
+        {
+            // A parallel request rotated (or revoked) it first: this one proves nothing about
+            // the session that won; the client tries again with its new cookie.
+            return Err(StoreError::conflict(
+                "the session changed while it was being re-authenticated",
+            ));
+        }
+        tracing::info!(session = %next.public_id, user = %next.user_id, method = method.as_str(), "session re-authenticated");
+        Ok(Validated {
+            new_cookie: Some(self.signer.sign(&token, &current.key.slot)),
+            record: next,
+            key: SessionKey {
+                slot: current.key.slot.clone(),
+                hash: new_hash,
+            },
+        })
     }
 
     fn revocation(&self, reason: &'static str, message: Option<String>) -> Revocation {

@@ -118,6 +118,26 @@ pub struct Limit {
     pub revocation: Revocation,
 }
 
+impl Limit {
+    /// What creating `new` beside the user's `live` sessions must end, or `None` when the limit
+    /// refuses it. Only signed-in sessions count and can be ended: a session still finishing its
+    /// sign-in (a second factor to give) neither takes a place nor pushes anyone out — else
+    /// whoever knows the password could end the owner's sessions without ever getting in.
+    pub fn ending(&self, live: Vec<SessionRecord>, new: &SessionRecord) -> Option<Vec<SessionRecord>> {
+        if !new.stage.is_complete() {
+            return Some(Vec::new());
+        }
+        let live: Vec<SessionRecord> = live.into_iter().filter(|r| r.stage.is_complete()).collect();
+        if live.len() < self.max {
+            Some(Vec::new())
+        } else if self.action == crate::config::LimitAction::Refuse {
+            None
+        } else {
+            Some(least_recently_used(live, self.max))
+        }
+    }
+}
+
 /// What [`SessionStore::create`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {

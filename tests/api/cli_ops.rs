@@ -435,6 +435,9 @@ async fn session_ids_starting_with_a_hyphen_are_ids_not_flags(backend: Backend) 
         ip: None,
         user_agent: None,
         previous: None,
+        stage: Default::default(),
+        amr: Vec::new(),
+        authenticated_at: None,
     };
     app.state
         .sessions

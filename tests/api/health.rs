@@ -71,6 +71,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/password/forgot"),
     ("post", "/auth/password/reset"),
     ("post", "/auth/sign-in/report"),
+    ("get", "/auth/mfa"),
+    ("post", "/auth/mfa/totp"),
+    ("delete", "/auth/mfa/totp"),
+    ("post", "/auth/mfa/totp/confirm"),
+    ("post", "/auth/mfa/verify"),
+    ("post", "/auth/mfa/recovery-codes"),
+    ("post", "/auth/reauthenticate"),
 ];
 
 #[tokio::test]

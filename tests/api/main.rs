@@ -20,6 +20,7 @@ mod harness;
 mod health;
 mod mailbox;
 mod metrics;
+mod mfa;
 mod migrate;
 mod op;
 mod openapi;

@@ -255,6 +255,9 @@ fn record(user_id: Uuid, now: Millis) -> SessionRecord {
         ip: Some("127.0.0.1".into()),
         user_agent: Some("conformance".into()),
         previous: None,
+        stage: Default::default(),
+        amr: Vec::new(),
+        authenticated_at: None,
     }
 }
 

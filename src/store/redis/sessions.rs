@@ -10,13 +10,10 @@ use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
 use super::RedisBackend;
-use crate::config::LimitAction;
 use crate::session::{
     policy::ttl_until,
     record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-    store::{
-        least_recently_used, Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which,
-    },
+    store::{Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which},
     token::{slot_tag, TokenHash},
 };
 
@@ -286,13 +283,9 @@ impl SessionStore for RedisSessions {
             }
             let live = read.live;
             let expected = entries.len() - read.stale;
-            let ending = if live.len() < limit.max {
-                Vec::new()
-            } else if limit.action == LimitAction::Refuse {
+            let by_id: Vec<SessionRecord> = live.iter().map(|(_, _, r)| r.clone()).collect();
+            let Some(ending) = limit.ending(by_id, record) else {
                 return Ok(Created::Refused);
-            } else {
-                let by_id: Vec<SessionRecord> = live.iter().map(|(_, _, r)| r.clone()).collect();
-                least_recently_used(by_id, limit.max)
             };
             let mut script = CREATE.key(&index_key);
             script

@@ -14,13 +14,10 @@ use uuid::Uuid;
 
 use super::{retry, SqlBackend};
 use crate::{
-    config::LimitAction,
     entities::sessions,
     session::{
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
-        store::{
-            least_recently_used, Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which,
-        },
+        store::{Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which},
         token::TokenHash,
     },
 };
@@ -86,13 +83,9 @@ impl SqlSessions {
             .all(&txn)
             .await?;
         let live = Self::decode_active(rows, now)?;
-        let ending = if live.len() < limit.max {
-            Vec::new()
-        } else if limit.action == LimitAction::Refuse {
+        let Some(ending) = limit.ending(live, record) else {
             txn.rollback().await?;
             return Ok(Created::Refused);
-        } else {
-            least_recently_used(live, limit.max)
         };
         for victim in &ending {
             end_session(&txn, victim, &limit.revocation, now).await?;

@@ -1,0 +1,538 @@
+//! Second factors and step-up: an authenticator app whose codes the test computes from the seed
+//! the server hands out (RFC 6238, `totp-rs`), recovery codes, the half-finished sign-in that
+//! can do nothing but finish, re-authentication, and the operator's reset.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use totp_rs::{Builder, Secret};
+
+use crate::{cli_ops::cli, helpers::*};
+
+/// The code an authenticator app shows for `secret` (base32) at the app's time.
+fn code_at(app: &TestApp, secret: &str) -> String {
+    let totp = Builder::new()
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap();
+    totp.generate((app.now() / 1000) as u64).to_string()
+}
+
+/// A code that is wrong now (the right one plus one, mod 10^6).
+fn wrong_code(app: &TestApp, secret: &str) -> String {
+    let right: u32 = code_at(app, secret).parse().unwrap();
+    format!("{:06}", (right + 1) % 1_000_000)
+}
+
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sets up an authenticator app on the signed-in `c`; returns its seed and recovery codes.
+async fn enrol(app: &TestApp, c: &reqwest::Client) -> (String, Vec<String>) {
+    let (status, setup) = json_of(app.post_json(c, "/auth/mfa/totp", &json!({})).await).await;
+    assert_eq!(status, 200, "{setup}");
+    let secret = setup["secret"].as_str().unwrap().to_string();
+    assert!(setup["otpauthUri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/authauth:"));
+    assert!(setup["qrCode"]
+        .as_str()
+        .unwrap()
+        .starts_with("data:image/svg+xml;base64,"));
+    let code = code_at(app, &secret);
+    let (status, confirmed) = json_of(
+        app.post_json(c, "/auth/mfa/totp/confirm", &json!({ "code": code }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let codes: Vec<String> = confirmed["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(confirmed["session"]["aal"], 2);
+    (secret, codes)
+}
+
+/// Password sign-in on a fresh client: the response.
+async fn first_step(app: &TestApp, email: &str) -> (reqwest::Client, reqwest::Response) {
+    let c = client();
+    let resp = app.login_with(&c, email, PASSWORD).await;
+    (c, resp)
+}
+
+#[tokio::test]
+async fn an_authenticator_app_makes_sign_in_a_two_step_affair_that_ends_in_a_new_session() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("two-step@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    let (status, factors) = json_of(owner.get(app.url("/auth/mfa")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(factors["totp"], true);
+    assert_eq!(factors["recoveryCodesLeft"], 10);
+
+    let (c, resp) = first_step(&app, "two-step@example.com").await;
+    let pending_cookie = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    let (status, pending) = json_of(resp).await;
+    assert_eq!(status, 202, "{pending}");
+    assert_eq!(pending["session"]["stage"], "second_factor");
+    assert_eq!(pending["session"]["aal"], 1);
+    let pending_id = pending["session"]["id"].as_str().unwrap().to_string();
+
+    // The half-finished sign-in opens nothing else.
+    for (method, path) in [
+        ("GET", "/auth/me"),
+        ("GET", "/auth/sessions"),
+        ("GET", "/auth/mfa"),
+        ("GET", "/auth/activity"),
+        ("POST", "/auth/logout-all"),
+        ("DELETE", "/auth/sessions"),
+        ("POST", "/auth/mfa/totp"),
+    ] {
+        let resp = c
+            .request(method.parse().unwrap(), app.url(path))
+            .header("origin", app.origin())
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(resp).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("mfa_required")),
+            "{method} {path}"
+        );
+    }
+    let verify = app.get_with_cookie("/auth/verify", &pending_cookie).await;
+    assert_ne!(verify.status(), 200, "forward-auth refuses it too");
+
+    // A wrong code is refused and changes nothing.
+    let (status, body) = json_of(
+        app.post_json(
+            &c,
+            "/auth/mfa/verify",
+            &json!({ "code": wrong_code(&app, &secret) }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_code")));
+    // Neither both factors nor none.
+    let (status, _) = json_of(app.post_json(&c, "/auth/mfa/verify", &json!({})).await).await;
+    assert_eq!(status, 400);
+
+    // The code that confirmed the app was for this time step: the next one brings a new code.
+    app.advance(Duration::from_secs(30));
+    let resp = app
+        .post_json(&c, "/auth/mfa/verify", &json!({ "code": code_at(&app, &secret) }))
+        .await;
+    let (status, me) = json_of(resp).await;
+    assert_eq!(status, 200, "{me}");
+    assert_ne!(me["session"]["id"], pending_id.as_str(), "a new session id");
+    assert_eq!(me["session"]["amr"], json!(["pwd", "otp"]));
+    assert_eq!(me["session"]["aal"], 2);
+    assert_eq!(me["session"]["stage"], "complete");
+    let (status, me) = app.me(&c).await;
+    assert_eq!((status, me["session"]["aal"].as_u64()), (200, Some(2)));
+    // The waiting session is dead.
+    let (status, body) = json_of(app.get_with_cookie("/auth/me", &pending_cookie).await).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("sign_in_completed"))
+    );
+    // Forward-auth tells the application how the person signed in.
+    let cookie = c.get(app.url("/auth/verify")).send().await.unwrap();
+    assert_eq!(cookie.status(), 200);
+    assert_eq!(cookie.headers()["x-auth-aal"], "2");
+    assert_eq!(cookie.headers()["x-auth-amr"], "pwd otp");
+}
+
+#[tokio::test]
+async fn a_code_is_accepted_once_and_the_next_time_step_brings_a_new_one() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("replay@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    // The code that confirmed the app is used: the same time step is refused at sign-in.
+    let (c, _) = first_step(&app, "replay@example.com").await;
+    let code = code_at(&app, &secret);
+    let (status, body) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "code": code }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_code")),
+        "replayed"
+    );
+    app.advance(Duration::from_secs(30));
+    let code = code_at(&app, &secret);
+    let (status, _) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "code": code }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The same code again, in another sign-in within its window: refused.
+    let (c2, _) = first_step(&app, "replay@example.com").await;
+    let (status, _) = json_of(
+        app.post_json(&c2, "/auth/mfa/verify", &json!({ "code": code }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn five_wrong_codes_end_the_sign_in_and_ten_stop_the_account_for_a_while() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("guessed@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    let (c, _) = first_step(&app, "guessed@example.com").await;
+    for _ in 0..5 {
+        let (status, _) = json_of(
+            app.post_json(
+                &c,
+                "/auth/mfa/verify",
+                &json!({ "code": wrong_code(&app, &secret) }),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+    let (status, body) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "code": code_at(&app, &secret) }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (401, Some("second_factor_failed")),
+        "even the right code cannot revive it: {body}"
+    );
+    // Five more in a second sign-in reach the account's limit: the next sign-in is refused a
+    // code, right or wrong, until the window ends.
+    let (c2, _) = first_step(&app, "guessed@example.com").await;
+    for _ in 0..5 {
+        let (status, _) = json_of(
+            app.post_json(
+                &c2,
+                "/auth/mfa/verify",
+                &json!({ "code": wrong_code(&app, &secret) }),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+    let (c3, _) = first_step(&app, "guessed@example.com").await;
+    let resp = app
+        .post_json(
+            &c3,
+            "/auth/mfa/verify",
+            &json!({ "code": code_at(&app, &secret) }),
+        )
+        .await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    app.advance(Duration::from_secs(15 * 60 + 1));
+    let (c4, _) = first_step(&app, "guessed@example.com").await;
+    let (status, _) = json_of(
+        app.post_json(
+            &c4,
+            "/auth/mfa/verify",
+            &json!({ "code": code_at(&app, &secret) }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_recovery_code_stands_in_for_the_app_once() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("lost-phone@example.com").await;
+    let (_, codes) = enrol(&app, &owner).await;
+    let (c, _) = first_step(&app, "lost-phone@example.com").await;
+    // Typed in capitals without hyphens: the same code.
+    let typed = codes[3].replace('-', "").to_uppercase();
+    let (status, me) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "recoveryCode": typed }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["session"]["amr"], json!(["pwd", "recovery_code"]));
+    let (c2, _) = first_step(&app, "lost-phone@example.com").await;
+    let (status, _) = json_of(
+        app.post_json(&c2, "/auth/mfa/verify", &json!({ "recoveryCode": codes[3] }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "used once");
+    let (_, factors) = json_of(c.get(app.url("/auth/mfa")).send().await.unwrap()).await;
+    assert_eq!(factors["recoveryCodesLeft"], 9);
+    // New codes replace the old ones.
+    let (status, fresh) = json_of(app.post_json(&c, "/auth/mfa/recovery-codes", &json!({})).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(fresh["recoveryCodes"].as_array().unwrap().len(), 10);
+    let (status, _) = json_of(
+        app.post_json(&c2, "/auth/mfa/verify", &json!({ "recoveryCode": codes[4] }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "the old codes died");
+}
+
+#[tokio::test]
+async fn sensitive_operations_need_a_recent_proof_and_re_authentication_elevates_only_its_own_session() {
+    let app = spawn_app().await;
+    let (a, _) = app.signed_up_client("step-up@example.com").await;
+    let (b, _) = first_step(&app, "step-up@example.com").await;
+    app.advance(Duration::from_secs(11 * 60));
+    let change = json!({ "currentPassword": PASSWORD, "newPassword": "quiet harbor maple seven" });
+    let (status, body) = json_of(app.post_json(&a, "/auth/password", &change).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("reauthentication_required")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("your password"),
+        "{body}"
+    );
+    let resp = a
+        .delete(app.url("/auth/sessions"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (status, _) = json_of(app.post_json(&a, "/auth/mfa/totp", &json!({})).await).await;
+    assert_eq!(status, 403);
+
+    // A wrong password proves nothing.
+    let (status, body) = json_of(
+        app.post_json(
+            &a,
+            "/auth/reauthenticate",
+            &json!({ "password": "not the password" }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("current_password_incorrect"))
+    );
+    let before = app.me(&a).await.1["session"]["id"].clone();
+    let (status, me) = json_of(
+        app.post_json(&a, "/auth/reauthenticate", &json!({ "password": PASSWORD }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["session"]["id"], before, "the same session, with a new token");
+    // The other session of the same account is not elevated by it.
+    let resp = b
+        .delete(app.url("/auth/sessions"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let (status, body) = json_of(app.post_json(&a, "/auth/password", &change).await).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn with_a_second_factor_a_password_alone_does_not_re_authenticate() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("strong@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    app.advance(Duration::from_secs(11 * 60));
+    let resp = owner
+        .delete(app.url("/auth/mfa/totp"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "removing the factor is sensitive");
+    let (status, body) = json_of(
+        app.post_json(&owner, "/auth/reauthenticate", &json!({ "password": PASSWORD }))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("reauthentication_required"))
+    );
+    let (status, me) = json_of(
+        app.post_json(
+            &owner,
+            "/auth/reauthenticate",
+            &json!({ "code": code_at(&app, &secret) }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{me}");
+    assert!(me["session"]["amr"].as_array().unwrap().contains(&json!("otp")));
+    let resp = owner
+        .delete(app.url("/auth/mfa/totp"))
+        .header("origin", app.origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    // Sign-in is one step again.
+    let (_, resp) = first_step(&app, "strong@example.com").await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn mfa_required_makes_a_sign_in_enrol_a_factor_before_anything_else() {
+    let app = spawn_app_with(AppOptions::default().var("MFA_REQUIRED", "true")).await;
+    let c = client();
+    let resp = app.signup_with(&c, "enrol@example.com", PASSWORD).await;
+    let (status, me) = json_of(resp).await;
+    assert_eq!(status, 201);
+    assert_eq!(me["session"]["stage"], "enrolment");
+    let (status, body) = app.me(&c).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_enrolment_required"))
+    );
+    let (status, _) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "code": "123456" }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 409, "nothing to verify: it must enrol");
+    let (_, setup) = json_of(app.post_json(&c, "/auth/mfa/totp", &json!({})).await).await;
+    let secret = setup["secret"].as_str().unwrap();
+    let (status, confirmed) = json_of(
+        app.post_json(
+            &c,
+            "/auth/mfa/totp/confirm",
+            &json!({ "code": code_at(&app, secret) }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["session"]["stage"], "complete");
+    assert_ne!(confirmed["session"]["id"], me["session"]["id"]);
+    let (status, me) = app.me(&c).await;
+    assert_eq!((status, me["session"]["aal"].as_u64()), (200, Some(2)));
+}
+
+#[tokio::test]
+async fn sign_ins_waiting_for_a_second_factor_never_push_the_owners_sessions_out() {
+    let app = spawn_app_with(AppOptions::default().var("MAX_SESSIONS_PER_USER", "2")).await;
+    let (owner, _) = app.signed_up_client("crowded@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    app.advance(Duration::from_secs(30));
+    let (second, _) = first_step(&app, "crowded@example.com").await;
+    let (status, _) = json_of(
+        app.post_json(
+            &second,
+            "/auth/mfa/verify",
+            &json!({ "code": code_at(&app, &secret) }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Someone with the password but not the app starts sign-in after sign-in.
+    for _ in 0..4 {
+        let (_, resp) = first_step(&app, "crowded@example.com").await;
+        assert_eq!(resp.status(), 202);
+    }
+    assert_eq!(app.me(&owner).await.0, 200);
+    assert_eq!(app.me(&second).await.0, 200);
+}
+
+#[tokio::test]
+async fn the_sign_in_page_asks_for_the_code_and_then_goes_where_it_was_headed() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("page-two-step@example.com").await;
+    let (secret, _) = enrol(&app, &owner).await;
+    app.advance(Duration::from_secs(30));
+    let c = client();
+    let resp = c
+        .post(app.url("/login"))
+        .header("origin", app.origin())
+        .form(&[
+            ("email", "page-two-step@example.com"),
+            ("password", PASSWORD),
+            ("returnTo", "/docs"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login/second-factor?returnTo=/docs");
+    let page = c
+        .get(app.url("/login/second-factor?returnTo=/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("authenticator app"));
+    let resp = c
+        .post(app.url("/login/second-factor"))
+        .header("origin", app.origin())
+        .form(&[
+            ("code", wrong_code(&app, &secret).as_str()),
+            ("returnTo", "/docs"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = c
+        .post(app.url("/login/second-factor"))
+        .header("origin", app.origin())
+        .form(&[("code", code_at(&app, &secret).as_str()), ("returnTo", "/docs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/docs");
+    assert_eq!(app.me(&c).await.1["session"]["aal"], 2);
+}
+
+#[tokio::test]
+async fn an_operator_mfa_reset_removes_the_factors_and_ends_every_session() {
+    let app = spawn_app().await;
+    let (owner, _) = app.signed_up_client("reset-mfa@example.com").await;
+    enrol(&app, &owner).await;
+    let out = cli(&app, &["users", "show", "reset-mfa@example.com", "--json"]);
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["mfa"]["totp"], true, "{shown}");
+    assert_eq!(shown["mfa"]["recoveryCodesLeft"], 10);
+    assert!(!stdout(&out).contains("sealed"), "no secret is shown");
+
+    let out = cli(&app, &["users", "mfa", "reset", "reset-mfa@example.com", "--yes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Removed the second factors of reset-mfa@example.com"),
+        "{}",
+        stdout(&out)
+    );
+    let (status, body) = app.me(&owner).await;
+    assert_eq!((status, body["reason"].as_str()), (401, Some("mfa_reset")));
+    let (_, resp) = first_step(&app, "reset-mfa@example.com").await;
+    assert_eq!(resp.status(), 200, "one step again");
+    let out = cli(&app, &["events", "list", "--type", "mfa.reset", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("operator"), "{}", stdout(&out));
+}
