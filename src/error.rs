@@ -146,6 +146,13 @@ error_kinds! {
         "The account has no authenticator app (or, for a confirmation, no set-up waiting for one).";
     MfaNotPending: CONFLICT, "mfa_not_pending",
         "This session's sign-in waits for no second factor: it is already signed in, or it must enrol one first.";
+    PasskeyRefused: BAD_REQUEST, "passkey_refused",
+        "The passkey was not accepted: the ceremony expired (5 minutes) or was already used, the authenticator is not registered here (or is already, at registration), or its answer failed verification — including a signature counter that went backwards (a cloned authenticator).";
+    PasskeysNotAvailable: NOT_FOUND, "passkeys_not_available",
+        "Passkeys are off on this server: its public address (`PUBLIC_URL`) is an IP address, not a domain name.";
+    NoPasskey: NOT_FOUND, "no_passkey", "The account has no passkey to prove itself with.";
+    PasskeyNotFound: NOT_FOUND, "passkey_not_found", "No passkey of yours has this id — also the answer for another account's.";
+    TooManyPasskeys: CONFLICT, "too_many_passkeys", "The account has the most passkeys allowed (20); remove one first.";
     PayloadTooLarge: PAYLOAD_TOO_LARGE, "payload_too_large",
         "The body is larger than the server accepts (16 KiB).";
     RequestTimeout: REQUEST_TIMEOUT, "request_timeout",
@@ -300,6 +307,16 @@ pub enum ApiError {
     TotpNotEnabled(String),
     #[error("this session's sign-in waits for no second factor")]
     MfaNotPending,
+    #[error("{0}")]
+    PasskeyRefused(String),
+    #[error("{0}")]
+    PasskeysNotAvailable(String),
+    #[error("this account has no passkey")]
+    NoPasskey,
+    #[error("no passkey of yours has this id")]
+    PasskeyNotFound,
+    #[error("{0}")]
+    TooManyPasskeys(String),
     #[error("the request body is larger than {} bytes", crate::api::guard::MAX_BODY_BYTES)]
     PayloadTooLarge,
     #[error("the request body did not arrive in time (HTTP_BODY_READ_TIMEOUT)")]
@@ -359,6 +376,11 @@ impl ApiError {
             ApiError::TotpAlreadyEnabled => K::TotpAlreadyEnabled,
             ApiError::TotpNotEnabled(_) => K::TotpNotEnabled,
             ApiError::MfaNotPending => K::MfaNotPending,
+            ApiError::PasskeyRefused(_) => K::PasskeyRefused,
+            ApiError::PasskeysNotAvailable(_) => K::PasskeysNotAvailable,
+            ApiError::NoPasskey => K::NoPasskey,
+            ApiError::PasskeyNotFound => K::PasskeyNotFound,
+            ApiError::TooManyPasskeys(_) => K::TooManyPasskeys,
             ApiError::PayloadTooLarge => K::PayloadTooLarge,
             ApiError::RequestTimeout => K::RequestTimeout,
             ApiError::Internal(_) => K::Internal,
@@ -498,6 +520,11 @@ impl From<crate::auth::AuthError> for ApiError {
             E::TotpAlreadyEnabled => ApiError::TotpAlreadyEnabled,
             e @ (E::TotpNotEnabled | E::TotpNotStarted) => ApiError::TotpNotEnabled(e.to_string()),
             E::MfaNotPending => ApiError::MfaNotPending,
+            e @ E::PasskeyRefused => ApiError::PasskeyRefused(e.to_string()),
+            e @ E::PasskeysOff => ApiError::PasskeysNotAvailable(e.to_string()),
+            E::NoPasskey => ApiError::NoPasskey,
+            E::PasskeyNotFound => ApiError::PasskeyNotFound,
+            e @ E::TooManyPasskeys { .. } => ApiError::TooManyPasskeys(e.to_string()),
             E::Internal(e) => ApiError::Internal(e),
         }
     }

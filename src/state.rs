@@ -69,7 +69,7 @@ pub fn services(
         Hasher::new(settings.hash_threads, metrics.clone()),
         metrics.clone(),
         mail,
-        crate::auth::mfa::MfaConfig::from_settings(settings),
+        crate::auth::mfa::MfaConfig::new(settings, stores.flows.clone()),
     );
     (sessions, auth)
 }

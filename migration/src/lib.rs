@@ -14,6 +14,7 @@ mod m20261128_000006_create_audit_events;
 mod m20261128_000007_create_webhook_deliveries;
 mod m20261128_000008_create_account_tokens;
 mod m20261204_000009_create_second_factors;
+mod m20261204_000010_create_passkeys;
 
 /// The ordered list of authauth's migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_create_webhook_deliveries::Migration),
             Box::new(m20261128_000008_create_account_tokens::Migration),
             Box::new(m20261204_000009_create_second_factors::Migration),
+            Box::new(m20261204_000010_create_passkeys::Migration),
         ]
     }
 }

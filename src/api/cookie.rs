@@ -165,3 +165,24 @@ pub fn set_device_cookie(settings: &SessionSettings, value: &str) -> String {
     c.set_max_age(Duration::from_secs(180 * 24 * 3600));
     c.to_string()
 }
+
+/// The name of the cookie that binds a passkey ceremony to the browser that started it.
+pub fn passkey_cookie_name(settings: &SessionSettings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-authauth_passkey"
+    } else {
+        "authauth_passkey"
+    }
+}
+
+/// `Set-Cookie` for a passkey ceremony: HttpOnly, `SameSite=Strict` (the finish is a
+/// same-origin `fetch`), as long as the ceremony (`max_age`; zero deletes it).
+pub fn set_passkey_cookie(settings: &SessionSettings, value: &str, max_age: Duration) -> String {
+    let mut c = Cookie::new_with_str(passkey_cookie_name(settings), value);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Strict);
+    c.set_path("/");
+    c.set_secure(settings.cookie_secure);
+    c.set_max_age(max_age);
+    c.to_string()
+}

@@ -149,10 +149,120 @@ pub fn check_full_name(s: &str) -> Result<(), String> {
     }
 }
 
+/// A passkey's name: as a full name, 1 to 64 characters.
+pub const PASSKEY_NAME_MAX_CHARS: usize = 64;
+
+string_field!(
+    /// What the owner calls a passkey ("YubiKey 5"): 1 to 64 characters, not only spaces, no
+    /// control characters.
+    PasskeyName,
+    "string_passkey_name",
+    schema: MetaSchema {
+        min_length: Some(1),
+        max_length: Some(PASSKEY_NAME_MAX_CHARS),
+        pattern: Some(FULL_NAME_PATTERN.to_string()),
+        example: Some(Value::String("YubiKey 5".into())),
+        ..MetaSchema::new("string")
+    },
+    check: check_passkey_name,
+);
+
+pub fn check_passkey_name(s: &str) -> Result<(), String> {
+    check_length(s, "a passkey name", 1, PASSKEY_NAME_MAX_CHARS)?;
+    if is_full_name(s) {
+        Ok(())
+    } else {
+        Err("a passkey name holds more than white space, and no control characters".into())
+    }
+}
+
+/// Six digits, with spaces or hyphens anywhere (as apps show them): what
+/// `auth::mfa::codes::normalize_totp` reads.
+pub const OTP_CODE_PATTERN: &str = r"^[ -]*([0-9][ -]*){6}$";
+
+string_field!(
+    /// A code from an authenticator app: six digits (spaces and hyphens are ignored).
+    OtpCode,
+    "string_otp_code",
+    schema: MetaSchema {
+        min_length: Some(6),
+        max_length: Some(16),
+        pattern: Some(OTP_CODE_PATTERN.to_string()),
+        example: Some(Value::String("123456".into())),
+        ..MetaSchema::new("string")
+    },
+    check: check_otp_code,
+);
+
+pub fn check_otp_code(s: &str) -> Result<(), String> {
+    check_length(s, "a code", 6, 16)?;
+    crate::auth::mfa::codes::normalize_totp(s)
+        .map(|_| ())
+        .ok_or_else(|| "a code is six digits".into())
+}
+
+/// Sixteen characters of Crockford's base32 (`I`, `L`, `O` read as digits; no `U`), in any case, with
+/// spaces or hyphens anywhere: what `auth::mfa::codes::normalize_recovery_code` reads.
+pub const RECOVERY_CODE_PATTERN: &str = r"^[ -]*([0-9A-TV-Za-tv-z][ -]*){16}$";
+
+string_field!(
+    /// One of the account's recovery codes, `xxxx-xxxx-xxxx-xxxx`.
+    RecoveryCodeInput,
+    "string_recovery_code",
+    schema: MetaSchema {
+        min_length: Some(16),
+        max_length: Some(32),
+        pattern: Some(RECOVERY_CODE_PATTERN.to_string()),
+        example: Some(Value::String("7k2m-9q4r-x8vt-3h6p".into())),
+        ..MetaSchema::new("string")
+    },
+    check: check_recovery_code,
+);
+
+pub fn check_recovery_code(s: &str) -> Result<(), String> {
+    check_length(s, "a recovery code", 16, 32)?;
+    crate::auth::mfa::codes::normalize_recovery_code(s)
+        .map(|_| ())
+        .ok_or_else(|| "a recovery code is 16 letters and digits, as `xxxx-xxxx-xxxx-xxxx`".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::users::normalize_name;
+
+    #[test]
+    fn the_code_patterns_are_the_code_rules() {
+        let otp = regex::Regex::new(OTP_CODE_PATTERN).unwrap();
+        let recovery = regex::Regex::new(RECOVERY_CODE_PATTERN).unwrap();
+        let alphabet: Vec<char> = (0x20u8..0x7f)
+            .map(char::from)
+            .chain(['é', '١', '\u{a0}'])
+            .collect();
+        for a in &alphabet {
+            for b in &alphabet {
+                for candidate in [
+                    format!("12{a}345{b}"),
+                    format!("{a}123456{b}"),
+                    format!("123{a}456"),
+                    format!("abcd-efgh-jkmn-pq{a}{b}"),
+                    format!("{a}bcd-efgh-jkmn-pqrs{b}"),
+                ] {
+                    let n = candidate.chars().count();
+                    assert_eq!(
+                        otp.is_match(&candidate) && (6..=16).contains(&n),
+                        check_otp_code(&candidate).is_ok(),
+                        "{candidate:?}"
+                    );
+                    assert_eq!(
+                        recovery.is_match(&candidate) && (16..=32).contains(&n),
+                        check_recovery_code(&candidate).is_ok(),
+                        "{candidate:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_full_name_pattern_is_the_full_name_rule_for_every_character() {

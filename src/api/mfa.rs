@@ -7,12 +7,13 @@ use poem::{web::Data, Request};
 use poem_openapi::{
     payload::Json,
     types::{Example, Password},
-    ApiResponse, Object, OpenApi, Tags,
+    ApiResponse, Object, OpenApi, Tags, Union,
 };
 use secrecy::SecretString;
 
 use super::{
     actions,
+    fields::{OtpCode, RecoveryCodeInput},
     session_auth::{CurrentSession, SignInSession},
     views::{Me, SessionView},
 };
@@ -87,62 +88,82 @@ impl Example for TotpSetupView {
 #[derive(Object)]
 #[oai(example)]
 struct CodeRequest {
-    /// Six digits (spaces and a hyphen are ignored).
-    #[oai(validator(min_length = 6, max_length = 16))]
-    code: String,
+    /// Six digits (spaces and hyphens are ignored).
+    code: OtpCode,
 }
 
 impl Example for CodeRequest {
     fn example() -> Self {
         CodeRequest {
-            code: "123456".into(),
+            code: OtpCode("123456".into()),
         }
     }
 }
 
-/// The second step of a sign-in: exactly one of `code` and `recoveryCode`.
+/// Six digits from the authenticator app.
 #[derive(Object)]
-#[oai(rename_all = "camelCase", example)]
-struct SecondFactorRequest {
-    /// Six digits from the authenticator app.
-    #[oai(validator(min_length = 6, max_length = 16))]
-    code: Option<String>,
-    /// One of the account's recovery codes (`xxxx-xxxx-xxxx-xxxx`; case, hyphens and spaces do
-    /// not matter). Each works once.
-    #[oai(validator(min_length = 16, max_length = 32))]
-    recovery_code: Option<String>,
+#[oai(example)]
+struct TotpAnswer {
+    /// Six digits (spaces and hyphens are ignored).
+    code: OtpCode,
 }
 
-impl Example for SecondFactorRequest {
+impl Example for TotpAnswer {
     fn example() -> Self {
-        SecondFactorRequest {
-            code: Some("123456".into()),
-            recovery_code: None,
+        TotpAnswer {
+            code: OtpCode("123456".into()),
         }
     }
 }
 
-/// A proof of identity for step-up: exactly one of `password`, `code`, `recoveryCode`. An
-/// account with a second factor must use it (a password alone is refused).
+/// One of the account's recovery codes: each works once.
 #[derive(Object)]
 #[oai(rename_all = "camelCase", example)]
-struct ReauthenticateRequest {
+struct RecoveryCodeAnswer {
+    /// `xxxx-xxxx-xxxx-xxxx`; case, hyphens and spaces do not matter.
+    recovery_code: RecoveryCodeInput,
+}
+
+impl Example for RecoveryCodeAnswer {
+    fn example() -> Self {
+        RecoveryCodeAnswer {
+            recovery_code: RecoveryCodeInput("7k2m-9q4r-x8vt-3h6p".into()),
+        }
+    }
+}
+
+/// The account's password.
+#[derive(Object)]
+#[oai(example)]
+struct PasswordAnswer {
     #[oai(validator(min_length = 1, max_length = 256))]
-    password: Option<Password>,
-    #[oai(validator(min_length = 6, max_length = 16))]
-    code: Option<String>,
-    #[oai(validator(min_length = 16, max_length = 32))]
-    recovery_code: Option<String>,
+    password: Password,
 }
 
-impl Example for ReauthenticateRequest {
+impl Example for PasswordAnswer {
     fn example() -> Self {
-        ReauthenticateRequest {
-            password: Some(Password("tuna lantern orbit clay".into())),
-            code: None,
-            recovery_code: None,
+        PasswordAnswer {
+            password: Password("tuna lantern orbit clay".into()),
         }
     }
+}
+
+/// The second step of a sign-in: a code from the authenticator app, or a recovery code.
+#[derive(Union)]
+#[oai(one_of)]
+enum SecondFactorRequest {
+    Code(TotpAnswer),
+    RecoveryCode(RecoveryCodeAnswer),
+}
+
+/// A proof of identity for step-up: the password, a code from the authenticator app, or a
+/// recovery code. An account with a second factor must use it (a password alone is refused).
+#[derive(Union)]
+#[oai(one_of)]
+enum ReauthenticateRequest {
+    Password(PasswordAnswer),
+    Code(TotpAnswer),
+    RecoveryCode(RecoveryCodeAnswer),
 }
 
 /// Recovery codes, shown once: each stands in for the authenticator app one time.
@@ -264,24 +285,6 @@ error_set!(ReauthErrors: [
     ]
     + [API, WRITE, JSON_BODY, SESSION]);
 
-/// Exactly one of the given fields, or `invalid_request` naming them.
-fn exactly_one<T>(fields: Vec<(&str, Option<T>)>) -> Result<T, ApiError> {
-    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-    let mut given: Vec<T> = Vec::new();
-    for (_, value) in fields {
-        if let Some(v) = value {
-            given.push(v);
-        }
-    }
-    match (given.pop(), given.is_empty()) {
-        (Some(one), true) => Ok(one),
-        _ => Err(ApiError::InvalidRequest(format!(
-            "give exactly one of `{}`",
-            names.join("`, `")
-        ))),
-    }
-}
-
 /// The data URL of an SVG image.
 fn svg_data_url(svg: &str) -> String {
     format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg))
@@ -351,7 +354,7 @@ impl MfaApi {
         if session.0.record.stage == Stage::SecondFactor {
             return Err(ApiError::MfaRequired.into());
         }
-        let (codes, started) = actions::confirm_totp(req, &state, &session.0, &body.0.code).await?;
+        let (codes, started) = actions::confirm_totp(req, &state, &session.0, body.0.code.as_str()).await?;
         Ok(TotpConfirmedResponse::Ok(
             Json(TotpConfirmed {
                 recovery_codes: codes,
@@ -389,11 +392,10 @@ impl MfaApi {
         session: SignInSession,
         body: Json<SecondFactorRequest>,
     ) -> Result<SignedIn, Failure<VerifyErrors>> {
-        let Json(body) = body;
-        let factor = exactly_one(vec![
-            ("code", body.code.map(SecondFactor::Totp)),
-            ("recoveryCode", body.recovery_code.map(SecondFactor::RecoveryCode)),
-        ])?;
+        let factor = match body.0 {
+            SecondFactorRequest::Code(a) => SecondFactor::Totp(a.code.0),
+            SecondFactorRequest::RecoveryCode(a) => SecondFactor::RecoveryCode(a.recovery_code.0),
+        };
         let started = actions::verify_second_factor(req, &state, &session.0.record, factor).await?;
         Ok(SignedIn::Ok(
             Json(Me::from_record(&started.record)),
@@ -434,23 +436,15 @@ impl MfaApi {
         session: CurrentSession,
         body: Json<ReauthenticateRequest>,
     ) -> Result<Reauthenticated, Failure<ReauthErrors>> {
-        let Json(body) = body;
-        let proof = exactly_one(vec![
-            (
-                "password",
-                body.password
-                    .map(|p| Reauthentication::Password(SecretString::from(p.0))),
-            ),
-            (
-                "code",
-                body.code.map(|c| Reauthentication::Factor(SecondFactor::Totp(c))),
-            ),
-            (
-                "recoveryCode",
-                body.recovery_code
-                    .map(|c| Reauthentication::Factor(SecondFactor::RecoveryCode(c))),
-            ),
-        ])?;
+        let proof = match body.0 {
+            ReauthenticateRequest::Password(a) => {
+                Reauthentication::Password(SecretString::from(a.password.0))
+            }
+            ReauthenticateRequest::Code(a) => Reauthentication::Factor(SecondFactor::Totp(a.code.0)),
+            ReauthenticateRequest::RecoveryCode(a) => {
+                Reauthentication::Factor(SecondFactor::RecoveryCode(a.recovery_code.0))
+            }
+        };
         let started = actions::reauthenticate(req, &state, &session.0, proof).await?;
         Ok(Reauthenticated::Ok(
             Json(Me::from_record(&started.record)),

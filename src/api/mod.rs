@@ -16,6 +16,7 @@ pub mod guard;
 pub mod health;
 pub mod mfa;
 pub mod oidc;
+pub mod passkeys;
 pub mod root;
 pub mod session_auth;
 pub mod sessions;
@@ -30,6 +31,7 @@ pub type Apis = (
     auth::AuthApi,
     account::AccountApi,
     mfa::MfaApi,
+    passkeys::PasskeysApi,
     sessions::SessionsApi,
     activity::ActivityApi,
     oidc::OidcApi,
@@ -44,6 +46,7 @@ pub fn apis() -> Apis {
         auth::AuthApi,
         account::AccountApi,
         mfa::MfaApi,
+        passkeys::PasskeysApi,
         sessions::SessionsApi,
         activity::ActivityApi,
         oidc::OidcApi,

@@ -497,3 +497,47 @@ impl<'a> ApiExtractor<'a> for SignInSession {
         Ok(SignInSession(Box::pin(authenticate_any(req, state)).await?))
     }
 }
+
+/// The request's session if it has a live one, whatever its stage; `None` without one (no
+/// cookie, or a dead one). As an operation parameter: the operation works with or without a
+/// session (the spec says the cookie is optional) and acts on the one it finds.
+pub struct OptionalSession(pub Option<Validated>);
+
+impl<'a> ApiExtractor<'a> for OptionalSession {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_scheme(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    fn has_security_fallback() -> bool {
+        true
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = req
+            .data::<AppState>()
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))?;
+        match Box::pin(authenticate_any(req, state)).await {
+            Ok(v) => Ok(OptionalSession(Some(v))),
+            Err(
+                ApiError::NoSession
+                | ApiError::SessionExpired
+                | ApiError::SessionRevoked { .. }
+                | ApiError::AmbiguousSession,
+            ) => Ok(OptionalSession(None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

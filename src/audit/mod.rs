@@ -88,11 +88,18 @@ pub mod kind {
     pub const MFA_RECOVERY_CODE_USED: &str = "mfa.recovery_code_used";
     /// An operator removed every second factor of the account (`users mfa reset`).
     pub const MFA_RESET: &str = "mfa.reset";
+    /// A passkey was registered (`detail.passkey`: its id).
+    pub const PASSKEY_ADDED: &str = "mfa.passkey_added";
+    /// The owner removed a passkey.
+    pub const PASSKEY_REMOVED: &str = "mfa.passkey_removed";
+    /// A passkey's signature counter went backwards — a cloned authenticator? The sign-in was
+    /// refused.
+    pub const PASSKEY_CLONED: &str = "mfa.passkey_cloned";
     /// A session proved its owner again for sensitive operations (`detail.method`).
     pub const SESSION_REAUTHENTICATED: &str = "session.reauthenticated";
 
     /// Every type, for `events list --type` and the docs.
-    pub const ALL: [&str; 28] = [
+    pub const ALL: [&str; 31] = [
         USER_SIGNED_UP,
         USER_CREATED,
         USER_DISABLED,
@@ -120,6 +127,9 @@ pub mod kind {
         MFA_RECOVERY_CODES_ISSUED,
         MFA_RECOVERY_CODE_USED,
         MFA_RESET,
+        PASSKEY_ADDED,
+        PASSKEY_REMOVED,
+        PASSKEY_CLONED,
         SESSION_REAUTHENTICATED,
     ];
 }

@@ -85,6 +85,16 @@ pub enum AuthError {
     TotpNotStarted,
     #[error("this session's sign-in waits for no second factor")]
     MfaNotPending,
+    #[error("the passkey was not accepted: the ceremony expired or was already used, the authenticator is not registered here, or its answer failed verification")]
+    PasskeyRefused,
+    #[error("passkeys are not available on this server (its public address is not a domain name)")]
+    PasskeysOff,
+    #[error("this account has no passkey")]
+    NoPasskey,
+    #[error("no passkey of yours has this id")]
+    PasskeyNotFound,
+    #[error("this account already has {max} passkeys, the most allowed; remove one first")]
+    TooManyPasskeys { max: u64 },
     #[error(transparent)]
     User(#[from] UserError),
     #[error(transparent)]
@@ -412,6 +422,21 @@ impl Auth {
         replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<Issued, AuthError> {
+        let proof = self.first_factor_proof(user, method).await?;
+        self.start_session_proved(user, proof, method, client, replaces, now)
+            .await
+    }
+
+    /// [`Auth::start_session`] for a sign-in that already knows what it proved.
+    async fn start_session_proved(
+        &self,
+        user: &User,
+        proof: crate::session::service::Proof,
+        method: SignInMethod,
+        client: &ClientInfo,
+        replaces: &[SessionRecord],
+        now: Millis,
+    ) -> Result<Issued, AuthError> {
         for previous in replaces {
             self.sessions
                 .revoke_one(
@@ -424,7 +449,6 @@ impl Auth {
                 )
                 .await?;
         }
-        let proof = self.first_factor_proof(user, method).await?;
         Ok(self
             .sessions
             .create_proved(user.id, users::snapshot(user), method, proof, client, now)

@@ -11,7 +11,7 @@ use super::{output, CliError, Context};
 use crate::{
     entities::users::Model as User,
     session::{
-        record::{datetime, SessionRecord},
+        record::{datetime, SessionRecord, Stage},
         service::reason,
     },
     users,
@@ -127,6 +127,14 @@ pub struct SessionJson {
     pub last_seen_at: String,
     pub expires_at: String,
     pub absolute_expires_at: String,
+    /// The methods its sign-in used (`pwd`, `google`, `otp`, `recovery_code`, `hwk`).
+    pub amr: Vec<&'static str>,
+    /// 2 once a second factor was given, else 1.
+    pub aal: u8,
+    /// `complete`, or a sign-in still waiting: `second_factor`, `enrolment`.
+    pub stage: &'static str,
+    /// When its owner last proved who they are (sign-in or re-authentication).
+    pub authenticated_at: String,
 }
 
 impl From<&SessionRecord> for SessionJson {
@@ -142,6 +150,10 @@ impl From<&SessionRecord> for SessionJson {
             last_seen_at: datetime(r.last_seen_at).to_rfc3339(),
             expires_at: datetime(r.expires_at()).to_rfc3339(),
             absolute_expires_at: datetime(r.absolute_expires_at).to_rfc3339(),
+            amr: r.amr().iter().map(|m| m.as_str()).collect(),
+            aal: r.aal(),
+            stage: r.stage.as_str(),
+            authenticated_at: datetime(r.authenticated_at()).to_rfc3339(),
         }
     }
 }
@@ -149,12 +161,25 @@ impl From<&SessionRecord> for SessionJson {
 const SESSION_HEADERS: [&str; 7] = [
     "ID",
     "USER",
-    "METHOD",
+    "SIGN-IN",
     "IP",
     "USER AGENT",
     "CREATED",
     "LAST SEEN / EXPIRES",
 ];
+
+/// How a session signed in, for a table: its methods and level (`pwd+otp aal2`), and what a
+/// sign-in still waits for.
+fn sign_in(r: &SessionRecord) -> String {
+    let amr: Vec<&str> = r.amr().iter().map(|m| m.as_str()).collect();
+    let mut out = format!("{} aal{}", amr.join("+"), r.aal());
+    match r.stage {
+        Stage::Complete => {}
+        Stage::SecondFactor => out.push_str(" (waiting for a second factor)"),
+        Stage::Enrolment => out.push_str(" (must enrol a second factor)"),
+    }
+    out
+}
 
 /// A table row for a session.
 pub fn session_row(r: &SessionRecord) -> Vec<String> {
@@ -162,7 +187,7 @@ pub fn session_row(r: &SessionRecord) -> Vec<String> {
     vec![
         r.public_id.clone(),
         r.user.email.clone(),
-        r.method.as_str().to_string(),
+        sign_in(r),
         r.ip.clone().unwrap_or_else(|| "-".into()),
         output::shorten(r.user_agent.as_deref().unwrap_or("-"), 32),
         output::date(datetime(r.created_at)),

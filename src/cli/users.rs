@@ -110,6 +110,17 @@ struct MfaJson {
     totp_enabled_at: Option<String>,
     totp_last_used_at: Option<String>,
     recovery_codes_left: u64,
+    passkeys: Vec<PasskeyJson>,
+}
+
+/// A passkey as the CLI prints it (its public key is not printed).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PasskeyJson {
+    id: String,
+    name: String,
+    created_at: String,
+    last_used_at: Option<String>,
 }
 
 /// An account as the CLI prints it in JSON.
@@ -309,11 +320,21 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 .context("cannot read sessions")?;
             let factors = ctx.auth.factors(user.id).await.map_err(user_error)?;
             let at = |ms: Option<i64>| ms.map(|ms| output::date(crate::session::record::datetime(ms)));
+            let passkeys = ctx.auth.passkeys(user.id).await.map_err(user_error)?;
             let mfa = MfaJson {
-                totp: factors.any(),
+                totp: factors.totp_enabled_at.is_some(),
                 totp_enabled_at: at(factors.totp_enabled_at),
                 totp_last_used_at: at(factors.totp_last_used_at),
                 recovery_codes_left: factors.recovery_codes_left,
+                passkeys: passkeys
+                    .iter()
+                    .map(|p| PasskeyJson {
+                        id: p.id.to_string(),
+                        name: p.name.clone(),
+                        created_at: output::date(crate::session::record::datetime(p.created_at)),
+                        last_used_at: at(p.last_used_at),
+                    })
+                    .collect(),
             };
             if json {
                 output::json(&UserDetailJson {
@@ -324,12 +345,25 @@ pub async fn run(ctx: Context, cmd: UsersCommand) -> Result<(), CliError> {
                 })?;
                 return Ok(());
             }
-            let second_factor = match &mfa.totp_enabled_at {
-                Some(since) => format!(
-                    "authenticator app (since {since}); {} recovery code(s) left",
+            let mut factor_list: Vec<String> = Vec::new();
+            if let Some(since) = &mfa.totp_enabled_at {
+                factor_list.push(format!("authenticator app (since {since})"));
+            }
+            for p in &mfa.passkeys {
+                factor_list.push(format!(
+                    "passkey \"{}\" (since {})",
+                    output::escape(&p.name),
+                    p.created_at
+                ));
+            }
+            let second_factor = if factor_list.is_empty() {
+                "none".to_string()
+            } else {
+                format!(
+                    "{}; {} recovery code(s) left",
+                    factor_list.join(", "),
                     mfa.recovery_codes_left
-                ),
-                None => "none".to_string(),
+                )
             };
             let mut t = output::table(&["FIELD", "VALUE"]);
             for (k, v) in [

@@ -30,6 +30,21 @@ pub struct MfaSettings {
     pub privileged_max_age: Duration,
     /// `TOTP_ISSUER`: the issuer of the `otpauth://` URI, which authenticator apps display.
     pub totp_issuer: String,
+    /// Where passkeys are bound (`WEBAUTHN_RP_ID`, `PUBLIC_URL`); `None`: passkeys are off
+    /// (the public address is an IP address, which WebAuthn cannot bind a credential to).
+    pub passkeys: Option<PasskeySettings>,
+}
+
+/// The WebAuthn relying party: the domain passkeys are bound to and the origin browsers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeySettings {
+    /// The RP ID: `PUBLIC_URL`'s host, or a parent domain of it (`WEBAUTHN_RP_ID`). A passkey
+    /// works only on this domain (and its subdomains); changing it orphans every passkey.
+    pub rp_id: String,
+    /// The origin ceremonies must come from: `PUBLIC_URL`'s, or `http://localhost` without one.
+    pub origin: url::Url,
+    /// Without `PUBLIC_URL` (development): any port of `http://localhost`.
+    pub any_port: bool,
 }
 
 impl Default for MfaSettings {
@@ -38,11 +53,12 @@ impl Default for MfaSettings {
             required: false,
             privileged_max_age: defaults::PRIVILEGED_MAX_AGE,
             totp_issuer: defaults::TOTP_ISSUER.into(),
+            passkeys: None,
         }
     }
 }
 
-pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> MfaSettings {
+pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>, public_url: Option<&url::Url>) -> MfaSettings {
     let required = flag(p, "MFA_REQUIRED", false);
     let privileged_max_age = p.duration("SESSION_PRIVILEGED_MAX_AGE", defaults::PRIVILEGED_MAX_AGE);
     if privileged_max_age < Duration::from_secs(30) || privileged_max_age > Duration::from_secs(24 * 3600) {
@@ -68,11 +84,60 @@ pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>) -> MfaSettings {
             issuer.trim().to_string()
         }
     };
+    let passkeys = passkeys(p, public_url);
     MfaSettings {
         required,
         privileged_max_age,
         totp_issuer,
+        passkeys,
     }
+}
+
+/// The relying party from `PUBLIC_URL` and `WEBAUTHN_RP_ID`.
+fn passkeys<V: Vars + ?Sized>(
+    p: &mut Parser<'_, V>,
+    public_url: Option<&url::Url>,
+) -> Option<PasskeySettings> {
+    let (origin, any_port) = match public_url {
+        Some(url) => (url::Url::parse(&url.origin().ascii_serialization()).ok()?, false),
+        // Browsers treat http://localhost as a secure context; 127.0.0.1 is no domain.
+        None => (url::Url::parse("http://localhost").ok()?, true),
+    };
+    let host = match origin.host() {
+        Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+        _ => {
+            if p.get("WEBAUTHN_RP_ID").is_some() {
+                p.problem(
+                    "WEBAUTHN_RP_ID",
+                    "PUBLIC_URL's host is an IP address: passkeys need a domain name",
+                );
+            } else {
+                p.warnings.push(
+                    "passkeys are off: PUBLIC_URL's host is an IP address, and a passkey is bound to a domain name".into(),
+                );
+            }
+            return None;
+        }
+    };
+    let rp_id = match p.get("WEBAUTHN_RP_ID") {
+        None => host,
+        Some(raw) => {
+            let rp_id = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+            if rp_id.is_empty() || !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) {
+                p.problem(
+                    "WEBAUTHN_RP_ID",
+                    format!("`{raw}` must be PUBLIC_URL's host (`{host}`) or a parent domain of it"),
+                );
+                return None;
+            }
+            rp_id
+        }
+    };
+    Some(PasskeySettings {
+        rp_id,
+        origin,
+        any_port,
+    })
 }
 
 #[cfg(test)]
@@ -87,6 +152,39 @@ mod tests {
         assert!(!s.mfa.required);
         assert_eq!(s.mfa.privileged_max_age, Duration::from_secs(600));
         assert_eq!(s.mfa.totp_issuer, "authauth");
+        let passkeys = s.mfa.passkeys.unwrap();
+        assert_eq!(
+            (passkeys.rp_id.as_str(), passkeys.origin.as_str()),
+            ("localhost", "http://localhost/")
+        );
+        assert!(passkeys.any_port);
+    }
+
+    #[test]
+    fn passkeys_bind_to_the_public_host_or_a_parent_of_it_and_never_to_an_address() {
+        let s = Settings::from_vars(&[("PUBLIC_URL", "https://auth.example.com")]).unwrap();
+        let passkeys = s.mfa.passkeys.unwrap();
+        assert_eq!(passkeys.rp_id, "auth.example.com");
+        assert!(!passkeys.any_port);
+        let s = Settings::from_vars(&[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("WEBAUTHN_RP_ID", "example.com"),
+        ])
+        .unwrap();
+        assert_eq!(s.mfa.passkeys.unwrap().rp_id, "example.com");
+        let err = Settings::from_vars(&[
+            ("PUBLIC_URL", "https://auth.example.com"),
+            ("WEBAUTHN_RP_ID", "evil.com"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.variables(), vec!["WEBAUTHN_RP_ID"]);
+        let s = Settings::from_vars(&[("PUBLIC_URL", "http://127.0.0.1:3000")]).unwrap();
+        assert!(s.mfa.passkeys.is_none());
+        assert!(
+            s.warnings.iter().any(|w| w.contains("passkeys are off")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use self::{
     google::GoogleSettings,
     logging::LogFormat,
     mail::{MailSettings, MailTransport, DEV_OUTBOX},
-    mfa::MfaSettings,
+    mfa::{MfaSettings, PasskeySettings},
     parser::{ConfigError, Origin, Problem, ProcessEnv, Vars},
     redis::{RedisMode, RedisSettings, RedisTls, SentinelSettings, WaitForReplicas},
     server::{parse_origin, AllowedHost},
@@ -150,7 +150,7 @@ impl Settings {
         let http = server::http(&mut p, production, &listen);
         let webhooks = webhooks::parse(&mut p, production);
         let mail = mail::parse(&mut p, production, http.ui_enabled);
-        let mfa = mfa::parse(&mut p);
+        let mfa = mfa::parse(&mut p, listen.public_url.as_ref());
         let log_format = logging::parse(&mut p, production);
 
         let unknown = variables::unknown(p.vars.names());

@@ -6,6 +6,7 @@ pub mod audit_events;
 pub mod auth_flows;
 pub mod identities;
 pub mod login_failures;
+pub mod passkeys;
 pub mod recovery_codes;
 pub mod sessions;
 pub mod totp_factors;

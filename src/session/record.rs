@@ -39,6 +39,8 @@ pub fn datetime(ms: Millis) -> DateTime<Utc> {
 pub enum SignInMethod {
     Password,
     Google,
+    /// A passkey, with no password.
+    Passkey,
 }
 
 impl SignInMethod {
@@ -46,6 +48,7 @@ impl SignInMethod {
         match self {
             SignInMethod::Password => "password",
             SignInMethod::Google => "google",
+            SignInMethod::Passkey => "passkey",
         }
     }
 }
@@ -124,6 +127,7 @@ impl Amr {
         match method {
             SignInMethod::Password => Amr::Password,
             SignInMethod::Google => Amr::Google,
+            SignInMethod::Passkey => Amr::Passkey,
         }
     }
 }

@@ -81,3 +81,53 @@ async fn a_browser_walks_the_hosted_pages_without_javascript() {
         assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());
     }
 }
+
+#[tokio::test]
+async fn passkeys_register_sign_in_without_a_password_and_stand_as_a_second_factor_in_chromium() {
+    let chromium = chromium();
+    ensure_npm();
+    let app = spawn_app().await;
+    // WebAuthn binds credentials to a domain: the browser goes to localhost, not 127.0.0.1.
+    let base = app.address.replace("127.0.0.1", "localhost");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("passkeys.mjs")
+        .arg(&base)
+        .current_dir(walk_dir())
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("the passkey walk finishes within 3 minutes")
+        .expect("node must be installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the passkey walk failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for step in [
+        "ok register a passkey",
+        "ok sign in with the passkey and no password",
+        "ok a password sign-in asks for the passkey as its second factor",
+        "ok a cloned authenticator is refused",
+        "ok delete the passkey: it no longer signs in, and the password alone does",
+    ] {
+        assert!(stdout.lines().any(|l| l == step), "missing `{step}`:\n{stdout}");
+    }
+    // The clone was recorded for the owner and the operators.
+    let out = crate::cli_ops::cli(
+        &app,
+        &["events", "list", "--type", "mfa.passkey_cloned", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Virtual key"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

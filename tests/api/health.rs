@@ -78,6 +78,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/mfa/verify"),
     ("post", "/auth/mfa/recovery-codes"),
     ("post", "/auth/reauthenticate"),
+    ("get", "/auth/passkeys"),
+    ("delete", "/auth/passkeys/{id}"),
+    ("post", "/auth/passkeys/register/start"),
+    ("post", "/auth/passkeys/register/finish"),
+    ("post", "/auth/passkeys/login/start"),
+    ("post", "/auth/passkeys/login/finish"),
 ];
 
 #[tokio::test]

@@ -520,6 +520,16 @@ async fn an_operator_mfa_reset_removes_the_factors_and_ends_every_session() {
     assert_eq!(shown["mfa"]["totp"], true, "{shown}");
     assert_eq!(shown["mfa"]["recoveryCodesLeft"], 10);
     assert!(!stdout(&out).contains("sealed"), "no secret is shown");
+    // The session that confirmed the app counts as re-authenticated with it.
+    let out = cli(
+        &app,
+        &["sessions", "list", "--user", "reset-mfa@example.com", "--json"],
+    );
+    let listed: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(listed[0]["amr"], json!(["pwd", "otp"]), "{listed}");
+    assert_eq!(listed[0]["aal"], 2);
+    let out = cli(&app, &["sessions", "list", "--user", "reset-mfa@example.com"]);
+    assert!(stdout(&out).contains("pwd+otp aal2"), "{}", stdout(&out));
 
     let out = cli(&app, &["users", "mfa", "reset", "reset-mfa@example.com", "--yes"]);
     assert!(out.status.success(), "{}", stderr(&out));

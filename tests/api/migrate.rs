@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     "m20261128_000007_create_webhook_deliveries",
     "m20261128_000008_create_account_tokens",
     "m20261204_000009_create_second_factors",
+    "m20261204_000010_create_passkeys",
 ];
 
 async fn tables(conn: &DatabaseConnection) -> Vec<String> {

@@ -119,7 +119,7 @@ fn services_with_failing_revocation(app: &TestApp, fail_from: usize) -> (Session
         Hasher::new(1, state.metrics.clone()),
         state.metrics.clone(),
         state.auth.mail().clone(),
-        authauth::auth::mfa::MfaConfig::from_settings(&state.settings),
+        authauth::auth::mfa::MfaConfig::new(&state.settings, state.stores.flows.clone()),
     );
     (sessions, auth)
 }

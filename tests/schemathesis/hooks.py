@@ -123,17 +123,24 @@ def after_call(context, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keeps every failure but two refusals of schema-valid data that no schema can express.
+    """Keeps every failure but the refusals of schema-valid data that no schema can express.
 
-    A new password on the breached list (400 `weak_password`), and the token of an e-mailed link
-    that was never issued (400 `invalid_token`: a fuzzer cannot guess a 256-bit token, and whether
-    one was issued is the server's state, not its shape) are documented answers, not specified
-    ones. Any other 400 to data the schema allows is still a failure.
+    A new password on the breached list (400 `weak_password`); the token of an e-mailed link that
+    was never issued (400 `invalid_token`: a fuzzer cannot guess a 256-bit token, and whether one
+    was issued is the server's state, not its shape); a second-factor code that is not the one
+    the authenticator app shows now (400 `invalid_code`); and a WebAuthn answer no authenticator
+    signed (400 `passkey_refused`) are documented answers, not specified ones. Any other 400 to
+    data the schema allows is still a failure.
     """
     if getattr(failure, "code", None) != "ST202" or response.status_code != 400:
         return True
     try:
-        return response.json().get("error") not in ("weak_password", "invalid_token")
+        return response.json().get("error") not in (
+            "weak_password",
+            "invalid_token",
+            "invalid_code",
+            "passkey_refused",
+        )
     except ValueError:
         return True
 

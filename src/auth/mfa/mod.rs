@@ -17,6 +17,7 @@
 //! - **Storage.** The TOTP seed is sealed ([`sealed`]); recovery codes are SHA-256 digests.
 
 pub mod codes;
+pub mod passkeys;
 pub mod sealed;
 
 use sea_orm::{
@@ -50,13 +51,24 @@ pub struct MfaConfig {
     pub settings: crate::config::MfaSettings,
     /// Seals TOTP seeds with keys derived from the session secrets.
     pub sealer: sealed::Sealer,
+    /// The WebAuthn relying party; `None`: passkeys are off.
+    pub passkeys: Option<passkeys::Relying>,
 }
 
 impl MfaConfig {
-    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+    /// `flows` keeps passkey ceremonies between their start and finish.
+    pub fn new(
+        settings: &crate::config::Settings,
+        flows: std::sync::Arc<dyn crate::auth::flows::FlowStore>,
+    ) -> Self {
         MfaConfig {
             settings: settings.mfa.clone(),
             sealer: sealed::Sealer::new(&settings.session.secrets),
+            passkeys: settings
+                .mfa
+                .passkeys
+                .as_ref()
+                .and_then(|p| passkeys::Relying::new(p, &settings.mfa.totp_issuer, flows)),
         }
     }
 }
@@ -70,12 +82,14 @@ pub struct Factors {
     pub totp_last_used_at: Option<Millis>,
     /// Recovery codes not used yet.
     pub recovery_codes_left: u64,
+    /// Registered passkeys.
+    pub passkeys: u64,
 }
 
 impl Factors {
     /// Whether sign-in asks for a second factor.
     pub fn any(&self) -> bool {
-        self.totp_enabled_at.is_some()
+        self.totp_enabled_at.is_some() || self.passkeys > 0
     }
 }
 
@@ -139,6 +153,7 @@ impl Auth {
             totp_enabled_at: confirmed.as_ref().and_then(|t| t.confirmed_at),
             totp_last_used_at: confirmed.as_ref().and_then(|t| t.last_used_at),
             recovery_codes_left,
+            passkeys: self.passkey_count(user_id).await?,
         })
     }
 
@@ -167,8 +182,11 @@ impl Auth {
         if now.saturating_sub(record.authenticated_at()) <= max_age {
             return Ok(());
         }
-        let with = if self.factors(record.user_id).await?.any() {
-            "a code from your authenticator app or a recovery code"
+        let factors = self.factors(record.user_id).await?;
+        let with = if factors.totp_enabled_at.is_some() {
+            "a code from your authenticator app, a passkey or a recovery code"
+        } else if factors.passkeys > 0 {
+            "a passkey or a recovery code"
         } else {
             match users::find_by_id(&self.db, record.user_id).await? {
                 Some(u) if u.password_hash.is_some() => "your password",
@@ -178,7 +196,7 @@ impl Auth {
         Err(AuthError::ReauthenticationRequired { with })
     }
 
-    async fn signed_in_user(&self, user_id: Uuid) -> Result<User, AuthError> {
+    pub(super) async fn signed_in_user(&self, user_id: Uuid) -> Result<User, AuthError> {
         let user = users::find_by_id(&self.db, user_id)
             .await?
             .ok_or(AuthError::InvalidCredentials)?;
@@ -406,21 +424,8 @@ impl Auth {
             }
             return Err(AuthError::InvalidCode);
         }
-        let mut amr = pending.amr();
-        amr.push(factor.amr());
-        let issued = self
-            .sessions
-            .complete(
-                pending,
-                Proof {
-                    stage: Stage::Complete,
-                    amr,
-                },
-                client,
-                now,
-            )
-            .await?;
-        self.still_valid(&issued, |u| u.password_hash == user.password_hash, client, now)
+        let (issued, device) = self
+            .finish_sign_in(&user, pending, factor.amr(), client, device_cookie, now)
             .await?;
         self.audit(
             Event::new(kind::SIGN_IN_SUCCEEDED, client, now)
@@ -429,11 +434,53 @@ impl Auth {
                 .detail("method", factor.name()),
         )
         .await;
+        Ok((issued, device))
+    }
+
+    /// Ends a half-finished sign-in (`record`) in a new, complete session with `method` added;
+    /// the new-device alert and the device cookie come with it.
+    pub(super) async fn finish_sign_in(
+        &self,
+        user: &User,
+        record: &SessionRecord,
+        method: Amr,
+        client: &ClientInfo,
+        device_cookie: Option<&str>,
+        now: Millis,
+    ) -> Result<(Issued, String), AuthError> {
+        let mut amr = record.amr();
+        amr.push(method);
+        let issued = self
+            .sessions
+            .complete(
+                record,
+                Proof {
+                    stage: Stage::Complete,
+                    amr,
+                },
+                client,
+                now,
+            )
+            .await?;
+        let device = self.after_sign_in(user, &issued.record, client, device_cookie, now);
+        Ok((issued, device))
+    }
+
+    /// The new-device alert (a browser without this account's device cookie) and the device
+    /// cookie to set, after a finished sign-in.
+    pub(super) fn after_sign_in(
+        &self,
+        user: &User,
+        session: &SessionRecord,
+        client: &ClientInfo,
+        device_cookie: Option<&str>,
+        now: Millis,
+    ) -> String {
         let signer = self.sessions.signer();
         if !device_cookie.is_some_and(|d| device::recognizes(signer, &user.email_canonical, d)) {
-            self.alert_new_device(&user, &issued.record, client, now);
+            self.alert_new_device(user, session, client, now);
         }
-        Ok((issued, device::issue(signer, &user.email_canonical)))
+        device::issue(signer, &user.email_canonical)
     }
 
     async fn end_failed_sign_in(
@@ -510,28 +557,10 @@ impl Auth {
         .await;
         let outcome = match record.stage {
             Stage::Enrolment => {
-                let mut amr = record.amr();
-                amr.push(Amr::Totp);
-                let issued = self
-                    .sessions
-                    .complete(
-                        record,
-                        Proof {
-                            stage: Stage::Complete,
-                            amr,
-                        },
-                        client,
-                        now,
-                    )
+                let (issued, device) = self
+                    .finish_sign_in(&user, record, Amr::Totp, client, device_cookie, now)
                     .await?;
-                let signer = self.sessions.signer();
-                if !device_cookie.is_some_and(|d| device::recognizes(signer, &user.email_canonical, d)) {
-                    self.alert_new_device(&user, &issued.record, client, now);
-                }
-                Confirmed::SignedIn {
-                    issued,
-                    device: device::issue(signer, &user.email_canonical),
-                }
+                Confirmed::SignedIn { issued, device }
             }
             _ => Confirmed::Elevated(self.sessions.reauthenticated(current, Amr::Totp, now).await?),
         };
@@ -539,7 +568,11 @@ impl Auth {
     }
 
     /// Ten new recovery codes for `user`; the earlier ones stop working in the same transaction.
-    async fn replace_recovery_codes(&self, user: &User, now: Millis) -> Result<Vec<String>, AuthError> {
+    pub(super) async fn replace_recovery_codes(
+        &self,
+        user: &User,
+        now: Millis,
+    ) -> Result<Vec<String>, AuthError> {
         let codes: Vec<String> = (0..codes::RECOVERY_CODES)
             .map(|_| codes::new_recovery_code())
             .collect();
@@ -601,7 +634,7 @@ impl Auth {
             // Removing the only factor would leave an account the server says must have one.
             tracing::info!(user = %user.id, "authenticator app removed under MFA_REQUIRED: the next sign-in enrols one again");
         }
-        if !self.remove_factors(user.id).await? {
+        if !self.remove_totp(user.id).await? {
             return Err(AuthError::TotpNotEnabled);
         }
         self.audit(
@@ -613,11 +646,47 @@ impl Auth {
         Ok(())
     }
 
-    /// Deletes the account's app and recovery codes in one transaction; whether it had an app.
-    async fn remove_factors(&self, user_id: Uuid) -> Result<bool, AuthError> {
+    /// Deletes the account's app — and its recovery codes when no passkey remains for them to
+    /// stand in for — in one transaction; whether it had an app.
+    async fn remove_totp(&self, user_id: Uuid) -> Result<bool, AuthError> {
         let txn = self.db.begin().await?;
         let removed = totp_factors::Entity::delete_many()
             .filter(totp_factors::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        let passkeys_left = crate::entities::passkeys::Entity::find()
+            .filter(crate::entities::passkeys::Column::UserId.eq(user_id))
+            .count(&txn)
+            .await?;
+        if passkeys_left == 0 {
+            recovery_codes::Entity::delete_many()
+                .filter(recovery_codes::Column::UserId.eq(user_id))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(removed.rows_affected > 0)
+    }
+
+    /// Deletes the account's recovery codes.
+    pub(super) async fn forget_recovery_codes(&self, user_id: Uuid) -> Result<(), AuthError> {
+        recovery_codes::Entity::delete_many()
+            .filter(recovery_codes::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes every second factor of the account (app, passkeys, recovery codes) in one
+    /// transaction; whether it had any.
+    async fn remove_factors(&self, user_id: Uuid) -> Result<bool, AuthError> {
+        let txn = self.db.begin().await?;
+        let totp = totp_factors::Entity::delete_many()
+            .filter(totp_factors::Column::UserId.eq(user_id))
+            .exec(&txn)
+            .await?;
+        let keys = crate::entities::passkeys::Entity::delete_many()
+            .filter(crate::entities::passkeys::Column::UserId.eq(user_id))
             .exec(&txn)
             .await?;
         recovery_codes::Entity::delete_many()
@@ -625,7 +694,7 @@ impl Auth {
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(removed.rows_affected > 0)
+        Ok(totp.rows_affected + keys.rows_affected > 0)
     }
 
     /// `POST /auth/reauthenticate`: proves the owner again in this session, which may then do
@@ -643,7 +712,7 @@ impl Auth {
         let method = match proof {
             Reauthentication::Password(_) if has_factor => {
                 return Err(AuthError::ReauthenticationRequired {
-                    with: "a code from your authenticator app or a recovery code (this account has a second factor, so a password alone is not enough)",
+                    with: "your second factor — a code from your authenticator app, a passkey or a recovery code (this account has one, so a password alone is not enough)",
                 })
             }
             Reauthentication::Password(password) => {
@@ -710,7 +779,7 @@ impl Auth {
         self.audit(
             Event::new(kind::MFA_RESET, client, now)
                 .user(user.id)
-                .detail("had_totp", had)
+                .detail("had_factors", had)
                 .detail("sessions_ended", ended.len() as u64),
         )
         .await;
