@@ -16,6 +16,7 @@
 
 pub mod mfa;
 mod recovery;
+mod two_factor;
 
 use std::sync::Arc;
 
@@ -70,6 +71,13 @@ pub const ROUTES: &[(&str, &[Method])] = &[
     ("/verify-email", &[Method::GET, Method::HEAD, Method::POST]),
     ("/report-sign-in", &[Method::GET, Method::HEAD, Method::POST]),
     ("/account/verify-email/resend", &[Method::POST]),
+    (two_factor::CONFIRM, &[Method::GET, Method::HEAD, Method::POST]),
+    (two_factor::TWO_FACTOR, &[Method::GET, Method::HEAD]),
+    ("/account/two-factor/setup", &[Method::POST]),
+    ("/account/two-factor/confirm", &[Method::POST]),
+    ("/account/two-factor/remove", &[Method::POST]),
+    ("/account/two-factor/recovery-codes", &[Method::POST]),
+    ("/account/passkeys/:id/remove", &[Method::POST]),
     (STYLESHEET, &[Method::GET, Method::HEAD]),
 ];
 
@@ -114,6 +122,36 @@ pub fn mount(route: Route) -> Route {
                 .around(html),
         )
         .at("/account/verify-email/resend", post(resend_submit).around(html))
+        .at(
+            two_factor::CONFIRM,
+            get(two_factor::confirm_page)
+                .post(two_factor::confirm_submit)
+                .around(html),
+        )
+        .at(
+            two_factor::TWO_FACTOR,
+            get(two_factor::two_factor_page).around(html),
+        )
+        .at(
+            "/account/two-factor/setup",
+            post(two_factor::setup_submit).around(html),
+        )
+        .at(
+            "/account/two-factor/confirm",
+            post(two_factor::confirm_setup_submit).around(html),
+        )
+        .at(
+            "/account/two-factor/remove",
+            post(two_factor::remove_totp_submit).around(html),
+        )
+        .at(
+            "/account/two-factor/recovery-codes",
+            post(two_factor::recovery_codes_submit).around(html),
+        )
+        .at(
+            "/account/passkeys/:id/remove",
+            post(two_factor::remove_passkey_submit).around(html),
+        )
         .at(STYLESHEET, get(stylesheet))
 }
 
@@ -246,6 +284,8 @@ struct AccountPage {
     email_verified: bool,
     can_resend: bool,
     password_error: Option<String>,
+    /// "Authenticator app", "2 passkeys", … — or `None` without a second factor.
+    two_step: Option<String>,
 }
 
 /// One line of the account's recent security history (from the audit trail).
@@ -265,6 +305,9 @@ fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
     let detail: serde_json::Value = serde_json::from_str(&row.detail).unwrap_or_default();
     let method = match detail.get("method").and_then(|m| m.as_str()) {
         Some("google") => "with Google",
+        Some("passkey") => "with a passkey",
+        Some("totp") => "with an authenticator app code (second step)",
+        Some("recovery_code") => "with a recovery code (second step)",
         _ => "with a password",
     };
     let by_admin = row.actor == "operator";
@@ -303,9 +346,43 @@ fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
         ("session.ended", Some("user_disabled")) => "Signed out: the account was disabled".into(),
         ("session.ended", Some("superseded")) => "Replaced by a newer sign-in on the same device".into(),
         ("session.ended", Some("session_limit")) => "Signed out: too many devices".into(),
+        ("session.ended", Some("mfa_reset")) => {
+            "Signed out: an administrator removed your second factors".into()
+        }
+        ("session.ended", Some("second_factor_failed")) => {
+            "A sign-in was stopped after too many wrong codes".into()
+        }
+        // The first step of a two-step sign-in, replaced by the finished one: noise here.
+        ("session.ended", Some("sign_in_completed")) => return None,
         ("session.ended", _) => "Signed out".into(),
+        ("mfa.totp_enabled", _) => "Authenticator app set up".into(),
+        ("mfa.totp_disabled", _) => "Authenticator app removed".into(),
+        ("mfa.recovery_codes_issued", _) => "New recovery codes made; the old ones stopped working".into(),
+        ("mfa.recovery_code_used", _) => "A recovery code was used".into(),
+        ("mfa.failed", _) => "A wrong second-step code was given".into(),
+        ("mfa.reset", _) => "Second factors removed by an administrator".into(),
+        ("mfa.passkey_added", _) => "Passkey added".into(),
+        ("mfa.passkey_removed", _) => "Passkey removed".into(),
+        ("mfa.passkey_cloned", _) => "A copy of one of your passkeys was refused; remove that passkey".into(),
         _ => return None,
     })
+}
+
+/// How a session signed in, in words: "with a password and an authenticator app".
+fn how_signed_in(r: &SessionRecord) -> String {
+    use crate::session::record::Amr;
+    let words: Vec<&str> = r
+        .amr()
+        .iter()
+        .map(|m| match m {
+            Amr::Password => "a password",
+            Amr::Google => "Google",
+            Amr::Totp => "an authenticator app",
+            Amr::RecoveryCode => "a recovery code",
+            Amr::Passkey => "a passkey",
+        })
+        .collect();
+    format!("with {}", words.join(" and "))
 }
 
 /// One live session, as the account page shows it.
@@ -313,7 +390,7 @@ struct Device {
     id: String,
     description: String,
     ip: String,
-    method: &'static str,
+    method: String,
     created: String,
     created_iso: String,
     last_seen: String,
@@ -482,6 +559,9 @@ async fn login_submit(req: &Request, state: Data<&AppState>, Form(mut form): For
         Ok(started) if started.record.stage == crate::session::record::Stage::SecondFactor => {
             see_other_with_cookie(&mfa::second_factor_url(&target), started.set_cookie)
         }
+        Ok(started) if started.record.stage == crate::session::record::Stage::Enrolment => {
+            see_other_with_cookie(two_factor::TWO_FACTOR, started.set_cookie)
+        }
         Ok(started) => see_other_with_cookie(&target, started.set_cookie),
         Err(e) => failed(
             &e,
@@ -588,6 +668,9 @@ fn invalid_field(e: &ApiError) -> &'static str {
 async fn signed_in(req: &Request, state: &AppState) -> Result<Validated, Response> {
     match authenticate(req, state).await {
         Ok(v) => Ok(v),
+        // A sign-in that is not finished goes where it is finished.
+        Err(ApiError::MfaRequired) => Err(see_other(&mfa::second_factor_url(HOME))),
+        Err(ApiError::MfaEnrolmentRequired) => Err(see_other(two_factor::TWO_FACTOR)),
         // Signing in comes back here (the default target).
         Err(e) if e.status() == StatusCode::UNAUTHORIZED => Err(see_other("/login")),
         Err(e) => Err(error_page(e.as_response()).await),
@@ -616,10 +699,7 @@ async fn account(
                 id: r.public_id.clone(),
                 description: user_agent::describe(r.user_agent.as_deref()),
                 ip: r.ip.clone().unwrap_or_else(|| "unknown".into()),
-                method: match r.method.as_str() {
-                    "password" => "with a password",
-                    _ => "with Google",
-                },
+                method: how_signed_in(r),
                 created: created.format("%Y-%m-%d %H:%M UTC").to_string(),
                 created_iso: created.to_rfc3339_opts(SecondsFormat::Secs, true),
                 last_seen: seen.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -669,7 +749,23 @@ async fn account(
         email_verified,
         can_resend: state.auth.mail().postman.enabled(),
         password_error: password_error.map(|e| sentence(&e.to_string())),
+        two_step: two_step(state, current).await?,
     })
+}
+
+/// The account's second factors in words, for the account page.
+async fn two_step(state: &AppState, current: &SessionRecord) -> Result<Option<String>, ApiError> {
+    let factors = state.auth.factors(current.user_id).await?;
+    let mut parts = Vec::new();
+    if factors.totp_enabled_at.is_some() {
+        parts.push("an authenticator app".to_string());
+    }
+    match factors.passkeys {
+        0 => {}
+        1 => parts.push("a passkey".into()),
+        n => parts.push(format!("{n} passkeys")),
+    }
+    Ok((!parts.is_empty()).then(|| format!("On: {}", parts.join(" and "))))
 }
 
 #[handler]
@@ -704,6 +800,10 @@ async fn account_failed(
     e: ApiError,
     for_password: bool,
 ) -> Response {
+    // A change that needs a recent sign-in: confirm it is you, then come back.
+    if matches!(e, ApiError::ReauthenticationRequired(_)) {
+        return see_other(&with_return_to(two_factor::CONFIRM, "/account"));
+    }
     let (general, password) = if for_password {
         (None, Some(&e))
     } else {

@@ -71,11 +71,19 @@ async fn a_browser_walks_the_hosted_pages_without_javascript() {
         "ok sign the other device out; it is refused",
         "ok change the password",
         "ok only the new password signs in",
+        "ok the two-step set-up page shows its QR code",
         "ok no page logged an error",
     ] {
         assert!(stdout.lines().any(|l| l == step), "missing `{step}`:\n{stdout}");
     }
-    for page in ["signup", "login", "login-error", "account", "login-dark"] {
+    for page in [
+        "signup",
+        "login",
+        "login-error",
+        "account",
+        "login-dark",
+        "two-factor-setup",
+    ] {
         let png = shots.join(format!("{page}.png"));
         let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
         assert!(bytes.starts_with(b"\x89PNG"), "{}", png.display());

@@ -546,3 +546,119 @@ async fn an_operator_mfa_reset_removes_the_factors_and_ends_every_session() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("operator"), "{}", stdout(&out));
 }
+
+/// A same-origin form post from `c`.
+async fn form(app: &TestApp, c: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    c.post(app.url(path))
+        .header("origin", app.origin())
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_account_pages_set_up_an_authenticator_app_with_its_qr_code_and_show_the_codes_once() {
+    let app = spawn_app().await;
+    let (c, _) = app.signed_up_client("page-setup@example.com").await;
+    let account = c
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("Off: your password alone signs in."),
+        "{account}"
+    );
+    let page = form(&app, &c, "/account/two-factor/setup", &[]).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<?xml"),
+        "the QR code is inline SVG"
+    );
+    let secret = regex::Regex::new(r#"id="totp-secret">([A-Z2-7]+)<"#)
+        .unwrap()
+        .captures(&html)
+        .unwrap_or_else(|| panic!("{html}"))[1]
+        .to_string();
+    let wrong = form(
+        &app,
+        &c,
+        "/account/two-factor/confirm",
+        &[("code", &wrong_code(&app, &secret))],
+    )
+    .await;
+    assert_eq!(wrong.status(), 400);
+    let done = form(
+        &app,
+        &c,
+        "/account/two-factor/confirm",
+        &[("code", &code_at(&app, &secret))],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    let html = done.text().await.unwrap();
+    assert_eq!(html.matches("<li>").count(), 10, "ten recovery codes: {html}");
+    let account = c
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(account.contains("On: an authenticator app."), "{account}");
+    let overview = c
+        .get(app.url("/account/two-factor"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("10 left."), "{overview}");
+    assert!(!overview.contains(&secret), "the seed is never shown again");
+}
+
+#[tokio::test]
+async fn a_sensitive_change_on_the_account_page_asks_to_confirm_it_is_you_then_goes_on() {
+    let app = spawn_app().await;
+    let (c, _) = app.signed_up_client("page-step-up@example.com").await;
+    app.advance(Duration::from_secs(11 * 60));
+    let change = [
+        ("currentPassword", PASSWORD),
+        ("newPassword", "quiet harbor maple seven"),
+        ("confirmPassword", "quiet harbor maple seven"),
+    ];
+    let resp = form(&app, &c, "/account/password", &change).await;
+    assert_eq!(resp.status(), 303);
+    // Back to the account page afterwards (the default, so no `returnTo`).
+    assert_eq!(resp.headers()["location"], "/account/confirm");
+    let page = c.get(app.url("/account/confirm")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("current-password"));
+    let wrong = form(
+        &app,
+        &c,
+        "/account/confirm",
+        &[("password", "not my password"), ("returnTo", "/account")],
+    )
+    .await;
+    assert_eq!(wrong.status(), 403);
+    let ok = form(
+        &app,
+        &c,
+        "/account/confirm",
+        &[("password", PASSWORD), ("returnTo", "/account")],
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/account");
+    let resp = form(&app, &c, "/account/password", &change).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/account?notice=password-changed");
+}

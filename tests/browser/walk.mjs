@@ -6,7 +6,7 @@
 //
 // The walk: sign up, sign out, a wrong password, sign in, open /account, sign in from a second
 // browser context and see two devices, sign the other one out and see it refused, change the
-// password, sign in with the new one. Also: the keyboard reaches every field in order, and no
+// password, sign in with the new one, open the two-step set-up and its QR code. Also: the keyboard reaches every field in order, and no
 // page logs an error (a Content-Security-Policy violation would). Screenshots of each page go to
 // the screenshot directory.
 //
@@ -245,6 +245,18 @@ try {
     check((await status(laptop)).status === 200, "signed in with the new session");
     await a.goto(link);
     await a.getByText("This link does not work").waitFor();
+  });
+
+  await step("the two-step set-up page shows its QR code", async () => {
+    await a.goto("/account");
+    await a.getByRole("link", { name: "Turn on two-step sign-in" }).click();
+    await a.waitForURL("**/account/two-factor");
+    await a.getByRole("button", { name: "Set up an authenticator app" }).click();
+    await a.locator(".qr svg").waitFor();
+    const box = await a.locator(".qr svg").boundingBox();
+    check(box && box.width >= 150 && box.height >= 150, `the QR code is drawn: ${JSON.stringify(box)}`);
+    check(/^[A-Z2-7]{32}$/.test((await a.locator("#totp-secret").textContent()) || ""), "the key to type");
+    await shot(a, "two-factor-setup");
   });
 
   await step("dark mode", async () => {
