@@ -824,12 +824,22 @@ impl Auth {
         self.revoke_all_with_retry(&user.id, reason::PASSWORD_CHANGED, client, now)
             .await?;
         tracing::info!(user = %user.id, "password changed; all sessions revoked");
+        // The browser that changed it proved the password just now, on top of whatever its
+        // session had proved (a second factor): the new session keeps both.
+        let mut amr = current.record.amr();
+        if !amr.contains(&crate::session::record::Amr::Password) {
+            amr.push(crate::session::record::Amr::Password);
+        }
         let issued = self
             .sessions
-            .create(
+            .create_proved(
                 changed.id,
                 users::snapshot(&changed),
                 current.record.method,
+                crate::session::service::Proof {
+                    stage: crate::session::record::Stage::Complete,
+                    amr,
+                },
                 client,
                 now,
             )

@@ -385,6 +385,12 @@ async fn with_a_second_factor_a_password_alone_does_not_re_authenticate() {
     .await;
     assert_eq!(status, 200, "{me}");
     assert!(me["session"]["amr"].as_array().unwrap().contains(&json!("otp")));
+    // A password change keeps what the session proved: the new session is still aal 2.
+    let change = json!({ "currentPassword": PASSWORD, "newPassword": "quiet harbor maple seven" });
+    let (status, changed) = json_of(app.post_json(&owner, "/auth/password", &change).await).await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["session"]["amr"], json!(["pwd", "otp"]));
+    assert_eq!(changed["session"]["aal"], 2);
     let resp = owner
         .delete(app.url("/auth/mfa/totp"))
         .header("origin", app.origin())
@@ -393,7 +399,9 @@ async fn with_a_second_factor_a_password_alone_does_not_re_authenticate() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     // Sign-in is one step again.
-    let (_, resp) = first_step(&app, "strong@example.com").await;
+    let resp = app
+        .login_with(&client(), "strong@example.com", "quiet harbor maple seven")
+        .await;
     assert_eq!(resp.status(), 200);
 }
 
