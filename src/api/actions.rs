@@ -136,7 +136,11 @@ pub async fn login(
             now,
         )
         .await?;
-    add_device_cookie(req, state, &device);
+    // A sign-in waiting for its second factor has not proved this browser yet: the device
+    // cookie (and, for a new browser, the owner's alert) come when it is finished.
+    if issued.record.stage.is_complete() {
+        add_device_cookie(req, state, &device);
+    }
     let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
     Ok(Started {
         record: issued.record,
@@ -319,8 +323,10 @@ pub async fn reset_password(
             now,
         )
         .await?;
-    let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
-    add_device_cookie(req, state, &device);
+    if issued.record.stage.is_complete() {
+        let device = crate::auth::device::issue(state.sessions.signer(), &user.email_canonical);
+        add_device_cookie(req, state, &device);
+    }
     let set_cookie = set_cookie(&state.settings.session, &issued.cookie_value, &issued.record, now);
     Ok(Started {
         record: issued.record,

@@ -207,7 +207,11 @@ impl OidcApi {
             )
             .await
             .map_err(ApiError::from)?;
-        if let Some(slot) = req.extensions().get::<CookieSlot>() {
+        // Not for a sign-in still waiting for its second factor (see `actions::login`).
+        if let (Some(slot), true) = (
+            req.extensions().get::<CookieSlot>(),
+            issued.record.stage.is_complete(),
+        ) {
             slot.add(set_device_cookie(&state.settings.session, &device));
         }
         tracing::info!(user = %user.id, provider = provider.name, "signed in with a provider");

@@ -670,3 +670,49 @@ async fn a_sensitive_change_on_the_account_page_asks_to_confirm_it_is_you_then_g
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/account?notice=password-changed");
 }
+
+#[tokio::test]
+async fn a_two_step_sign_in_from_a_new_browser_is_mailed_once_it_is_finished() {
+    let mailbox = crate::mailbox::Mailbox::start();
+    let app = spawn_app_with(AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let email = "two-step-alert@example.com";
+    let (owner, _) = app.signed_up_client(email).await;
+    let (secret, _) = enrol(&app, &owner).await;
+    app.advance(Duration::from_secs(30));
+    // A browser that never signed in to the account gives the password: no device cookie is
+    // handed out yet — the sign-in is not finished.
+    let (c, first) = first_step(&app, email).await;
+    assert_eq!(first.status(), 202);
+    let device = app
+        .state
+        .settings
+        .session
+        .cookie_name
+        .replace("session", "device");
+    assert!(
+        set_cookie_value(&first, &device).is_none(),
+        "no device cookie for a first step"
+    );
+    let (status, _) = json_of(
+        app.post_json(&c, "/auth/mfa/verify", &json!({ "code": code_at(&app, &secret) }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // Finished from a new browser: the owner is told.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if mailbox
+            .to(email)
+            .iter()
+            .any(|m| m.subject.contains("New sign-in"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new-device alert after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
