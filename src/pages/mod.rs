@@ -53,6 +53,9 @@ use crate::{
 /// own `/assets/` stays the application's).
 pub const STYLESHEET: &str = "/auth/assets/pages.css";
 
+/// The one script of the pages: passkeys, on the pages that offer them (`html_with_passkeys`).
+pub const PASSKEY_SCRIPT: &str = "/auth/assets/passkeys.js";
+
 /// Where a sign-in goes when it was not sent from anywhere.
 pub const HOME: &str = "/account";
 
@@ -79,17 +82,21 @@ pub const ROUTES: &[(&str, &[Method])] = &[
     ("/account/two-factor/recovery-codes", &[Method::POST]),
     ("/account/passkeys/:id/remove", &[Method::POST]),
     (STYLESHEET, &[Method::GET, Method::HEAD]),
+    (PASSKEY_SCRIPT, &[Method::GET, Method::HEAD]),
 ];
 
 /// Adds the pages to `route`.
 pub fn mount(route: Route) -> Route {
     route
-        .at("/login", get(login_page).post(login_submit).around(html))
+        .at(
+            "/login",
+            get(login_page).post(login_submit).around(html_with_passkeys),
+        )
         .at(
             mfa::PATH,
             get(mfa::second_factor_page)
                 .post(mfa::second_factor_submit)
-                .around(html),
+                .around(html_with_passkeys),
         )
         .at("/signup", get(signup_page).post(signup_submit).around(html))
         .at("/account", get(account_page).around(html))
@@ -130,7 +137,7 @@ pub fn mount(route: Route) -> Route {
         )
         .at(
             two_factor::TWO_FACTOR,
-            get(two_factor::two_factor_page).around(html),
+            get(two_factor::two_factor_page).around(html_with_passkeys),
         )
         .at(
             "/account/two-factor/setup",
@@ -153,6 +160,7 @@ pub fn mount(route: Route) -> Route {
             post(two_factor::remove_passkey_submit).around(html),
         )
         .at(STYLESHEET, get(stylesheet))
+        .at(PASSKEY_SCRIPT, get(passkey_script))
 }
 
 /// True for the page paths (HTML answers, errors included).
@@ -203,6 +211,22 @@ async fn html<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
     Ok(resp)
 }
 
+/// The policy of the pages that offer passkeys (`/login`, `/login/second-factor`,
+/// `/account/two-factor`): as every page's, plus the one script from authauth itself
+/// ([`PASSKEY_SCRIPT`]) and `fetch` to authauth's own API — still no inline script, no `eval`.
+pub const PASSKEY_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn html_with_passkeys<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+    let mut resp = ep.call(req).await?.into_response();
+    secure(&mut resp);
+    resp.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PASSKEY_PAGE_POLICY),
+    );
+    Ok(resp)
+}
+
 /// An error that reached a page path (from the guard, the router or a handler) as an HTML
 /// page: the status and headers of the API's answer (`Retry-After`, `Allow`, …), its message.
 pub async fn error_page(json: Response) -> Response {
@@ -231,6 +255,15 @@ pub async fn error_page(json: Response) -> Response {
     );
     secure(&mut resp);
     resp
+}
+
+#[handler]
+fn passkey_script() -> Response {
+    Response::builder()
+        .content_type("text/javascript; charset=utf-8")
+        .header(header::CACHE_CONTROL, "public, max-age=3600")
+        .header("x-content-type-options", "nosniff")
+        .body(include_str!("assets/passkeys.js"))
 }
 
 #[handler]
@@ -934,7 +967,10 @@ mod tests {
     fn page_paths_are_known() {
         for (path, _) in ROUTES {
             let concrete = path.replace(":id", "s0123456789abcdefghijklmn");
-            assert!(is_page(&concrete) || concrete == STYLESHEET, "{path}");
+            assert!(
+                is_page(&concrete) || concrete == STYLESHEET || concrete == PASSKEY_SCRIPT,
+                "{path}"
+            );
         }
         assert!(!is_page("/auth/login"));
         assert!(!is_page("/accounts"));

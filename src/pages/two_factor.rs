@@ -141,6 +141,7 @@ fn two_factor_notice(key: Option<&str>) -> Option<&'static str> {
     Some(match key? {
         "totp-removed" => "The authenticator app is removed.",
         "passkey-removed" => "The passkey is removed.",
+        "passkey-added" => "The passkey is added.",
         "confirmed" => "Confirmed. You can make the change now.",
         _ => return None,
     })

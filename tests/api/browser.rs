@@ -120,6 +120,7 @@ async fn passkeys_register_sign_in_without_a_password_and_stand_as_a_second_fact
         "ok a password sign-in asks for the passkey as its second factor",
         "ok a cloned authenticator is refused",
         "ok delete the passkey: it no longer signs in, and the password alone does",
+        "ok on the hosted pages: add a passkey, sign out, sign in with it",
     ] {
         assert!(stdout.lines().any(|l| l == step), "missing `{step}`:\n{stdout}");
     }

@@ -10,7 +10,8 @@
 // cannot hold passkeys). Steps: sign up; register a passkey; sign out; sign in with it and no
 // password; sign in with the password and give the passkey as the second factor; a clone of the
 // authenticator (its signature counter behind) is refused; delete the passkey and see a passkey
-// sign-in refused and the password sign in again in one step.
+// sign-in refused and the password sign in again in one step; then, on the hosted pages under
+// their own policy, add a passkey and sign in with it.
 //
 // stdout gets one `ok <step>` line per step and `passkeys: ok (<n> steps)` at the end; on
 // failure `passkeys: FAILED at <step>: <error>` and exit status 1.
@@ -213,6 +214,52 @@ try {
     check(refused.status === 400 && refused.body.error === "passkey_refused", `after deleting: ${refused.status}`);
     const login = await call("POST", "/auth/login", { email, password });
     check(login.status === 200, `one-step password sign-in: ${login.status}`);
+  });
+
+  await step("on the hosted pages: add a passkey, sign out, sign in with it", async () => {
+    // A browser of its own, under the pages' own Content-Security-Policy (no bypass): the one
+    // script and its calls must be allowed by it, and nothing may be reported.
+    const ctx = await browser.newContext({ baseURL: base });
+    ctx.setDefaultTimeout(15000);
+    const p = await ctx.newPage();
+    const errors = [];
+    p.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(m.text());
+    });
+    p.on("pageerror", (e) => errors.push(e.message));
+    const pcdp = await ctx.newCDPSession(p);
+    await pcdp.send("WebAuthn.enable", { enableUI: false });
+    await pcdp.send("WebAuthn.addVirtualAuthenticator", {
+      options: {
+        protocol: "ctap2",
+        ctap2Version: "ctap2_1",
+        transport: "internal",
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    await p.goto("/login");
+    await p.getByLabel("E-mail address").fill(email);
+    await p.getByLabel("Password").fill(password);
+    await p.getByRole("button", { name: "Sign in", exact: true }).click();
+    await p.waitForURL("**/account");
+    await p.goto("/account/two-factor");
+    await p.getByLabel("Name for a new passkey").fill("Page key");
+    await p.getByRole("button", { name: "Add a passkey" }).click();
+    // The account's only second factor: its recovery codes are shown once, in place.
+    await p.locator("#passkey-codes").waitFor();
+    check((await p.locator("#passkey-codes-list li").count()) === 10, "ten recovery codes on the page");
+    await p.goto("/account/two-factor");
+    await p.getByText("Page key").waitFor();
+    await p.goto("/account");
+    await p.getByRole("button", { name: "Sign out", exact: true }).click();
+    await p.waitForURL("**/login?notice=signed-out");
+    await p.getByRole("button", { name: "Sign in with a passkey" }).click();
+    await p.waitForURL("**/account");
+    check(errors.length === 0, `the pages reported: ${errors.join("; ")}`);
+    await ctx.close();
   });
 
   console.log(`passkeys: ok (${steps} steps)`);
