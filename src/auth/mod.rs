@@ -141,10 +141,21 @@ pub struct Auth {
 }
 
 /// The `outcome` label of `authauth_sign_ins_total` for a sign-in's result.
-fn sign_in_outcome<T>(result: &Result<T, AuthError>) -> &'static str {
+/// [`sign_in_outcome`] for a first step: `second_step` when it succeeded but the sign-in waits
+/// for a second factor (or an enrolment).
+fn first_step_outcome<U, D>(result: &Result<(U, Issued, D), AuthError>) -> &'static str {
+    match result {
+        Ok((_, issued, _)) if !issued.record.stage.is_complete() => "second_step",
+        other => sign_in_outcome(other),
+    }
+}
+
+pub(crate) fn sign_in_outcome<T>(result: &Result<T, AuthError>) -> &'static str {
     match result {
         Ok(_) => "success",
-        Err(AuthError::InvalidCredentials) => "bad_credentials",
+        Err(AuthError::InvalidCredentials | AuthError::InvalidCode | AuthError::PasskeyRefused) => {
+            "bad_credentials"
+        }
         Err(AuthError::Throttled { .. }) => "throttled",
         Err(AuthError::Disabled) => "disabled",
         Err(AuthError::SessionLimit { .. }) => "session_limit",
@@ -335,7 +346,7 @@ impl Auth {
                 now,
             )
             .await;
-        self.metrics.sign_in("password", sign_in_outcome(&result));
+        self.metrics.sign_in("password", first_step_outcome(&result));
         let session = result
             .as_ref()
             .ok()
@@ -506,7 +517,7 @@ impl Auth {
             .identity_sign_in(identity, client, device_cookie, replaces, &mut account, now)
             .await;
         self.metrics
-            .sign_in(SignInMethod::Google.as_str(), sign_in_outcome(&result));
+            .sign_in(SignInMethod::Google.as_str(), first_step_outcome(&result));
         let session = result
             .as_ref()
             .ok()

@@ -145,6 +145,15 @@ async fn an_authenticator_app_makes_sign_in_a_two_step_affair_that_ends_in_a_new
         (status, body["reason"].as_str()),
         (401, Some("sign_in_completed"))
     );
+    // Counted as a first step that waits, and a second step that succeeded.
+    let metrics = app.state.metrics.render();
+    for line in [
+        r#"authauth_sign_ins_total{method="password",outcome="second_step"} 1"#,
+        r#"authauth_sign_ins_total{method="totp",outcome="bad_credentials"} 1"#,
+        r#"authauth_sign_ins_total{method="totp",outcome="success"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     // Forward-auth tells the application how the person signed in.
     let cookie = c.get(app.url("/auth/verify")).send().await.unwrap();
     assert_eq!(cookie.status(), 200);

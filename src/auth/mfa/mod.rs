@@ -403,6 +403,22 @@ impl Auth {
         device_cookie: Option<&str>,
         now: Millis,
     ) -> Result<(Issued, String), AuthError> {
+        let name = factor.name();
+        let result = self
+            .verify_second_factor_once(pending, factor, client, device_cookie, now)
+            .await;
+        self.metrics.sign_in(name, super::sign_in_outcome(&result));
+        result
+    }
+
+    async fn verify_second_factor_once(
+        &self,
+        pending: &SessionRecord,
+        factor: SecondFactor,
+        client: &ClientInfo,
+        device_cookie: Option<&str>,
+        now: Millis,
+    ) -> Result<(Issued, String), AuthError> {
         if pending.stage != Stage::SecondFactor {
             return Err(AuthError::MfaNotPending);
         }

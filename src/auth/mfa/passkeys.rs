@@ -410,6 +410,38 @@ impl Auth {
         replaces: &[SessionRecord],
         now: Millis,
     ) -> Result<PasskeySignIn, AuthError> {
+        let result = self
+            .finish_passkey_sign_in_once(
+                current,
+                ceremony,
+                credential,
+                client,
+                device_cookie,
+                replaces,
+                now,
+            )
+            .await;
+        // Step-up is no sign-in: only sign-ins and second steps are counted.
+        if !matches!(result, Ok(PasskeySignIn::Elevated(_))) {
+            self.metrics.sign_in(
+                SignInMethod::Passkey.as_str(),
+                crate::auth::sign_in_outcome(&result),
+            );
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_passkey_sign_in_once(
+        &self,
+        current: Option<&Validated>,
+        ceremony: Option<&str>,
+        credential: &PublicKeyCredential,
+        client: &ClientInfo,
+        device_cookie: Option<&str>,
+        replaces: &[SessionRecord],
+        now: Millis,
+    ) -> Result<PasskeySignIn, AuthError> {
         let relying = self.relying()?;
         let ceremony = self.take(ceremony, now).await?;
         let cred_id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
