@@ -161,6 +161,39 @@ mod tests {
     }
 
     #[test]
+    fn each_issuer_rule_refuses_on_its_own_and_the_bounds_are_inclusive() {
+        let long = "x".repeat(64);
+        assert_eq!(
+            Settings::from_vars(&[("TOTP_ISSUER", long.as_str())])
+                .unwrap()
+                .mfa
+                .totp_issuer,
+            long
+        );
+        for bad in ["x".repeat(65), "Acme:prod".into(), "Acme\u{7}".into()] {
+            let err = Settings::from_vars(&[("TOTP_ISSUER", bad.as_str())])
+                .map(|s| s.mfa.totp_issuer)
+                .expect_err(&bad);
+            assert_eq!(err.variables(), vec!["TOTP_ISSUER"], "{bad:?}");
+        }
+        // Blank is unset (every variable is read trimmed): the default.
+        let blank = Settings::from_vars(&[("TOTP_ISSUER", "   ")]).unwrap();
+        assert_eq!(blank.mfa.totp_issuer, "authauth");
+        for ok in ["30s", "2h", "24h"] {
+            let s = Settings::from_vars(&[("SESSION_PRIVILEGED_MAX_AGE", ok)]).unwrap();
+            assert_eq!(
+                s.mfa.privileged_max_age,
+                humantime::parse_duration(ok).unwrap(),
+                "{ok}"
+            );
+        }
+        for bad in ["29s", "25h"] {
+            let err = Settings::from_vars(&[("SESSION_PRIVILEGED_MAX_AGE", bad)]).unwrap_err();
+            assert_eq!(err.variables(), vec!["SESSION_PRIVILEGED_MAX_AGE"], "{bad}");
+        }
+    }
+
+    #[test]
     fn passkeys_bind_to_the_public_host_or_a_parent_of_it_and_never_to_an_address() {
         let s = Settings::from_vars(&[("PUBLIC_URL", "https://auth.example.com")]).unwrap();
         let passkeys = s.mfa.passkeys.unwrap();

@@ -126,6 +126,18 @@ mod tests {
     }
 
     #[test]
+    fn a_new_secret_is_160_random_bits_and_reads_as_rfc_4648_base32() {
+        let (a, b) = (new_secret(), new_secret());
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, b);
+        assert!(a.iter().any(|&x| x != a[0]), "not one repeated byte");
+        assert_eq!(
+            secret_base32(b"12345678901234567890"),
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        );
+    }
+
+    #[test]
     fn typed_codes_are_normalized_or_refused() {
         assert_eq!(normalize_totp(" 123 456 ").as_deref(), Some("123456"));
         assert_eq!(normalize_totp("123-456").as_deref(), Some("123456"));
@@ -138,7 +150,8 @@ mod tests {
     fn recovery_codes_have_80_bits_and_read_back_however_typed() {
         let code = new_recovery_code();
         assert_eq!(code.len(), 19);
-        assert_eq!(code.matches('-').count(), 3);
+        let groups: Vec<usize> = code.split('-').map(str::len).collect();
+        assert_eq!(groups, [4, 4, 4, 4], "{code}");
         let normalized = normalize_recovery_code(&code).unwrap();
         assert_eq!(normalized.len(), 16);
         assert_eq!(

@@ -130,6 +130,13 @@ mod tests {
     }
 
     #[test]
+    fn the_debug_form_names_no_key() {
+        let secret = "a-session-secret-of-at-least-32-bytes!!";
+        let shown = format!("{:?}", sealer(&[secret, secret]));
+        assert_eq!(shown, "Sealer([2 keys redacted])");
+    }
+
+    #[test]
     fn a_rotated_secret_still_opens_and_says_it_is_stale() {
         let old = sealer(&["the-old-session-secret-of-32-bytes-or-more"]);
         let sealed = old.seal(b"seed", b"u").unwrap();
