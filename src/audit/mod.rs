@@ -47,6 +47,8 @@ pub mod kind {
     pub const USER_ENABLED: &str = "user.enabled";
     /// An operator lifted the sign-in throttle (`users unlock`).
     pub const USER_UNLOCKED: &str = "user.unlocked";
+    /// `detail.method`; `detail.stage` (`second_factor`, `enrolment`) when the right first
+    /// factor starts a sign-in that still waits for its second step.
     pub const SIGN_IN_SUCCEEDED: &str = "sign_in.succeeded";
     /// `detail.failure`: `bad_credentials`, `disabled`, `session_limit`, …
     pub const SIGN_IN_FAILED: &str = "sign_in.failed";

@@ -250,10 +250,10 @@ impl Auth {
 
     /// Records how a sign-in ended. `user` is the account when the attempt got as far as
     /// finding one (a throttled attempt does not look).
-    async fn audit_sign_in<T>(
+    async fn audit_sign_in(
         &self,
         method: SignInMethod,
-        result: &Result<T, AuthError>,
+        result: &Result<(User, Issued, String), AuthError>,
         user: Option<uuid::Uuid>,
         session: Option<&str>,
         client: &ClientInfo,
@@ -268,6 +268,12 @@ impl Auth {
         let mut event = Event::new(kind, client, now).detail("method", method.as_str());
         if result.is_err() {
             event = event.detail("failure", outcome);
+        }
+        // A first factor that was right, for a sign-in still waiting for its second step.
+        if let Ok((_, issued, _)) = result {
+            if !issued.record.stage.is_complete() {
+                event = event.detail("stage", issued.record.stage.as_str());
+            }
         }
         if let Some(user) = user {
             event = event.user(user);

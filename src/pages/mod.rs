@@ -346,6 +346,9 @@ fn describe_event(row: &crate::audit::query::Row) -> Option<String> {
     let by_admin = row.actor == "operator";
     Some(match (row.event_type.as_str(), row.reason.as_deref()) {
         ("user.signed_up", _) | ("user.created", _) => "Account created".into(),
+        ("sign_in.succeeded", _) if detail.get("stage").is_some() => {
+            format!("Signed in {method}, waiting for the second step")
+        }
         ("sign_in.succeeded", _) => format!("Signed in {method}"),
         ("sign_in.failed", _) if detail.get("method").and_then(|m| m.as_str()) == Some("password_change") => {
             "Password change refused: wrong current password".into()

@@ -159,6 +159,14 @@ async fn an_authenticator_app_makes_sign_in_a_two_step_affair_that_ends_in_a_new
     assert_eq!(cookie.status(), 200);
     assert_eq!(cookie.headers()["x-auth-aal"], "2");
     assert_eq!(cookie.headers()["x-auth-amr"], "pwd otp");
+    // The first step of a two-step sign-in is recorded as such.
+    let out = cli(&app, &["events", "list", "--type", "sign_in.succeeded", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(r#""stage":"second_factor""#),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[tokio::test]
