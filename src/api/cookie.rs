@@ -186,3 +186,173 @@ pub fn set_passkey_cookie(settings: &SessionSettings, value: &str, max_age: Dura
     c.set_max_age(max_age);
     c.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::Settings,
+        session::record::{SignInMethod, UserSnapshot},
+    };
+
+    fn settings(secure: bool) -> SessionSettings {
+        let mut s = Settings::from_vars(&[("APP_ENV", "development")])
+            .unwrap()
+            .session;
+        s.cookie_secure = secure;
+        if secure {
+            s.cookie_name = "__Host-authauth_session".into();
+        }
+        s
+    }
+
+    fn request(cookie_headers: &[&str]) -> Request {
+        let mut b = Request::builder();
+        for h in cookie_headers {
+            b = b.header(header::COOKIE, *h);
+        }
+        b.finish()
+    }
+
+    fn record(absolute_expires_at: Millis) -> SessionRecord {
+        SessionRecord {
+            public_id: "sAAAAAAAAbbbbbbbbbbbbbbbb".into(),
+            user_id: uuid::Uuid::nil(),
+            user: UserSnapshot {
+                email: "a@example.com".into(),
+                full_name: "A".into(),
+                picture: None,
+                email_verified: false,
+            },
+            method: SignInMethod::Password,
+            created_at: 0,
+            last_seen_at: 0,
+            idle_expires_at: absolute_expires_at,
+            absolute_expires_at,
+            token_issued_at: 0,
+            ip: None,
+            user_agent: None,
+            previous: None,
+            stage: Default::default(),
+            amr: Vec::new(),
+            authenticated_at: None,
+        }
+    }
+
+    #[test]
+    fn every_value_of_the_name_is_read_in_order_and_nothing_else() {
+        let req = request(&[
+            "other=1; authauth_session=a.b; authauth_session2=no; x",
+            "authauth_session = \"c.d\" ;  authauth_session=",
+            "authauth_sessio=no; =no",
+        ]);
+        assert_eq!(
+            session_cookie_values(&req, "authauth_session"),
+            ["a.b", "c.d", ""]
+        );
+        assert!(session_cookie_values(&request(&[]), "authauth_session").is_empty());
+    }
+
+    #[test]
+    fn a_non_ascii_cookie_hides_only_itself() {
+        let req = request(&[]);
+        let mut req = req;
+        req.headers_mut().append(
+            header::COOKIE,
+            header::HeaderValue::from_bytes(
+                "other=caf\u{e9}; authauth_session=ok; authauth_session=\u{e9}t\u{e9}".as_bytes(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(session_cookie_values(&req, "authauth_session"), ["ok"]);
+    }
+
+    #[test]
+    fn a_session_cookie_lives_as_long_as_the_session_and_carries_its_attributes() {
+        let dev = set_cookie(&settings(false), "v", &record(90_500), 500);
+        assert!(dev.starts_with("authauth_session=v"), "{dev}");
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=90"] {
+            assert!(dev.contains(attr), "{attr}: {dev}");
+        }
+        assert!(!dev.contains("Secure") && !dev.contains("Domain"), "{dev}");
+        let prod = set_cookie(&settings(true), "v", &record(90_500), 500);
+        assert!(
+            prod.starts_with("__Host-authauth_session=v") && prod.contains("Secure"),
+            "{prod}"
+        );
+        // Past its end: deleted, never a negative or huge Max-Age.
+        let over = set_cookie(&settings(false), "v", &record(1_000), 5_000);
+        assert!(over.contains("Max-Age=0"), "{over}");
+        let cleared = clear_cookie(&settings(true));
+        assert!(cleared.starts_with("__Host-authauth_session=;"), "{cleared}");
+        for attr in ["Max-Age=0", "HttpOnly", "Secure", "Path=/"] {
+            assert!(cleared.contains(attr), "{attr}: {cleared}");
+        }
+    }
+
+    #[test]
+    fn the_other_cookies_have_their_names_lifetimes_and_same_site() {
+        let (dev, prod) = (settings(false), settings(true));
+        assert_eq!(flow_cookie_name(&dev), "authauth_flow");
+        assert_eq!(flow_cookie_name(&prod), "__Host-authauth_flow");
+        assert_eq!(device_cookie_name(&dev), "authauth_device");
+        assert_eq!(device_cookie_name(&prod), "__Host-authauth_device");
+        assert_eq!(passkey_cookie_name(&dev), "authauth_passkey");
+        assert_eq!(passkey_cookie_name(&prod), "__Host-authauth_passkey");
+        let flow = set_flow_cookie(&prod, "f", Duration::from_secs(600));
+        for attr in [
+            "__Host-authauth_flow=f",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+            "Max-Age=600",
+        ] {
+            assert!(flow.contains(attr), "{attr}: {flow}");
+        }
+        assert!(clear_flow_cookie(&dev).contains("Max-Age=0"));
+        let device = set_device_cookie(&prod, "d");
+        for attr in [
+            "__Host-authauth_device=d",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Path=/",
+            "Secure",
+            "Max-Age=15552000",
+        ] {
+            assert!(device.contains(attr), "{attr}: {device}");
+        }
+        assert!(!set_device_cookie(&dev, "d").contains("Secure"));
+        let passkey = set_passkey_cookie(&prod, "p", Duration::from_secs(300));
+        for attr in [
+            "__Host-authauth_passkey=p",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Secure",
+            "Max-Age=300",
+        ] {
+            assert!(passkey.contains(attr), "{attr}: {passkey}");
+        }
+        assert!(!set_passkey_cookie(&dev, "p", Duration::ZERO).contains("Secure"));
+        assert!(!set_flow_cookie(&dev, "f", Duration::ZERO).contains("Secure"));
+    }
+
+    #[test]
+    fn the_slot_hands_its_action_and_extra_cookies_over_once() {
+        let slot = CookieSlot::default();
+        assert!(matches!(slot.take(), CookieAction::Keep));
+        slot.set(CookieAction::Set("a=b".into()));
+        assert!(matches!(slot.take(), CookieAction::Set(v) if v == "a=b"));
+        assert!(matches!(slot.take(), CookieAction::Keep), "taken once");
+        slot.set(CookieAction::Clear);
+        assert!(
+            matches!(slot.clone().take(), CookieAction::Clear),
+            "clones share the slot"
+        );
+        slot.add("x=1".into());
+        slot.add("y=2".into());
+        assert_eq!(slot.take_extra(), ["x=1", "y=2"]);
+        assert!(slot.take_extra().is_empty());
+    }
+}
