@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     auth::{
-        mfa::{Confirmed, Reauthentication, SecondFactor, TotpSetup},
+        mfa::{Proved, Reauthentication, SecondFactor, TotpSetup},
         password,
     },
     error::ApiError,
@@ -62,7 +62,7 @@ pub fn check_password_change_input(current: &str, new: &str) -> Result<(), ApiEr
         .map_err(|m| ApiError::InvalidRequest(format!("newPassword: {m}")))
 }
 
-fn add_device_cookie(req: &Request, state: &AppState, device: &str) {
+pub fn add_device_cookie(req: &Request, state: &AppState, device: &str) {
     if let Some(slot) = req.extensions().get::<CookieSlot>() {
         slot.add(set_device_cookie(&state.settings.session, device));
     }
@@ -121,9 +121,7 @@ pub async fn login(
     password: SecretString,
 ) -> Result<Started, ApiError> {
     let now = state.clock.now();
-    let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
-        .into_iter()
-        .find(|v| !v.is_empty());
+    let device_cookie = device_cookie(req, state);
     let previous = presented_sessions(req, state, now).await?;
     let (_, issued, device) = state
         .auth
@@ -348,7 +346,7 @@ pub async fn report_sign_in(
 }
 
 /// The browser's device cookie, if it sent one.
-fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
+pub fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
     session_cookie_values(req, device_cookie_name(&state.settings.session))
         .into_iter()
         .find(|v| !v.is_empty())
@@ -404,18 +402,29 @@ pub async fn confirm_totp(
             now,
         )
         .await?;
-    let (record, cookie_value) = match outcome {
-        Confirmed::Elevated(v) => {
+    Ok((codes, handed_over(req, state, outcome, now)))
+}
+
+/// The session a proof left this browser with, and its `Set-Cookie` (the device cookie, for a
+/// finished sign-in, goes into the request's slot).
+pub fn handed_over(
+    req: &Request,
+    state: &AppState,
+    proved: Proved,
+    now: crate::session::record::Millis,
+) -> Started {
+    let (record, cookie_value) = match proved {
+        Proved::Elevated(v) => {
             let value = v.new_cookie.clone().unwrap_or_default();
             (v.record, value)
         }
-        Confirmed::SignedIn { issued, device } => {
+        Proved::SignedIn { issued, device } => {
             add_device_cookie(req, state, &device);
             (issued.record, issued.cookie_value)
         }
     };
     let set_cookie = set_cookie(&state.settings.session, &cookie_value, &record, now);
-    Ok((codes, Started { record, set_cookie }))
+    Started { record, set_cookie }
 }
 
 /// Remove the account's authenticator app (and its recovery codes).

@@ -11,8 +11,8 @@ use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Obj
 
 use super::{
     cookie::{
-        clear_flow_cookie, device_cookie_name, flow_cookie_name, session_cookie_values, set_cookie,
-        set_device_cookie, set_flow_cookie, CookieSlot,
+        clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_device_cookie,
+        set_flow_cookie, CookieSlot,
     },
     session_auth::{client_info, presented_sessions},
 };
@@ -193,9 +193,7 @@ impl OidcApi {
             .await
             .map_err(ApiError::from)?;
         let previous = presented_sessions(req, &state, now).await?;
-        let device_cookie = session_cookie_values(req, device_cookie_name(&state.settings.session))
-            .into_iter()
-            .find(|v| !v.is_empty());
+        let device_cookie = super::actions::device_cookie(req, &state);
         let (user, issued, device) = state
             .auth
             .sign_in_with_identity(

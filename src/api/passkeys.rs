@@ -18,19 +18,14 @@ use webauthn_rs::prelude::{
 };
 
 use super::{
-    cookie::{
-        device_cookie_name, passkey_cookie_name, session_cookie_values, set_cookie, set_device_cookie,
-        set_passkey_cookie, CookieSlot,
-    },
+    actions,
+    cookie::{passkey_cookie_name, session_cookie_values, set_passkey_cookie, CookieSlot},
     fields::PasskeyName,
     session_auth::{client_info, presented_sessions, CurrentSession, OptionalSession, SignInSession},
     views::{Me, SessionView},
 };
 use crate::{
-    auth::mfa::{
-        passkeys::{PasskeyInfo, PasskeySignIn, CEREMONY_TTL},
-        Confirmed,
-    },
+    auth::mfa::passkeys::{PasskeyInfo, CEREMONY_TTL},
     error::{ApiError, Failure},
     error_set,
     session::record::datetime,
@@ -362,18 +357,6 @@ fn forget_ceremony(req: &Request, state: &AppState) {
     }
 }
 
-fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
-    session_cookie_values(req, device_cookie_name(&state.settings.session))
-        .into_iter()
-        .find(|v| !v.is_empty())
-}
-
-fn add_device_cookie(req: &Request, state: &AppState, device: &str) {
-    if let Some(slot) = req.extensions().get::<CookieSlot>() {
-        slot.add(set_device_cookie(&state.settings.session, device));
-    }
-}
-
 pub struct PasskeysApi;
 
 #[OpenApi(tag = "Tag::Passkeys")]
@@ -443,29 +426,19 @@ impl PasskeysApi {
                 ceremony.as_deref(),
                 &credential,
                 &client_info(req, &state.settings),
-                device_cookie(req, &state).as_deref(),
+                actions::device_cookie(req, &state).as_deref(),
                 now,
             )
             .await
             .map_err(ApiError::from)?;
-        let (record, cookie_value) = match registered.session {
-            Confirmed::Elevated(v) => {
-                let value = v.new_cookie.clone().unwrap_or_default();
-                (v.record, value)
-            }
-            Confirmed::SignedIn { issued, device } => {
-                add_device_cookie(req, &state, &device);
-                (issued.record, issued.cookie_value)
-            }
-        };
-        let set_cookie = set_cookie(&state.settings.session, &cookie_value, &record, now);
+        let started = actions::handed_over(req, &state, registered.session, now);
         Ok(RegisteredResponse::Ok(
             Json(Registered {
                 passkey: registered.passkey.into(),
                 recovery_codes: registered.recovery_codes,
-                session: SessionView::from_record(&record, None, false),
+                session: SessionView::from_record(&started.record, None, false),
             }),
-            set_cookie,
+            started.set_cookie,
         ))
     }
 
@@ -524,24 +497,17 @@ impl PasskeysApi {
                 ceremony.as_deref(),
                 &credential,
                 &client_info(req, &state.settings),
-                device_cookie(req, &state).as_deref(),
+                actions::device_cookie(req, &state).as_deref(),
                 &replaces,
                 now,
             )
             .await
             .map_err(ApiError::from)?;
-        let (record, cookie_value) = match outcome {
-            PasskeySignIn::SignedIn { issued, device } => {
-                add_device_cookie(req, &state, &device);
-                (issued.record, issued.cookie_value)
-            }
-            PasskeySignIn::Elevated(v) => {
-                let value = v.new_cookie.clone().unwrap_or_default();
-                (v.record, value)
-            }
-        };
-        let set_cookie = set_cookie(&state.settings.session, &cookie_value, &record, now);
-        Ok(PasskeySignedIn::Ok(Json(Me::from_record(&record)), set_cookie))
+        let started = actions::handed_over(req, &state, outcome, now);
+        Ok(PasskeySignedIn::Ok(
+            Json(Me::from_record(&started.record)),
+            started.set_cookie,
+        ))
     }
 
     /// Remove one of my passkeys.

@@ -12,7 +12,7 @@ use super::{
         UserSnapshot,
     },
     store::{Created, Limit, Revocation, SessionStore, StoreError, Which},
-    token::{slot_tag, CookieSigner, SessionToken},
+    token::{slot_tag, CookieSigner, SessionToken, TokenHash},
 };
 use crate::{
     audit::{kind, Actor, Audit, Event},
@@ -467,16 +467,19 @@ impl Sessions {
 
     /// Replaces the token of an active session. Exactly one of several parallel requests
     /// wins; the others carry on with the old token, valid for the grace period.
-    async fn rotate(
+    /// What replacing the token of `record` (under `key`) writes: the new token and its hash,
+    /// the record under it (touched, issued now, the old token as its predecessor in grace), and
+    /// what the old token becomes.
+    fn successor(
         &self,
-        record: SessionRecord,
-        key: SessionKey,
+        record: &SessionRecord,
+        key: &SessionKey,
         now: Millis,
-    ) -> Result<Validated, SessionError> {
+    ) -> (SessionToken, TokenHash, SessionRecord, Rotated) {
         let token = SessionToken::generate();
         let new_hash = token.hash();
         let grace_until = now + self.policy.grace_ms();
-        let mut next = self.policy.touched(&record, now);
+        let mut next = self.policy.touched(record, now);
         next.token_issued_at = now;
         next.previous = Some(Predecessor {
             hash: key.hash.to_b64(),
@@ -487,6 +490,16 @@ impl Sessions {
             successor: new_hash.to_b64(),
             grace_until,
         };
+        (token, new_hash, next, rotated)
+    }
+
+    async fn rotate(
+        &self,
+        record: SessionRecord,
+        key: SessionKey,
+        now: Millis,
+    ) -> Result<Validated, SessionError> {
+        let (token, new_hash, next, rotated) = self.successor(&record, &key, now);
         if self
             .store
             .rotate(&key.hash, &new_hash, &next, &rotated, now)
@@ -579,25 +592,12 @@ impl Sessions {
         now: Millis,
     ) -> Result<Validated, StoreError> {
         let record = &current.record;
-        let token = SessionToken::generate();
-        let new_hash = token.hash();
-        let grace_until = now + self.policy.grace_ms();
-        let mut next = self.policy.touched(record, now);
-        next.token_issued_at = now;
+        let (token, new_hash, mut next, rotated) = self.successor(record, &current.key, now);
         next.authenticated_at = Some(now);
         next.amr = record.amr();
         if !next.amr.contains(&method) {
             next.amr.push(method);
         }
-        next.previous = Some(Predecessor {
-            hash: current.key.hash.to_b64(),
-            grace_until,
-        });
-        let rotated = Rotated {
-            record: record.clone(),
-            successor: new_hash.to_b64(),
-            grace_until,
-        };
         if !self
             .store
             .rotate(&current.key.hash, &new_hash, &next, &rotated, now)

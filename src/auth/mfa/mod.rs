@@ -103,11 +103,14 @@ pub struct TotpSetup {
     pub qr_svg: String,
 }
 
-/// What finishing an authenticator app's set-up did to the session that did it.
-pub enum Confirmed {
-    /// The session was signed in: it now counts as re-authenticated with the app (a new cookie).
+/// What a factor proved in a session (a confirmed app, a registered passkey, a passkey
+/// answer) did to it.
+pub enum Proved {
+    /// The session was signed in: it now counts as re-authenticated with the factor (a new
+    /// token).
     Elevated(Validated),
-    /// The session was an enrolment (`MFA_REQUIRED`): the sign-in is finished in a new session.
+    /// A sign-in was finished (a second step, an enrolment, or a passkey with no password) in a
+    /// new session; `device` is the device cookie it earned.
     SignedIn { issued: Issued, device: String },
 }
 
@@ -478,6 +481,10 @@ impl Auth {
                 now,
             )
             .await?;
+        // As for a password or provider sign-in: an account disabled (or its password changed)
+        // while this sign-in was being finished takes the new session back.
+        self.still_valid(&issued, |u| u.password_hash == user.password_hash, client, now)
+            .await?;
         let device = self.after_sign_in(user, &issued.record, client, device_cookie, now);
         Ok((issued, device))
     }
@@ -531,7 +538,7 @@ impl Auth {
         client: &ClientInfo,
         device_cookie: Option<&str>,
         now: Millis,
-    ) -> Result<(Vec<String>, Confirmed), AuthError> {
+    ) -> Result<(Vec<String>, Proved), AuthError> {
         let record = &current.record;
         if record.stage == Stage::SecondFactor {
             return Err(AuthError::MfaNotPending);
@@ -576,9 +583,9 @@ impl Auth {
                 let (issued, device) = self
                     .finish_sign_in(&user, record, Amr::Totp, client, device_cookie, now)
                     .await?;
-                Confirmed::SignedIn { issued, device }
+                Proved::SignedIn { issued, device }
             }
-            _ => Confirmed::Elevated(self.sessions.reauthenticated(current, Amr::Totp, now).await?),
+            _ => Proved::Elevated(self.sessions.reauthenticated(current, Amr::Totp, now).await?),
         };
         Ok((codes, outcome))
     }

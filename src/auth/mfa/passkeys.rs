@@ -22,7 +22,7 @@ use webauthn_rs::prelude::{
     Webauthn, WebauthnBuilder, WebauthnError,
 };
 
-use super::{Auth, AuthError, Confirmed};
+use super::{Auth, AuthError, Proved};
 use crate::{
     audit::{kind, Event},
     auth::{flows::FlowStore, throttle},
@@ -30,7 +30,7 @@ use crate::{
     entities::passkeys,
     session::{
         record::{Amr, Millis, SessionRecord, SignInMethod, Stage},
-        service::{ClientInfo, Issued, Proof},
+        service::{ClientInfo, Proof},
         token::{random_b64, SessionToken},
         Validated,
     },
@@ -117,20 +117,12 @@ pub struct Started<T> {
     pub options: T,
 }
 
-/// What a passkey sign-in did.
-pub enum PasskeySignIn {
-    /// A new session: a sign-in with no password, or the second step of one.
-    SignedIn { issued: Issued, device: String },
-    /// This session re-authenticated with the passkey.
-    Elevated(Validated),
-}
-
 /// A registered passkey, and what its registration did to the session.
 pub struct Registered {
     pub passkey: PasskeyInfo,
     /// Recovery codes, issued with the account's first second factor (shown once).
     pub recovery_codes: Option<Vec<String>>,
-    pub session: Confirmed,
+    pub session: Proved,
 }
 
 fn ceremony_key(id: &str) -> String {
@@ -323,9 +315,9 @@ impl Auth {
                 let (issued, device) = self
                     .finish_sign_in(&user, record, Amr::Passkey, client, device_cookie, now)
                     .await?;
-                Confirmed::SignedIn { issued, device }
+                Proved::SignedIn { issued, device }
             }
-            _ => Confirmed::Elevated(self.sessions.reauthenticated(current, Amr::Passkey, now).await?),
+            _ => Proved::Elevated(self.sessions.reauthenticated(current, Amr::Passkey, now).await?),
         };
         Ok(Registered {
             passkey: PasskeyInfo::from(&row),
@@ -409,7 +401,7 @@ impl Auth {
         device_cookie: Option<&str>,
         replaces: &[SessionRecord],
         now: Millis,
-    ) -> Result<PasskeySignIn, AuthError> {
+    ) -> Result<Proved, AuthError> {
         let result = self
             .finish_passkey_sign_in_once(
                 current,
@@ -422,7 +414,7 @@ impl Auth {
             )
             .await;
         // Step-up is no sign-in: only sign-ins and second steps are counted.
-        if !matches!(result, Ok(PasskeySignIn::Elevated(_))) {
+        if !matches!(result, Ok(Proved::Elevated(_))) {
             self.metrics.sign_in(
                 SignInMethod::Passkey.as_str(),
                 crate::auth::sign_in_outcome(&result),
@@ -441,7 +433,7 @@ impl Auth {
         device_cookie: Option<&str>,
         replaces: &[SessionRecord],
         now: Millis,
-    ) -> Result<PasskeySignIn, AuthError> {
+    ) -> Result<Proved, AuthError> {
         let relying = self.relying()?;
         let ceremony = self.take(ceremony, now).await?;
         let cred_id = URL_SAFE_NO_PAD.encode(credential.get_credential_id());
@@ -531,6 +523,7 @@ impl Auth {
                         now,
                     )
                     .await?;
+                self.still_valid(&issued, |_| true, client, now).await?;
                 self.audit(
                     Event::new(kind::SIGN_IN_SUCCEEDED, client, now)
                         .user(user.id)
@@ -539,7 +532,7 @@ impl Auth {
                 )
                 .await;
                 let device = self.after_sign_in(&user, &issued.record, client, device_cookie, now);
-                Ok(PasskeySignIn::SignedIn { issued, device })
+                Ok(Proved::SignedIn { issued, device })
             }
             Some(current) if current.record.stage == Stage::SecondFactor => {
                 let (issued, device) = self
@@ -552,7 +545,7 @@ impl Auth {
                         .detail("method", "passkey"),
                 )
                 .await;
-                Ok(PasskeySignIn::SignedIn { issued, device })
+                Ok(Proved::SignedIn { issued, device })
             }
             Some(current) => {
                 let elevated = self.sessions.reauthenticated(current, Amr::Passkey, now).await?;
@@ -563,7 +556,7 @@ impl Auth {
                         .detail("method", Amr::Passkey.as_str()),
                 )
                 .await;
-                Ok(PasskeySignIn::Elevated(elevated))
+                Ok(Proved::Elevated(elevated))
             }
         }
     }
