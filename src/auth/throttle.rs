@@ -31,18 +31,6 @@
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
-        assert_eq!(super::network(Some("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
-        assert_eq!(super::network(Some("2001:db8:1:2:bbbb::9")), "2001:db8:1:2::/64");
-        assert_eq!(super::network(Some("::ffff:192.0.2.7")), "192.0.2.7");
-        assert_eq!(super::network(Some("192.0.2.7")), "192.0.2.7");
-        assert_eq!(super::network(None), "unknown");
-    }
-}
-
 use crate::session::{record::Millis, store::StoreError};
 
 /// A counting window: how many hits it holds and how long until it ends.
@@ -328,5 +316,326 @@ impl Attempt {
             store.unhit(key, now).await?;
         }
         store.reset(&self.buckets[0].0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The throttle's arithmetic against the real SQL attempt store (SQLite in memory, the
+    //! migrations applied): every limit at its edge, which buckets an attempt counts in, what a
+    //! success and a refusal give back, what `unlock` lifts. Both stores' own behaviour is
+    //! tested by the store conformance tests; the HTTP behaviour by `tests/api/passwords.rs`.
+
+    use migration::{Migrator, MigratorTrait};
+
+    use super::*;
+    use crate::store::sql::{attempts::SqlAttempts, SqlBackend};
+
+    const NOW: Millis = 1_700_000_000_000;
+
+    async fn store() -> SqlAttempts {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        SqlAttempts(SqlBackend::new(db))
+    }
+
+    /// Fails `n` attempts, each reserved and never given back; panics if one is refused.
+    async fn fail(store: &SqlAttempts, attempt: &Attempt, n: usize) {
+        for i in 0..n {
+            assert_eq!(
+                attempt.reserve(store, NOW).await.unwrap(),
+                None,
+                "attempt {i} refused"
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        assert_eq!(network(Some("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(network(Some("2001:db8:1:2:bbbb::9")), "2001:db8:1:2::/64");
+        assert_eq!(network(Some("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(network(Some("192.0.2.7")), "192.0.2.7");
+        assert_eq!(network(None), "unknown");
+        assert_eq!(network(Some("not an address")), "unknown");
+    }
+
+    #[test]
+    fn keys_are_truncated_sha256_of_the_nul_terminated_parts_in_hex() {
+        // printf 'abc\0' | sha256sum, first 16 bytes.
+        assert_eq!(digest(&["abc"]), "dc1114cd074914bd872cc1f9a23ec910");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        // The separator keeps ("ab", "c") and ("a", "bc") apart.
+        assert_ne!(digest(&["ab", "c"]), digest(&["a", "bc"]));
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up_and_never_zero() {
+        assert_eq!(seconds(-5), 1);
+        assert_eq!(seconds(0), 1);
+        assert_eq!(seconds(1), 1);
+        assert_eq!(seconds(1_000), 1);
+        assert_eq!(seconds(1_001), 2);
+        assert_eq!(seconds(899_999), 900);
+    }
+
+    #[tokio::test]
+    async fn ten_failures_from_one_place_are_allowed_and_the_eleventh_waits_for_the_window() {
+        let store = store().await;
+        let attempt = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        fail(&store, &attempt, 10).await;
+        // Fifteen minutes, from the first failure.
+        assert_eq!(attempt.reserve(&store, NOW).await.unwrap(), Some(900));
+        assert_eq!(attempt.reserve(&store, NOW + 60_000).await.unwrap(), Some(840));
+        // The window ends, the account can be tried again.
+        assert_eq!(attempt.reserve(&store, NOW + 900_000).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_refused_attempt_gives_its_reservation_back_so_the_other_buckets_do_not_fill() {
+        let store = store().await;
+        let here = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        fail(&store, &here, 10).await;
+        for _ in 0..200 {
+            assert!(here.reserve(&store, NOW).await.unwrap().is_some());
+        }
+        // The account's hourly bucket holds the ten failures, not 210: another place still
+        // has its own ten; the client network's bucket holds ten of its hundred.
+        let there = Attempt::new("alice@example.com", Some("198.51.100.7"), None);
+        fail(&store, &there, 10).await;
+        let w = store
+            .hit(&here.buckets[1].0, ACCOUNT.window_ms, NOW)
+            .await
+            .unwrap();
+        assert_eq!(w.count, 21);
+        let w = store.hit(&here.buckets[2].0, IP.window_ms, NOW).await.unwrap();
+        assert_eq!(w.count, 11);
+    }
+
+    #[tokio::test]
+    async fn a_success_forgives_the_place_and_gives_back_its_reservation_elsewhere() {
+        let store = store().await;
+        let attempt = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        fail(&store, &attempt, 9).await;
+        assert_eq!(attempt.reserve(&store, NOW).await.unwrap(), None);
+        attempt.succeeded(&store, NOW).await.unwrap();
+        // The account-and-place bucket starts over: ten more.
+        fail(&store, &attempt, 10).await;
+        assert!(attempt.reserve(&store, NOW).await.unwrap().is_some());
+        // The account's and the network's buckets hold the 19 failures, not the success.
+        let w = store
+            .hit(&attempt.buckets[1].0, ACCOUNT.window_ms, NOW)
+            .await
+            .unwrap();
+        assert_eq!(w.count, 20);
+        let w = store.hit(&attempt.buckets[2].0, IP.window_ms, NOW).await.unwrap();
+        assert_eq!(w.count, 20);
+    }
+
+    #[tokio::test]
+    async fn a_hundred_failures_from_one_network_slow_every_unknown_browser_there() {
+        let store = store().await;
+        for i in 0..10 {
+            let a = Attempt::new(&format!("user{i}@example.com"), Some("192.0.2.1"), None);
+            fail(&store, &a, 10).await;
+        }
+        let next = Attempt::new("bob@example.com", Some("192.0.2.1"), None);
+        assert_eq!(next.reserve(&store, NOW).await.unwrap(), Some(900));
+        // Another network is not concerned, nor a browser that signed in to bob before.
+        let elsewhere = Attempt::new("bob@example.com", Some("192.0.2.2"), None);
+        assert_eq!(elsewhere.reserve(&store, NOW).await.unwrap(), None);
+        let known = Attempt::new("bob@example.com", Some("192.0.2.1"), Some("device-1"));
+        assert_eq!(known.reserve(&store, NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_hundred_failures_from_many_networks_close_the_account_for_an_hour() {
+        let store = store().await;
+        for i in 0..10 {
+            let a = Attempt::new("alice@example.com", Some(&format!("192.0.2.{i}")), None);
+            fail(&store, &a, 10).await;
+        }
+        let fresh = Attempt::new("alice@example.com", Some("203.0.113.9"), None);
+        assert_eq!(fresh.reserve(&store, NOW).await.unwrap(), Some(3600));
+        // The owner's own browser is counted under its device only.
+        let known = Attempt::new("alice@example.com", Some("203.0.113.9"), Some("device-1"));
+        assert_eq!(known.buckets.len(), 1);
+        assert_eq!(known.reserve(&store, NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_known_device_has_ten_guesses_of_its_own() {
+        let store = store().await;
+        let known = Attempt::new("alice@example.com", Some("192.0.2.1"), Some("device-1"));
+        fail(&store, &known, 10).await;
+        assert_eq!(known.reserve(&store, NOW).await.unwrap(), Some(900));
+        // Another device of the same account, or the same device cookie for another account,
+        // is another bucket.
+        let other = Attempt::new("alice@example.com", Some("192.0.2.1"), Some("device-2"));
+        assert_eq!(other.reserve(&store, NOW).await.unwrap(), None);
+        let bob = Attempt::new("bob@example.com", Some("192.0.2.1"), Some("device-1"));
+        assert_eq!(bob.reserve(&store, NOW).await.unwrap(), None);
+        // Unknown browsers at the same place were not counted.
+        let unknown = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        fail(&store, &unknown, 10).await;
+    }
+
+    #[tokio::test]
+    async fn unlock_lifts_every_limit_of_the_account_and_nothing_else() {
+        let store = store().await;
+        let here = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        let known = Attempt::new("alice@example.com", None, Some("device-1"));
+        let codes = Attempt::code("alice@example.com", "sign-in-1");
+        let bob = Attempt::new("bob@example.com", Some("192.0.2.1"), None);
+        fail(&store, &here, 10).await;
+        fail(&store, &known, 10).await;
+        fail(&store, &codes, 5).await;
+        fail(&store, &bob, 10).await;
+        // alice: account+place, account, device, codes per account (the scope's bucket is the
+        // sign-in's, not the account's).
+        assert_eq!(unlock(&store, "alice@example.com").await.unwrap(), 4);
+        fail(&store, &here, 10).await;
+        fail(&store, &known, 10).await;
+        assert!(bob.reserve(&store, NOW).await.unwrap().is_some());
+        // The network's bucket stays: 30 failures counted there.
+        let w = store.hit(&here.buckets[2].0, IP.window_ms, NOW).await.unwrap();
+        assert_eq!(w.count, 31);
+        assert_eq!(unlock(&store, "carol@example.com").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn five_wrong_codes_end_a_sign_in_and_ten_close_the_account() {
+        let store = store().await;
+        let first = Attempt::code("alice@example.com", "sign-in-1");
+        fail(&store, &first, 4).await;
+        assert!(!first.scope_exhausted(&store, NOW).await.unwrap());
+        fail(&store, &first, 1).await;
+        assert!(first.scope_exhausted(&store, NOW).await.unwrap());
+        // Asking does not count.
+        assert!(first.scope_exhausted(&store, NOW).await.unwrap());
+        assert_eq!(first.reserve(&store, NOW).await.unwrap(), Some(900));
+        assert!(first.scope_exhausted(&store, NOW).await.unwrap());
+        // A new sign-in has five more, but the account only ten in all.
+        let second = Attempt::code("alice@example.com", "sign-in-2");
+        assert!(!second.scope_exhausted(&store, NOW).await.unwrap());
+        fail(&store, &second, 5).await;
+        let third = Attempt::code("alice@example.com", "sign-in-3");
+        assert_eq!(third.reserve(&store, NOW).await.unwrap(), Some(900));
+        assert!(!third.scope_exhausted(&store, NOW).await.unwrap());
+        // Another account is not concerned.
+        let bob = Attempt::code("bob@example.com", "sign-in-4");
+        assert_eq!(bob.reserve(&store, NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn thirty_sign_ups_an_hour_per_network() {
+        let store = store().await;
+        for _ in 0..30 {
+            assert_eq!(signup(&store, Some("192.0.2.1"), NOW).await.unwrap(), None);
+        }
+        assert_eq!(signup(&store, Some("192.0.2.1"), NOW).await.unwrap(), Some(3600));
+        assert_eq!(signup(&store, Some("192.0.2.2"), NOW).await.unwrap(), None);
+        // Its own counter: provider sign-ins from there are not refused.
+        assert_eq!(sign_in_start(&store, Some("192.0.2.1"), NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn thirty_provider_sign_in_starts_a_minute_per_network() {
+        let store = store().await;
+        for _ in 0..30 {
+            assert_eq!(sign_in_start(&store, Some("192.0.2.1"), NOW).await.unwrap(), None);
+        }
+        assert_eq!(
+            sign_in_start(&store, Some("192.0.2.1"), NOW + 500).await.unwrap(),
+            Some(60)
+        );
+        assert_eq!(sign_in_start(&store, Some("192.0.2.2"), NOW).await.unwrap(), None);
+        assert_eq!(signup(&store, Some("192.0.2.1"), NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn five_mails_an_hour_per_address_and_thirty_per_network() {
+        let store = store().await;
+        for _ in 0..5 {
+            assert_eq!(
+                mail_request(&store, "a@example.com", Some("192.0.2.1"), NOW)
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            mail_request(&store, "a@example.com", Some("192.0.2.2"), NOW)
+                .await
+                .unwrap(),
+            Some(3600)
+        );
+        // Five counted on the first network; 25 more addresses from there, then it is full.
+        for i in 0..25 {
+            let address = format!("n{i}@example.com");
+            assert_eq!(
+                mail_request(&store, &address, Some("192.0.2.1"), NOW)
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        assert_eq!(
+            mail_request(&store, "fresh@example.com", Some("192.0.2.1"), NOW)
+                .await
+                .unwrap(),
+            Some(3600)
+        );
+        assert_eq!(
+            mail_request(&store, "fresh@example.com", Some("192.0.2.3"), NOW)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn three_verification_links_again_per_account() {
+        let store = store().await;
+        for _ in 0..3 {
+            assert_eq!(verification_resend(&store, "user-1", NOW).await.unwrap(), None);
+        }
+        assert_eq!(
+            verification_resend(&store, "user-1", NOW).await.unwrap(),
+            Some(900)
+        );
+        assert_eq!(verification_resend(&store, "user-2", NOW).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_longest_wait_of_the_full_buckets_is_the_answer() {
+        let store = store().await;
+        let windows = [
+            (
+                "w:short".to_string(),
+                Limit {
+                    max_failures: 1,
+                    window_ms: 10_000,
+                },
+            ),
+            (
+                "w:long".to_string(),
+                Limit {
+                    max_failures: 1,
+                    window_ms: 50_000,
+                },
+            ),
+            (
+                "w:roomy".to_string(),
+                Limit {
+                    max_failures: 100,
+                    window_ms: 90_000,
+                },
+            ),
+        ];
+        assert_eq!(count(&store, &windows, NOW).await.unwrap(), None);
+        assert_eq!(count(&store, &windows, NOW + 1_000).await.unwrap(), Some(49_000));
+        // The short window has ended and started again; the long one still decides.
+        assert_eq!(count(&store, &windows, NOW + 20_000).await.unwrap(), Some(30_000));
     }
 }
