@@ -66,7 +66,11 @@ pub fn services(
         db.clone(),
         sessions.clone(),
         stores.attempts.clone(),
-        Hasher::new(settings.hash_threads, metrics.clone()),
+        Hasher::new(
+            settings.hash_threads,
+            settings.password_hash_cost.clone(),
+            metrics.clone(),
+        ),
         metrics.clone(),
         mail,
         crate::auth::mfa::MfaConfig::new(settings, stores.flows.clone()),

@@ -287,6 +287,23 @@ pub async fn set_password_hash(db: &impl ConnectionTrait, user: &User, hash: Str
     model.update(db).await
 }
 
+/// Stores `new` in place of the password hash `old` — only while the account still has `old`,
+/// so a password changed meanwhile is never overwritten. Whether it was stored.
+pub async fn upgrade_password_hash(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    old: &str,
+    new: String,
+) -> Result<bool, DbErr> {
+    let done = users::Entity::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(new))
+        .filter(users::Column::Id.eq(user_id))
+        .filter(users::Column::PasswordHash.eq(old))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
 /// Records that the owner of the address proved it (no change when it was already verified).
 pub async fn mark_email_verified(db: &impl ConnectionTrait, user: &User) -> Result<User, DbErr> {
     if user.email_verified_at.is_some() {

@@ -399,8 +399,8 @@ impl Auth {
         };
         *found = user.as_ref().map(|u| u.id);
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let ok = self.hasher.verify(password, hash.clone()).await?;
-        let user = match (ok, user) {
+        let verified = self.hasher.verify_and_upgrade(password, hash.clone()).await?;
+        let user = match (verified.ok, user) {
             (true, Some(user)) => user,
             // The reservation made above stays: this was a failure.
             _ => return Err(AuthError::InvalidCredentials),
@@ -419,6 +419,15 @@ impl Auth {
             .await?;
         self.still_valid(&issued, |u| u.password_hash == hash, client, now)
             .await?;
+        if let (Some(new), Some(old)) = (verified.rehashed, hash.as_deref()) {
+            // The hash predates the configured cost: store the password at the current one.
+            // A failure here costs nothing but the upgrade, which the next sign-in tries again.
+            match users::upgrade_password_hash(&self.db, user.id, old, new).await {
+                Ok(true) => tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(user_id = %user.id, error = %e, "could not upgrade the password hash"),
+            }
+        }
         // A sign-in waiting for its second factor is told to the owner once it is finished.
         if !known_device && issued.record.stage.is_complete() {
             self.alert_new_device(&user, &issued.record, client, now);

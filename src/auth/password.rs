@@ -11,6 +11,8 @@ use argon2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::HashCost;
+
 /// The shortest accepted password, in characters (Unicode scalar values).
 pub const MIN_CHARS: usize = 12;
 /// The longest accepted password. Nothing is ever truncated: longer ones are refused.
@@ -56,12 +58,31 @@ pub fn check_new(password: &str, email: &str) -> Result<(), PasswordRule> {
     Ok(())
 }
 
-/// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
-#[allow(clippy::expect_used, reason = "constant parameters within argon2's limits")]
-fn argon2() -> Argon2<'static> {
-    // These constants are within argon2's limits, so `new` cannot fail.
-    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// argon2id at the configured cost (OWASP Password Storage Cheat Sheet: m = 19 MiB, t = 2,
+/// p = 1 by default; see [`HashCost`]).
+fn argon2(cost: &HashCost) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, cost.params().clone())
+}
+
+/// Whether `hash` was made by another algorithm or at another cost than `cost`: then a sign-in
+/// that proves the password stores it again at the current cost.
+fn outdated(hash: &PasswordHash<'_>, cost: &HashCost) -> bool {
+    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) {
+        return true;
+    }
+    Params::try_from(hash).map_or(true, |p| {
+        (p.m_cost(), p.t_cost(), p.p_cost()) != (cost.memory_kib(), cost.iterations(), 1)
+    })
+}
+
+/// What checking a password found.
+#[derive(Debug)]
+pub struct Verified {
+    /// The password matches (always false without a real hash).
+    pub ok: bool,
+    /// The password matched a hash made at another cost: the same password hashed at the current
+    /// one, to be stored in its place.
+    pub rehashed: Option<String>,
 }
 
 /// Hashes and verifies passwords on a few dedicated threads of lower CPU priority, fed by a
@@ -79,6 +100,7 @@ pub struct Hasher {
     metrics: crate::metrics::Metrics,
     /// Verified against when the account does not exist, so both cases cost the same.
     dummy: Arc<String>,
+    cost: Arc<HashCost>,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -105,8 +127,8 @@ fn lower_priority() {
 }
 
 impl Hasher {
-    /// Starts `threads` hashing threads (at least one).
-    pub fn new(threads: usize, metrics: crate::metrics::Metrics) -> Self {
+    /// Starts `threads` hashing threads (at least one), hashing at `cost`.
+    pub fn new(threads: usize, cost: HashCost, metrics: crate::metrics::Metrics) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
         let rx = Arc::new(std::sync::Mutex::new(rx));
         for n in 0..threads.max(1) {
@@ -130,7 +152,8 @@ impl Hasher {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        let dummy = argon2()
+        // At the current cost, so an unknown account costs what a known one does.
+        let dummy = argon2(&cost)
             .hash_password(
                 b"authauth dummy password for unknown accounts",
                 &SaltString::generate(&mut OsRng),
@@ -141,6 +164,7 @@ impl Hasher {
             jobs: tx,
             metrics,
             dummy: Arc::new(dummy),
+            cost: Arc::new(cost),
         }
     }
 
@@ -173,8 +197,9 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        let cost = self.cost.clone();
         self.run(move || {
-            argon2()
+            argon2(&cost)
                 .hash_password(
                     password.expose_secret().as_bytes(),
                     &SaltString::generate(&mut OsRng),
@@ -188,14 +213,37 @@ impl Hasher {
     /// True when `password` matches `hash`. With `hash = None` (no such account, or an account
     /// without a password) it does the same work and returns false.
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, HashError> {
+        Ok(self.verify_and_upgrade(password, hash).await?.ok)
+    }
+
+    /// [`Hasher::verify`], and when the password matches a hash of another cost (the operator
+    /// changed it, or the hash predates the setting), the password hashed again at the current
+    /// cost — in the same job, so the password never waits in memory for a second one.
+    pub async fn verify_and_upgrade(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+    ) -> Result<Verified, HashError> {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
+        let cost = self.cost.clone();
         self.run(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| HashError::Failed(e.to_string()))?;
-            let ok = argon2()
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
-            Ok(ok && real)
+            let password = password.expose_secret().as_bytes();
+            // The hash's own parameters decide the work (argon2 reads them from the hash).
+            let ok = real && argon2(&cost).verify_password(password, &parsed).is_ok();
+            let rehashed = if ok && outdated(&parsed, &cost) {
+                let salt = SaltString::generate(&mut OsRng);
+                Some(
+                    argon2(&cost)
+                        .hash_password(password, &salt)
+                        .map_err(|e| HashError::Failed(e.to_string()))?
+                        .to_string(),
+                )
+            } else {
+                None
+            };
+            Ok(Verified { ok, rehashed })
         })
         .await?
     }
@@ -251,7 +299,7 @@ mod tests {
     #[tokio::test]
     async fn the_queue_is_bounded_counted_and_hashes_at_lower_priority() {
         let metrics = crate::metrics::Metrics::new().unwrap();
-        let h = Hasher::new(1, metrics.clone());
+        let h = Hasher::new(1, HashCost::default(), metrics.clone());
         // The hashing thread runs at nice 10, below request handling.
         #[cfg(target_os = "linux")]
         {
@@ -317,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_salted_and_verify_without_truncation() {
-        let h = Hasher::new(2, crate::metrics::Metrics::new().unwrap());
+        let h = Hasher::new(2, HashCost::default(), crate::metrics::Metrics::new().unwrap());
         let long = "p".repeat(100);
         let a = h.hash(SecretString::from(long.clone())).await.unwrap();
         let b = h.hash(SecretString::from(long.clone())).await.unwrap();
@@ -332,5 +380,46 @@ mod tests {
             .await
             .unwrap());
         assert!(!h.verify(SecretString::from(long), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_password_hashed_at_another_cost_is_hashed_again_at_the_current_one() {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let cheap = Hasher::new(1, HashCost::new(1024, 1).unwrap(), metrics.clone());
+        let current = Hasher::new(1, HashCost::new(12288, 3).unwrap(), metrics);
+        let pw = || SecretString::from("correct horse battery".to_string());
+        let old = cheap.hash(pw()).await.unwrap();
+        assert!(old.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{old}");
+        // The unknown-account hash is made at the current cost, so it costs what a real one does.
+        assert!(current.dummy.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"));
+
+        let v = current.verify_and_upgrade(pw(), Some(old.clone())).await.unwrap();
+        assert!(v.ok);
+        let new = v.rehashed.expect("hashed again at the current cost");
+        assert!(new.starts_with("$argon2id$v=19$m=12288,t=3,p=1$"), "{new}");
+        assert!(current.verify(pw(), Some(new.clone())).await.unwrap());
+        // At the current cost already: nothing to do.
+        let v = current.verify_and_upgrade(pw(), Some(new)).await.unwrap();
+        assert!(v.ok && v.rehashed.is_none());
+        // A wrong password, or no account, proves nothing and gets nothing.
+        let wrong = SecretString::from("wrong horse battery".to_string());
+        let v = current.verify_and_upgrade(wrong, Some(old)).await.unwrap();
+        assert!(!v.ok && v.rehashed.is_none());
+        let v = current.verify_and_upgrade(pw(), None).await.unwrap();
+        assert!(!v.ok && v.rehashed.is_none());
+    }
+
+    #[test]
+    fn a_hash_of_another_algorithm_version_or_cost_is_outdated() {
+        let cost = HashCost::default();
+        let outdated_str = |h: &str| outdated(&PasswordHash::new(h).unwrap(), &cost);
+        let salt = "$c2FsdHNhbHRzYWx0$";
+        let digest = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        assert!(!outdated_str(&format!("$argon2id$v=19$m=19456,t=2,p=1{salt}{digest}")));
+        assert!(outdated_str(&format!("$argon2i$v=19$m=19456,t=2,p=1{salt}{digest}")));
+        assert!(outdated_str(&format!("$argon2id$v=16$m=19456,t=2,p=1{salt}{digest}")));
+        assert!(outdated_str(&format!("$argon2id$v=19$m=19457,t=2,p=1{salt}{digest}")));
+        assert!(outdated_str(&format!("$argon2id$v=19$m=19456,t=3,p=1{salt}{digest}")));
+        assert!(outdated_str(&format!("$argon2id$v=19$m=19456,t=2,p=2{salt}{digest}")));
     }
 }

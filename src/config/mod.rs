@@ -10,6 +10,7 @@
 mod database;
 pub mod defaults;
 mod google;
+mod hashing;
 mod logging;
 mod mail;
 mod mfa;
@@ -29,6 +30,7 @@ use self::parser::Parser;
 pub use self::{
     database::{DatabaseSettings, EMBEDDED_DATABASE_URL},
     google::GoogleSettings,
+    hashing::HashCost,
     logging::LogFormat,
     mail::{MailSettings, MailTransport, DEV_OUTBOX},
     mfa::{MfaSettings, PasskeySettings},
@@ -96,6 +98,9 @@ pub struct Settings {
     /// Threads that hash passwords (`PASSWORD_HASH_THREADS`; default: half the cores, at least
     /// one, so request handling keeps a core).
     pub hash_threads: usize,
+    /// argon2id's memory and passes (`PASSWORD_HASH_MEMORY_KIB`, `PASSWORD_HASH_ITERATIONS`;
+    /// OWASP's 19 MiB × 2 by default, never below OWASP's floor in production).
+    pub password_hash_cost: HashCost,
     /// How long audit events are kept (`AUDIT_RETENTION`, 90 days by default).
     pub audit_retention: Duration,
     /// Session-lifecycle webhooks (`WEBHOOK_URLS`, `WEBHOOK_SECRET`), when configured.
@@ -148,6 +153,7 @@ impl Settings {
             listen.public_url.as_ref(),
         );
         let http = server::http(&mut p, production, &listen);
+        let password_hash_cost = hashing::parse(&mut p, production);
         let webhooks = webhooks::parse(&mut p, production);
         let mail = mail::parse(&mut p, production, http.ui_enabled);
         let mfa = mfa::parse(&mut p, listen.public_url.as_ref());
@@ -174,6 +180,7 @@ impl Settings {
             sign_in_path: http.sign_in_path,
             ui_enabled: http.ui_enabled,
             hash_threads: http.hash_threads,
+            password_hash_cost,
             audit_retention: http.audit_retention,
             webhooks,
             mail,

@@ -16,7 +16,7 @@ fn has_session_cookie(resp: &reqwest::Response, app: &TestApp) -> bool {
 
 #[tokio::test]
 async fn o1_o3_the_authorization_request_uses_code_pkce_state_and_nonce_and_keeps_them_server_side() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let c = client();
     let first = begin(&app, &c, None).await;
@@ -55,7 +55,7 @@ fn location_of(resp: &reqwest::Response) -> String {
 
 per_backend!(a_new_user_signs_in_then_returns_and_the_provider_profile_follows);
 async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backend: Backend) {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
     let mut person = Person::new("newcomer@example.com");
     let c = client();
@@ -94,7 +94,7 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
 
 #[tokio::test]
 async fn a_verified_email_links_to_the_password_account_with_that_address() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let (local, _) = app.signed_up_client("linked@example.com").await;
     let me: Value = app.me(&local).await.1;
@@ -128,7 +128,7 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
 
 #[tokio::test]
 async fn o7_an_unverified_email_never_claims_or_creates_an_account() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     app.signed_up_client("unverified@example.com").await;
     for email in ["unverified@example.com", "brand-new-unverified@example.com"] {
@@ -149,7 +149,7 @@ async fn o7_an_unverified_email_never_claims_or_creates_an_account() {
 
 #[tokio::test]
 async fn o6_the_account_is_keyed_by_issuer_and_subject_never_by_email() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let alice = Person::new("alice@example.com");
     let c = client();
@@ -174,7 +174,7 @@ async fn o6_the_account_is_keyed_by_issuer_and_subject_never_by_email() {
 
 #[tokio::test]
 async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let person = Person::new("state@example.com");
 
@@ -237,7 +237,7 @@ async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
 
 #[tokio::test]
 async fn o4_o5_o10_every_misbehaving_provider_answer_ends_with_no_session_and_no_user() {
-    let op = Op::start();
+    let op = Op::shared();
     let faults = [
         ("iss", 401, "id_token_invalid"),
         ("aud", 401, "id_token_invalid"),
@@ -279,7 +279,7 @@ async fn o4_o5_o10_every_misbehaving_provider_answer_ends_with_no_session_and_no
 
 #[tokio::test]
 async fn o9_return_to_is_restricted_to_same_origin_paths() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let person = Person::new("redirects@example.com");
     for payload in [
@@ -310,7 +310,7 @@ async fn o9_return_to_is_restricted_to_same_origin_paths() {
 
 #[tokio::test]
 async fn o11_o12_a_cancelled_sign_in_ends_cleanly_without_leaking_the_code() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     let c = client();
     let auth = begin(&app, &c, None).await;
@@ -427,7 +427,7 @@ async fn sign_in_with_google_is_404_when_not_configured_and_json_for_fetch_calle
         "provider_not_configured"
     );
 
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     // What Swagger UI's "Try it out" (fetch) sends: no cross-origin redirect, the URL instead.
     let resp = client()
@@ -447,7 +447,7 @@ async fn sign_in_with_google_is_404_when_not_configured_and_json_for_fetch_calle
 
 #[tokio::test]
 async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accounts() {
-    let op = Op::start();
+    let op = Op::shared();
     let app = google_app(&op, "", AppOptions::default()).await;
     // A planted session cookie is never adopted (V3.2.1 for the callback).
     let (c, old) = app.signed_up_client("fixation@example.com").await;

@@ -48,12 +48,31 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn create() -> TestDb {
+        TestDb::create_from(None).await
+    }
+
+    /// A database with every migration applied. On the run's own PostgreSQL it is a copy of a
+    /// template migrated once per run (a file copy instead of ten migrations); on a server named
+    /// by `TEST_POSTGRES_URL`, which must be left as found, each test migrates its own.
+    pub async fn migrated() -> TestDb {
+        if test_var("TEST_POSTGRES_URL").is_some() {
+            let db = TestDb::create().await;
+            let conn = Database::connect(&db.url).await.unwrap();
+            authauth::db::migrate_up(&conn).await.unwrap();
+            conn.close().await.ok();
+            return db;
+        }
+        TestDb::create_from(Some(migrated_template())).await
+    }
+
+    async fn create_from(template: Option<&str>) -> TestDb {
         let name = unique("authauth_test_");
         let admin = Database::connect(postgres_admin_url())
             .await
             .expect("connect to the test PostgreSQL (TEST_POSTGRES_URL, or the run's own)");
+        let from = template.map(|t| format!(" TEMPLATE \"{t}\"")).unwrap_or_default();
         admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\"{from}"))
             .await
             .expect("create test database");
         admin.close().await.ok();
@@ -64,14 +83,32 @@ impl TestDb {
             url: url.to_string(),
         }
     }
+}
 
-    pub async fn migrated() -> TestDb {
-        let db = TestDb::create().await;
-        let conn = Database::connect(&db.url).await.unwrap();
-        authauth::db::migrate_up(&conn).await.unwrap();
-        conn.close().await.ok();
-        db
-    }
+/// The run's migrated template database (on the run's own PostgreSQL only), created by the first
+/// test that needs it. Nobody connects to it afterwards, as `CREATE DATABASE … TEMPLATE` requires.
+fn migrated_template() -> &'static str {
+    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        // Tests run on their own runtimes: migrate on a plain thread with a private one.
+        std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let db = TestDb::create_from(None).await;
+                    let conn = Database::connect(&db.url).await.unwrap();
+                    authauth::db::migrate_up(&conn).await.unwrap();
+                    conn.close().await.ok();
+                    // It lives as long as the run's PostgreSQL.
+                    let db = std::mem::ManuallyDrop::new(db);
+                    db.name.clone()
+                })
+        })
+        .join()
+        .expect("migrate the template database")
+    })
 }
 
 impl Drop for TestDb {
@@ -251,6 +288,10 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The argon2id memory the test servers hash with unless a test sets `PASSWORD_HASH_MEMORY_KIB`
+/// (with one pass; see [`spawn_app_with`]).
+pub const TEST_HASH_MEMORY_KIB: &str = "1024";
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(AppOptions::default()).await
 }
@@ -298,6 +339,18 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         "MAIL_OUTBOX_DIR".into(),
         dir.0.join("outbox").display().to_string(),
     );
+    // argon2id at a small cost: the suite signs in a thousand times, and at the production cost
+    // hashing was its largest CPU item. The code path is the same; tests about the cost itself
+    // (the hash format, equal timing for unknown accounts, the upgrade) set their own. Production
+    // mode refuses a cost this low, so it keeps the default there.
+    let production = opts
+        .vars
+        .iter()
+        .any(|(k, v)| k == "APP_ENV" && v.eq_ignore_ascii_case("production"));
+    if !production {
+        vars.insert("PASSWORD_HASH_MEMORY_KIB".into(), TEST_HASH_MEMORY_KIB.into());
+        vars.insert("PASSWORD_HASH_ITERATIONS".into(), "1".into());
+    }
     for (k, v) in opts.vars {
         vars.insert(k, v);
     }

@@ -32,6 +32,15 @@ pub struct Op {
 }
 
 impl Op {
+    /// The run's provider, started by the first test that asks: tests keep apart by
+    /// registering their own client (with its own fault, if any) and signing in their own
+    /// people (random `sub`s). Starting a provider costs half a CPU-second.
+    pub fn shared() -> &'static Op {
+        static SHARED: std::sync::OnceLock<Op> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Op::start)
+    }
+
+    /// A provider of the test's own: for tests that stop, restart or configure it.
     pub fn start() -> Op {
         Op::start_with(&[])
     }

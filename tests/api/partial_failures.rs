@@ -116,7 +116,7 @@ fn services_with_failing_revocation(app: &TestApp, fail_from: usize) -> (Session
         state.db.clone(),
         sessions.clone(),
         state.stores.attempts.clone(),
-        Hasher::new(1, state.metrics.clone()),
+        Hasher::new(1, Default::default(), state.metrics.clone()),
         state.metrics.clone(),
         state.auth.mail().clone(),
         authauth::auth::mfa::MfaConfig::new(&state.settings, state.stores.flows.clone()),

@@ -90,11 +90,8 @@ async fn password_rules_allow_long_and_unicode_passwords_and_never_truncate() {
     );
 }
 
-per_backend!(passwords_are_stored_as_salted_argon2id_hashes);
-async fn passwords_are_stored_as_salted_argon2id_hashes(backend: Backend) {
-    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
-    app.signed_up_client("h1@example.com").await;
-    app.signed_up_client("h2@example.com").await;
+/// Every stored password hash, by e-mail address.
+async fn stored_hashes(app: &TestApp) -> Vec<String> {
     let conn = Database::connect(&app.vars["DATABASE_URL"]).await.unwrap();
     let rows = conn
         .query_all_raw(Statement::from_string(
@@ -103,17 +100,60 @@ async fn passwords_are_stored_as_salted_argon2id_hashes(backend: Backend) {
         ))
         .await
         .unwrap();
-    let hashes: Vec<String> = rows
-        .iter()
+    conn.close().await.ok();
+    rows.iter()
         .map(|r| r.try_get("", "password_hash").unwrap())
-        .collect();
+        .collect()
+}
+
+per_backend!(passwords_are_stored_as_salted_argon2id_hashes);
+async fn passwords_are_stored_as_salted_argon2id_hashes(backend: Backend) {
+    // The default cost, not the tests' cheap one.
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            .var("PASSWORD_HASH_MEMORY_KIB", "19456")
+            .var("PASSWORD_HASH_ITERATIONS", "2"),
+    )
+    .await;
+    app.signed_up_client("h1@example.com").await;
+    app.signed_up_client("h2@example.com").await;
+    let hashes = stored_hashes(&app).await;
     assert_eq!(hashes.len(), 2);
     for h in &hashes {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(!h.contains(PASSWORD));
     }
     assert_ne!(hashes[0], hashes[1], "same password, same hash: no salt");
-    conn.close().await.ok();
+}
+
+per_backend!(a_sign_in_stores_a_password_hashed_at_an_older_cost_at_the_configured_one);
+async fn a_sign_in_stores_a_password_hashed_at_an_older_cost_at_the_configured_one(backend: Backend) {
+    let old = spawn_app_with(AppOptions::default().backend(backend)).await;
+    old.signed_up_client("upgrade@example.com").await;
+    let before = stored_hashes(&old).await;
+    assert!(before[0].starts_with(&format!("$argon2id$v=19$m={TEST_HASH_MEMORY_KIB},t=1,p=1$")));
+    // The operator raises the cost (an OWASP equivalent of the default) and restarts.
+    let new = spawn_app_with(
+        AppOptions::default()
+            .sharing(&old)
+            .var("PASSWORD_HASH_MEMORY_KIB", "12288")
+            .var("PASSWORD_HASH_ITERATIONS", "3"),
+    )
+    .await;
+    // A wrong password proves nothing and changes nothing.
+    let resp = new.login_with(&client(), "upgrade@example.com", "not the password at all").await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(stored_hashes(&new).await, before);
+    // The right one signs in with the old hash, which is then replaced.
+    let resp = new.login_with(&client(), "upgrade@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 200);
+    let after = stored_hashes(&new).await;
+    assert!(after[0].starts_with("$argon2id$v=19$m=12288,t=3,p=1$"), "{}", after[0]);
+    // The new hash holds the same password, and is not replaced again.
+    let resp = new.login_with(&client(), "upgrade@example.com", PASSWORD).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(stored_hashes(&new).await, after);
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -378,14 +418,24 @@ async fn parallel_failed_sign_ins_cannot_slip_past_the_limit() {
 
 per_backend!(sign_ins_racing_a_password_change_leave_no_session_on_the_old_password);
 async fn sign_ins_racing_a_password_change_leave_no_session_on_the_old_password(backend: Backend) {
-    let app = spawn_app_with(AppOptions::default().backend(backend)).await;
+    // Room for every racing sign-in (four racers, at most 200 each), so that the session limit
+    // never ends the owner's session: the race, not the limit, is under test.
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            .var("MAX_SESSIONS_PER_USER", "1000"),
+    )
+    .await;
     let (owner, _) = app.signed_up_client("racing@example.com").await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut attackers = Vec::new();
     for i in 0..4 {
         let (url, stop) = (app.url("/auth/login"), stop.clone());
         attackers.push(tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            for _ in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
                 // Distinct forwarded addresses are not trusted here: use distinct
                 // accounts' buckets instead by succeeding (a success resets the counter).
                 let _ = client()

@@ -351,7 +351,7 @@ async fn a_reset_request_for_a_string_that_is_no_address_is_refused_as_at_sign_u
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_without_a_password_is_told_how_it_signs_in() {
-    let op = Op::start();
+    let op = Op::shared();
     let mailbox = Mailbox::start();
     let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "google-only@example.com";
@@ -572,7 +572,7 @@ async fn without_require_verified_email_an_unverified_account_signs_in() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn google_links_to_a_verified_local_account_keeping_its_password_and_sessions() {
-    let op = Op::start();
+    let op = Op::shared();
     let mailbox = Mailbox::start();
     let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "verified-link@example.com";
@@ -602,7 +602,7 @@ async fn google_links_to_a_verified_local_account_keeping_its_password_and_sessi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn google_linking_to_an_unverified_local_account_still_removes_the_password() {
-    let op = Op::start();
+    let op = Op::shared();
     let mailbox = Mailbox::start();
     let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "unverified-link@example.com";
@@ -705,7 +705,7 @@ async fn a_sign_in_from_a_new_browser_mails_an_alert_whose_link_ends_that_sessio
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_google_sign_in_from_a_new_browser_alerts_but_the_first_one_that_creates_the_account_does_not() {
-    let op = Op::start();
+    let op = Op::shared();
     let mailbox = Mailbox::start();
     let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "google-alert@example.com";
