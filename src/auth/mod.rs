@@ -423,9 +423,13 @@ impl Auth {
             // The hash predates the configured cost: store the password at the current one.
             // A failure here costs nothing but the upgrade, which the next sign-in tries again.
             match users::upgrade_password_hash(&self.db, user.id, old, new).await {
-                Ok(true) => tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost"),
+                Ok(true) => {
+                    tracing::info!(user_id = %user.id, "password hash upgraded to the configured cost")
+                }
                 Ok(false) => {}
-                Err(e) => tracing::warn!(user_id = %user.id, error = %e, "could not upgrade the password hash"),
+                Err(e) => {
+                    tracing::warn!(user_id = %user.id, error = %e, "could not upgrade the password hash")
+                }
             }
         }
         // A sign-in waiting for its second factor is told to the owner once it is finished.

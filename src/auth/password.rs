@@ -415,11 +415,23 @@ mod tests {
         let outdated_str = |h: &str| outdated(&PasswordHash::new(h).unwrap(), &cost);
         let salt = "$c2FsdHNhbHRzYWx0$";
         let digest = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        assert!(!outdated_str(&format!("$argon2id$v=19$m=19456,t=2,p=1{salt}{digest}")));
-        assert!(outdated_str(&format!("$argon2i$v=19$m=19456,t=2,p=1{salt}{digest}")));
-        assert!(outdated_str(&format!("$argon2id$v=16$m=19456,t=2,p=1{salt}{digest}")));
-        assert!(outdated_str(&format!("$argon2id$v=19$m=19457,t=2,p=1{salt}{digest}")));
-        assert!(outdated_str(&format!("$argon2id$v=19$m=19456,t=3,p=1{salt}{digest}")));
-        assert!(outdated_str(&format!("$argon2id$v=19$m=19456,t=2,p=2{salt}{digest}")));
+        assert!(!outdated_str(&format!(
+            "$argon2id$v=19$m=19456,t=2,p=1{salt}{digest}"
+        )));
+        assert!(outdated_str(&format!(
+            "$argon2i$v=19$m=19456,t=2,p=1{salt}{digest}"
+        )));
+        assert!(outdated_str(&format!(
+            "$argon2id$v=16$m=19456,t=2,p=1{salt}{digest}"
+        )));
+        assert!(outdated_str(&format!(
+            "$argon2id$v=19$m=19457,t=2,p=1{salt}{digest}"
+        )));
+        assert!(outdated_str(&format!(
+            "$argon2id$v=19$m=19456,t=3,p=1{salt}{digest}"
+        )));
+        assert!(outdated_str(&format!(
+            "$argon2id$v=19$m=19456,t=2,p=2{salt}{digest}"
+        )));
     }
 }

@@ -71,18 +71,31 @@ impl Default for HashCost {
 }
 
 pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool) -> HashCost {
-    let number = |p: &mut Parser<'_, V>, name: &'static str, default: u32, max: u32, min: u32| match p.get(name) {
-        None => default,
-        Some(raw) => match raw.trim().parse::<u32>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                p.problem(name, format!("`{raw}` is not a whole number from {min} to {max}"));
-                default
-            }
-        },
-    };
-    let memory = number(p, "PASSWORD_HASH_MEMORY_KIB", defaults::MEMORY_KIB, MAX_MEMORY_KIB, 8);
-    let iterations = number(p, "PASSWORD_HASH_ITERATIONS", defaults::ITERATIONS, MAX_ITERATIONS, 1);
+    let number =
+        |p: &mut Parser<'_, V>, name: &'static str, default: u32, max: u32, min: u32| match p.get(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    p.problem(name, format!("`{raw}` is not a whole number from {min} to {max}"));
+                    default
+                }
+            },
+        };
+    let memory = number(
+        p,
+        "PASSWORD_HASH_MEMORY_KIB",
+        defaults::MEMORY_KIB,
+        MAX_MEMORY_KIB,
+        8,
+    );
+    let iterations = number(
+        p,
+        "PASSWORD_HASH_ITERATIONS",
+        defaults::ITERATIONS,
+        MAX_ITERATIONS,
+        1,
+    );
     let Some(cost) = HashCost::new(memory, iterations) else {
         return HashCost::default();
     };
@@ -112,7 +125,10 @@ mod tests {
     #[test]
     fn the_default_is_owasps_19_mib_and_two_passes() {
         let c = HashCost::default();
-        assert_eq!((c.memory_kib(), c.iterations(), c.params().p_cost()), (19456, 2, 1));
+        assert_eq!(
+            (c.memory_kib(), c.iterations(), c.params().p_cost()),
+            (19456, 2, 1)
+        );
         assert!(c.meets_owasp_floor());
         assert_eq!(cost(&[]).unwrap().password_hash_cost, c);
     }
@@ -122,25 +138,51 @@ mod tests {
         for (m, t) in [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5)] {
             assert!(HashCost::new(m, t).unwrap().meets_owasp_floor(), "{m} × {t}");
         }
-        for (m, t) in [(35839, 1), (17919, 2), (7167, 6), (7168, 4), (1024, 64), (19456, 1)] {
+        for (m, t) in [
+            (35839, 1),
+            (17919, 2),
+            (7167, 6),
+            (7168, 4),
+            (1024, 64),
+            (19456, 1),
+        ] {
             assert!(!HashCost::new(m, t).unwrap().meets_owasp_floor(), "{m} × {t}");
         }
     }
 
     #[test]
     fn production_refuses_a_cost_below_the_floor_and_development_warns() {
-        let cheap = [("PASSWORD_HASH_MEMORY_KIB", "1024"), ("PASSWORD_HASH_ITERATIONS", "1")];
+        let cheap = [
+            ("PASSWORD_HASH_MEMORY_KIB", "1024"),
+            ("PASSWORD_HASH_ITERATIONS", "1"),
+        ];
         let dev = Settings::from_vars(&cheap).unwrap();
-        assert_eq!((dev.password_hash_cost.memory_kib(), dev.password_hash_cost.iterations()), (1024, 1));
+        assert_eq!(
+            (
+                dev.password_hash_cost.memory_kib(),
+                dev.password_hash_cost.iterations()
+            ),
+            (1024, 1)
+        );
         assert!(
-            dev.warnings.iter().any(|w| w.contains("below OWASP's floor") && w.contains("production refuses")),
+            dev.warnings
+                .iter()
+                .any(|w| w.contains("below OWASP's floor") && w.contains("production refuses")),
             "{:?}",
             dev.warnings
         );
-        let err = Settings::from_vars_as(&cheap, AppEnv::Production).unwrap_err().to_string();
-        assert!(err.contains("PASSWORD_HASH_MEMORY_KIB") && err.contains("OWASP"), "{err}");
+        let err = Settings::from_vars_as(&cheap, AppEnv::Production)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PASSWORD_HASH_MEMORY_KIB") && err.contains("OWASP"),
+            "{err}"
+        );
         // An equivalent trade is fine in production.
-        let traded = [("PASSWORD_HASH_MEMORY_KIB", "12288"), ("PASSWORD_HASH_ITERATIONS", "3")];
+        let traded = [
+            ("PASSWORD_HASH_MEMORY_KIB", "12288"),
+            ("PASSWORD_HASH_ITERATIONS", "3"),
+        ];
         match Settings::from_vars_as(&traded, AppEnv::Production) {
             Ok(s) => assert_eq!(s.password_hash_cost.memory_kib(), 12288),
             Err(e) => assert!(!e.to_string().contains("PASSWORD_HASH"), "{e}"),

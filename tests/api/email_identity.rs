@@ -61,12 +61,12 @@ async fn lookalike_spellings_never_sign_in_and_never_get_a_fresh_throttle_budget
 per_backend!(a_provider_asserting_a_lookalike_address_cannot_take_over_the_local_account);
 async fn a_provider_asserting_a_lookalike_address_cannot_take_over_the_local_account(backend: Backend) {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
+    let app = google_app(op, "", AppOptions::default().backend(backend)).await;
     let (tim, _) = app.signed_up_client("tim-owner@example.com").await;
     let (kim, _) = app.signed_up_client("kim-owner@example.com").await;
     for lookalike in [DOTTED_I, KELVIN] {
         let c = client();
-        let resp = google_login(&app, &op, &c, &Person::new(lookalike), None).await;
+        let resp = google_login(&app, op, &c, &Person::new(lookalike), None).await;
         assert!(
             set_cookie_value(&resp, app.cookie_name()).is_none_or(|v| v.is_empty()),
             "{backend:?}: {lookalike:?} got a session"

@@ -17,7 +17,7 @@ fn has_session_cookie(resp: &reqwest::Response, app: &TestApp) -> bool {
 #[tokio::test]
 async fn o1_o3_the_authorization_request_uses_code_pkce_state_and_nonce_and_keeps_them_server_side() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let c = client();
     let first = begin(&app, &c, None).await;
     let second = begin(&app, &c, None).await;
@@ -56,10 +56,10 @@ fn location_of(resp: &reqwest::Response) -> String {
 per_backend!(a_new_user_signs_in_then_returns_and_the_provider_profile_follows);
 async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backend: Backend) {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default().backend(backend)).await;
+    let app = google_app(op, "", AppOptions::default().backend(backend)).await;
     let mut person = Person::new("newcomer@example.com");
     let c = client();
-    let resp = google_login(&app, &op, &c, &person, Some("/welcome")).await;
+    let resp = google_login(&app, op, &c, &person, Some("/welcome")).await;
     assert_eq!(
         resp.status(),
         303,
@@ -80,7 +80,7 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
     // Returning, in another browser, with a new display name at the provider.
     person.name = "Renamed Person".into();
     let c2 = client();
-    let resp = google_login(&app, &op, &c2, &person, None).await;
+    let resp = google_login(&app, op, &c2, &person, None).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location_of(&resp), "/");
     let me: Value = app.me(&c2).await.1;
@@ -95,12 +95,12 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
 #[tokio::test]
 async fn a_verified_email_links_to_the_password_account_with_that_address() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let (local, _) = app.signed_up_client("linked@example.com").await;
     let me: Value = app.me(&local).await.1;
     let c = client();
     let linked_person = Person::new("Linked@Example.com");
-    let resp = google_login(&app, &op, &c, &linked_person, None).await;
+    let resp = google_login(&app, op, &c, &linked_person, None).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
     let via_google: Value = app.me(&c).await.1;
     assert_eq!(via_google["user"]["id"], me["user"]["id"]);
@@ -119,7 +119,7 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
     // The owner keeps signing in with the provider, into the same account.
     assert_eq!(c.get(app.url("/auth/me")).send().await.unwrap().status(), 200);
     assert_eq!(
-        google_login(&app, &op, &client(), &linked_person, None)
+        google_login(&app, op, &client(), &linked_person, None)
             .await
             .status(),
         303
@@ -129,11 +129,11 @@ async fn a_verified_email_links_to_the_password_account_with_that_address() {
 #[tokio::test]
 async fn o7_an_unverified_email_never_claims_or_creates_an_account() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     app.signed_up_client("unverified@example.com").await;
     for email in ["unverified@example.com", "brand-new-unverified@example.com"] {
         let c = client();
-        let resp = google_login(&app, &op, &c, &Person::new(email).unverified(), None).await;
+        let resp = google_login(&app, op, &c, &Person::new(email).unverified(), None).await;
         assert_eq!(resp.status(), 403, "{email}");
         assert!(!has_session_cookie(&resp, &app));
         let body: Value = resp.json().await.unwrap();
@@ -150,24 +150,24 @@ async fn o7_an_unverified_email_never_claims_or_creates_an_account() {
 #[tokio::test]
 async fn o6_the_account_is_keyed_by_issuer_and_subject_never_by_email() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let alice = Person::new("alice@example.com");
     let c = client();
-    assert_eq!(google_login(&app, &op, &c, &alice, None).await.status(), 303);
+    assert_eq!(google_login(&app, op, &c, &alice, None).await.status(), 303);
     // Another subject at the same provider now asserts alice's (verified) address.
     let impostor = Person {
         sub: format!("{}-009", alice.sub),
         ..alice.clone()
     };
     let c2 = client();
-    let resp = google_login(&app, &op, &c2, &impostor, None).await;
+    let resp = google_login(&app, op, &c2, &impostor, None).await;
     assert_eq!(resp.status(), 409);
     assert!(!has_session_cookie(&resp, &app));
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "identity_conflict");
     assert_eq!(c2.get(app.url("/auth/me")).send().await.unwrap().status(), 401);
     // The real alice still gets in.
     assert_eq!(
-        google_login(&app, &op, &client(), &alice, None).await.status(),
+        google_login(&app, op, &client(), &alice, None).await.status(),
         303
     );
 }
@@ -175,13 +175,13 @@ async fn o6_the_account_is_keyed_by_issuer_and_subject_never_by_email() {
 #[tokio::test]
 async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let person = Person::new("state@example.com");
 
     // (a, d) Started in A, finished in B (which has no flow cookie).
     let (a, b) = (client(), client());
     let auth = begin(&app, &a, None).await;
-    let callback = at_provider(&op, &a, &auth, Some(&person)).await;
+    let callback = at_provider(op, &a, &auth, Some(&person)).await;
     let resp = b.get(&callback).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     assert!(!has_session_cookie(&resp, &app));
@@ -195,7 +195,7 @@ async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
     let resp = a.get(app.url("/auth/google")).send().await.unwrap();
     let flow_id = set_cookie_value(&resp, "authauth_flow").unwrap();
     let auth = location_of(&resp);
-    let callback = at_provider(&op, &a, &auth, Some(&person)).await;
+    let callback = at_provider(op, &a, &auth, Some(&person)).await;
     assert_eq!(a.get(&callback).send().await.unwrap().status(), 303);
     let replay = reqwest::Client::new()
         .get(&callback)
@@ -210,7 +210,7 @@ async fn o2_state_is_single_use_and_bound_to_the_browser_that_started() {
     for tamper in ["wrong", "missing"] {
         let c = client();
         let auth = begin(&app, &c, None).await;
-        let callback = at_provider(&op, &c, &auth, Some(&person)).await;
+        let callback = at_provider(op, &c, &auth, Some(&person)).await;
         let mut url = url::Url::parse(&callback).unwrap();
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         {
@@ -253,10 +253,10 @@ async fn o4_o5_o10_every_misbehaving_provider_answer_ends_with_no_session_and_no
         ("auth-iss", 400, "issuer_mismatch"),
     ];
     for (fault, status, code) in faults {
-        let app = google_app(&op, fault, AppOptions::default().backend(Backend::Sqlite)).await;
+        let app = google_app(op, fault, AppOptions::default().backend(Backend::Sqlite)).await;
         let email = format!("{fault}@example.com");
         let c = client();
-        let resp = google_login(&app, &op, &c, &Person::new(&email), None).await;
+        let resp = google_login(&app, op, &c, &Person::new(&email), None).await;
         assert_eq!(resp.status(), status, "fault {fault}");
         assert!(
             !has_session_cookie(&resp, &app),
@@ -280,7 +280,7 @@ async fn o4_o5_o10_every_misbehaving_provider_answer_ends_with_no_session_and_no
 #[tokio::test]
 async fn o9_return_to_is_restricted_to_same_origin_paths() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let person = Person::new("redirects@example.com");
     for payload in [
         "https://evil.example",
@@ -293,13 +293,13 @@ async fn o9_return_to_is_restricted_to_same_origin_paths() {
         "javascript:alert(1)",
         "%0d%0aLocation:%20http://evil",
     ] {
-        let resp = google_login(&app, &op, &client(), &person, Some(payload)).await;
+        let resp = google_login(&app, op, &client(), &person, Some(payload)).await;
         assert_eq!(resp.status(), 303, "{payload}");
         assert_eq!(location_of(&resp), "/", "{payload}");
     }
     let resp = google_login(
         &app,
-        &op,
+        op,
         &client(),
         &person,
         Some("/account/settings?tab=security"),
@@ -311,10 +311,10 @@ async fn o9_return_to_is_restricted_to_same_origin_paths() {
 #[tokio::test]
 async fn o11_o12_a_cancelled_sign_in_ends_cleanly_without_leaking_the_code() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     let c = client();
     let auth = begin(&app, &c, None).await;
-    let callback = at_provider(&op, &c, &auth, None).await;
+    let callback = at_provider(op, &c, &auth, None).await;
     assert_eq!(query(&callback)["error"], "access_denied");
     let resp = c.get(&callback).send().await.unwrap();
     assert_eq!(resp.status(), 400);
@@ -324,7 +324,7 @@ async fn o11_o12_a_cancelled_sign_in_ends_cleanly_without_leaking_the_code() {
     assert_eq!(body["error"], "provider_refused");
     assert_eq!(body["reason"], "access_denied");
     // A successful callback answers at once with a redirect and no referrer.
-    let resp = google_login(&app, &op, &client(), &Person::new("o11@example.com"), None).await;
+    let resp = google_login(&app, op, &client(), &Person::new("o11@example.com"), None).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["referrer-policy"], "no-referrer");
     assert!(resp.text().await.unwrap().is_empty());
@@ -428,7 +428,7 @@ async fn sign_in_with_google_is_404_when_not_configured_and_json_for_fetch_calle
     );
 
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     // What Swagger UI's "Try it out" (fetch) sends: no cross-origin redirect, the URL instead.
     let resp = client()
         .get(app.url("/auth/google"))
@@ -448,11 +448,11 @@ async fn sign_in_with_google_is_404_when_not_configured_and_json_for_fetch_calle
 #[tokio::test]
 async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accounts() {
     let op = Op::shared();
-    let app = google_app(&op, "", AppOptions::default()).await;
+    let app = google_app(op, "", AppOptions::default()).await;
     // A planted session cookie is never adopted (V3.2.1 for the callback).
     let (c, old) = app.signed_up_client("fixation@example.com").await;
     let person = Person::new("fixation@example.com");
-    let resp = google_login(&app, &op, &c, &person, None).await;
+    let resp = google_login(&app, op, &c, &person, None).await;
     assert_eq!(resp.status(), 303);
     let new = set_cookie_value(&resp, app.cookie_name()).unwrap();
     assert_ne!(new, old);
@@ -465,7 +465,7 @@ async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accou
     conn.execute_unprepared("UPDATE users SET disabled_at = now() WHERE email = 'fixation@example.com'")
         .await
         .unwrap();
-    let resp = google_login(&app, &op, &client(), &person, None).await;
+    let resp = google_login(&app, op, &client(), &person, None).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
 }

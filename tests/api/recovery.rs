@@ -353,10 +353,10 @@ async fn a_reset_request_for_a_string_that_is_no_address_is_refused_as_at_sign_u
 async fn an_account_without_a_password_is_told_how_it_signs_in() {
     let op = Op::shared();
     let mailbox = Mailbox::start();
-    let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let app = google_app(op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "google-only@example.com";
     assert_eq!(
-        google_login(&app, &op, &client(), &Person::new(email), None)
+        google_login(&app, op, &client(), &Person::new(email), None)
             .await
             .status(),
         303
@@ -574,7 +574,7 @@ async fn without_require_verified_email_an_unverified_account_signs_in() {
 async fn google_links_to_a_verified_local_account_keeping_its_password_and_sessions() {
     let op = Op::shared();
     let mailbox = Mailbox::start();
-    let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let app = google_app(op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "verified-link@example.com";
     let (local, _) = app.signed_up_client(email).await;
     let mail = wait_for_subject(&mailbox, email, "Confirm your e-mail address").await;
@@ -584,7 +584,7 @@ async fn google_links_to_a_verified_local_account_keeping_its_password_and_sessi
     assert_eq!(resp.status(), 200);
 
     let g = client();
-    let resp = google_login(&app, &op, &g, &Person::new(email), None).await;
+    let resp = google_login(&app, op, &g, &Person::new(email), None).await;
     assert_eq!(resp.status(), 303);
     let (_, via_google) = me_status(&app, &g).await;
     let (status, via_password) = me_status(&app, &local).await;
@@ -604,12 +604,12 @@ async fn google_links_to_a_verified_local_account_keeping_its_password_and_sessi
 async fn google_linking_to_an_unverified_local_account_still_removes_the_password() {
     let op = Op::shared();
     let mailbox = Mailbox::start();
-    let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let app = google_app(op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "unverified-link@example.com";
     let (local, _) = app.signed_up_client(email).await;
     let g = client();
     assert_eq!(
-        google_login(&app, &op, &g, &Person::new(email), None)
+        google_login(&app, op, &g, &Person::new(email), None)
             .await
             .status(),
         303
@@ -707,15 +707,15 @@ async fn a_sign_in_from_a_new_browser_mails_an_alert_whose_link_ends_that_sessio
 async fn a_google_sign_in_from_a_new_browser_alerts_but_the_first_one_that_creates_the_account_does_not() {
     let op = Op::shared();
     let mailbox = Mailbox::start();
-    let app = google_app(&op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let app = google_app(op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
     let email = "google-alert@example.com";
     let person = Person::new(email);
     let first = client();
-    assert_eq!(google_login(&app, &op, &first, &person, None).await.status(), 303);
+    assert_eq!(google_login(&app, op, &first, &person, None).await.status(), 303);
     // The same browser again: it holds the device cookie the first sign-in set.
-    assert_eq!(google_login(&app, &op, &first, &person, None).await.status(), 303);
+    assert_eq!(google_login(&app, op, &first, &person, None).await.status(), 303);
     let other = client();
-    assert_eq!(google_login(&app, &op, &other, &person, None).await.status(), 303);
+    assert_eq!(google_login(&app, op, &other, &person, None).await.status(), 303);
     let alert = wait_for_subject(&mailbox, email, "New sign-in to your account").await;
     assert!(alert.text.contains("Signed in with: google"), "{}", alert.text);
     // A message queued after the sign-ins arrives after anything they queued.
