@@ -230,8 +230,11 @@ impl Hasher {
         self.run(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| HashError::Failed(e.to_string()))?;
             let password = password.expose_secret().as_bytes();
-            // The hash's own parameters decide the work (argon2 reads them from the hash).
-            let ok = real && argon2(&cost).verify_password(password, &parsed).is_ok();
+            // The hash's own parameters decide the work (argon2 reads them from the hash). The
+            // check runs whether or not the account exists — `real` is looked at afterwards —
+            // so an unknown address costs exactly what a wrong password does.
+            let matches = argon2(&cost).verify_password(password, &parsed).is_ok();
+            let ok = matches && real;
             let rehashed = if ok && outdated(&parsed, &cost) {
                 let salt = SaltString::generate(&mut OsRng);
                 Some(

@@ -70,7 +70,9 @@ impl TestDb {
         let admin = Database::connect(postgres_admin_url())
             .await
             .expect("connect to the test PostgreSQL (TEST_POSTGRES_URL, or the run's own)");
-        let from = template.map(|t| format!(" TEMPLATE \"{t}\" STRATEGY FILE_COPY")).unwrap_or_default();
+        let from = template
+            .map(|t| format!(" TEMPLATE \"{t}\" STRATEGY FILE_COPY"))
+            .unwrap_or_default();
         admin
             .execute_unprepared(&format!("CREATE DATABASE \"{name}\"{from}"))
             .await
