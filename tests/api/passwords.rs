@@ -162,9 +162,8 @@ async fn a_sign_in_stores_a_password_hashed_at_an_older_cost_at_the_configured_o
     assert_eq!(stored_hashes(&new).await, after);
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+fn fastest(v: Vec<Duration>) -> Duration {
+    v.into_iter().min().unwrap()
 }
 
 #[tokio::test]
@@ -204,11 +203,13 @@ async fn an_unknown_email_and_a_wrong_password_look_the_same() {
     for (a, b) in &bodies {
         assert_eq!(a, b, "the bodies tell the cases apart");
     }
-    let (w, u) = (median(wrong), median(unknown));
+    // The fastest of each: other tests' load only ever adds time, so the minimum is the
+    // request's own cost (the median moved with the load of twelve tests on two cores).
+    let (w, u) = (fastest(wrong), fastest(unknown));
     let ratio = w.as_secs_f64().max(u.as_secs_f64()) / w.as_secs_f64().min(u.as_secs_f64());
     assert!(
         ratio < 1.5,
-        "median latency differs: wrong password {w:?}, unknown e-mail {u:?}"
+        "fastest latency differs: wrong password {w:?}, unknown e-mail {u:?}"
     );
 }
 

@@ -634,7 +634,15 @@ impl RedisServer {
         let mut child = spawn_tied(cmd, libc::SIGTERM)
             .map_err(|e| Launch::Failed(format!("start {}: {e}", binary.display())))?;
         let url = self.url();
-        match wait_until(&mut child, || ping(&url)) {
+        // Ours answers, not whoever took the port between `pick_port` and the bind: under
+        // load another test's server sometimes did, and a cluster was then built on it. Our
+        // own log says when our server listens (a Sentinel names itself once it does).
+        let listening = || {
+            std::fs::read_to_string(&log_path).is_ok_and(|log| {
+                log.contains("Ready to accept connections") || log.contains("Sentinel ID is")
+            })
+        };
+        match wait_until(&mut child, || listening() && ping(&url)) {
             Startup::Ready => {
                 self.child = Some(child);
                 Ok(())
