@@ -76,6 +76,7 @@ pub struct Inner {
     sign_ins: IntCounterVec,
     store_duration: HistogramVec,
     hash_queue_depth: IntGauge,
+    hash_duration: HistogramVec,
     audit_dropped: IntCounter,
     webhook_deliveries: IntCounterVec,
     mail: IntCounterVec,
@@ -197,6 +198,12 @@ impl Metrics {
                 "E-mail sending attempts, by message kind and outcome: sent, retry (failed, will be tried again), given_up, dropped (the queue was full).",
                 &["kind", "outcome"],
             )?,
+            hash_duration: histogram(
+                &registry,
+                "authauth_password_hash_duration_seconds",
+                "Time one argon2id computation took on a hashing thread: op hash (a new password) or verify (a sign-in or re-authentication, unknown accounts included).",
+                &["op"],
+            )?,
             hash_queue_depth,
             audit_dropped,
             registry,
@@ -260,6 +267,13 @@ impl Metrics {
         self.hash_queue_depth.add(delta);
     }
 
+    /// One argon2id computation: `hash` or `verify`.
+    pub fn password_hash(&self, op: &str, took: Duration) {
+        self.hash_duration
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
+    }
+
     /// One webhook delivery attempt: `delivered`, `retry` or `given_up`.
     pub fn webhook_delivery(&self, outcome: &str) {
         self.webhook_deliveries.with_label_values(&[outcome]).inc();
@@ -293,6 +307,7 @@ mod tests {
         m.sign_in("password", "success");
         m.store_operation("redis", "load", Duration::from_micros(300));
         m.hash_queue(1);
+        m.password_hash("verify", Duration::from_millis(30));
         let text = m.render();
         for line in [
             r#"authauth_http_requests_total{method="GET",route="/auth/me",status="200"} 1"#,
@@ -304,6 +319,7 @@ mod tests {
             r#"authauth_sign_ins_total{method="password",outcome="success"} 1"#,
             r#"authauth_store_operation_duration_seconds_count{op="load",store="redis"} 1"#,
             "authauth_password_hash_queue_depth 1",
+            r#"authauth_password_hash_duration_seconds_count{op="verify"} 1"#,
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -75,6 +75,15 @@ fn outdated(hash: &PasswordHash<'_>, cost: &HashCost) -> bool {
     })
 }
 
+/// Runs one argon2id computation and records how long it took: every computation is counted,
+/// so a check that skipped one would show.
+fn timed<T>(metrics: &crate::metrics::Metrics, op: &str, argon2: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let out = argon2();
+    metrics.password_hash(op, started.elapsed());
+    out
+}
+
 /// What checking a password found.
 #[derive(Debug)]
 pub struct Verified {
@@ -198,14 +207,14 @@ impl Hasher {
 
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
         let cost = self.cost.clone();
+        let metrics = self.metrics.clone();
         self.run(move || {
-            argon2(&cost)
-                .hash_password(
-                    password.expose_secret().as_bytes(),
-                    &SaltString::generate(&mut OsRng),
-                )
-                .map(|h| h.to_string())
-                .map_err(|e| HashError::Failed(e.to_string()))
+            let salt = SaltString::generate(&mut OsRng);
+            timed(&metrics, "hash", || {
+                argon2(&cost).hash_password(password.expose_secret().as_bytes(), &salt)
+            })
+            .map(|h| h.to_string())
+            .map_err(|e| HashError::Failed(e.to_string()))
         })
         .await?
     }
@@ -227,22 +236,24 @@ impl Hasher {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
         let cost = self.cost.clone();
+        let metrics = self.metrics.clone();
         self.run(move || {
             let parsed = PasswordHash::new(&hash).map_err(|e| HashError::Failed(e.to_string()))?;
             let password = password.expose_secret().as_bytes();
             // The hash's own parameters decide the work (argon2 reads them from the hash). The
             // check runs whether or not the account exists — `real` is looked at afterwards —
-            // so an unknown address costs exactly what a wrong password does.
-            let matches = argon2(&cost).verify_password(password, &parsed).is_ok();
+            // so an unknown address costs exactly what a wrong password does (and is counted
+            // alike in `authauth_password_hash_duration_seconds{op="verify"}`).
+            let matches = timed(&metrics, "verify", || {
+                argon2(&cost).verify_password(password, &parsed).is_ok()
+            });
             let ok = matches && real;
             let rehashed = if ok && outdated(&parsed, &cost) {
                 let salt = SaltString::generate(&mut OsRng);
-                Some(
-                    argon2(&cost)
-                        .hash_password(password, &salt)
-                        .map_err(|e| HashError::Failed(e.to_string()))?
-                        .to_string(),
-                )
+                let new = timed(&metrics, "hash", || argon2(&cost).hash_password(password, &salt))
+                    .map_err(|e| HashError::Failed(e.to_string()))?
+                    .to_string();
+                Some(new)
             } else {
                 None
             };
