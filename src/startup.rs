@@ -430,25 +430,53 @@ impl RouteTemplates {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: the server answers requests before it polls its shutdown future, and
+/// a SIGTERM in between (a deploy stopping an instance that just came up) used to kill the
+/// process outright instead of letting in-flight requests finish.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            (int, term) => {
+                tracing::warn!(
+                    sigint = int.is_ok(),
+                    sigterm = term.is_ok(),
+                    "cannot watch for every shutdown signal; waiting for Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; finishing in-flight requests");
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+#[cfg(all(test, unix))]
+mod shutdown_tests {
+    #[tokio::test]
+    async fn a_sigterm_is_caught_from_the_moment_the_shutdown_signal_is_made() {
+        // Not yet polled, as when the server starts answering before it polls it.
+        let stop = super::shutdown_signal();
+        // SAFETY: raise(3) sends a signal to this process; with the handler installed it only
+        // wakes the future (without it, the test process dies: the failure this catches).
+        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+        tokio::time::timeout(std::time::Duration::from_secs(10), stop)
+            .await
+            .expect("the SIGTERM was seen");
+    }
 }

@@ -238,6 +238,7 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
+#[derive(Clone)]
 pub struct AppOptions {
     pub backend: Backend,
     pub vars: Vec<(String, String)>,
@@ -299,6 +300,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
+    try_spawn_app_with(opts)
+        .await
+        .unwrap_or_else(|e| panic!("the app starts: {e}"))
+}
+
+/// [`spawn_app_with`], or why the app did not start (e.g. a fixed `PORT` someone else took).
+pub async fn try_spawn_app_with(opts: AppOptions) -> Result<TestApp, String> {
     let dir = TempDir::new();
     let redis_prefix = match &opts.share_with {
         Some((_, prefix)) => prefix.clone(),
@@ -360,7 +368,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
     let clock = opts.clock.unwrap_or_else(Clock::adjustable);
     let app = Application::build_with_clock(settings, clock)
         .await
-        .expect("the app starts");
+        .map_err(|e| format!("{e:#}"))?;
     let port = app.port();
     let metrics_address = app.metrics_addr().map(|a| format!("http://{a}"));
     let state = app.state().clone();
@@ -369,7 +377,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         let _ = rx.await;
     }));
     let shared = opts.share_with.is_some();
-    TestApp {
+    Ok(TestApp {
         state,
         metrics_address,
         shared,
@@ -383,7 +391,7 @@ pub async fn spawn_app_with(opts: AppOptions) -> TestApp {
         vars,
         shutdown: Some(tx),
         server: Some(server),
-    }
+    })
 }
 
 impl TestApp {

@@ -170,18 +170,28 @@ impl Person {
 
 /// An app with Google sign-in pointed at `op`, its client registered with `fault`.
 pub async fn google_app(op: &Op, fault: &str, opts: AppOptions) -> TestApp {
-    let port = free_port();
-    let callback = format!("http://127.0.0.1:{port}/auth/google/callback");
-    let (id, secret) = op.register(&callback, fault).await;
-    spawn_app_with(
-        opts.var("PORT", &port.to_string())
+    // The callback URL names the port, so the app cannot take port 0; another test may take
+    // the free port before the app binds it: then pick another.
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let callback = format!("http://127.0.0.1:{port}/auth/google/callback");
+        let (id, secret) = op.register(&callback, fault).await;
+        let attempt = opts
+            .clone()
+            .var("PORT", &port.to_string())
             .var("GOOGLE_CLIENT_ID", &id)
             .var("GOOGLE_CLIENT_SECRET", &secret)
             .var("GOOGLE_CALLBACK_URL", &callback)
             .var("GOOGLE_ISSUER_URL", &op.issuer)
-            .var("GOOGLE_HTTP_TIMEOUT", "2s"),
-    )
-    .await
+            .var("GOOGLE_HTTP_TIMEOUT", "2s");
+        match try_spawn_app_with(attempt).await {
+            Ok(app) => return app,
+            Err(e) if e.contains("Address already in use") => last = e,
+            Err(e) => panic!("the app starts: {e}"),
+        }
+    }
+    panic!("no free port for the app in five attempts: {last}")
 }
 
 fn location(resp: &reqwest::Response, base: &str) -> String {
