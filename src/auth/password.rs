@@ -222,7 +222,7 @@ impl Hasher {
     /// True when `password` matches `hash`. With `hash = None` (no such account, or an account
     /// without a password) it does the same work and returns false.
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, HashError> {
-        Ok(self.verify_and_upgrade(password, hash).await?.ok)
+        Ok(self.check(password, hash, false).await?.ok)
     }
 
     /// [`Hasher::verify`], and when the password matches a hash of another cost (the operator
@@ -232,6 +232,17 @@ impl Hasher {
         &self,
         password: SecretString,
         hash: Option<String>,
+    ) -> Result<Verified, HashError> {
+        self.check(password, hash, true).await
+    }
+
+    /// The one password check; `upgrade`: also hash an outdated match again (only a caller that
+    /// stores the result asks, so the others never pay for a hash they would throw away).
+    async fn check(
+        &self,
+        password: SecretString,
+        hash: Option<String>,
+        upgrade: bool,
     ) -> Result<Verified, HashError> {
         let real = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy.as_ref().clone());
@@ -248,7 +259,7 @@ impl Hasher {
                 argon2(&cost).verify_password(password, &parsed).is_ok()
             });
             let ok = matches && real;
-            let rehashed = if ok && outdated(&parsed, &cost) {
+            let rehashed = if upgrade && ok && outdated(&parsed, &cost) {
                 let salt = SaltString::generate(&mut OsRng);
                 let new = timed(&metrics, "hash", || argon2(&cost).hash_password(password, &salt))
                     .map_err(|e| HashError::Failed(e.to_string()))?
@@ -421,6 +432,31 @@ mod tests {
         assert!(!v.ok && v.rehashed.is_none());
         let v = current.verify_and_upgrade(pw(), None).await.unwrap();
         assert!(!v.ok && v.rehashed.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_plain_check_of_an_outdated_hash_hashes_nothing_again() {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let old = Hasher::new(1, HashCost::new(1024, 1).unwrap(), metrics.clone())
+            .hash(SecretString::from("correct horse battery".to_string()))
+            .await
+            .unwrap();
+        let hashes = || {
+            metrics
+                .render()
+                .lines()
+                .find_map(|l| l.strip_prefix(r#"authauth_password_hash_duration_seconds_count{op="hash"} "#))
+                .map(str::to_string)
+        };
+        let current = Hasher::new(1, HashCost::new(12288, 3).unwrap(), metrics.clone());
+        let before = hashes();
+        assert_eq!(before.as_deref(), Some("1"), "the old password's hash");
+        // Re-authentication and password changes check without storing: no second hash.
+        assert!(current
+            .verify(SecretString::from("correct horse battery".to_string()), Some(old))
+            .await
+            .unwrap());
+        assert_eq!(hashes(), before);
     }
 
     #[test]
