@@ -91,11 +91,21 @@ impl Outcome {
 }
 
 /// Signs up `n` accounts; the first `revoke` log out again. Returns their cookies.
-async fn probe(app: &TestApp, tag: &str, n: usize, revoke: usize) -> Probe {
+///
+/// `settle` runs between the sign-ups and the logouts. `REDIS_WAIT_REPLICAS` makes revocations
+/// wait for a replica, not sign-ins: a session created just before a primary dies may be lost
+/// with it (the user signs in again — failing closed). A test of what survives a kill therefore
+/// waits for the replicas to hold the sign-ups here, and leaves the logouts to the setting under
+/// test.
+async fn probe(app: &TestApp, tag: &str, n: usize, revoke: usize, settle: impl FnOnce()) -> Probe {
+    let mut clients = Vec::new();
+    for i in 0..n {
+        clients.push(app.signed_up_client(&format!("{tag}-{i}@example.com")).await);
+    }
+    tokio::task::block_in_place(settle);
     let mut live = Vec::new();
     let mut revoked = Vec::new();
-    for i in 0..n {
-        let (c, cookie) = app.signed_up_client(&format!("{tag}-{i}@example.com")).await;
+    for (i, (c, cookie)) in clients.into_iter().enumerate() {
         if i < revoke {
             // With REDIS_WAIT_REPLICAS a logout fails closed (503) when no replica confirms
             // within REDIS_WAIT_TIMEOUT; on a loaded machine a fresh cluster's replica sometimes
@@ -223,7 +233,7 @@ async fn private_cluster() -> RedisCluster {
 async fn a_manual_cluster_failover_under_load_serves_or_fails_closed_and_recovers() {
     let cluster = Arc::new(private_cluster().await);
     let app = spawn_app_with(on_cluster(AppOptions::default(), &cluster)).await;
-    let probe = probe(&app, "manual-failover", 9, 3).await;
+    let probe = probe(&app, "manual-failover", 9, 3, || {}).await;
     let c = cluster.clone();
     let outcome = under_fault(&app, &probe, move || {
         let primary = c.primaries()[0];
@@ -269,7 +279,11 @@ async fn killed_cluster_primary(wait: bool) {
         on_cluster(AppOptions::default(), &c)
     };
     let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", if wait { "1" } else { "0" })).await;
-    let probe = probe(&app, "killed-primary", 9, 3).await;
+    let probe = probe(&app, "killed-primary", 9, 3, || {
+        let c = cluster.lock().unwrap();
+        wait_in_sync(&c.primaries().iter().map(|&i| &c.nodes[i]).collect::<Vec<_>>());
+    })
+    .await;
     let c = cluster.clone();
     let outcome = under_fault(&app, &probe, move || {
         let mut c = c.lock().unwrap();
@@ -329,7 +343,10 @@ async fn killed_sentinel_primary(wait: bool) {
         on_sentinel(AppOptions::default(), &t.sentinel_urls())
     };
     let app = spawn_app_with(opts.var("REDIS_WAIT_REPLICAS", if wait { "1" } else { "0" })).await;
-    let probe = probe(&app, "sentinel-failover", 9, 3).await;
+    let probe = probe(&app, "sentinel-failover", 9, 3, || {
+        wait_in_sync(&[&topology.lock().unwrap().primary])
+    })
+    .await;
     let old_primary = topology.lock().unwrap().primary.port;
     let t = topology.clone();
     let outcome = under_fault(&app, &probe, move || {
@@ -373,7 +390,7 @@ async fn without_wait_a_killed_sentinel_primary_under_load_is_followed_to_the_pr
 async fn a_planned_sentinel_failover_moves_reads_and_writes_off_the_demoted_primary() {
     let topology = Arc::new(private_sentinel().await);
     let app = spawn_app_with(on_sentinel(AppOptions::default(), &topology.sentinel_urls())).await;
-    let probe = probe(&app, "planned-sentinel", 9, 3).await;
+    let probe = probe(&app, "planned-sentinel", 9, 3, || {}).await;
     let t = topology.clone();
     let outcome = under_fault(&app, &probe, move || {
         let ok: String = t.sentinels[0]
