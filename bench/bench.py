@@ -6,6 +6,7 @@
     python3 bench/bench.py --cluster          # Redis Cluster beside standalone Redis (about 2 minutes)
     python3 bench/bench.py --cluster --quick  # the same with short phases
     python3 bench/bench.py --memory           # bytes per live session, through the API (about 3 minutes)
+    python3 bench/bench.py --peers [--nest]   # beside axum + tower-sessions (and NestJS), one run (about 5 minutes)
 
 Needs: PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres), redis-server, redis-cli and
 redis-benchmark, wrk (`apt-get install wrk`), cargo. Starts its own Redis on a free port (so
@@ -1040,6 +1041,172 @@ def memory_report(r):
         json.dump(r, f, indent=2)
 
 
+PEERS_DIR = os.path.join(os.path.dirname(ROOT), "shared", "bench-peers")
+
+
+def peer_cookie(base):
+    """Signs into a peer (any body signs in its fixed user) and returns (cookie name, value)."""
+    req = urllib.request.Request(base + "/auth/login", method="POST", data=b"{}",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        name, value = resp.headers["Set-Cookie"].split(";", 1)[0].split("=", 1)
+    check = urllib.request.Request(base + "/auth/me", headers={"Cookie": f"{name}={value}"})
+    urllib.request.urlopen(check, timeout=10).read()
+    return name, value
+
+
+def peers_main(args):
+    """authauth beside the peers its users would pick instead, in one run: axum + tower-sessions
+    (rolling expiry, the same sliding idle timeout) and, with --nest, the tutorial's NestJS stack
+    — all on one private Redis, measured in interleaved rounds against Redis's own GET rate."""
+    peers = args.peers_dir
+    axum_bin = os.path.join(peers, "peers", "axum-tower-sessions", "target", "release", "bench-peer-axum-tower-sessions")
+    nest_main = os.path.join(peers, "peers", "nest-session", "dist", "main.js")
+    if not os.access(axum_bin, os.X_OK) or (args.nest and not os.path.exists(nest_main)):
+        raise SystemExit(f"the peers are not built: run {os.path.join(peers, 'setup.sh')} first")
+    duration = args.duration or 8
+    if args.binary:
+        binary, seeder = args.binary, args.seeder or os.path.join(os.path.dirname(args.binary), "examples", "seed_sessions")
+    else:
+        binary, seeder = build()
+    cleanup = Cleanup()
+    tmp = tempfile.mkdtemp(prefix="authauth-peers-")
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    results = {"duration_s": duration}
+    try:
+        redis = Redis(tmp)
+        cleanup.add(redis.stop)
+        procs = {}
+
+        def start(name, cmd, env, cwd, path="/auth/me"):
+            log_path = os.path.join(tmp, f"{name}.log")
+            proc = spawn(cmd, env=env, cwd=cwd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+            cleanup.add(lambda: stop(proc))
+            wait_port(int(env["PORT"]), proc=proc, log_path=log_path)
+            procs[name] = proc
+            return f"http://127.0.0.1:{env['PORT']}"
+
+        peer_env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "REDIS_URL": redis.url(), "ROLLING": "true",
+                    "NODE_ENV": "production", "SESSION_SECRET": secrets.token_urlsafe(48)}
+        axum = start("axum", [axum_bin], {**peer_env, "PORT": str(free_port())}, os.path.dirname(os.path.dirname(os.path.dirname(axum_bin))))
+        bases = {"axum": axum}
+        if args.nest:
+            bases["nest"] = start("nest", ["node", "dist/main.js"], {**peer_env, "PORT": str(free_port())},
+                                  os.path.dirname(os.path.dirname(nest_main)))
+        db = create_db()
+        cleanup.add(lambda: drop_db(db))
+        env = server_env(db, secrets.token_urlsafe(48), redis.url())
+        run([binary, "migrate", "up"], env=env, cwd=tmp)
+        bases["authauth"] = start("authauth", [binary, "serve"], env, tmp)
+        rss = Rss(procs["authauth"].pid)
+        cookies = os.path.join(tmp, "authauth.txt")
+        subprocess.run([seeder, "1000", "10", cookies, "1000"], env=env, cwd=tmp, check=True, stderr=subprocess.DEVNULL)
+        check_session(bases["authauth"], cookies, os.path.join(tmp, "authauth.log"))
+        me_env = {"authauth": {"BENCH_COOKIES": cookies, "BENCH_COOKIE_NAME": COOKIE}}
+        for name in bases:
+            if name == "authauth":
+                continue
+            cookie_name, value = peer_cookie(bases[name])
+            path = os.path.join(tmp, f"{name}.txt")
+            with open(path, "w") as f:
+                f.write(value + "\n")
+            me_env[name] = {"BENCH_COOKIES": path, "BENCH_COOKIE_NAME": cookie_name}
+
+        phases = [("redis_get", None, None)]
+        for name in bases:
+            phases += [(f"{name}_me", name, "/auth/me"), (f"{name}_401", name, None)]
+        phases.append(("authauth_verify", "authauth", "/auth/verify"))
+        rounds = {p[0]: [] for p in phases}
+        rss.reset()
+        for n in range(args.rounds):
+            log(f"round {n + 1}/{args.rounds}: " + ", ".join(p[0] for p in phases))
+            for key, name, path in phases:
+                if name is None:
+                    rounds[key].append({"rps": redis.benchmark_get(50, 300_000)})
+                elif path is None:
+                    r = wrk(bases[name] + "/auth/me", 50, duration)
+                    if r["non_2xx"] != r["requests"]:
+                        raise SystemExit(f"{name}: the no-cookie requests were not all refused")
+                    rounds[key].append(r)
+                else:
+                    redis.reset()
+                    r = wrk(bases[name] + path, 50, duration, "me.lua", {**me_env[name], "BENCH_PATH": path})
+                    if r["non_2xx"]:
+                        raise SystemExit(f"{name} {path}: {r['non_2xx']} answers were not 2xx")
+                    r["redis_commands_per_request"] = sum(redis.commands().values()) / max(r["requests"], 1)
+                    rounds[key].append(r)
+        results["rounds"] = rounds
+        results["peak_rss_bytes"] = rss.peak
+        results["machine"] = machine(duration, "wrk -t2 -c50 --latency")
+    finally:
+        cleanup.run()
+    peers_report(results)
+
+
+def peers_report(r):
+    rounds = r["rounds"]
+
+    def med(key):
+        return sorted(rounds[key], key=lambda x: x["rps"])[len(rounds[key]) // 2]
+
+    def ratio(a, b):
+        """The median of the per-round ratios (each from measurements a few seconds apart)."""
+        each = [x["rps"] / y["rps"] for x, y in zip(rounds[a], rounds[b])]
+        return sorted(each)[len(each) // 2], each
+
+    names = [("authauth_me", "authauth, authenticated `GET /auth/me`"),
+             ("authauth_verify", "authauth, authenticated `GET /auth/verify`"),
+             ("authauth_401", "authauth, `GET /auth/me` without a cookie (401)"),
+             ("axum_me", "axum + tower-sessions (rolling), authenticated `GET /auth/me`"),
+             ("axum_401", "axum + tower-sessions, without a cookie (401)"),
+             ("nest_me", "NestJS + express-session + connect-redis, authenticated"),
+             ("nest_401", "NestJS + express-session, without a cookie (401)")]
+    md = [f"| measurement (50 connections, median of {len(rounds['redis_get'])} rounds) | req/s | p50 ms | p99 ms | Redis cmds/req |",
+          "|---|---:|---:|---:|---:|",
+          f"| redis-benchmark GET | {med('redis_get')['rps']:,.0f} | | | |"]
+    for key, label in names:
+        if key in rounds:
+            m = med(key)
+            cmds = f"{m['redis_commands_per_request']:.3f}" if "redis_commands_per_request" in m else ""
+            md.append(f"| {label} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | {cmds} |")
+    me, me_each = ratio("authauth_me", "redis_get")
+    vs_axum, vs_axum_each = ratio("authauth_me", "axum_me")
+    own, own_each = ratio("authauth_me", "authauth_401")
+    u401, u401_each = ratio("authauth_401", "axum_401")
+    ver, ver_each = ratio("authauth_verify", "redis_get")
+    ver_axum, ver_axum_each = ratio("authauth_verify", "axum_me")
+    p99 = med("authauth_me")["p99_ms"]
+    peak = r["peak_rss_bytes"]
+    targets = [
+        ("authenticated `/auth/me` ÷ Redis GET", me, me_each, 0.5),
+        ("authenticated `/auth/me` ÷ axum + tower-sessions authenticated", vs_axum, vs_axum_each, 1.6),
+        ("no-cookie 401 ÷ axum's no-cookie 401", u401, u401_each, 0.9),
+        ("authenticated ÷ own no-cookie 401", own, own_each, 0.6),
+        ("authenticated `/auth/verify` ÷ Redis GET", ver, ver_each, 0.5),
+        ("authenticated `/auth/verify` ÷ axum + tower-sessions authenticated", ver_axum, ver_axum_each, 1.6),
+    ]
+    md += ["", "| target | measured (each round) | goal | met |", "|---|---|---|---|"]
+    for label, value, each, goal in targets:
+        md.append(f"| {label} | {value:.2f} ({', '.join(f'{x:.2f}' for x in each)}) | ≥ {goal} | "
+                  f"{'yes' if value >= goal else '**no**'} |")
+    md.append(f"| authenticated p99 | {p99:.2f} ms | ≤ 5 ms | {'yes' if p99 <= 5 else '**no**'} |")
+    md.append(f"| authauth peak RSS over the run | {peak / 10**6:.1f} MB | ≤ 64 MB | {'yes' if peak <= 64 * 10**6 else '**no**'} |")
+    if "nest_me" in rounds:
+        nest, nest_each = ratio("authauth_me", "nest_me")
+        md.append(f"| authenticated ÷ NestJS authenticated | {nest:.2f} ({', '.join(f'{x:.2f}' for x in nest_each)}) | (for information) | |")
+    m = r["machine"]
+    md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
+           f"{m['duration_s']} s per phase; wrk, the servers and Redis share the machine; authauth with "
+           "production settings (APP_ENV=production, JSON access log at info, into a file)."]
+    text = "\n".join(md)
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "peers.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(ROOT, "bench", "results", "peers.json"), "w") as f:
+        json.dump(r, f, indent=2)
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short phases, 100,000 sessions at most")
@@ -1053,6 +1220,15 @@ def parse_args():
                          "writes bench/results/memory.{md,json}")
     ap.add_argument("--memory-users", type=int, default=5000,
                     help="accounts for --memory, two sessions each (default 5,000: 10,000 sessions)")
+    ap.add_argument("--peers", action="store_true",
+                    help="authauth beside axum + tower-sessions (and, with --nest, NestJS) on one Redis, in "
+                         "interleaved rounds; needs the peers built (../shared/bench-peers/setup.sh); "
+                         "writes bench/results/peers.{md,json}")
+    ap.add_argument("--peers-dir", default=PEERS_DIR, help=f"where the peers are (default {PEERS_DIR})")
+    ap.add_argument("--binary", help="with --peers: this release binary instead of building one")
+    ap.add_argument("--seeder", help="with --binary: its examples/seed_sessions (default: beside it)")
+    ap.add_argument("--nest", action="store_true", help="with --peers: the NestJS peer too")
+    ap.add_argument("--rounds", type=int, default=3, help="with --peers: interleaved rounds (default 3)")
     ap.add_argument("--report", action="store_true",
                     help="only re-render bench/results/latest.md (with --cluster: cluster.md, "
                          "with --memory: memory.md) from its .json")
@@ -1063,9 +1239,12 @@ if __name__ == "__main__":
     args = parse_args()
     if args.report:
         name, render = (("cluster", cluster_report) if args.cluster else
+                        ("peers", peers_report) if args.peers else
                         ("memory", memory_report) if args.memory else ("latest", report))
         with open(os.path.join(ROOT, "bench", "results", f"{name}.json")) as f:
             render(json.load(f))
+    elif args.peers:
+        peers_main(args)
     elif args.cluster:
         cluster_main(args)
     elif args.memory:

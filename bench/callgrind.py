@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Instructions per request, counted by callgrind — repeatable where timings are not.
+
+    python3 bench/callgrind.py BINARY --seeder SEED_SESSIONS [--requests 2000] [--top 25]
+    python3 bench/callgrind.py target/release/authauth --seeder target/release/examples/seed_sessions
+
+Starts one private Redis and one PostgreSQL database, runs the release server under
+`valgrind --tool=callgrind` with production settings (APP_ENV=production, JSON access log at
+info, written to a file), seeds 1,000 sessions, warms up, and then for each scenario zeroes the
+counters (`callgrind_control --zero`), sends `--requests` requests one after the other on one
+keep-alive connection, and dumps (`callgrind_control --dump`). Every thread of the process is
+counted: the request's own work, the Redis client's, the log writer's. Prints, per scenario,
+instructions per request and where they go (self cost of the top functions, and the same
+grouped by what they do), and writes the raw dumps to the `--out` directory for
+`callgrind_annotate`.
+
+Scenarios: authenticated `GET /auth/me`, the no-cookie 401 of `GET /auth/me`, and
+authenticated `GET /auth/verify` (forward auth). Instruction counts depend on the binary and its
+inputs, not on the machine's load: compare two builds by running this twice.
+"""
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import COOKIE, Cleanup, Redis, create_db, drop_db, log, run, server_env, spawn, stop, wait_port  # noqa: E402
+
+# What a function does, from its (demangled) name; the first match wins.
+GROUPS = [
+    ("memcpy/memmove (moving futures and buffers)", r"__memcpy|__memmove|memcpy|memmove"),
+    ("memset", r"memset"),
+    ("allocator (mimalloc)", r"^mi_|_mi_|mimalloc"),
+    ("SHA-256 / HMAC", r"sha2::|hmac::|sha256"),
+    ("access log (tracing, JSON line)", r"tracing|telemetry::json|serde_json::ser|fmt::"),
+    ("Redis client", r"^redis::|redis::"),
+    ("HTTP (hyper, http, httparse)", r"hyper|httparse|^http::|http::header"),
+    ("poem / poem-openapi", r"poem"),
+    ("tokio runtime", r"tokio::|mio::"),
+    ("kernel interface (syscalls)", r"epoll|syscall|__libc_|writev|recv|send|read|write"),
+    ("authauth", r"authauth::"),
+]
+
+
+def request(conn, path, cookie=None):
+    headers = {"Host": "127.0.0.1"}
+    if cookie:
+        headers["Cookie"] = f"{COOKIE}={cookie}"
+    conn.request("GET", path, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+def drive(port, path, cookies, n, expect):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    for i in range(n):
+        cookie = cookies[i % len(cookies)] if cookies else None
+        status = request(conn, path, cookie)
+        if status != expect:
+            raise SystemExit(f"{path}: expected {expect}, got {status}")
+    conn.close()
+
+
+def dump_totals(path):
+    """Total Ir of one dump, and Ir per function (self cost), read from the dump itself: a cost
+    line belongs to the current `fn=` unless it follows a `calls=` line (then it is the
+    inclusive cost of that call, counted where it was spent)."""
+    names = {}
+    per_fn = {}
+    current = None
+    after_call = False
+    total = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if line.startswith("fn="):
+                current = _name(names, line[3:])
+                after_call = False
+            elif line.startswith("calls="):
+                after_call = True
+            elif line.startswith(("cfn=", "cfi=", "cfl=", "cob=")):
+                if line.startswith("cfn="):
+                    _name(names, line[4:])
+            elif line[0].isdigit() or line[0] in "+-*":
+                parts = line.split()
+                if len(parts) >= 2 and current is not None:
+                    ir = int(parts[-1])
+                    if after_call:
+                        after_call = False
+                    else:
+                        per_fn[current] = per_fn.get(current, 0) + ir
+                        total += ir
+            elif line.startswith("summary:") or line.startswith("totals:"):
+                pass
+    return total, per_fn
+
+
+def _name(names, spec):
+    """`(id) name` defines a compressed name, `(id)` refers to it."""
+    m = re.match(r"^\((\d+)\)(?: (.*))?$", spec)
+    if not m:
+        return spec
+    if m.group(2) is not None:
+        names[m.group(1)] = m.group(2)
+    return names.get(m.group(1), spec)
+
+
+def group_of(name):
+    for label, pattern in GROUPS:
+        if re.search(pattern, name):
+            return label
+    return "other"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("binary")
+    ap.add_argument("--seeder", required=True, help="examples/seed_sessions binary (release)")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--out", default=None, help="where to keep the dumps (default: a temporary directory)")
+    ap.add_argument("--json", default=None, help="write the figures as JSON here")
+    args = ap.parse_args()
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server", "psql"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is needed (valgrind: apt-get install valgrind)")
+
+    cleanup = Cleanup()
+    tmp = tempfile.mkdtemp(prefix="authauth-callgrind-")
+    cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    out_dir = args.out or os.path.join(tmp, "dumps")
+    os.makedirs(out_dir, exist_ok=True)
+    results = {}
+    try:
+        redis = Redis(tmp)
+        cleanup.add(redis.stop)
+        db = create_db()
+        cleanup.add(lambda: drop_db(db))
+        env = server_env(db, secrets.token_urlsafe(48), redis.url(), RUST_LOG="info")
+        port = int(env["PORT"])
+        run([args.binary, "migrate", "up"], env=env, cwd=tmp)
+        cookies_file = os.path.join(tmp, "cookies.txt")
+        subprocess.run([args.seeder, "1000", "10", cookies_file, "1000"], env=env, cwd=tmp, check=True,
+                       stderr=subprocess.DEVNULL)
+        cookies = [line.strip() for line in open(cookies_file) if line.strip()]
+        base = os.path.join(out_dir, "callgrind.out")
+        server_log = open(os.path.join(tmp, "server.log"), "w")
+        server = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}.%p",
+                        "--dump-instr=no", "--separate-threads=no", args.binary, "serve"],
+                       env=env, cwd=tmp, stdout=server_log, stderr=server_log)
+        cleanup.add(lambda: stop(server, timeout=120))
+        wait_port(port, timeout=300, proc=server, log_path=server_log.name)
+        log("warming up")
+        drive(port, "/auth/me", cookies, 300, 200)
+        drive(port, "/auth/me", None, 300, 401)
+        drive(port, "/auth/verify", cookies, 300, 200)
+        scenarios = [
+            ("me", "authenticated GET /auth/me", "/auth/me", cookies, 200),
+            ("no_cookie", "GET /auth/me without a cookie (401)", "/auth/me", None, 401),
+            ("verify", "authenticated GET /auth/verify", "/auth/verify", cookies, 200),
+        ]
+        for key, label, path, cks, expect in scenarios:
+            log(f"{label}: {args.requests} requests")
+            run(["callgrind_control", "--zero", str(server.pid)])
+            drive(port, path, cks, args.requests, expect)
+            before = set(os.listdir(out_dir))
+            run(["callgrind_control", "--dump", key, str(server.pid)])
+            dump = None
+            for _ in range(600):
+                new = sorted(set(os.listdir(out_dir)) - before)
+                if new:
+                    dump = os.path.join(out_dir, new[-1])
+                    break
+                time.sleep(0.1)
+            if dump is None:
+                raise SystemExit("callgrind wrote no dump")
+            time.sleep(0.5)  # the dump is written before callgrind_control returns; be safe
+            total, per_fn = dump_totals(dump)
+            per_req = total / args.requests
+            groups = collections.Counter()
+            for name, ir in per_fn.items():
+                groups[group_of(name)] += ir
+            top = sorted(per_fn.items(), key=lambda kv: -kv[1])[: args.top]
+            results[key] = {
+                "label": label,
+                "requests": args.requests,
+                "instructions_per_request": round(per_req),
+                "groups": {g: round(ir / args.requests) for g, ir in groups.most_common()},
+                "top": [(name, round(ir / args.requests)) for name, ir in top],
+                "dump": os.path.basename(dump),
+            }
+    finally:
+        cleanup.run()
+
+    for r in results.values():
+        print(f"\n## {r['label']}: {r['instructions_per_request']:,} instructions per request "
+              f"({r['requests']} requests)\n")
+        print("| share | instructions/request | what |\n|---:|---:|---|")
+        for g, ir in r["groups"].items():
+            print(f"| {100 * ir / r['instructions_per_request']:.1f} % | {ir:,} | {g} |")
+        print(f"\n| instructions/request | function (self) |\n|---:|---|")
+        for name, ir in r["top"]:
+            print(f"| {ir:,} | `{name[:110]}` |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if args.out:
+        print(f"\ndumps in {out_dir} (callgrind_annotate FILE)")
+
+
+if __name__ == "__main__":
+    main()
