@@ -1,35 +1,21 @@
 //! Builds the application (state, routes, middleware) and binds its socket. Used by
 //! `authauth serve` and by the integration tests, which bind port 0 and read the real port.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{
-    endpoint::BoxEndpoint,
-    http::{header, HeaderValue},
-    Endpoint, EndpointExt, IntoResponse, PathPattern, Request, Response, Route,
-};
+use poem::{endpoint::BoxEndpoint, http::header, Endpoint, EndpointExt, Request, Response, Route};
 use sea_orm::DatabaseConnection;
-use tracing::Instrument;
 
 use secrecy::ExposeSecret;
 
 use crate::{
-    api::{
-        self,
-        allow::{name_allowed_methods, AllowedMethods},
-        guard,
-    },
+    api::{self, edge::Edge},
     audit::{Audit, Sinks},
     auth::oidc::OidcProvider,
     clock::Clock,
     config::{redact_url, SecretSource, Settings},
-    db, error,
+    db,
     metrics::Metrics,
     pages,
     state::{services, AppInner, AppState},
@@ -287,147 +273,19 @@ impl Endpoint for ExportMetrics {
     }
 }
 
-/// The route table and middleware stack.
+/// The route table behind the one endpoint every request enters ([`api::edge::Edge`]).
 pub fn routes(state: AppState) -> BoxEndpoint<'static> {
     let api = api::service();
     let spec = api.spec_endpoint();
     let swagger = api.swagger_ui();
     let ui = state.settings.ui_enabled;
     let page_routes = if ui { pages::ROUTES } else { &[] };
-    let allowed = AllowedMethods::of(api::apis(), page_routes);
-    let templates = RouteTemplates::of_api(page_routes);
     let mut route = Route::new().at("/openapi.json", spec).nest("/docs", swagger);
     if ui {
         route = pages::mount(route);
     }
-    route
-        .nest("/", api)
-        .around(move |ep, req| name_allowed_methods(allowed.clone(), ep, req))
-        .around(guard::guard)
-        .data(state.clone())
-        .around(move |ep, req| request_context(state.metrics.clone(), templates.clone(), ep, req))
-        .catch_all_error(error::render)
-        .boxed()
-}
-
-/// Assigns each request an id (or keeps a well-formed incoming `x-request-id`), logs one line
-/// per request, and adds the id and baseline security headers to every response.
-async fn request_context<E: Endpoint>(
-    metrics: Metrics,
-    templates: RouteTemplates,
-    ep: Arc<E>,
-    mut req: Request,
-) -> poem::Result<Response> {
-    let incoming = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
-        .map(str::to_string);
-    let request_id = match incoming {
-        Some(id) => id,
-        None => {
-            // The handlers read the id from the request (the audit trail records it).
-            let id = uuid::Uuid::new_v4().to_string();
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                req.headers_mut().insert("x-request-id", v);
-            }
-            id
-        }
-    };
-    let method = req.method().clone();
-    // The path only: query strings can carry OAuth codes and state.
-    let path = req.uri().path().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %path);
-    let started = Instant::now();
-    let mut resp = match ep.call(req).instrument(span.clone()).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => error::render(err).await,
-    };
-    let status = resp.status();
-    metrics.http_request(
-        templates.label(resp.data::<PathPattern>()),
-        method.as_str(),
-        status.as_str(),
-        started.elapsed(),
-    );
-    span.in_scope(|| {
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), latency_ms = ms, "request failed");
-        } else {
-            tracing::info!(status = status.as_u16(), latency_ms = ms, "request");
-        }
-    });
-    let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-request-id", v);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !headers.contains_key(header::REFERRER_POLICY) {
-        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    }
-    Ok(resp)
-}
-
-/// The `route` label of a request: the OpenAPI path template of the operation that answered it
-/// (`/auth/sessions/{id}`), never the raw path, so ids never become label values. poem names
-/// path parameters `:param0`, `:param1`… in its own patterns: they are mapped back to the
-/// spec's templates. Anything else — Swagger UI, no route at all — is `other` or `unmatched`.
-#[derive(Clone)]
-struct RouteTemplates(Arc<std::collections::HashMap<String, String>>);
-
-impl RouteTemplates {
-    /// The spec's templates, and the hosted pages' (`/account/sessions/{id}/end`).
-    fn of_api(pages: &[(&str, &[poem::http::Method])]) -> Self {
-        use poem_openapi::OpenApi;
-        let mut map = std::collections::HashMap::new();
-        for (pattern, _) in pages {
-            map.insert(pattern.to_string(), pattern.replace(":id", "{id}"));
-        }
-        for api in api::Apis::meta() {
-            for path in api.paths {
-                let mut n = 0;
-                let poem_pattern: String = path
-                    .path
-                    .split('/')
-                    .map(|segment| {
-                        if segment.starts_with('{') && segment.ends_with('}') {
-                            n += 1;
-                            format!(":param{}", n - 1)
-                        } else {
-                            segment.to_string()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/");
-                map.insert(poem_pattern, path.path);
-            }
-        }
-        RouteTemplates(Arc::new(map))
-    }
-
-    /// Borrowed, not built: this runs on every request.
-    fn label(&self, pattern: Option<&PathPattern>) -> &str {
-        match pattern {
-            None => "unmatched",
-            Some(p) => match self.0.get(p.0.as_ref()) {
-                Some(template) => template,
-                None if p.0.starts_with("/docs") => "/docs",
-                None if &*p.0 == "/openapi.json" => "/openapi.json",
-                None => "other",
-            },
-        }
-    }
+    let router = route.nest("/", api).boxed();
+    Edge::new(state, router, page_routes).boxed()
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

@@ -7,13 +7,10 @@
 use std::{collections::HashMap, sync::Arc};
 
 use poem::{
-    error::MethodNotAllowedError,
     http::{Method, Uri},
-    Endpoint, IntoResponse, Request, Response, Route,
+    Endpoint, Request, Response, Route,
 };
 use poem_openapi::OpenApi;
-
-use crate::error::ApiError;
 
 /// The order methods are listed in: the usual one, safe methods first.
 const ORDER: [Method; 7] = [
@@ -73,23 +70,5 @@ impl AllowedMethods {
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
         }
-    }
-}
-
-/// Middleware: a "method not allowed" from the router becomes a 405 that names the methods of
-/// the path.
-pub async fn name_allowed_methods<E: Endpoint>(
-    allowed: AllowedMethods,
-    ep: Arc<E>,
-    req: Request,
-) -> poem::Result<Response> {
-    let uri = req.uri().clone();
-    match ep.call(req).await {
-        Ok(resp) => Ok(resp.into_response()),
-        Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
-            allow: allowed.at(uri).await,
-        }
-        .into()),
-        Err(e) => Err(e),
     }
 }

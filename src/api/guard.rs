@@ -30,12 +30,12 @@
 //! It also applies the session cookie action decided during the request (rotation, deletion)
 //! and marks every `/auth` response `Cache-Control: no-store`.
 
-use std::sync::Arc;
+use std::future::Future;
 
 use poem::{
     error::ResponseError,
     http::{header, HeaderValue, Method, StatusCode},
-    Endpoint, IntoResponse, Request, Response,
+    IntoResponse, Request, Response,
 };
 
 use super::cookie::{clear_cookie, CookieAction, CookieSlot};
@@ -77,7 +77,14 @@ fn host_allowed(req: &Request, state: &AppState) -> bool {
     let Some(allowed) = &state.settings.allowed_hosts else {
         return true;
     };
-    let Some(requested) = requested_authority(req).and_then(|a| AllowedHost::parse(a).ok()) else {
+    let Some(raw) = requested_authority(req) else {
+        return false;
+    };
+    // Nearly every request names the host exactly as configured: no parse needed then.
+    if allowed.iter().any(|h| h.admits_verbatim(raw)) {
+        return true;
+    }
+    let Ok(requested) = AllowedHost::parse(raw) else {
         return false;
     };
     allowed.iter().any(|h| h.admits(&requested))
@@ -173,11 +180,16 @@ fn names_its_site(req: &Request) -> bool {
     req.headers().contains_key(header::ORIGIN) || req.headers().contains_key("sec-fetch-site")
 }
 
-pub async fn guard<E: Endpoint>(ep: Arc<E>, req: Request) -> poem::Result<Response> {
+/// Runs `next` on the request if it passes, and applies to its response what the request
+/// decided (cookie actions, CORS, `Cache-Control`).
+pub async fn guard<F, Fut>(state: &AppState, req: Request, next: F) -> poem::Result<Response>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = poem::Result<Response>>,
+{
     // The hosted pages answer errors as HTML, with the status and headers of the JSON answer.
-    let page = req.data::<AppState>().is_some_and(|s| s.settings.ui_enabled)
-        && crate::pages::is_page(req.uri().path());
-    match guard_request(ep, req, page).await {
+    let page = state.settings.ui_enabled && crate::pages::is_page(req.uri().path());
+    match guard_request(state, req, page, next).await {
         Err(e) if page => Ok(crate::pages::error_page(crate::error::render(e).await).await),
         Ok(resp) if page && !resp.is_success() && is_json(&resp) => Ok(crate::pages::error_page(resp).await),
         other => other,
@@ -191,11 +203,17 @@ fn is_json(resp: &Response) -> bool {
         .is_some_and(|ct| ct.starts_with("application/json"))
 }
 
-async fn guard_request<E: Endpoint>(ep: Arc<E>, mut req: Request, page: bool) -> poem::Result<Response> {
-    let Some(state) = req.data::<AppState>().cloned() else {
-        return Err(ApiError::internal(anyhow::anyhow!("application state missing")).into());
-    };
-    if !is_probe(&req) && !host_allowed(&req, &state) {
+async fn guard_request<F, Fut>(
+    state: &AppState,
+    mut req: Request,
+    page: bool,
+    next: F,
+) -> poem::Result<Response>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = poem::Result<Response>>,
+{
+    if !is_probe(&req) && !host_allowed(&req, state) {
         tracing::warn!(
             host = requested_authority(&req).unwrap_or("-"),
             "request for a host that is not allowed refused"
@@ -207,7 +225,7 @@ async fn guard_request<E: Endpoint>(ep: Arc<E>, mut req: Request, page: bool) ->
     let cors_origin = single_header(&req, header::ORIGIN)
         .ok()
         .flatten()
-        .filter(|o| is_listed(&state, o))
+        .filter(|o| is_listed(state, o))
         .map(str::to_string);
 
     // CORS preflight.
@@ -249,7 +267,7 @@ async fn guard_request<E: Endpoint>(ep: Arc<E>, mut req: Request, page: bool) ->
                 other => ApiError::InvalidRequest(format!("cannot read the request body: {other}")),
             })?;
         req.set_body(body);
-        if let Some(why) = csrf_verdict(&req, &state) {
+        if let Some(why) = csrf_verdict(&req, state) {
             tracing::warn!(
                 origin = origin.as_deref().unwrap_or("-"),
                 "cross-site request refused"
@@ -280,8 +298,8 @@ async fn guard_request<E: Endpoint>(ep: Arc<E>, mut req: Request, page: bool) ->
     let slot = CookieSlot::default();
     req.extensions_mut().insert(slot.clone());
     let is_auth = req.uri().path().starts_with("/auth");
-    let mut resp = match ep.call(req).await {
-        Ok(r) => r.into_response(),
+    let mut resp = match next(req).await {
+        Ok(r) => r,
         Err(e) => crate::error::render(e).await,
     };
 

@@ -260,6 +260,30 @@ impl AllowedHost {
     pub fn admits(&self, requested: &AllowedHost) -> bool {
         self.host == requested.host && self.port.is_none_or(|p| requested.port == Some(p))
     }
+
+    /// True when a raw `Host` value is this host written exactly as [`AllowedHost::parse`]
+    /// normalises it (`auth.example.com`, `auth.example.com:8443`), on an admitted port — what
+    /// clients send nearly always. Then parsing it (IDNA mapping included) would give this host
+    /// back, so the answer is the one [`AllowedHost::admits`] would give, without the parse.
+    /// `false` means "not shown this way", not "refused": the caller parses then.
+    pub fn admits_verbatim(&self, raw: &str) -> bool {
+        let Some(rest) = raw.strip_prefix(self.host.as_str()) else {
+            return false;
+        };
+        if rest.is_empty() {
+            return self.port.is_none();
+        }
+        let Some(digits) = rest.strip_prefix(':') else {
+            return false;
+        };
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+        match digits.parse::<u16>() {
+            Ok(port) => self.port.is_none_or(|p| p == port),
+            Err(_) => false,
+        }
+    }
 }
 
 impl fmt::Display for AllowedHost {
@@ -444,6 +468,57 @@ mod tests {
         }
         for bad in ["a b", "host:port", "user@host", "host/path", "[::1", "::1"] {
             assert!(AllowedHost::parse(bad).is_err(), "{bad}");
+        }
+        // The shortcut for a host written as it is normalised never admits what the parse
+        // refuses, and admits the usual spellings.
+        for raw in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "127.0.0.10",
+            "127.0.0.1:",
+            "127.0.0.1:99999",
+            "127.0.0.1:+80",
+            "127.0.0.1:080",
+            "auth.internal:8080",
+            "auth.internal:8081",
+            "auth.internal",
+            "[::1]",
+            "[::1]:80",
+            "auth.example.com",
+            "auth.example.com.evil.example",
+            "auth.example.com:443",
+            "auth.example.comx",
+            "auth.example.com:443:443",
+            "auth.example.com@evil.example",
+            "auth.example.com/x",
+        ] {
+            let parsed = AllowedHost::parse(raw).is_ok_and(|r| hosts.iter().any(|h| h.admits(&r)));
+            for h in &hosts {
+                if h.admits_verbatim(raw) {
+                    assert!(parsed, "{raw} admitted verbatim by {h} but not when parsed");
+                }
+            }
+        }
+        for usual in [
+            "127.0.0.1",
+            "127.0.0.1:3000",
+            "auth.internal:8080",
+            "[::1]:80",
+            "auth.example.com",
+        ] {
+            assert!(hosts.iter().any(|h| h.admits_verbatim(usual)), "{usual}");
+        }
+        for not_verbatim in [
+            "auth.internal:8081",
+            "auth.internal",
+            "AUTH.example.com",
+            "auth.example.com.",
+            "127.0.0.1:",
+        ] {
+            assert!(
+                !hosts.iter().any(|h| h.admits_verbatim(not_verbatim)),
+                "{not_verbatim}"
+            );
         }
         let err = production(&[
             ("PUBLIC_URL", "https://a.example"),

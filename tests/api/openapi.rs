@@ -468,3 +468,52 @@ async fn an_absent_value_is_left_out_of_a_response_never_sent_as_null() {
     // The spec calls nothing nullable: absent is how a response says "none".
     assert!(!authauth::api::spec_json().contains("\"nullable\""));
 }
+
+/// The status, the headers a client can see (less the per-request id and date) and the body.
+async fn answer(resp: reqwest::Response) -> (u16, Vec<(String, String)>, String) {
+    let status = resp.status().as_u16();
+    let mut headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter(|(n, _)| !matches!(n.as_str(), "x-request-id" | "date"))
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_string()))
+        .collect();
+    headers.sort();
+    (status, headers, resp.text().await.unwrap())
+}
+
+/// Operations with a fixed path and no query parameters are called without routing (the edge's
+/// direct table); a query string sends the same request through poem's router. Both must be the
+/// same operation: same status, headers and body, for a success, a refusal and a validation
+/// error — the fast path cannot drift from what the spec documents.
+#[tokio::test]
+async fn an_operation_answers_the_same_called_directly_or_through_the_router() {
+    let app = spawn_app().await;
+    let (_, cookie) = app.signed_up_client("direct-or-routed@example.com").await;
+    let http = client();
+    let me = |suffix: &'static str, with_cookie: bool| {
+        let mut req = http
+            .get(app.url(&format!("/auth/me{suffix}")))
+            .header("x-auth-passive", "1");
+        if with_cookie {
+            req = req.header("cookie", format!("{}={cookie}", app.cookie_name()));
+        }
+        req.send()
+    };
+    let direct = answer(me("", true).await.unwrap()).await;
+    assert_eq!(direct.0, 200, "{direct:?}");
+    assert_eq!(direct, answer(me("?via=router", true).await.unwrap()).await);
+    let direct = answer(me("", false).await.unwrap()).await;
+    assert_eq!(direct.0, 401, "{direct:?}");
+    assert_eq!(direct, answer(me("?via=router", false).await.unwrap()).await);
+
+    let login = |suffix: &'static str| {
+        http.post(app.url(&format!("/auth/login{suffix}")))
+            .header("origin", app.origin())
+            .json(&json!({"email": "direct-or-routed@example.com"}))
+            .send()
+    };
+    let direct = answer(login("").await.unwrap()).await;
+    assert_eq!(direct.0, 400, "{direct:?}");
+    assert_eq!(direct, answer(login("?via=router").await.unwrap()).await);
+}

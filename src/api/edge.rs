@@ -1,0 +1,268 @@
+//! The one endpoint every request enters: request id, access log and metrics, baseline
+//! security headers, the guard (host, CSRF, CORS, cookie actions), then the operation.
+//!
+//! Each step used to be a poem middleware layer (`around`, `data`, `catch_all_error`) over a
+//! `Route` nesting the `OpenApiService`, which routes again: every layer and every route level
+//! moved the request's future into a heap box of its own, and the nested routers rebuilt the
+//! path pattern with `format!` on each request. Here the steps are plain calls in one `async`
+//! function, boxed once by the connection loop, and an operation with a fixed path and no query
+//! parameters (`GET /auth/me`, `GET /auth/verify`, every `POST` without a path parameter) is
+//! called directly: its endpoint is the very one poem-openapi generated for the spec — the same
+//! extractors, validation, responses and documentation — taken from
+//! [`OpenApi::add_routes`](poem_openapi::OpenApi::add_routes), so the fast path cannot drift
+//! from `/openapi.json`. Everything else (path parameters, query strings, `HEAD`, the spec,
+//! Swagger UI, the hosted pages, unknown paths) goes through poem's router as before.
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use poem::{
+    endpoint::BoxEndpoint,
+    error::MethodNotAllowedError,
+    http::{header, HeaderValue, Method},
+    Endpoint, PathPattern, Request, Response,
+};
+use poem_openapi::{registry::MetaParamIn, OpenApi};
+use tracing::Instrument;
+
+use super::{allow::AllowedMethods, guard};
+use crate::{error, error::ApiError, state::AppState};
+
+/// The operations called without routing: method → path → the operation's endpoint.
+type Direct = HashMap<Method, HashMap<String, (BoxEndpoint<'static>, PathPattern)>>;
+
+pub struct Edge {
+    state: AppState,
+    templates: RouteTemplates,
+    allowed: AllowedMethods,
+    direct: Direct,
+    /// poem's router: the spec, Swagger UI, the hosted pages and the whole API.
+    router: BoxEndpoint<'static>,
+}
+
+impl Edge {
+    /// `router` answers every request the direct table does not; `pages` are the hosted pages'
+    /// routes (for `Allow` and the metrics' route label).
+    pub fn new(state: AppState, router: BoxEndpoint<'static>, pages: &[(&str, &[Method])]) -> Self {
+        Edge {
+            templates: RouteTemplates::of_api(pages),
+            allowed: AllowedMethods::of(super::apis(), pages),
+            direct: direct_operations(),
+            router,
+            state,
+        }
+    }
+
+    /// The operation answering `req` without routing, if it is one of those.
+    fn direct(&self, req: &Request) -> Option<&(BoxEndpoint<'static>, PathPattern)> {
+        if req.uri().query().is_some() {
+            return None;
+        }
+        self.direct.get(req.method())?.get(req.uri().path())
+    }
+
+    /// The operation, or poem's router; a "method not allowed" names the path's methods.
+    async fn dispatch(&self, req: Request) -> poem::Result<Response> {
+        if let Some((ep, pattern)) = self.direct(&req) {
+            return match ep.call(req).await {
+                Ok(mut resp) => {
+                    resp.set_data(pattern.clone());
+                    Ok(resp)
+                }
+                Err(mut err) => {
+                    err.set_data(pattern.clone());
+                    Err(err)
+                }
+            };
+        }
+        let uri = req.uri().clone();
+        match self.router.call(req).await {
+            Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
+                allow: self.allowed.at(uri).await,
+            }
+            .into()),
+            other => other,
+        }
+    }
+}
+
+impl Endpoint for Edge {
+    type Output = Response;
+
+    /// Assigns each request an id (or keeps a well-formed incoming `x-request-id`), logs one
+    /// line per request, counts it, and adds the id and baseline security headers to every
+    /// response — errors included.
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let request_id = request_id(&mut req);
+        req.extensions_mut().insert(self.state.clone());
+        let method = req.method().clone();
+        // The path only: query strings can carry OAuth codes and state.
+        let id = request_id.to_str().unwrap_or_default();
+        // As text values (`record_str`), not `%` (formatted through `Display` first).
+        let span = tracing::info_span!(
+            "request",
+            request_id = id,
+            method = method.as_str(),
+            path = req.uri().path()
+        );
+        let started = Instant::now();
+        let mut resp = match guard::guard(&self.state, req, |req| self.dispatch(req))
+            .instrument(span.clone())
+            .await
+        {
+            Ok(resp) => resp,
+            Err(err) => error::render(err).await,
+        };
+        let status = resp.status();
+        let took = started.elapsed();
+        self.state.metrics.http_request(
+            self.templates.label(resp.data::<PathPattern>()),
+            method.as_str(),
+            status.as_str(),
+            took,
+        );
+        span.in_scope(|| {
+            let ms = took.as_secs_f64() * 1000.0;
+            if status.is_server_error() {
+                tracing::warn!(status = status.as_u16(), latency_ms = ms, "request failed");
+            } else {
+                tracing::info!(status = status.as_u16(), latency_ms = ms, "request");
+            }
+        });
+        let headers = resp.headers_mut();
+        headers.insert("x-request-id", request_id);
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        if !headers.contains_key(header::REFERRER_POLICY) {
+            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        }
+        Ok(resp)
+    }
+}
+
+/// The request's id: a well-formed incoming `x-request-id` (at most 64 letters, digits, `-`
+/// and `_`), else a new UUID, put on the request for the handlers (the audit trail records it).
+fn request_id(req: &mut Request) -> HeaderValue {
+    let incoming = req.headers().get("x-request-id").filter(|v| {
+        let v = v.as_bytes();
+        !v.is_empty()
+            && v.len() <= 64
+            && v.iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    });
+    match incoming {
+        Some(id) => id.clone(),
+        None => {
+            let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            // Hyphens and hex digits: always a valid header value.
+            let value = HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+            req.headers_mut().insert("x-request-id", value.clone());
+            value
+        }
+    }
+}
+
+/// The operations with a fixed path and no query parameters, as the spec describes them. An
+/// operation the spec does not list (hidden) is left to the router: its parameters are unknown.
+fn direct_operations() -> Direct {
+    let mut fixed: HashMap<Method, Vec<String>> = HashMap::new();
+    for api in super::Apis::meta() {
+        for path in api.paths {
+            if path.path.contains(['{', '*', ':']) {
+                continue;
+            }
+            for op in path.operations {
+                if op.params.iter().all(|p| !matches!(p.in_type, MetaParamIn::Query)) {
+                    fixed.entry(op.method).or_default().push(path.path.clone());
+                }
+            }
+        }
+    }
+    let mut routes = HashMap::new();
+    super::apis().add_routes(&mut routes);
+    let mut direct = Direct::new();
+    for (path, methods) in routes {
+        for (method, ep) in methods {
+            if fixed.get(&method).is_some_and(|paths| paths.contains(&path)) {
+                let pattern = PathPattern(path.as_str().into());
+                direct
+                    .entry(method)
+                    .or_default()
+                    .insert(path.clone(), (ep, pattern));
+            }
+        }
+    }
+    direct
+}
+
+/// The `route` label of a request: the OpenAPI path template of the operation that answered it
+/// (`/auth/sessions/{id}`), never the raw path, so ids never become label values. poem names
+/// path parameters `:param0`, `:param1`… in its own patterns: they are mapped back to the
+/// spec's templates. Anything else — Swagger UI, no route at all — is `other` or `unmatched`.
+#[derive(Clone)]
+struct RouteTemplates(Arc<HashMap<String, String>>);
+
+impl RouteTemplates {
+    /// The spec's templates, and the hosted pages' (`/account/sessions/{id}/end`).
+    fn of_api(pages: &[(&str, &[Method])]) -> Self {
+        let mut map = HashMap::new();
+        for (pattern, _) in pages {
+            map.insert(pattern.to_string(), pattern.replace(":id", "{id}"));
+        }
+        for api in super::Apis::meta() {
+            for path in api.paths {
+                let mut n = 0;
+                let poem_pattern: String = path
+                    .path
+                    .split('/')
+                    .map(|segment| {
+                        if segment.starts_with('{') && segment.ends_with('}') {
+                            n += 1;
+                            format!(":param{}", n - 1)
+                        } else {
+                            segment.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                map.insert(poem_pattern, path.path);
+            }
+        }
+        RouteTemplates(Arc::new(map))
+    }
+
+    /// Borrowed, not built: this runs on every request.
+    fn label(&self, pattern: Option<&PathPattern>) -> &str {
+        match pattern {
+            None => "unmatched",
+            Some(p) => match self.0.get(p.0.as_ref()) {
+                Some(template) => template,
+                None if p.0.starts_with("/docs") => "/docs",
+                None if &*p.0 == "/openapi.json" => "/openapi.json",
+                None => "other",
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_direct_table_holds_fixed_paths_without_query_parameters_only() {
+        let direct = direct_operations();
+        let get = &direct[&Method::GET];
+        assert!(get.contains_key("/auth/me"));
+        assert!(get.contains_key("/auth/verify"));
+        // A path parameter: routed.
+        assert!(direct.values().flatten().all(|(path, _)| !path.contains(':')));
+        // Query parameters (the OpenID callback's `code` and `state`): routed, so that
+        // poem-openapi's query parsing runs.
+        assert!(!get.contains_key("/auth/google/callback"));
+        assert!(direct[&Method::POST].contains_key("/auth/login"));
+    }
+}
