@@ -8,7 +8,13 @@ use crate::{
 
 pub async fn run() -> Result<(), CliError> {
     let settings = load_settings()?;
-    telemetry::init(settings.log_format);
+    telemetry::init(settings.log_format, settings.log_flush_interval);
+    let served = serve(settings).await;
+    telemetry::flush();
+    served
+}
+
+async fn serve(settings: crate::config::Settings) -> Result<(), CliError> {
     let app = Application::build(settings).await?;
     app.run_until_stopped(shutdown_signal())
         .await

@@ -88,6 +88,8 @@ pub struct Settings {
     /// Serve the hosted pages (`UI_ENABLED`, on by default): sign-in, sign-up, account.
     pub ui_enabled: bool,
     pub log_format: LogFormat,
+    /// How long the server's information log lines may wait in its buffer (`0`: none).
+    pub log_flush_interval: Duration,
     /// How long in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_timeout: Duration,
     /// How long a client may take to send a request's head (line and headers), counted from
@@ -158,6 +160,7 @@ impl Settings {
         let mail = mail::parse(&mut p, production, http.ui_enabled);
         let mfa = mfa::parse(&mut p, listen.public_url.as_ref());
         let log_format = logging::parse(&mut p, production);
+        let log_flush_interval = logging::flush_interval(&mut p);
 
         let unknown = variables::unknown(p.vars.names());
         if !p.problems.is_empty() {
@@ -186,6 +189,7 @@ impl Settings {
             mail,
             mfa,
             log_format,
+            log_flush_interval,
             shutdown_timeout: http.shutdown_timeout,
             header_read_timeout: http.header_read_timeout,
             body_read_timeout: http.body_read_timeout,

@@ -85,6 +85,7 @@ pub const KNOWN: &[&str] = &[
     "GOOGLE_ISSUER_URL",
     "GOOGLE_HTTP_TIMEOUT",
     "LOG_FORMAT",
+    "LOG_FLUSH_INTERVAL",
     // Read outside this module: the log filter (telemetry) and colour (telemetry, cli output).
     "RUST_LOG",
     "NO_COLOR",

@@ -23,12 +23,61 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
-/// Writes `value` as a JSON string.
+/// Writes `value` as a JSON string. Most values (field names, ids, paths, methods) need no
+/// escaping and are copied as they are; anything with a quote, a backslash or a control
+/// character is escaped by serde_json.
 fn string(out: &mut dyn fmt::Write, value: &str) -> fmt::Result {
+    if !value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.write_char('"')?;
+        out.write_str(value)?;
+        return out.write_char('"');
+    }
     match serde_json::to_string(value) {
         Ok(s) => out.write_str(&s),
         Err(_) => out.write_str("null"),
     }
+}
+
+/// Writes `at` as tracing-subscriber's `SystemTime` timer does (`2026-12-05T03:52:01.123456Z`),
+/// but formats the date and time of day once per second per thread: only the microseconds
+/// change from one line to the next.
+fn timestamp(out: &mut impl fmt::Write, at: std::time::SystemTime) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let Ok(since) = at.duration_since(std::time::UNIX_EPOCH) else {
+        // Before 1970: not worth a cache.
+        return SystemTime.format_time(&mut Writer::new(out));
+    };
+    let secs = since.as_secs();
+    let Some(day) = i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+    else {
+        return SystemTime.format_time(&mut Writer::new(out));
+    };
+    SECOND.with(|cell| {
+        let Ok(mut cached) = cell.try_borrow_mut() else {
+            return SystemTime.format_time(&mut Writer::new(out));
+        };
+        if cached.0 != secs {
+            cached.1.clear();
+            fmt::Write::write_fmt(&mut cached.1, format_args!("{}", day.format("%Y-%m-%dT%H:%M:%S")))?;
+            cached.0 = secs;
+        }
+        out.write_str(&cached.1)?;
+        let micros = since.subsec_micros();
+        let mut digits = [b'0'; 6];
+        let mut rest = micros;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        out.write_char('.')?;
+        // Six ASCII digits.
+        out.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
+        out.write_char('Z')
+    })
 }
 
 /// Writes fields as `"name":value` pairs, each preceded by a comma (the visitor of [`JsonFragment`]).
@@ -92,7 +141,22 @@ impl tracing::field::Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.text(field, &format!("{value:?}"));
+        // A `%value` field: formatted into a buffer this thread keeps, not a new string per field.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => {
+                buffer.clear();
+                let _ = fmt::Write::write_fmt(&mut *buffer, format_args!("{value:?}"));
+                self.text(field, &buffer);
+                if buffer.capacity() > 4096 {
+                    *buffer = String::new();
+                }
+            }
+            // Formatting the value logged something itself: take the slow way.
+            Err(_) => self.text(field, &format!("{value:?}")),
+        });
     }
 }
 
@@ -137,7 +201,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        timestamp(&mut writer, std::time::SystemTime::now())?;
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(meta.level().as_str())?;
         writer.write_char('"')?;
@@ -189,6 +253,27 @@ mod tests {
         type Writer = Buffer;
         fn make_writer(&'a self) -> Buffer {
             self.clone()
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_tracing_timer_writes_them() {
+        use std::time::{Duration, UNIX_EPOCH};
+        for (secs, micros) in [
+            (0, 0),
+            (1_764_906_721, 0),
+            (1_764_906_721, 7),
+            (1_764_906_721, 999_999),
+            (1_764_906_722, 123_456),
+            (4_102_444_799, 500_000),
+        ] {
+            let at = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+            let mut ours = String::new();
+            timestamp(&mut ours, at).unwrap();
+            let expected = chrono::DateTime::<chrono::Utc>::from(at)
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            assert_eq!(ours, expected);
         }
     }
 

@@ -4,18 +4,33 @@
 //! are logged by their public id, never by token.
 
 pub mod json;
+pub mod writer;
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, time::Duration};
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::config::LogFormat;
 
-/// For `serve`: `RUST_LOG`, else `info` (one access-log line per request).
-pub fn init(format: LogFormat) {
+/// For `serve`: `RUST_LOG`, else `info` (one access-log line per request), written through a
+/// buffer flushed every `flush_interval` (`writer`; zero: each line at once).
+pub fn init(format: LogFormat, flush_interval: Duration) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn"));
-    install(filter, format);
+    let registry = tracing_subscriber::registry().with(filter);
+    let out = writer::install(flush_interval);
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = match format {
+        LogFormat::Json => registry.with(json_layer(out)).try_init(),
+        LogFormat::Text => registry
+            .with(fmt::layer().compact().with_ansi(ansi).with_writer(out))
+            .try_init(),
+    };
+}
+
+/// Writes out the log lines still buffered (the server calls it when it stops).
+pub fn flush() {
+    writer::flush();
 }
 
 /// For operator commands: warnings only (their output is for people), unless `RUST_LOG` asks

@@ -380,9 +380,18 @@ async fn passwords_and_tokens_never_reach_the_logs() {
     let second = set_cookie_value(&resp, "authauth_session").unwrap();
     c.get(server.url("/auth/me")).send().await.unwrap();
     c.post(server.url("/auth/logout")).send().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = server.drain_logs().join("\n");
+    // Information lines wait up to LOG_FLUSH_INTERVAL in the server's buffer, and the log is read
+    // asynchronously: wait for the last request's line.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs.push_str(&server.drain_logs().join("\n"));
+        if logs.contains("/auth/logout") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(logs.contains("session created"), "the test saw no logs:\n{logs}");
+    assert!(logs.contains("/auth/logout"), "the test saw no logout:\n{logs}");
     for needle in [marker.as_str(), cookie.as_str(), second.as_str(), secret.as_str()] {
         assert!(!logs.contains(needle), "a secret reached the logs");
     }
