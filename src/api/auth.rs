@@ -13,7 +13,7 @@ use super::{
     actions,
     fields::{EmailInput, FullName, EMAIL_EXAMPLE},
     session_auth::{client_info, CurrentSession, PresentedSessions},
-    views::Me,
+    views::{JsonBody, Me},
 };
 use crate::{error::Failure, error_set, state::AppState};
 
@@ -160,7 +160,7 @@ enum LoggedIn {
 enum MeResponse {
     /// The signed-in user and this session.
     #[oai(status = 200)]
-    Ok(Json<Me>),
+    Ok(JsonBody<Me>),
 }
 
 #[derive(ApiResponse)]
@@ -298,7 +298,7 @@ impl AuthApi {
         #[oai(name = "X-Auth-Passive")]
         _passive: Header<Option<String>>,
     ) -> Result<MeResponse, Failure<MeErrors>> {
-        Ok(MeResponse::Ok(Json(Me::from_record(&session.0.record))))
+        Ok(MeResponse::Ok(JsonBody(Me::from_record(&session.0.record))))
     }
 
     /// Sign out of this browser: its session is revoked server-side and the cookie cleared.

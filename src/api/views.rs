@@ -1,7 +1,14 @@
 //! JSON shapes shared by the endpoint groups (camelCase on the wire).
 
 use chrono::{DateTime, Utc};
-use poem_openapi::{types::Example, Object};
+use poem::{http::header, IntoResponse, Response};
+use poem_openapi::{
+    payload::Payload,
+    registry::{MetaSchemaRef, Registry},
+    types::{Example, Type},
+    Object,
+};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::fields::EMAIL_EXAMPLE;
@@ -20,15 +27,58 @@ fn example_time(minutes: i64) -> DateTime<Utc> {
     datetime(1_773_480_413_000 + minutes * 60_000)
 }
 
+/// A JSON response body written straight from the value by serde: the same document
+/// poem-openapi's `Json` writes — same schema, same content type — without first building a
+/// `serde_json::Value` tree of it (a map and a string per field). For the bodies of the hot
+/// paths (`GET /auth/me`); the value's serde attributes must then mirror its `oai` ones, which
+/// the tests check field by field against `ToJSON`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: Type> Payload for JsonBody<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Type + Serialize + Send> IntoResponse for JsonBody<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => Response::builder().content_type(Self::CONTENT_TYPE).body(body),
+            // Plain structs of strings, numbers and booleans always serialise; were one not to,
+            // the client gets a bare 500 rather than a half-written document.
+            Err(e) => {
+                tracing::error!(error = %e, "a response body could not be serialised");
+                Response::builder()
+                    .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+                    .header(header::CONTENT_LENGTH, "0")
+                    .finish()
+            }
+        }
+    }
+}
+
+/// A moment as poem-openapi writes it (`to_rfc3339`), for serde.
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339())
+}
+
 /// The signed-in person.
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Serialize, Debug, Clone)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
     /// A picture of the person, when the identity provider shared one.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub picture: Option<String>,
     /// Whether the owner of the address confirmed it (a link authauth mailed, a password reset
     /// by e-mail, or an identity provider vouching for it).
@@ -36,27 +86,35 @@ pub struct UserView {
 }
 
 /// A session, named by its public id (never by its token).
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Serialize, Debug, Clone)]
 #[oai(rename_all = "camelCase", example)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionView {
     /// The public session id: safe to show, log and pass to `DELETE /auth/sessions/{id}`.
     pub id: String,
     /// `password` or `google`.
     pub method: String,
+    #[serde(serialize_with = "rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "rfc3339")]
     pub last_seen_at: DateTime<Utc>,
     /// When the session ends unless used again (idle timeout), never after `absoluteExpiresAt`.
+    #[serde(serialize_with = "rfc3339")]
     pub expires_at: DateTime<Utc>,
     /// When the session ends however active it is.
+    #[serde(serialize_with = "rfc3339")]
     pub absolute_expires_at: DateTime<Utc>,
     /// The address the session was created from.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
     /// The browser the session was created from.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
     /// True for the session making this request.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<bool>,
     /// The authentication methods its sign-in (and any re-authentication) used: `pwd`,
     /// `google`, `otp` (authenticator app), `recovery_code`, `hwk` (passkey).
@@ -65,6 +123,7 @@ pub struct SessionView {
     pub aal: u8,
     /// When its owner last proved who they are (sign-in or `POST /auth/reauthenticate`):
     /// sensitive operations need this within `SESSION_PRIVILEGED_MAX_AGE`.
+    #[serde(serialize_with = "rfc3339")]
     pub authenticated_at: DateTime<Utc>,
     /// `complete` (signed in), `second_factor` (a sign-in waiting for its second factor) or
     /// `enrolment` (a sign-in that must set one up, `MFA_REQUIRED`).
@@ -97,7 +156,7 @@ impl SessionView {
 }
 
 /// The signed-in user and the current session.
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Serialize, Debug, Clone)]
 #[oai(example)]
 pub struct Me {
     pub user: UserView,
@@ -162,5 +221,50 @@ impl Example for Me {
                 ..SessionView::example()
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+
+    /// serde (the `JsonBody` of the hot paths) and poem-openapi (`Json`, the spec) write the same
+    /// document: every field, its name, its absence when `None`, the format of its moments.
+    #[test]
+    fn serde_and_poem_openapi_write_the_same_document() {
+        let with_everything = Me {
+            user: UserView {
+                picture: Some("https://example.com/a \"quoted\" picture.png".into()),
+                full_name: "Zoë \u{1F600} \\ tab\there".into(),
+                ..UserView::example()
+            },
+            session: SessionView {
+                // A moment with a fraction of a second.
+                last_seen_at: datetime(1_773_480_413_123),
+                ..SessionView::example()
+            },
+        };
+        for me in [Me::example(), with_everything] {
+            let by_serde = serde_json::to_value(&me).unwrap();
+            let by_poem = me.to_json().unwrap();
+            // The same document; only the order of the keys differs (declaration order here,
+            // alphabetical in a `serde_json::Value`), which JSON leaves without meaning.
+            assert_eq!(by_serde, by_poem);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_body_answers_with_the_json_content_type() {
+        let resp = JsonBody(Me::example()).into_response();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
+        let body = resp.into_body().into_vec().await.unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value, Me::example().to_json().unwrap());
     }
 }
