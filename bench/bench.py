@@ -1187,7 +1187,7 @@ def peers_report(r):
     ]
     md += ["", "| target | measured (each round) | goal | met |", "|---|---|---|---|"]
     for label, value, each, goal in targets:
-        md.append(f"| {label} | {value:.2f} ({', '.join(f'{x:.2f}' for x in each)}) | ≥ {goal} | "
+        md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) | ≥ {goal} | "
                   f"{'yes' if value >= goal else '**no**'} |")
     md.append(f"| authenticated p99 | {p99:.2f} ms | ≤ 5 ms | {'yes' if p99 <= 5 else '**no**'} |")
     md.append(f"| authauth peak RSS over the run | {peak / 10**6:.1f} MB | ≤ 64 MB | {'yes' if peak <= 64 * 10**6 else '**no**'} |")
