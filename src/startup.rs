@@ -238,6 +238,8 @@ impl Application {
             session_store = self.state.stores.kind(),
             "authauth is serving; Swagger UI at /docs"
         );
+        // Whoever waits for the server to come up reads this line now, not an interval later.
+        crate::telemetry::flush();
         // The metrics listener lives as long as the public one.
         let exporter = self.metrics.map(|(listener, at)| {
             tracing::info!(address = %format!("http://{at}/metrics"), "metrics are served");

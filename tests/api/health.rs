@@ -266,6 +266,42 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(status.success());
 }
 
+#[tokio::test]
+async fn the_buffered_log_is_written_out_when_the_server_stops() {
+    let dir = TempDir::new();
+    // An interval no test waits for: only the flushes at start-up and shutdown write lines.
+    let mut server = Server::start(&dir.0, &[("PORT", "0"), ("LOG_FLUSH_INTERVAL", "10s")]);
+    let resp = client()
+        .get(server.url("/health"))
+        .header("x-request-id", "last-request-before-sigterm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.sigterm();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait_exit(Duration::from_secs(15));
+        (status, server)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.success());
+    // The process has exited; its last output reaches the reader thread shortly after.
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs.push_str(&status.1.drain_logs().join("\n"));
+        if logs.contains("authauth stopped") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        logs.contains("last-request-before-sigterm"),
+        "the access line was lost:\n{logs}"
+    );
+    assert!(logs.contains("authauth stopped"), "{logs}");
+}
+
 /// Sends `request` as raw bytes and reads until the server closes the connection.
 async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
