@@ -356,16 +356,22 @@ async fn verify_costs_one_store_read_like_auth_me() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    // The sign-up's audit events reach the live feed (a stream) in the background: let them
-    // land before counting.
+    // The sign-up's audit events (user.signed_up, email.verification_sent, session.created)
+    // reach the live feed (a stream) in the background, in order: let the last of them land
+    // before counting, or its XADD lands in the middle of the measurement.
     let feed = format!("{}events", app.redis_prefix);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while redis::cmd("XLEN")
+    while !redis::cmd("XREVRANGE")
         .arg(&feed)
-        .query_async::<u64>(&mut conn)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
         .await
         .unwrap()
-        < 2
+        .iter()
+        .any(|(_, fields)| fields.iter().any(|f| f.contains("session.created")))
     {
         assert!(
             std::time::Instant::now() < deadline,
