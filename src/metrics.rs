@@ -80,6 +80,7 @@ pub struct Inner {
     audit_dropped: IntCounter,
     webhook_deliveries: IntCounterVec,
     mail: IntCounterVec,
+    oidc_metadata_fetches: IntCounterVec,
 }
 
 impl std::ops::Deref for Metrics {
@@ -204,6 +205,12 @@ impl Metrics {
                 "Time one argon2id computation took on a hashing thread: op hash (a new password) or verify (a sign-in or re-authentication, unknown accounts included).",
                 &["op"],
             )?,
+            oidc_metadata_fetches: counter(
+                &registry,
+                "authauth_oidc_metadata_fetches_total",
+                "Fetches of an OpenID provider's discovery document and signing keys, by provider and outcome (ok, failed): at most one per START_REFRESH for sign-in starts, one per hour otherwise, and one per 10 s for an unknown signing key.",
+                &["provider", "outcome"],
+            )?,
             hash_queue_depth,
             audit_dropped,
             registry,
@@ -226,6 +233,13 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[route])
             .observe(took.as_secs_f64());
+    }
+
+    /// One fetch of a provider's metadata and keys, successful or not.
+    pub fn oidc_metadata_fetch(&self, provider: &str, ok: bool) {
+        self.oidc_metadata_fetches
+            .with_label_values(&[provider, if ok { "ok" } else { "failed" }])
+            .inc();
     }
 
     pub fn session_check(&self, outcome: CheckOutcome) {

@@ -185,7 +185,7 @@ impl Application {
         crate::audit::query::spawn_retention(db.clone(), clock.clone(), settings.audit_retention);
         let google = match &settings.google {
             Some(g) => Some(Arc::new(
-                OidcProvider::new("google", g.clone(), clock.clone())
+                OidcProvider::new("google", g.clone(), clock.clone(), metrics.clone())
                     .context("cannot build the identity provider client")?,
             )),
             None => None,

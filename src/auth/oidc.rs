@@ -30,6 +30,7 @@ use super::flows::FlowStore;
 use crate::{
     clock::Clock,
     config::GoogleSettings,
+    metrics::Metrics,
     session::{
         record::Millis,
         store::StoreError,
@@ -116,6 +117,7 @@ pub struct OidcProvider {
     cache: RwLock<Option<Cached>>,
     last_refetch: Mutex<Option<Millis>>,
     clock: Clock,
+    metrics: Metrics,
 }
 
 fn ms(d: Duration) -> Millis {
@@ -147,7 +149,12 @@ fn flow_key(flow_id: &str) -> String {
 }
 
 impl OidcProvider {
-    pub fn new(name: &'static str, settings: GoogleSettings, clock: Clock) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        name: &'static str,
+        settings: GoogleSettings,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             // SSRF and mix-up defence: the back channel never follows redirects.
             .redirect(reqwest::redirect::Policy::none())
@@ -161,6 +168,7 @@ impl OidcProvider {
             cache: RwLock::new(None),
             last_refetch: Mutex::new(None),
             clock,
+            metrics,
         })
     }
 
@@ -178,9 +186,10 @@ impl OidcProvider {
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::ProviderUnavailable(format!("bad issuer URL: {e}")))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| OidcError::ProviderUnavailable(format!("discovery failed: {e}")))?;
+        let discovered = CoreProviderMetadata::discover_async(issuer, &self.http).await;
+        self.metrics.oidc_metadata_fetch(self.name, discovered.is_ok());
+        let metadata =
+            discovered.map_err(|e| OidcError::ProviderUnavailable(format!("discovery failed: {e}")))?;
         tracing::info!(
             provider = self.name,
             keys = metadata.jwks().keys().len(),

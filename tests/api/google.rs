@@ -469,3 +469,89 @@ async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accou
     assert_eq!(resp.status(), 403);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "account_disabled");
 }
+
+/// How many times the app has fetched the provider's metadata and keys (its metric).
+fn metadata_fetches(app: &TestApp) -> u64 {
+    let text = app.state.metrics.render();
+    text.lines()
+        .find(|l| {
+            l.starts_with("authauth_oidc_metadata_fetches_total{")
+                && l.contains(r#"outcome="ok""#)
+                && l.contains(r#"provider="google""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// The provider's metadata is cached: a sign-in start re-fetches it once it is 5 s old (never
+/// more often, however many anonymous starts arrive), a finishing sign-in uses it for up to an
+/// hour. Counted by `authauth_oidc_metadata_fetches_total`, on the app's injected clock.
+#[tokio::test]
+async fn provider_metadata_is_fetched_once_per_interval_and_reused_in_between() {
+    let op = Op::shared();
+    let app = google_app(op, "", AppOptions::default().backend(Backend::Sqlite)).await;
+    let c = client();
+    let auth = begin(&app, &c, None).await;
+    let after_first = metadata_fetches(&app);
+    assert_eq!(after_first, 1, "the first start fetched the metadata");
+    // More starts within START_REFRESH (5 s): the cached copy. (The app's clock is real time
+    // plus what the test adds: the steps leave seconds of slack for the real time they take.)
+    begin(&app, &client(), None).await;
+    app.advance(Duration::from_secs(3));
+    begin(&app, &client(), None).await;
+    assert_eq!(metadata_fetches(&app), 1, "starts within 5 s use the cache");
+    // Past 5 s the copy is too old for a start.
+    app.advance(Duration::from_secs(3));
+    let auth_fresh = begin(&app, &c, None).await;
+    assert_eq!(metadata_fetches(&app), 2, "a start re-fetches after 5 s");
+    // Finishing a sign-in half a minute later uses the copy (good for an hour).
+    app.advance(Duration::from_secs(30));
+    let callback = at_provider(
+        op,
+        &c,
+        &auth_fresh,
+        Some(&Person::new("cached-metadata@example.com")),
+    )
+    .await;
+    let resp = c.get(callback).send().await.unwrap();
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(metadata_fetches(&app), 2, "the callback used the cached metadata");
+    drop(auth);
+}
+
+/// A token signed with a key the cached set does not have makes authauth re-fetch the keys —
+/// once per 10 s at most, so forged tokens cannot make it hammer the provider.
+#[tokio::test]
+async fn an_unknown_signing_key_refetches_the_keys_at_most_once_per_ten_seconds() {
+    let op = Op::shared();
+    let app = google_app(op, "unknown-kid", AppOptions::default().backend(Backend::Sqlite)).await;
+    // Up to the callback: the start, the provider's login.
+    let attempt = |email: &'static str| {
+        let app = &app;
+        async move {
+            let c = client();
+            let auth = begin(app, &c, None).await;
+            let callback = at_provider(op, &c, &auth, Some(&Person::new(email))).await;
+            let before = metadata_fetches(app);
+            let resp = c.get(callback).send().await.unwrap();
+            assert_eq!(resp.status(), 401, "a token with an unknown key is refused");
+            metadata_fetches(app) - before
+        }
+    };
+    // The app's clock is real time plus what the test adds: the steps leave seconds of slack
+    // for the real time the sign-ins take.
+    assert_eq!(
+        attempt("kid-1@example.com").await,
+        1,
+        "the first unknown key re-fetches"
+    );
+    assert_eq!(attempt("kid-2@example.com").await, 0, "not again within 10 s");
+    app.advance(Duration::from_secs(5));
+    assert_eq!(attempt("kid-3@example.com").await, 0, "not again within 10 s");
+    app.advance(Duration::from_secs(6));
+    assert_eq!(
+        attempt("kid-4@example.com").await,
+        1,
+        "again once 10 s have passed"
+    );
+}
