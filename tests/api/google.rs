@@ -555,3 +555,31 @@ async fn an_unknown_signing_key_refetches_the_keys_at_most_once_per_ten_seconds(
         "again once 10 s have passed"
     );
 }
+
+/// Each sign-in in progress is its own record: two browsers starting at once both finish, each
+/// as its own person.
+#[tokio::test]
+async fn two_sign_ins_in_progress_at_once_each_finish_as_their_own() {
+    let op = Op::shared();
+    let app = google_app(op, "", AppOptions::default().backend(Backend::Sqlite)).await;
+    let (a, b) = (client(), client());
+    let auth_a = begin(&app, &a, None).await;
+    let auth_b = begin(&app, &b, None).await;
+    let callback_b = at_provider(op, &b, &auth_b, Some(&Person::new("second-browser@example.com"))).await;
+    let callback_a = at_provider(op, &a, &auth_a, Some(&Person::new("first-browser@example.com"))).await;
+    for (c, callback, email) in [
+        (&a, callback_a, "first-browser@example.com"),
+        (&b, callback_b, "second-browser@example.com"),
+    ] {
+        let resp = c.get(callback).send().await.unwrap();
+        assert_eq!(
+            resp.status(),
+            303,
+            "{email}: {}",
+            resp.text().await.unwrap_or_default()
+        );
+        let (status, me) = app.me(c).await;
+        assert_eq!(status, 200, "{email}");
+        assert_eq!(me["user"]["email"], email);
+    }
+}
