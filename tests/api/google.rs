@@ -504,8 +504,9 @@ async fn provider_metadata_is_fetched_once_per_interval_and_reused_in_between() 
     app.advance(Duration::from_secs(3));
     let auth_fresh = begin(&app, &c, None).await;
     assert_eq!(metadata_fetches(&app), 2, "a start re-fetches after 5 s");
-    // Finishing a sign-in half a minute later uses the copy (good for an hour).
-    app.advance(Duration::from_secs(30));
+    // Finishing a sign-in nine minutes later (the flow lasts ten) uses the copy (good for an
+    // hour).
+    app.advance(Duration::from_secs(9 * 60));
     let callback = at_provider(
         op,
         &c,
