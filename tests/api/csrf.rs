@@ -208,11 +208,23 @@ async fn the_origin_is_compared_whole_scheme_host_and_port() {
         format!("evil://{host}"),
         format!("http://127.0.0.1:{}", app.port.wrapping_add(1)),
         format!("http://{host}.evil.example"),
+        // Not an origin at all (no browser sends these): never mistaken for this server's.
+        format!("http://{host}/evil"),
+        format!("http://user@{host}"),
+        format!("http://{host}?x=1"),
+        format!("http://{host}#x"),
     ] {
         let (status, body) = logout_status(&app, &[("origin", &origin)]).await;
         assert_eq!(status, 403, "Origin: {origin}");
         assert_eq!(body["error"], "csrf_rejected");
     }
+    // An opaque origin is refused for what it is.
+    let (status, body) = logout_status(&app, &[("origin", "null")]).await;
+    assert_eq!(status, 403);
+    assert!(
+        body["message"].as_str().unwrap().contains("opaque origin"),
+        "{body}"
+    );
     // The server's own origin: the listener's scheme (http) and the Host.
     assert_eq!(logout_status(&app, &[("origin", &app.address)]).await.0, 401);
     assert_eq!(
