@@ -616,13 +616,17 @@ def report(r):
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and Redis share the machine."]
-    text = "\n".join(md)
+    save_results("latest", "\n".join(md), r)
+
+
+def save_results(name, text, data):
+    """Prints a report and writes it to bench/results/NAME.md, its figures to NAME.json."""
     print(text)
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "latest.md"), "w") as f:
+    with open(os.path.join(ROOT, "bench", "results", f"{name}.md"), "w") as f:
         f.write(text + "\n")
-    with open(os.path.join(ROOT, "bench", "results", "latest.json"), "w") as f:
-        json.dump(r, f, indent=2)
+    with open(os.path.join(ROOT, "bench", "results", f"{name}.json"), "w") as f:
+        json.dump(data, f, indent=2)
 
 
 def measure_me(base, store, rss, connections, duration, env):
@@ -845,13 +849,7 @@ def cluster_report(r):
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and every Redis process share the machine."]
-    text = "\n".join(md)
-    print(text)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "cluster.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(ROOT, "bench", "results", "cluster.json"), "w") as f:
-        json.dump(r, f, indent=2)
+    save_results("cluster", "\n".join(md), r)
 
 
 # What a browser sends: the session record keeps the User-Agent, so its length counts.
@@ -1032,13 +1030,7 @@ def memory_report(r):
            ""]
     m = r["machine"]
     md += [f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}."]
-    text = "\n".join(md)
-    print(text)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "memory.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(ROOT, "bench", "results", "memory.json"), "w") as f:
-        json.dump(r, f, indent=2)
+    save_results("memory", "\n".join(md), r)
 
 
 PEERS_DIR = os.path.join(os.path.dirname(ROOT), "shared", "bench-peers")
@@ -1078,7 +1070,7 @@ def peers_main(args):
         cleanup.add(redis.stop)
         procs = {}
 
-        def start(name, cmd, env, cwd, path="/auth/me"):
+        def start(name, cmd, env, cwd):
             log_path = os.path.join(tmp, f"{name}.log")
             proc = spawn(cmd, env=env, cwd=cwd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
             cleanup.add(lambda: stop(proc))
@@ -1198,13 +1190,7 @@ def peers_report(r):
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; wrk, the servers and Redis share the machine; authauth with "
            "production settings (APP_ENV=production, JSON access log at info, into a file)."]
-    text = "\n".join(md)
-    print(text)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "peers.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(ROOT, "bench", "results", "peers.json"), "w") as f:
-        json.dump(r, f, indent=2)
+    save_results("peers", "\n".join(md), r)
 
 
 def parse_args():

@@ -17,15 +17,7 @@ use crate::config::LogFormat;
 pub fn init(format: LogFormat, flush_interval: Duration) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,poem=warn"));
-    let registry = tracing_subscriber::registry().with(filter);
-    let out = writer::install(flush_interval);
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = match format {
-        LogFormat::Json => registry.with(json_layer(out)).try_init(),
-        LogFormat::Text => registry
-            .with(fmt::layer().compact().with_ansi(ansi).with_writer(out))
-            .try_init(),
-    };
+    install(filter, format, writer::install(flush_interval));
 }
 
 /// Writes out the log lines still buffered (the server calls it when it stops).
@@ -39,7 +31,7 @@ pub fn init_cli(format: LogFormat) {
     // The development-secret notice is for the server's log, not every command.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,authauth::startup=error"));
-    install(filter, format);
+    install(filter, format, std::io::stderr);
 }
 
 /// The JSON log layer: the event's fields flat, the request span's (request id, method, path)
@@ -56,20 +48,19 @@ where
         .with_writer(writer)
 }
 
-/// Installs the global subscriber; later calls are no-ops (tests start many apps).
-fn install(filter: EnvFilter, format: LogFormat) {
+/// Installs the global subscriber, writing to `out` (standard error, buffered or not); later
+/// calls are no-ops (tests start many apps).
+fn install<W>(filter: EnvFilter, format: LogFormat, out: W)
+where
+    W: for<'w> fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let registry = tracing_subscriber::registry().with(filter);
     // Colour only for a person at a terminal, and never with NO_COLOR.
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = match format {
-        LogFormat::Json => registry.with(json_layer(std::io::stderr)).try_init(),
+        LogFormat::Json => registry.with(json_layer(out)).try_init(),
         LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .compact()
-                    .with_ansi(ansi)
-                    .with_writer(std::io::stderr),
-            )
+            .with(fmt::layer().compact().with_ansi(ansi).with_writer(out))
             .try_init(),
     };
 }

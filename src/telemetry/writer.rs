@@ -21,37 +21,41 @@ use tracing_subscriber::fmt::MakeWriter;
 /// A buffer this full is written at once, whatever the interval.
 pub const FLUSH_AT: usize = 64 * 1024;
 
-/// The buffer, shared by every thread that logs.
-struct Buffer<W> {
-    pending: Mutex<Vec<u8>>,
-    out: Mutex<W>,
+/// The lines waiting and where they go, behind one lock, so lines reach the output in the order
+/// they were logged.
+struct Pending<W> {
+    lines: Vec<u8>,
+    out: W,
 }
+
+/// The buffer, shared by every thread that logs.
+struct Buffer<W>(Mutex<Pending<W>>);
 
 impl<W: Write> Buffer<W> {
     /// Appends one line; writes everything out when `now` or when the buffer is full.
     fn push(&self, line: &[u8], now: bool) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.extend_from_slice(line);
-        if now || pending.len() >= FLUSH_AT {
-            self.write_out(&mut pending);
+        let mut pending = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pending.lines.extend_from_slice(line);
+        if now || pending.lines.len() >= FLUSH_AT {
+            pending.write_out();
         }
     }
 
     fn flush(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
-            self.write_out(&mut pending);
-        }
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write_out();
     }
+}
 
-    /// Called with `pending` locked, so lines reach the output in the order they were logged.
-    fn write_out(&self, pending: &mut Vec<u8>) {
-        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        // Nowhere to report a failed log write: the line is dropped, as with plain stderr.
-        let _ = out.write_all(pending).and_then(|()| out.flush());
-        pending.clear();
-        if pending.capacity() > 4 * FLUSH_AT {
-            pending.shrink_to(FLUSH_AT);
+impl<W: Write> Pending<W> {
+    fn write_out(&mut self) {
+        if self.lines.is_empty() {
+            return;
+        }
+        // Nowhere to report a failed log write: the lines are dropped, as with plain stderr.
+        let _ = self.out.write_all(&self.lines).and_then(|()| self.out.flush());
+        self.lines.clear();
+        if self.lines.capacity() > 4 * FLUSH_AT {
+            self.lines.shrink_to(FLUSH_AT);
         }
     }
 }
@@ -77,10 +81,10 @@ impl<W: Write + Send + 'static> BufferedLog<W> {
     /// line at once, no thread).
     pub fn new(out: W, interval: Duration) -> Self {
         let log = BufferedLog {
-            buffer: Arc::new(Buffer {
-                pending: Mutex::new(Vec::with_capacity(FLUSH_AT)),
-                out: Mutex::new(out),
-            }),
+            buffer: Arc::new(Buffer(Mutex::new(Pending {
+                lines: Vec::with_capacity(FLUSH_AT),
+                out,
+            }))),
             interval,
         };
         if !interval.is_zero() {

@@ -287,14 +287,7 @@ async fn the_buffered_log_is_written_out_when_the_server_stops() {
     .unwrap();
     assert!(status.0.success());
     // The process has exited; its last output reaches the reader thread shortly after.
-    let mut logs = String::new();
-    for _ in 0..100 {
-        logs.push_str(&status.1.drain_logs().join("\n"));
-        if logs.contains("authauth stopped") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let logs = status.1.logs_until("authauth stopped").await;
     assert!(
         logs.contains("last-request-before-sigterm"),
         "the access line was lost:\n{logs}"

@@ -728,6 +728,24 @@ impl Server {
     pub fn drain_logs(&self) -> Vec<String> {
         self.logs.try_iter().collect()
     }
+
+    /// Everything logged from now until a line containing `needle` arrives, one line each, or
+    /// what arrived in 10 s if none does. Information lines wait up to `LOG_FLUSH_INTERVAL` in
+    /// the server's buffer, and its output is read on a thread of its own.
+    pub async fn logs_until(&self, needle: &str) -> String {
+        let mut logs = String::new();
+        for _ in 0..100 {
+            for line in self.drain_logs() {
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+            if logs.contains(needle) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        logs
+    }
 }
 
 impl Drop for Server {

@@ -380,16 +380,8 @@ async fn passwords_and_tokens_never_reach_the_logs() {
     let second = set_cookie_value(&resp, "authauth_session").unwrap();
     c.get(server.url("/auth/me")).send().await.unwrap();
     c.post(server.url("/auth/logout")).send().await.unwrap();
-    // Information lines wait up to LOG_FLUSH_INTERVAL in the server's buffer, and the log is read
-    // asynchronously: wait for the last request's line.
-    let mut logs = String::new();
-    for _ in 0..100 {
-        logs.push_str(&server.drain_logs().join("\n"));
-        if logs.contains("/auth/logout") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Up to the last request's line.
+    let logs = server.logs_until("/auth/logout").await;
     assert!(logs.contains("session created"), "the test saw no logs:\n{logs}");
     assert!(logs.contains("/auth/logout"), "the test saw no logout:\n{logs}");
     for needle in [marker.as_str(), cookie.as_str(), second.as_str(), secret.as_str()] {
@@ -692,15 +684,7 @@ async fn forwarding_headers_without_forwarded_for_trust_are_warned_about_once() 
             .await
             .unwrap();
     }
-    // The log is read asynchronously: give the server's output a moment to arrive.
-    let mut logs = String::new();
-    for _ in 0..50 {
-        logs.push_str(&server.drain_logs().join("\n"));
-        if logs.contains("TRUST_X_FORWARDED_FOR") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut logs = server.logs_until("TRUST_X_FORWARDED_FOR").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     logs.push_str(&server.drain_logs().join("\n"));
     assert_eq!(logs.matches("TRUST_X_FORWARDED_FOR is off").count(), 1, "{logs}");
