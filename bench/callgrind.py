@@ -14,8 +14,10 @@ instructions per request and where they go (self cost of the top functions, and 
 grouped by what they do), and writes the raw dumps to the `--out` directory for
 `callgrind_annotate`.
 
-Scenarios: authenticated `GET /auth/me`, the no-cookie 401 of `GET /auth/me`, and
-authenticated `GET /auth/verify` (forward auth). Instruction counts depend on the binary and its
+Scenarios: authenticated `GET /auth/me` (sessions in use: each was checked before), the
+no-cookie 401 of `GET /auth/me`, authenticated `GET /auth/verify` (forward auth), and
+authenticated `GET /auth/me` where every request is the first of a session just made (nothing
+decoded or written before: src/session/derived.rs). Instruction counts depend on the binary and its
 inputs, not on the machine's load: compare two builds by running this twice.
 """
 
@@ -166,15 +168,28 @@ def main():
         cleanup.add(lambda: stop(server, timeout=120))
         wait_port(port, timeout=300, proc=server, log_path=server_log.name)
         log("warming up")
-        drive(port, "/auth/me", cookies, 300, 200)
+        # Every session once: a session in use has had its record decoded and its body written
+        # before (src/session/derived.rs); the "unseen" scenario measures the first request.
+        drive(port, "/auth/me", cookies, len(cookies), 200)
         drive(port, "/auth/me", None, 300, 401)
         drive(port, "/auth/verify", cookies, 300, 200)
+
+        def unseen():
+            """Sessions made just now (so none is due a sliding refresh) that no request used."""
+            fresh_file = os.path.join(tmp, "unseen.txt")
+            subprocess.run([args.seeder, str(args.requests), "10", fresh_file, str(args.requests)],
+                           env=env, cwd=tmp, check=True, stderr=subprocess.DEVNULL)
+            return [line.strip() for line in open(fresh_file) if line.strip()]
+
         scenarios = [
-            ("me", "authenticated GET /auth/me", "/auth/me", cookies, 200),
-            ("no_cookie", "GET /auth/me without a cookie (401)", "/auth/me", None, 401),
-            ("verify", "authenticated GET /auth/verify", "/auth/verify", cookies, 200),
+            ("me", "authenticated GET /auth/me", "/auth/me", lambda: cookies, 200),
+            ("no_cookie", "GET /auth/me without a cookie (401)", "/auth/me", lambda: None, 401),
+            ("verify", "authenticated GET /auth/verify", "/auth/verify", lambda: cookies, 200),
+            ("me_unseen", "authenticated GET /auth/me, each session's first request", "/auth/me",
+             unseen, 200),
         ]
-        for key, label, path, cks, expect in scenarios:
+        for key, label, path, cookies_of, expect in scenarios:
+            cks = cookies_of()
             log(f"{label}: {args.requests} requests")
             run(["callgrind_control", "--zero", str(server.pid)])
             drive(port, path, cks, args.requests, expect)

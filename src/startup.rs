@@ -18,6 +18,7 @@ use crate::{
     db,
     metrics::Metrics,
     pages,
+    session::derived::Derived,
     state::{services, AppInner, AppState},
     store::Stores,
     webhooks::Webhooks,
@@ -200,6 +201,7 @@ impl Application {
             clock,
             metrics,
             audit,
+            me_bodies: Derived::default(),
         }));
         let endpoint = routes(state.clone());
         Ok(Application {

@@ -3,6 +3,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
+use bytes::Bytes;
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -11,7 +12,7 @@ use crate::{
     clock::Clock,
     config::Settings,
     metrics::Metrics,
-    session::{policy::Policy, token::CookieSigner, Sessions},
+    session::{derived::Derived, policy::Policy, record::SessionRecord, token::CookieSigner, Sessions},
     store::Stores,
 };
 
@@ -33,6 +34,8 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// The audit trail's writer (flushed on shutdown).
     pub audit: Audit,
+    /// `GET /auth/me` bodies, written once per session state.
+    pub me_bodies: Derived<SessionRecord, Bytes>,
 }
 
 impl Deref for AppState {

@@ -15,7 +15,12 @@ use super::{
     session_auth::{client_info, CurrentSession, PresentedSessions},
     views::{JsonBody, Me},
 };
-use crate::{error::Failure, error_set, state::AppState};
+use crate::{
+    error::{ApiError, Failure},
+    error_set,
+    session::Validated,
+    state::AppState,
+};
 
 #[derive(Tags)]
 enum Tag {
@@ -293,12 +298,19 @@ impl AuthApi {
     #[oai(path = "/auth/me", method = "get")]
     async fn me(
         &self,
+        state: Data<&AppState>,
         session: CurrentSession,
         /// Any value (send `1`): a server checking on the browser's behalf; never rotate.
         #[oai(name = "X-Auth-Passive")]
         _passive: Header<Option<String>>,
     ) -> Result<MeResponse, Failure<MeErrors>> {
-        Ok(MeResponse::Ok(JsonBody(Me::from_record(&session.0.record))))
+        let Validated { record, key, .. } = &session.0;
+        // Written once per state of the session: the same record always gives the same body.
+        let body = state
+            .me_bodies
+            .get_or_try(&key.hash, record, |r| JsonBody::write(&Me::from_record(r)))
+            .map_err(ApiError::internal)?;
+        Ok(MeResponse::Ok(JsonBody::from_written(body)))
     }
 
     /// Sign out of this browser: its session is revoked server-side and the cookie cleared.

@@ -1,7 +1,10 @@
 //! JSON shapes shared by the endpoint groups (camelCase on the wire).
 
 use chrono::{DateTime, Utc};
-use poem::{http::header, IntoResponse, Response};
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use poem::{IntoResponse, Response};
 use poem_openapi::{
     payload::Payload,
     registry::{MetaSchemaRef, Registry},
@@ -31,8 +34,28 @@ fn example_time(minutes: i64) -> DateTime<Utc> {
 /// poem-openapi's `Json` writes — same schema, same content type — without first building a
 /// `serde_json::Value` tree of it (a map and a string per field). For the bodies of the hot
 /// paths (`GET /auth/me`); the value's serde attributes must then mirror its `oai` ones, which
-/// the tests check field by field against `ToJSON`.
-pub struct JsonBody<T>(pub T);
+/// the tests check field by field against `ToJSON`. The body is held written, so a body
+/// written once can answer many requests ([`crate::session::derived`]).
+pub struct JsonBody<T> {
+    body: Bytes,
+    shape: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize> JsonBody<T> {
+    /// The body of `value`. Plain structs of strings, numbers and booleans always serialise;
+    /// were one not to, the caller answers a 500 rather than a half-written document.
+    pub fn write(value: &T) -> Result<Bytes, serde_json::Error> {
+        serde_json::to_vec(value).map(Bytes::from)
+    }
+
+    /// A body [`JsonBody::write`] wrote for a value of `T`.
+    pub fn from_written(body: Bytes) -> Self {
+        JsonBody {
+            body,
+            shape: PhantomData,
+        }
+    }
+}
 
 impl<T: Type> Payload for JsonBody<T> {
     const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
@@ -46,20 +69,11 @@ impl<T: Type> Payload for JsonBody<T> {
     }
 }
 
-impl<T: Type + Serialize + Send> IntoResponse for JsonBody<T> {
+impl<T: Type + Send> IntoResponse for JsonBody<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(body) => Response::builder().content_type(Self::CONTENT_TYPE).body(body),
-            // Plain structs of strings, numbers and booleans always serialise; were one not to,
-            // the client gets a bare 500 rather than a half-written document.
-            Err(e) => {
-                tracing::error!(error = %e, "a response body could not be serialised");
-                Response::builder()
-                    .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
-                    .header(header::CONTENT_LENGTH, "0")
-                    .finish()
-            }
-        }
+        Response::builder()
+            .content_type(Self::CONTENT_TYPE)
+            .body(self.body)
     }
 }
 
@@ -226,6 +240,7 @@ impl Example for Me {
 
 #[cfg(test)]
 mod tests {
+    use poem::http::header;
     use poem_openapi::types::ToJSON;
 
     use super::*;
@@ -257,7 +272,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_json_body_answers_with_the_json_content_type() {
-        let resp = JsonBody(Me::example()).into_response();
+        let body = JsonBody::write(&Me::example()).unwrap();
+        let resp = JsonBody::<Me>::from_written(body).into_response();
         assert_eq!(resp.status(), 200);
         assert_eq!(
             resp.headers()[header::CONTENT_TYPE],

@@ -3,6 +3,7 @@
 //! Nothing here knows about HTTP. Time is passed in (`now`, milliseconds, from a [`crate::clock::Clock`]) so policies are
 //! testable without sleeping.
 
+pub mod derived;
 pub mod policy;
 pub mod record;
 pub mod service;

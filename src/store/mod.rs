@@ -52,7 +52,7 @@ impl Stores {
     /// Every port on one Redis connection.
     pub fn redis(backend: redis::RedisBackend) -> Self {
         Stores {
-            sessions: Arc::new(redis::sessions::RedisSessions(backend.clone())),
+            sessions: Arc::new(redis::sessions::RedisSessions::new(backend.clone())),
             flows: Arc::new(redis::flows::RedisFlows(backend.clone())),
             attempts: Arc::new(redis::attempts::RedisAttempts(backend.clone())),
             feed: Arc::new(redis::feed::RedisFeed(backend)),

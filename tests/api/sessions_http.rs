@@ -327,6 +327,73 @@ async fn a_client_side_max_age_changes_nothing() {
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_expired");
 }
 
+per_backend!(auth_me_shows_every_new_state_of_the_session_and_never_an_earlier_one);
+/// `/auth/me` bodies (and, on Redis, decoded records) are reused while a session's stored state
+/// is unchanged: each change — a sliding refresh, a rotation, a re-authentication, the end —
+/// must show in the very next answer.
+async fn auth_me_shows_every_new_state_of_the_session_and_never_an_earlier_one(backend: Backend) {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(backend)
+            // Touched after 60 s, rotated after 10 min.
+            .var("SESSION_IDLE_TIMEOUT", "30m")
+            .var("SESSION_ROTATION_INTERVAL", "10m"),
+    )
+    .await;
+    let (c, _) = app.signed_up_client("states@example.com").await;
+    let (_, first) = app.me(&c).await;
+    assert_eq!(app.me(&c).await.1, first, "{backend:?}: same state, same answer");
+
+    // A sliding refresh: seen later, expires later.
+    app.advance(Duration::from_secs(61));
+    let (status, touched) = app.me(&c).await;
+    assert_eq!(status, 200);
+    assert_ne!(
+        touched["session"]["lastSeenAt"], first["session"]["lastSeenAt"],
+        "{backend:?}"
+    );
+    assert_ne!(
+        touched["session"]["expiresAt"], first["session"]["expiresAt"],
+        "{backend:?}"
+    );
+    assert_eq!(app.me(&c).await.1, touched, "{backend:?}");
+
+    // A re-authentication: a new moment of proof.
+    app.advance(Duration::from_secs(5));
+    let resp = app
+        .post_json(&c, "/auth/reauthenticate", &json!({ "password": PASSWORD }))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let (_, proved) = app.me(&c).await;
+    assert_ne!(
+        proved["session"]["authenticatedAt"], touched["session"]["authenticatedAt"],
+        "{backend:?}"
+    );
+
+    // A rotation: same session, new token, seen now.
+    app.advance(Duration::from_secs(11 * 60));
+    let (status, rotated) = app.me(&c).await;
+    assert_eq!(status, 200);
+    assert_eq!(rotated["session"]["id"], first["session"]["id"]);
+    assert_ne!(
+        rotated["session"]["lastSeenAt"], proved["session"]["lastSeenAt"],
+        "{backend:?}"
+    );
+
+    // The end: the next request with that cookie is refused, whatever was answered before.
+    let other = client();
+    let resp = app.login_with(&other, "states@example.com", PASSWORD).await;
+    let cookie = set_cookie_value(&resp, app.cookie_name()).unwrap();
+    assert_eq!(app.get_with_cookie("/auth/me", &cookie).await.status(), 200);
+    assert_eq!(
+        app.post_json(&other, "/auth/logout", &json!({})).await.status(),
+        204
+    );
+    let resp = app.get_with_cookie("/auth/me", &cookie).await;
+    assert_eq!(resp.status(), 401, "{backend:?}");
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "session_revoked");
+}
+
 per_backend!(changing_the_password_ends_every_other_session_and_issues_a_new_one);
 async fn changing_the_password_ends_every_other_session_and_issues_a_new_one(backend: Backend) {
     let app = spawn_app_with(AppOptions::default().backend(backend)).await;

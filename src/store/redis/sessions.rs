@@ -3,7 +3,7 @@
 //! Validating a request is one `GET`; only a token with no live session costs a second one (its
 //! tombstone, to say why). A revoked session's key is deleted, not overwritten.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use redis::{AsyncCommands, Script};
@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::RedisBackend;
 use crate::session::{
+    derived::Derived,
     policy::ttl_until,
     record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
     store::{Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which},
@@ -135,30 +136,45 @@ struct IndexRead {
 
 /// The session port on Redis.
 #[derive(Clone)]
-pub struct RedisSessions(pub RedisBackend);
+pub struct RedisSessions {
+    backend: RedisBackend,
+    /// Records decoded from the bytes a `GET` returned, reused while a session's stored bytes
+    /// do not change (see [`Derived`]): decoding the JSON was the largest step of a session
+    /// check after HTTP itself.
+    decoded: Arc<Derived<String, Stored>>,
+}
+
+impl RedisSessions {
+    pub fn new(backend: RedisBackend) -> Self {
+        RedisSessions {
+            backend,
+            decoded: Arc::default(),
+        }
+    }
+}
 
 /// How many times a change that lost a race reads again before reporting a conflict.
 const MAX_ATTEMPTS: u32 = 10;
 
 impl RedisSessions {
     fn conn(&self) -> super::connection::Connection {
-        self.0.conn()
+        self.backend.conn()
     }
 
     fn session_key(&self, slot: &str, hash: &str) -> String {
-        self.0.key(format_args!("{{{slot}}}:s:{hash}"))
+        self.backend.key(format_args!("{{{slot}}}:s:{hash}"))
     }
 
     fn tombstone_key(&self, slot: &str, hash: &str) -> String {
-        self.0.key(format_args!("{{{slot}}}:t:{hash}"))
+        self.backend.key(format_args!("{{{slot}}}:t:{hash}"))
     }
 
     fn index_key(&self, slot: &str, user_id: &Uuid) -> String {
-        self.0.key(format_args!("{{{slot}}}:u:{user_id}"))
+        self.backend.key(format_args!("{{{slot}}}:u:{user_id}"))
     }
 
     fn directory_key(&self, slot: &str, public_id: &str) -> String {
-        self.0.key(format_args!("{{{slot}}}:p:{public_id}"))
+        self.backend.key(format_args!("{{{slot}}}:p:{public_id}"))
     }
 
     /// The user's index: public id → current token hash.
@@ -257,7 +273,9 @@ impl SessionStore for RedisSessions {
         let hash = key.hash.to_b64();
         let value: Option<String> = self.conn().get(self.session_key(&key.slot, &hash)).await?;
         if let Some(v) = value {
-            return Ok(Some(Stored::decode(&v)?));
+            return Ok(Some(
+                self.decoded.get_or_try(&key.hash, &v, |v| Stored::decode(v))?,
+            ));
         }
         // No live session: was it revoked (and why)?
         let tomb: Option<String> = self.conn().get(self.tombstone_key(&key.slot, &hash)).await?;
@@ -307,13 +325,13 @@ impl SessionStore for RedisSessions {
             let mut conn = if ending.is_empty() {
                 self.conn()
             } else {
-                self.0.revocations()
+                self.backend.revocations()
             };
             let n: i64 = script.invoke_async(&mut conn).await?;
             if n >= 0 {
                 if !ending.is_empty() {
                     // Sessions ended to make room are revocations: as durable as the others.
-                    self.0.replicate(&index_key).await?;
+                    self.backend.replicate(&index_key).await?;
                 }
                 return Ok(Created::Created { ended: ending });
             }
@@ -443,9 +461,9 @@ impl SessionStore for RedisSessions {
             for (pid, hash, record) in &targets {
                 self.push_ending(&mut script, &slot, pid, hash, record, revocation, now);
             }
-            let n: i64 = script.invoke_async(&mut self.0.revocations()).await?;
+            let n: i64 = script.invoke_async(&mut self.backend.revocations()).await?;
             if n >= 0 {
-                self.0.replicate(&index_key).await?;
+                self.backend.replicate(&index_key).await?;
                 return Ok(targets.into_iter().map(|(_, _, r)| r).collect());
             }
             super::backoff(attempt).await;
@@ -456,9 +474,9 @@ impl SessionStore for RedisSessions {
     }
 
     async fn list_page(&self, cursor: Option<String>, limit: usize, now: Millis) -> Result<Page, StoreError> {
-        let pattern = format!("{}{{*}}:u:*", super::glob_escape(&self.0.prefix));
+        let pattern = format!("{}{{*}}:u:*", super::glob_escape(&self.backend.prefix));
         let (keys, next) = self
-            .0
+            .backend
             .scan_page(cursor.as_deref(), &pattern, limit.max(10))
             .await?;
         let mut sessions = Vec::new();
@@ -473,6 +491,6 @@ impl SessionStore for RedisSessions {
     }
 
     async fn ping(&self) -> Result<Reached, StoreError> {
-        self.0.ping().await
+        self.backend.ping().await
     }
 }
