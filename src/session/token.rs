@@ -103,12 +103,14 @@ pub struct CookieValue {
 /// Signs and verifies cookie values with the configured secrets.
 #[derive(Clone)]
 pub struct CookieSigner {
-    keys: Vec<SecretString>,
+    /// Per secret, HMAC-SHA256 already keyed: the two blocks HMAC derives from the key (inner
+    /// and outer pad) are hashed once here, not on every request; each use starts from a copy.
+    keyed: Vec<HmacSha256>,
 }
 
 impl fmt::Debug for CookieSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CookieSigner([{} keys redacted])", self.keys.len())
+        write!(f, "CookieSigner([{} keys redacted])", self.keyed.len())
     }
 }
 
@@ -117,7 +119,9 @@ impl CookieSigner {
     /// validation rules out.
     pub fn new(keys: Vec<SecretString>) -> Self {
         assert!(!keys.is_empty(), "at least one session secret is required");
-        CookieSigner { keys }
+        CookieSigner {
+            keyed: keys.iter().map(Self::mac).collect(),
+        }
     }
 
     #[allow(clippy::expect_used, reason = "HMAC accepts keys of any length")]
@@ -135,7 +139,7 @@ impl CookieSigner {
 
     /// HMAC-SHA256 of `payload` with the signing key, base64url.
     pub fn tag(&self, payload: &str) -> String {
-        let mut mac = Self::mac(&self.keys[0]);
+        let mut mac = self.keyed[0].clone();
         mac.update(payload.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
@@ -145,8 +149,8 @@ impl CookieSigner {
         let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
             return false;
         };
-        self.keys.iter().any(|key| {
-            let mut mac = Self::mac(key);
+        self.keyed.iter().any(|keyed| {
+            let mut mac = keyed.clone();
             mac.update(payload.as_bytes());
             mac.verify_slice(&tag).is_ok()
         })
@@ -180,6 +184,27 @@ mod tests {
 
     fn signer(keys: &[&str]) -> CookieSigner {
         CookieSigner::new(keys.iter().map(|k| SecretString::from(k.to_string())).collect())
+    }
+
+    /// The tag is HMAC-SHA256 under the configured key, computed from the pre-keyed state:
+    /// RFC 4231 test case 2, under the signing key and (for verification) under a previous one.
+    #[test]
+    fn the_tag_is_hmac_sha256_of_the_payload_under_each_key() {
+        let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        let bytes: Vec<u8> = (0..expected.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&expected[i..i + 2], 16).unwrap())
+            .collect();
+        let tag = URL_SAFE_NO_PAD.encode(bytes);
+        let payload = "what do ya want for nothing?";
+        let s = signer(&["Jefe"]);
+        assert_eq!(s.tag(payload), tag);
+        // Twice: each use starts from the keyed state, not from the previous use's.
+        assert_eq!(s.tag(payload), tag);
+        let rotated = signer(&["a new secret", "Jefe"]);
+        assert_ne!(rotated.tag(payload), tag, "signs with the first key");
+        assert!(rotated.check_tag(payload, &tag), "verifies with every key");
+        assert!(!signer(&["Jeff"]).check_tag(payload, &tag));
     }
 
     #[test]
