@@ -172,8 +172,9 @@ impl ErrorKind {
     }
 }
 
-/// The body of every error response.
-#[derive(Debug, Clone, Object, serde::Deserialize)]
+/// The body of every error response. Written by serde (the `serde` attributes mirror the `oai`
+/// ones; a test compares both writers), not through poem-openapi's `serde_json::Value` tree.
+#[derive(Debug, Clone, Object, serde::Deserialize, serde::Serialize)]
 #[oai(example)]
 pub struct ErrorBody {
     /// A stable, machine-readable code such as `session_expired` or `csrf_rejected`.
@@ -183,11 +184,13 @@ pub struct ErrorBody {
     /// For `session_revoked`: why the session ended (`logout`, `password_changed`,
     /// `user_disabled`, `operator`, …).
     #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For `session_revoked` by an operator: the text they gave (`authauth sessions revoke
     /// --reason`), exactly as written — for the person whose session ended ("phone reported
     /// stolen"). Absent when they gave none. `message` quotes it too.
     #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -559,7 +562,8 @@ impl From<crate::auth::oidc::OidcError> for ApiError {
 }
 
 fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
-    let json = body.to_json_string();
+    // Strings and options of strings always serialise.
+    let json = serde_json::to_vec(body).unwrap_or_else(|_| body.to_json_string().into_bytes());
     Response::builder()
         .status(status)
         .header(
@@ -841,6 +845,35 @@ macro_rules! error_set {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// serde (what the server writes) and poem-openapi (the spec's `ToJSON`) write the same
+    /// error document: the same fields, absent when `None`, the same escaping.
+    #[tokio::test]
+    async fn serde_and_poem_openapi_write_the_same_error_body() {
+        let bodies = [
+            ApiError::NoSession.body(),
+            ErrorBody::example(),
+            ApiError::SessionRevoked {
+                reason: "operator".into(),
+                note: Some("phone \"reported\" stolen\n\u{1b}[31m".into()),
+            }
+            .body(),
+            ApiError::InvalidRequest("the request body is not valid: `email`".into()).body(),
+        ];
+        for body in bodies {
+            let by_serde: serde_json::Value =
+                serde_json::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap();
+            assert_eq!(by_serde, body.to_json().unwrap(), "{body:?}");
+        }
+        let bytes = json_error(StatusCode::UNAUTHORIZED, &ApiError::NoSession.body())
+            .into_body()
+            .into_bytes()
+            .await
+            .unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(written["error"], "no_session");
+        assert!(written.get("reason").is_none() && written.get("note").is_none());
+    }
 
     #[test]
     fn every_kind_has_its_own_code_and_a_meaning() {

@@ -299,13 +299,30 @@ mod tests {
                 );
             });
             tracing::warn!(error = %"\u{1b}[31mred", "outside");
+            // The access log's form: `message` as a text field writes the same line.
+            span.in_scope(|| {
+                tracing::info!(
+                    message = "request",
+                    status = 200u16,
+                    latency_ms = 1.25,
+                    ok = true,
+                    delta = -3i64
+                )
+            });
         });
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 3, "{text}");
+        let strip_time = |l: &str| l.split_once(",\"level\"").map(|(_, rest)| rest.to_string());
+        let raw: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            strip_time(raw[2]),
+            strip_time(raw[0]),
+            "same line but for the time"
+        );
         let first = &lines[0];
         assert_eq!(first["level"], "INFO");
         assert_eq!(first["message"], "request");
