@@ -890,8 +890,17 @@ async fn ui_enabled_false_serves_no_pages() {
         assert_eq!(resp.status(), 404, "{path}");
         assert!(header(&resp, "content-type").starts_with("application/json"));
     }
-    let resp = post_form(&app, &client(), "/logout", &[], Site::SameOrigin).await;
-    assert!(resp.status().is_client_error());
+    // Without pages their paths take no forms: a form body there is refused as anywhere else
+    // (415), not checked as a page's form post (which would answer 403 without an Origin).
+    for (path, from) in [("/logout", Site::SameOrigin), ("/login", Site::Nowhere)] {
+        let resp = post_form(&app, &client(), path, &[("email", "a@example.com")], from).await;
+        assert_eq!(resp.status(), 415, "{path}");
+        assert_eq!(
+            resp.json::<serde_json::Value>().await.unwrap()["error"],
+            "unsupported_media_type",
+            "{path}"
+        );
+    }
     // The JSON API is untouched.
     assert_eq!(
         app.signup_with(&client(), "api@example.com", PASSWORD)
