@@ -34,6 +34,11 @@ enum Site {
     CrossSiteMetadata,
     /// Neither header: not what a browser sends with a form.
     Nowhere,
+    /// This origin in `Origin`, no fetch metadata: a browser without `Sec-Fetch-*` (Safari
+    /// before 16.4).
+    OriginOnly,
+    /// `Sec-Fetch-Site: same-origin` alone.
+    MetadataOnly,
 }
 
 const CROSS_SITE: [Site; 3] = [Site::OtherOrigin, Site::CrossSiteMetadata, Site::Nowhere];
@@ -55,6 +60,8 @@ async fn post_form(
         Site::OtherOrigin => req.header("origin", "http://evil.example"),
         Site::CrossSiteMetadata => req.header("sec-fetch-site", "cross-site"),
         Site::Nowhere => req,
+        Site::OriginOnly => req.header("origin", app.origin()),
+        Site::MetadataOnly => req.header("sec-fetch-site", "same-origin"),
     };
     req.send().await.unwrap()
 }
@@ -226,6 +233,29 @@ async fn every_page_is_html_without_script_unframeable_and_uncached() {
     assert_eq!(resp.status(), 405);
     assert_eq!(header(&resp, "allow"), "POST");
     assert_page_headers(&resp, "405");
+}
+
+/// A form post needs to say where it comes from, by either header: browsers without fetch
+/// metadata send only `Origin`, and `Sec-Fetch-Site: same-origin` alone is as telling.
+#[tokio::test]
+async fn a_same_site_form_post_is_accepted_with_either_origin_or_fetch_metadata() {
+    let app = spawn_app().await;
+    for (email, from) in [
+        ("origin-only@example.com", Site::OriginOnly),
+        ("metadata-only@example.com", Site::MetadataOnly),
+    ] {
+        let c = client();
+        let resp = post_form(
+            &app,
+            &c,
+            "/signup",
+            &[("fullName", "Ada"), ("email", email), ("password", PASSWORD)],
+            from,
+        )
+        .await;
+        assert_eq!(resp.status(), 303, "{from:?}");
+        assert_eq!(app.me(&c).await.1["user"]["email"], email, "{from:?}");
+    }
 }
 
 #[tokio::test]
