@@ -79,72 +79,43 @@ mod tests {
         TokenHash([n; 32])
     }
 
-    /// Counts the calls of `make`, which upper-cases its input.
-    fn upper<'a>(calls: &'a Cell<u32>) -> impl Fn(&String) -> Result<String, ()> + 'a {
-        move |s: &String| {
+    /// `get_or_try` for session `n` with a `make` that upper-cases its input and counts its
+    /// calls.
+    fn upper(cache: &Derived<String, String>, calls: &Cell<u32>, n: u8, input: &str) -> Result<String, ()> {
+        cache.get_or_try(&hash(n), &input.to_string(), |s: &String| {
             calls.set(calls.get() + 1);
             Ok(s.to_uppercase())
-        }
+        })
     }
 
     #[test]
     fn an_unchanged_input_reuses_the_result() {
-        let cache = Derived::new(16);
-        let calls = Cell::new(0);
+        let (cache, calls) = (Derived::new(16), Cell::new(0));
         for _ in 0..3 {
-            assert_eq!(
-                cache.get_or_try(&hash(1), &"a".to_string(), upper(&calls)),
-                Ok("A".into())
-            );
+            assert_eq!(upper(&cache, &calls, 1, "a"), Ok("A".into()));
         }
         assert_eq!(calls.get(), 1);
     }
 
     #[test]
     fn a_changed_input_is_computed_again_never_answered_from_the_old_one() {
-        let cache = Derived::new(16);
-        let calls = Cell::new(0);
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"a".to_string(), upper(&calls)),
-            Ok("A".into())
-        );
+        let (cache, calls) = (Derived::new(16), Cell::new(0));
+        assert_eq!(upper(&cache, &calls, 1, "a"), Ok("A".into()));
         // Same session, new state (a touch, a rotation): the new state's result.
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"b".to_string(), upper(&calls)),
-            Ok("B".into())
-        );
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"b".to_string(), upper(&calls)),
-            Ok("B".into())
-        );
+        assert_eq!(upper(&cache, &calls, 1, "b"), Ok("B".into()));
+        assert_eq!(upper(&cache, &calls, 1, "b"), Ok("B".into()));
         // And back: computed again, not remembered from two states ago.
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"a".to_string(), upper(&calls)),
-            Ok("A".into())
-        );
+        assert_eq!(upper(&cache, &calls, 1, "a"), Ok("A".into()));
         assert_eq!(calls.get(), 3);
     }
 
     #[test]
     fn sessions_are_kept_apart() {
-        let cache = Derived::new(16);
-        let calls = Cell::new(0);
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"a".to_string(), upper(&calls)),
-            Ok("A".into())
-        );
-        assert_eq!(
-            cache.get_or_try(&hash(2), &"b".to_string(), upper(&calls)),
-            Ok("B".into())
-        );
-        assert_eq!(
-            cache.get_or_try(&hash(1), &"a".to_string(), upper(&calls)),
-            Ok("A".into())
-        );
-        assert_eq!(
-            cache.get_or_try(&hash(2), &"b".to_string(), upper(&calls)),
-            Ok("B".into())
-        );
+        let (cache, calls) = (Derived::new(16), Cell::new(0));
+        assert_eq!(upper(&cache, &calls, 1, "a"), Ok("A".into()));
+        assert_eq!(upper(&cache, &calls, 2, "b"), Ok("B".into()));
+        assert_eq!(upper(&cache, &calls, 1, "a"), Ok("A".into()));
+        assert_eq!(upper(&cache, &calls, 2, "b"), Ok("B".into()));
         assert_eq!(calls.get(), 2);
     }
 
@@ -169,10 +140,9 @@ mod tests {
 
     #[test]
     fn the_cache_stays_within_its_capacity() {
-        let cache = Derived::new(64);
-        let calls = Cell::new(0);
+        let (cache, calls) = (Derived::new(64), Cell::new(0));
         for n in 0..=255u8 {
-            cache.get_or_try(&hash(n), &n.to_string(), upper(&calls)).unwrap();
+            upper(&cache, &calls, n, &n.to_string()).unwrap();
         }
         assert!(cache.entries.len() <= 64, "{} entries kept", cache.entries.len());
     }
