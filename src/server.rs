@@ -20,7 +20,6 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
 };
 use poem::{
-    endpoint::BoxEndpoint,
     http::{self, uri::Scheme},
     web::{LocalAddr, RemoteAddr},
     Addr, Endpoint,
@@ -40,9 +39,9 @@ fn builder(settings: &Settings) -> http1::Builder {
 
 /// Serves `endpoint` on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish for at most `settings.shutdown_timeout`.
-pub async fn serve(
+pub async fn serve<E: Endpoint + 'static>(
     listener: TcpListener,
-    endpoint: BoxEndpoint<'static>,
+    endpoint: E,
     settings: &Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use poem::{endpoint::BoxEndpoint, http::header, Endpoint, EndpointExt, Request, Response, Route};
+use poem::{http::header, Endpoint, EndpointExt, Request, Response, Route};
 use sea_orm::DatabaseConnection;
 
 use secrecy::ExposeSecret;
@@ -127,7 +127,7 @@ pub async fn open(
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: tokio::net::TcpListener,
-    endpoint: BoxEndpoint<'static>,
+    endpoint: Edge,
     addr: SocketAddr,
     /// `METRICS_ADDR`'s listener, bound, and its address.
     metrics: Option<(tokio::net::TcpListener, SocketAddr)>,
@@ -277,8 +277,9 @@ impl Endpoint for ExportMetrics {
     }
 }
 
-/// The route table behind the one endpoint every request enters ([`api::edge::Edge`]).
-pub fn routes(state: AppState) -> BoxEndpoint<'static> {
+/// The one endpoint every request enters ([`api::edge::Edge`]) and the route table behind it.
+/// Not boxed: the connection loop calls it directly (`server::serve`).
+pub fn routes(state: AppState) -> Edge {
     let api = api::service();
     let spec = api.spec_endpoint();
     let swagger = api.swagger_ui();
@@ -289,7 +290,7 @@ pub fn routes(state: AppState) -> BoxEndpoint<'static> {
         route = pages::mount(route);
     }
     let router = route.nest("/", api).boxed();
-    Edge::new(state, router, page_routes).boxed()
+    Edge::new(state, router, page_routes)
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when the

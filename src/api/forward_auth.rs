@@ -18,13 +18,16 @@
 //! as after Google sign-in ([`safe_return_to`]): there is no open redirect.
 
 use poem::{
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, HeaderName, HeaderValue, Method, StatusCode},
     web::Data,
     Request,
 };
 use poem_openapi::{param::Header, ApiResponse, OpenApi, Tags};
 
-use super::session_auth::SessionCheck;
+use super::{
+    header_names::{SEC_FETCH_MODE, X_FORWARDED_METHOD, X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URL},
+    session_auth::SessionCheck,
+};
 use crate::{
     auth::oidc::safe_return_to,
     config::Settings,
@@ -154,7 +157,7 @@ struct Original {
 }
 
 /// A header that may appear at most once: `None` when absent, repeated or not text.
-fn single<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+fn single<'a>(req: &'a Request, name: &HeaderName) -> Option<&'a str> {
     let mut values = req.headers().get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -179,8 +182,8 @@ fn path_of_url(raw: &str) -> Option<String> {
 }
 
 fn original(req: &Request, settings: &Settings) -> Original {
-    let original_url = single(req, "x-original-url");
-    let via_nginx = req.headers().contains_key("x-original-url");
+    let original_url = single(req, &X_ORIGINAL_URL);
+    let via_nginx = req.headers().contains_key(X_ORIGINAL_URL);
     if !settings.trust_forwarded_for {
         warn_if_forwarded_without_trust(req);
         return Original {
@@ -190,10 +193,10 @@ fn original(req: &Request, settings: &Settings) -> Original {
     }
     let path = match original_url {
         Some(url) => path_of_url(url),
-        None => single(req, "x-forwarded-uri").map(str::to_string),
+        None => single(req, &X_FORWARDED_URI).map(str::to_string),
     };
-    let method = single(req, "x-forwarded-method")
-        .or_else(|| single(req, "x-original-method"))
+    let method = single(req, &X_FORWARDED_METHOD)
+        .or_else(|| single(req, &X_ORIGINAL_METHOD))
         .map(str::to_ascii_uppercase);
     Original {
         method,
@@ -207,7 +210,7 @@ fn original(req: &Request, settings: &Settings) -> Original {
 fn warn_if_forwarded_without_trust(req: &Request) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let h = req.headers();
-    if (h.contains_key("x-forwarded-uri") || h.contains_key("x-original-url"))
+    if (h.contains_key(X_FORWARDED_URI) || h.contains_key(X_ORIGINAL_URL))
         && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         tracing::warn!(
@@ -228,7 +231,7 @@ fn wants_html(req: &Request, original: &Original) -> bool {
     if method != Method::GET.as_str() && method != Method::HEAD.as_str() {
         return false;
     }
-    if let Some(mode) = single(req, "sec-fetch-mode") {
+    if let Some(mode) = single(req, &SEC_FETCH_MODE) {
         return mode.eq_ignore_ascii_case("navigate");
     }
     req.headers()

@@ -38,7 +38,10 @@ use poem::{
     IntoResponse, Request, Response,
 };
 
-use super::cookie::{clear_cookie, CookieAction, CookieSlot};
+use super::{
+    cookie::{clear_cookie, CookieAction, CookieSlot},
+    header_names::SEC_FETCH_SITE,
+};
 use crate::{config::AllowedHost, error::ApiError, state::AppState};
 
 /// The largest request body accepted (413 `payload_too_large` above it).
@@ -123,7 +126,7 @@ fn csrf_verdict(req: &Request, state: &AppState) -> Option<&'static str> {
     let Ok(origin) = single_header(req, header::ORIGIN) else {
         return Some("a request with a duplicated or unreadable Origin header cannot change state");
     };
-    let Ok(fetch_site) = single_header(req, "sec-fetch-site") else {
+    let Ok(fetch_site) = single_header(req, SEC_FETCH_SITE) else {
         return Some("a request with a duplicated or unreadable Sec-Fetch-Site header cannot change state");
     };
     let listed = match origin {
@@ -177,7 +180,7 @@ fn add_vary_origin(resp: &mut Response) {
 /// True when a request says which site it comes from: a browser's form post always does
 /// (`Origin` on every POST, `Sec-Fetch-Site` in current browsers).
 fn names_its_site(req: &Request) -> bool {
-    req.headers().contains_key(header::ORIGIN) || req.headers().contains_key("sec-fetch-site")
+    req.headers().contains_key(header::ORIGIN) || req.headers().contains_key(SEC_FETCH_SITE)
 }
 
 /// Runs `next` on the request if it passes, and applies to its response what the request

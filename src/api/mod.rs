@@ -14,6 +14,7 @@ pub mod edge;
 pub mod fields;
 pub mod forward_auth;
 pub mod guard;
+pub mod header_names;
 pub mod health;
 pub mod mfa;
 pub mod oidc;

@@ -92,7 +92,10 @@ error_set!(CallbackErrors: [
 
 /// True for `fetch()`/XHR callers, which cannot follow a redirect to another origin.
 fn wants_json(req: &Request) -> bool {
-    let mode = req.headers().get("sec-fetch-mode").and_then(|v| v.to_str().ok());
+    let mode = req
+        .headers()
+        .get(super::header_names::SEC_FETCH_MODE)
+        .and_then(|v| v.to_str().ok());
     if let Some(mode) = mode {
         return mode != "navigate";
     }

@@ -3,7 +3,10 @@
 //! cookie in and the outcome out. A store outage is a 503, never a 401: the user is not
 //! logged out because Redis blinked.
 
-use poem::{Request, RequestBody};
+use poem::{
+    http::{header, HeaderName},
+    Request, RequestBody,
+};
 use poem_openapi::{
     registry::{MetaSecurityScheme, Registry},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
@@ -38,7 +41,8 @@ pub struct PresentedSessions(pub Vec<crate::session::record::SessionRecord>);
 /// is validated without being rotated — only its sliding expiry is refreshed — and the response
 /// sets no cookie at all. Any value counts; send `1`. See docs/forward-auth.md, "Backends that
 /// check a session themselves".
-pub const PASSIVE_HEADER: &str = "x-auth-passive";
+/// (A `HeaderName`, not text: a lookup by text parses the name on every call.)
+pub const PASSIVE_HEADER: HeaderName = HeaderName::from_static("x-auth-passive");
 
 /// How the answer to this request reaches the browser: [`Delivery::Passive`] when it carries
 /// [`PASSIVE_HEADER`].
@@ -287,7 +291,7 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
         .then(|| {
             let last = req
                 .headers()
-                .get_all("x-forwarded-for")
+                .get_all(super::header_names::X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
@@ -307,7 +311,7 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
         // Set (or replaced by a well-formed one) by the request middleware.
         request_id: req
             .headers()
-            .get("x-request-id")
+            .get(super::header_names::X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         operator: None,
@@ -323,7 +327,7 @@ fn warn_if_behind_an_undeclared_proxy(req: &Request, settings: &Settings) {
         return;
     }
     let headers = req.headers();
-    if (headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded"))
+    if (headers.contains_key(super::header_names::X_FORWARDED_FOR) || headers.contains_key(header::FORWARDED))
         && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         let peer = req

@@ -7,8 +7,9 @@
 //! copied into each line; values are escaped by serde_json.
 //!
 //! The line: `{"timestamp":…,"level":…,<event fields>,"target":…,"span":{"name":…,<span
-//! fields>}}` — the event's fields flattened, the innermost span's fields under `"span"` (absent
-//! outside any span), as before.
+//! fields>}}` — the event's fields flattened; under `"span"` the request being served
+//! (`{"name":"request","request_id":…,"method":…,"path":…}`, from [`super::request`]), else
+//! the innermost span's fields, else nothing.
 
 use std::fmt;
 
@@ -26,8 +27,13 @@ use tracing_subscriber::{
 /// Writes `value` as a JSON string. Most values (field names, ids, paths, methods) need no
 /// escaping and are copied as they are; anything with a quote, a backslash or a control
 /// character is escaped by serde_json.
-fn string(out: &mut dyn fmt::Write, value: &str) -> fmt::Result {
-    if !value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+fn string<W: fmt::Write + ?Sized>(out: &mut W, value: &str) -> fmt::Result {
+    // Every byte looked at, without stopping at the first that needs escaping: a loop with no
+    // early exit is one the compiler turns into vector instructions.
+    let plain = !value
+        .bytes()
+        .fold(false, |seen, b| seen | (b == b'"') | (b == b'\\') | (b < 0x20));
+    if plain {
         out.write_char('"')?;
         out.write_str(value)?;
         return out.write_char('"');
@@ -80,13 +86,14 @@ fn timestamp(out: &mut impl fmt::Write, at: std::time::SystemTime) -> fmt::Resul
     })
 }
 
-/// Writes fields as `"name":value` pairs, each preceded by a comma (the visitor of [`JsonFragment`]).
-pub struct Fields<'a> {
-    out: Writer<'a>,
+/// Writes fields as `"name":value` pairs, each preceded by a comma: into the line (`String`),
+/// or into a span's stored fragment (`Writer`, the visitor of [`JsonFragment`]).
+pub struct Fields<W> {
+    out: W,
     result: fmt::Result,
 }
 
-impl Fields<'_> {
+impl<W: fmt::Write> Fields<W> {
     fn name(&mut self, field: &Field) {
         if self.result.is_ok() {
             self.result = self
@@ -112,7 +119,7 @@ impl Fields<'_> {
     }
 }
 
-impl tracing::field::Visit for Fields<'_> {
+impl<W: fmt::Write> tracing::field::Visit for Fields<W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.text(field, value);
     }
@@ -130,9 +137,11 @@ impl tracing::field::Visit for Fields<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        match serde_json::to_string(&value) {
-            Ok(s) => self.raw(field, &s),
-            Err(_) => self.raw(field, "null"),
+        // As serde_json writes it (ryu; JSON has no NaN or infinity), without a `String`.
+        if value.is_finite() {
+            self.raw(field, ryu::Buffer::new().format_finite(value));
+        } else {
+            self.raw(field, "null");
         }
     }
 
@@ -160,13 +169,13 @@ impl tracing::field::Visit for Fields<'_> {
     }
 }
 
-impl VisitOutput<fmt::Result> for Fields<'_> {
+impl<W: fmt::Write> VisitOutput<fmt::Result> for Fields<W> {
     fn finish(self) -> fmt::Result {
         self.result
     }
 }
 
-impl VisitFmt for Fields<'_> {
+impl<W: fmt::Write> VisitFmt for Fields<W> {
     fn writer(&mut self) -> &mut dyn fmt::Write {
         &mut self.out
     }
@@ -178,9 +187,9 @@ impl VisitFmt for Fields<'_> {
 pub struct JsonFragment;
 
 impl<'a> MakeVisitor<Writer<'a>> for JsonFragment {
-    type Visitor = Fields<'a>;
+    type Visitor = Fields<Writer<'a>>;
 
-    fn make_visitor(&self, out: Writer<'a>) -> Fields<'a> {
+    fn make_visitor(&self, out: Writer<'a>) -> Fields<Writer<'a>> {
         Fields { out, result: Ok(()) }
     }
 }
@@ -199,30 +208,72 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        timestamp(&mut writer, std::time::SystemTime::now())?;
-        writer.write_str("\",\"level\":\"")?;
-        writer.write_str(meta.level().as_str())?;
-        writer.write_char('"')?;
-        let mut fields = Fields {
-            out: writer.by_ref(),
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        writer.write_str(",\"target\":")?;
-        string(&mut writer, meta.target())?;
-        if let Some(span) = ctx.lookup_current() {
-            writer.write_str(",\"span\":{\"name\":")?;
-            string(&mut writer, span.name())?;
-            if let Some(stored) = span.extensions().get::<FormattedFields<JsonFragment>>() {
-                writer.write_str(stored)?;
-            }
-            writer.write_char('}')?;
+        // The line is put together in a `String` of this thread's and handed over in one write:
+        // written piece by piece through `Writer` (a `dyn fmt::Write`), each of its two dozen
+        // pieces was a call through a vtable.
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }
-        writer.write_str("}\n")
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write_line(&mut line, ctx, event)?;
+                let written = writer.write_str(&line);
+                if line.capacity() > 16 * 1024 {
+                    *line = String::new();
+                }
+                written
+            }
+            // Formatting a value logged something itself: a line of its own.
+            Err(_) => {
+                let mut line = String::new();
+                write_line(&mut line, ctx, event)?;
+                writer.write_str(&line)
+            }
+        })
     }
+}
+
+fn write_line<S>(out: &mut String, ctx: &FmtContext<'_, S, JsonFragment>, event: &Event<'_>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    use fmt::Write;
+    let meta = event.metadata();
+    out.push_str("{\"timestamp\":\"");
+    timestamp(out, std::time::SystemTime::now())?;
+    out.push_str("\",\"level\":\"");
+    out.push_str(meta.level().as_str());
+    out.push('"');
+    let mut fields = Fields {
+        out: &mut *out,
+        result: Ok(()),
+    };
+    event.record(&mut fields);
+    fields.result?;
+    out.push_str(",\"target\":");
+    string(out, meta.target())?;
+    let request = super::request::with_current(|request| -> fmt::Result {
+        out.push_str(",\"span\":{\"name\":\"request\",\"request_id\":");
+        string(out, request.id())?;
+        out.push_str(",\"method\":");
+        string(out, request.method.as_str())?;
+        out.push_str(",\"path\":");
+        string(out, request.path())?;
+        out.write_char('}')
+    });
+    if let Some(written) = request {
+        written?;
+    } else if let Some(span) = ctx.lookup_current() {
+        out.push_str(",\"span\":{\"name\":");
+        string(out, span.name())?;
+        if let Some(stored) = span.extensions().get::<FormattedFields<JsonFragment>>() {
+            out.push_str(stored);
+        }
+        out.push('}');
+    }
+    out.push_str("}\n");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -254,6 +305,50 @@ mod tests {
         fn make_writer(&'a self) -> Buffer {
             self.clone()
         }
+    }
+
+    /// The request's id, method and path under `"span"` — written exactly as the per-request
+    /// span wrote them before they moved to a task-local — and a span opened inside a request
+    /// does not hide them.
+    #[tokio::test]
+    async fn a_line_logged_while_a_request_is_served_names_the_request_as_its_span_did() {
+        let buffer = Buffer::default();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(JsonFragment)
+                .event_format(JsonLine)
+                .with_writer(buffer.clone()),
+        );
+        let _default = tracing::subscriber::set_default(subscriber);
+        let path = "/a\"b\\c/d%20e";
+        let span = tracing::info_span!("request", request_id = "r-1", method = "GET", path = path);
+        span.in_scope(|| tracing::info!(message = "request", status = 200u16));
+        let request = crate::telemetry::request::Request {
+            id: poem::http::HeaderValue::from_static("r-1"),
+            method: poem::http::Method::GET,
+            uri: "/a\"b\\c/d%20e?code=secret".parse().unwrap(),
+        };
+        crate::telemetry::request::scope(request, async {
+            tracing::info!(message = "request", status = 200u16);
+            tracing::info_span!("library", detail = "x").in_scope(|| tracing::info!("inner"));
+        })
+        .await;
+        tracing::info!("after");
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let raw: Vec<&str> = text.lines().collect();
+        assert_eq!(raw.len(), 4, "{text}");
+        let strip_time = |l: &str| l.split_once(",\"level\"").map(|(_, rest)| rest.to_string());
+        assert_eq!(
+            strip_time(raw[1]),
+            strip_time(raw[0]),
+            "the same line as the span's"
+        );
+        assert!(!text.contains("secret"), "never the query string: {text}");
+        let inner: serde_json::Value = serde_json::from_str(raw[2]).unwrap();
+        assert_eq!(inner["span"]["request_id"], "r-1");
+        assert_eq!(inner["span"]["path"], "/a\"b\\c/d%20e");
+        let after: serde_json::Value = serde_json::from_str(raw[3]).unwrap();
+        assert!(after.get("span").is_none(), "the request is over: {}", raw[3]);
     }
 
     #[test]

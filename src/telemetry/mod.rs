@@ -4,6 +4,8 @@
 //! are logged by their public id, never by token.
 
 pub mod json;
+pub mod request;
+pub mod text;
 pub mod writer;
 
 use std::{io::IsTerminal, time::Duration};
@@ -34,7 +36,7 @@ pub fn init_cli(format: LogFormat) {
     install(filter, format, std::io::stderr);
 }
 
-/// The JSON log layer: the event's fields flat, the request span's (request id, method, path)
+/// The JSON log layer: the event's fields flat, the request's (id, method, path: `request`)
 /// under "span", written without tracing-subscriber's parse of the span per line (`json.rs`;
 /// `cargo run --release --example log_format` measures both).
 pub fn json_layer<S, W>(writer: W) -> fmt::Layer<S, json::JsonFragment, json::JsonLine, W>
@@ -60,7 +62,12 @@ where
     let _ = match format {
         LogFormat::Json => registry.with(json_layer(out)).try_init(),
         LogFormat::Text => registry
-            .with(fmt::layer().compact().with_ansi(ansi).with_writer(out))
+            .with(
+                fmt::layer()
+                    .event_format(text::TextLine::new(ansi))
+                    .with_ansi(ansi)
+                    .with_writer(out),
+            )
             .try_init(),
     };
 }

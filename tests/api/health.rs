@@ -159,6 +159,71 @@ async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
     assert_eq!(body["error"], "method_not_allowed");
 }
 
+/// The production log (JSON): every line logged while a request is served — its access line,
+/// and a warning from deep inside it — names the request under `"span"` (id, method, path, never
+/// the query string); a line logged outside any request names none.
+#[tokio::test]
+async fn json_log_lines_name_the_request_they_were_logged_in() {
+    let dir = TempDir::new();
+    let server = Server::start(
+        &dir.0,
+        &[
+            ("PORT", "0"),
+            ("LOG_FORMAT", "json"),
+            ("LOG_FLUSH_INTERVAL", "0"),
+            ("SESSION_COOKIE_NAME", "sid"),
+        ],
+    );
+    // More session cookies than a request may carry: refused with a warning.
+    let cookies: Vec<String> = (0..5).map(|i| format!("sid=v{i}")).collect();
+    let resp = client()
+        .get(server.url("/auth/me?next=query-secret"))
+        .header("x-request-id", "json-line-test")
+        .header("cookie", cookies.join("; "))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert!((400..500).contains(&status), "{status}");
+    let logs = server.logs_until("\"status\":").await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "json-line-test")
+        .collect();
+    let warning = of_request
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("the warning names the request:\n{logs}"));
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many session cookies"),
+        "{warning}"
+    );
+    let access = of_request
+        .iter()
+        .find(|l| l["message"] == "request")
+        .unwrap_or_else(|| panic!("the access line names the request:\n{logs}"));
+    assert_eq!(access["span"]["name"], "request");
+    assert_eq!(access["span"]["method"], "GET");
+    assert_eq!(access["span"]["path"], "/auth/me");
+    assert_eq!(access["status"], status);
+    assert!(!logs.contains("query-secret"), "{logs}");
+    // Start-up happened outside any request.
+    let serving: Vec<Value> = server
+        .startup_logs
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!serving.is_empty(), "{:?}", server.startup_logs);
+    assert!(serving.iter().all(|l| l.get("span").is_none()), "{serving:?}");
+}
+
 #[tokio::test]
 async fn every_response_carries_a_request_id() {
     let app = spawn_app().await;
