@@ -12,8 +12,10 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
     marker::PhantomData,
-    sync::Mutex,
+    sync::{LazyLock, Mutex},
 };
+
+use bytes::Bytes;
 
 use poem::{
     error::{MethodNotAllowedError, NotFoundError, ResponseError},
@@ -433,7 +435,10 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        let mut resp = json_error(self.status(), &self.body());
+        let mut resp = match self {
+            ApiError::NoSession => json_response(self.status(), NO_SESSION_BODY.clone()),
+            _ => json_error(self.status(), &self.body()),
+        };
         let retry_after = match self {
             ApiError::TooManyAttempts { retry_after, .. } => Some(*retry_after),
             ApiError::ServerBusy => Some(1),
@@ -562,8 +567,20 @@ impl From<crate::auth::oidc::OidcError> for ApiError {
 }
 
 fn json_error(status: StatusCode, body: &ErrorBody) -> Response {
+    json_response(status, error_json(body).into())
+}
+
+fn error_json(body: &ErrorBody) -> Vec<u8> {
     // Strings and options of strings always serialise.
-    let json = serde_json::to_vec(body).unwrap_or_else(|_| body.to_json_string().into_bytes());
+    serde_json::to_vec(body).unwrap_or_else(|_| body.to_json_string().into_bytes())
+}
+
+/// The body of `no_session`, written once: it never changes, and it is the answer to every
+/// request of a signed-out visitor (`GET /auth/me`, a proxy's `GET /auth/verify` for each of
+/// their page's requests) — writing it each time was a tenth of such a request.
+static NO_SESSION_BODY: LazyLock<Bytes> = LazyLock::new(|| error_json(&ApiError::NoSession.body()).into());
+
+fn json_response(status: StatusCode, json: Bytes) -> Response {
     Response::builder()
         .status(status)
         .header(
@@ -873,6 +890,21 @@ mod tests {
         let written: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(written["error"], "no_session");
         assert!(written.get("reason").is_none() && written.get("note").is_none());
+    }
+
+    /// `no_session`'s body, written once, is the response the error makes — status, headers and
+    /// body as every other error's.
+    #[tokio::test]
+    async fn the_no_session_answer_is_written_like_every_other_error() {
+        let kept = ApiError::NoSession.as_response();
+        let fresh = json_error(StatusCode::UNAUTHORIZED, &ApiError::NoSession.body());
+        assert_eq!(kept.status(), fresh.status());
+        assert_eq!(kept.headers(), fresh.headers());
+        let kept = kept.into_body().into_bytes().await.unwrap();
+        assert_eq!(kept, fresh.into_body().into_bytes().await.unwrap());
+        let written: serde_json::Value = serde_json::from_slice(&kept).unwrap();
+        assert_eq!(written["error"], "no_session");
+        assert_eq!(written["message"], ApiError::NoSession.to_string());
     }
 
     #[test]

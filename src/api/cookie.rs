@@ -28,21 +28,32 @@ use crate::{
 /// of its header line. A pair of ours whose value is not ASCII was not written by this server
 /// and is skipped too.
 pub fn session_cookie_values(req: &Request, name: &str) -> Vec<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
-        .filter_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            let (k, v) = (pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii());
-            if k != name.as_bytes() || !v.is_ascii() {
-                return None;
+    let mut values = Vec::new();
+    for line in req.headers().get_all(header::COOKIE) {
+        let mut rest = line.as_bytes();
+        // Pair by pair, each looked at once: a pair that does not start with the name is
+        // passed over at its first differing byte.
+        while !rest.is_empty() {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            if let Some(value) = value_of(&rest[..end], name.as_bytes()) {
+                values.push(value);
             }
-            let v = std::str::from_utf8(v).ok()?;
-            Some(v.trim_matches('"').to_string())
-        })
-        .collect()
+            rest = rest.get(end + 1..).unwrap_or_default();
+        }
+    }
+    values
+}
+
+/// The value of one `name=value` pair, if the pair is `name`'s and its value ASCII. (A cookie
+/// name holds neither `=` nor white space, so the name then `=` is the pair's first `=`.)
+fn value_of(pair: &[u8], name: &[u8]) -> Option<String> {
+    let after_name = pair.trim_ascii_start().strip_prefix(name)?;
+    let value = after_name.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
+    if !value.is_ascii() {
+        return None;
+    }
+    let value = std::str::from_utf8(value).ok()?;
+    Some(value.trim_matches('"').to_string())
 }
 
 /// `Set-Cookie` for a session.
