@@ -19,6 +19,10 @@ no-cookie 401 of `GET /auth/me`, authenticated `GET /auth/verify` (forward auth)
 authenticated `GET /auth/me` where every request is the first of a session just made (nothing
 decoded or written before: src/session/derived.rs). Instruction counts depend on the binary and its
 inputs, not on the machine's load: compare two builds by running this twice.
+
+With `--axum BINARY` the axum + tower-sessions peer (../shared/bench-peers) is counted the same
+way on the same Redis, after authauth: its authenticated `GET /auth/me` (one session signed in
+through its `POST /auth/login`, rolling expiry) and its no-cookie 401.
 """
 
 import argparse
@@ -29,13 +33,15 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import COOKIE, Cleanup, Redis, create_db, drop_db, log, run, server_env, spawn, stop, wait_port  # noqa: E402
+from bench import (COOKIE, Cleanup, Redis, create_db, drop_db, free_port, log, run, server_env, spawn,  # noqa: E402
+                   stop, wait_port)
 
 # What a function does, from its (demangled) name; the first match wins.
 GROUPS = [
@@ -56,21 +62,21 @@ GROUPS = [
 ]
 
 
-def request(conn, path, cookie=None):
+def request(conn, path, cookie=None, cookie_name=COOKIE):
     headers = {"Host": "127.0.0.1"}
     if cookie:
-        headers["Cookie"] = f"{COOKIE}={cookie}"
+        headers["Cookie"] = f"{cookie_name}={cookie}"
     conn.request("GET", path, headers=headers)
     resp = conn.getresponse()
     resp.read()
     return resp.status
 
 
-def drive(port, path, cookies, n, expect):
+def drive(port, path, cookies, n, expect, cookie_name=COOKIE):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     for i in range(n):
         cookie = cookies[i % len(cookies)] if cookies else None
-        status = request(conn, path, cookie)
+        status = request(conn, path, cookie, cookie_name)
         if status != expect:
             raise SystemExit(f"{path}: expected {expect}, got {status}")
     conn.close()
@@ -129,6 +135,57 @@ def group_of(name):
     return "other"
 
 
+def control(pid, port, *command, env=None):
+    """`callgrind_control` on `pid`. valgrind reads the command only when the process runs: an
+    idle server (authauth's log thread wakes it every 250 ms; the peer has no such thread) is
+    woken by opening connections to it until the command is done (a connection accepted and
+    closed costs it a few thousand instructions, once, against 2,000 requests). `env`: the
+    target's USER and HOST, which valgrind's gdbserver names its files after."""
+    env = dict(os.environ, **{k: v for k, v in (env or {}).items() if k in ("USER", "HOST")})
+    proc = subprocess.Popen(["callgrind_control", *command, str(pid)], stdout=subprocess.DEVNULL, env=env)
+    while proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            pass
+        time.sleep(0.2)
+    if proc.returncode != 0:
+        raise SystemExit(f"callgrind_control {' '.join(command)} failed")
+
+
+def measure(pid, port, out_dir, args, key, label, path, cookies, expect, cookie_name=COOKIE, env=None):
+    """Zeroes the counters of the process `pid`, sends the requests, dumps, and reads the dump."""
+    log(f"{label}: {args.requests} requests")
+    control(pid, port, "--zero", env=env)
+    drive(port, path, cookies, args.requests, expect, cookie_name)
+    before = set(os.listdir(out_dir))
+    control(pid, port, "--dump", key, env=env)
+    dump = None
+    for _ in range(600):
+        new = sorted(set(os.listdir(out_dir)) - before)
+        if new:
+            dump = os.path.join(out_dir, new[-1])
+            break
+        time.sleep(0.1)
+    if dump is None:
+        raise SystemExit("callgrind wrote no dump")
+    time.sleep(0.5)  # the dump is written before callgrind_control returns; be safe
+    total, per_fn = dump_totals(dump)
+    per_req = total / args.requests
+    groups = collections.Counter()
+    for name, ir in per_fn.items():
+        groups[group_of(name)] += ir
+    top = sorted(per_fn.items(), key=lambda kv: -kv[1])[: args.top]
+    return {
+        "label": label,
+        "requests": args.requests,
+        "instructions_per_request": round(per_req),
+        "groups": {g: round(ir / args.requests) for g, ir in groups.most_common()},
+        "top": [(name, round(ir / args.requests)) for name, ir in top],
+        "dump": os.path.basename(dump),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("binary")
@@ -137,6 +194,10 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", default=None, help="where to keep the dumps (default: a temporary directory)")
     ap.add_argument("--json", default=None, help="write the figures as JSON here")
+    ap.add_argument("--axum", default=None, metavar="BINARY",
+                    help="also count the axum + tower-sessions peer (../shared/bench-peers/peers/"
+                         "axum-tower-sessions, built by its setup.sh): its authenticated GET /auth/me "
+                         "(one session, rolling expiry) and its no-cookie 401, on the same Redis")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server", "psql"):
         if not shutil.which(tool):
@@ -189,36 +250,36 @@ def main():
              unseen, 200),
         ]
         for key, label, path, cookies_of, expect in scenarios:
-            cks = cookies_of()
-            log(f"{label}: {args.requests} requests")
-            run(["callgrind_control", "--zero", str(server.pid)])
-            drive(port, path, cks, args.requests, expect)
-            before = set(os.listdir(out_dir))
-            run(["callgrind_control", "--dump", key, str(server.pid)])
-            dump = None
-            for _ in range(600):
-                new = sorted(set(os.listdir(out_dir)) - before)
-                if new:
-                    dump = os.path.join(out_dir, new[-1])
-                    break
-                time.sleep(0.1)
-            if dump is None:
-                raise SystemExit("callgrind wrote no dump")
-            time.sleep(0.5)  # the dump is written before callgrind_control returns; be safe
-            total, per_fn = dump_totals(dump)
-            per_req = total / args.requests
-            groups = collections.Counter()
-            for name, ir in per_fn.items():
-                groups[group_of(name)] += ir
-            top = sorted(per_fn.items(), key=lambda kv: -kv[1])[: args.top]
-            results[key] = {
-                "label": label,
-                "requests": args.requests,
-                "instructions_per_request": round(per_req),
-                "groups": {g: round(ir / args.requests) for g, ir in groups.most_common()},
-                "top": [(name, round(ir / args.requests)) for name, ir in top],
-                "dump": os.path.basename(dump),
-            }
+            results[key] = measure(server.pid, port, out_dir, args, key, label, path, cookies_of(), expect)
+        stop(server, timeout=120)
+
+        if args.axum:
+            # The peer users would pick instead, on the same Redis, counted the same way.
+            aport = free_port()
+            peer_env = {"PATH": os.environ.get("PATH", ""), "HOST": "127.0.0.1", "PORT": str(aport),
+                        "REDIS_URL": redis.url(), "SESSION_SECRET": secrets.token_urlsafe(48),
+                        "ROLLING": "true"}
+            peer = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}-axum.%p",
+                          "--dump-instr=no", "--separate-threads=no", args.axum],
+                         env=peer_env, cwd=tmp, stdout=server_log, stderr=server_log)
+            cleanup.add(lambda: stop(peer, timeout=120))
+            wait_port(aport, timeout=300, proc=peer, log_path=server_log.name)
+            conn = http.client.HTTPConnection("127.0.0.1", aport, timeout=120)
+            conn.request("POST", "/auth/login", body="{}", headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            sid = re.search(r"sid=([^;]+)", resp.getheader("Set-Cookie") or "")
+            if resp.status != 200 or not sid:
+                raise SystemExit(f"axum peer: login answered {resp.status}")
+            log("axum peer: warming up")
+            drive(aport, "/auth/me", [sid.group(1)], 300, 200, "sid")
+            drive(aport, "/auth/me", None, 300, 401)
+            for key, label, cks, expect in [
+                ("axum_me", "axum + tower-sessions, authenticated GET /auth/me", [sid.group(1)], 200),
+                ("axum_no_cookie", "axum + tower-sessions, GET /auth/me without a cookie (401)", None, 401),
+            ]:
+                results[key] = measure(peer.pid, aport, out_dir, args, key, label, "/auth/me", cks, expect,
+                                       cookie_name="sid", env=peer_env)
     finally:
         cleanup.run()
 

@@ -3,8 +3,9 @@
 //!
 //!     cargo run --release --example log_format [EVENTS]
 //!
-//! Each formatter writes EVENTS request lines (the request span and the access-log event, as
-//! the server logs them) into a sink that discards them; the best of five rounds is printed.
+//! Each formatter writes EVENTS request lines (a request span and the access-log event: the
+//! form both formatters know; the server itself now keeps the request in a task-local,
+//! `telemetry::request`) into a sink that discards them; the best of five rounds is printed.
 
 use std::time::{Duration, Instant};
 
