@@ -8,16 +8,14 @@
 //! function, called by the connection loop as it is (not as a boxed poem endpoint: hyper keeps
 //! each connection's request future in a box of its own), and an operation with a fixed path
 //! and no query parameters (`GET /auth/me`, `GET /auth/verify`, every `POST` without a path
-//! parameter) is called directly: its endpoint is the very one poem-openapi generated for the spec — the same
-//! extractors, validation, responses and documentation — taken from
+//! parameter) is called directly: its endpoint is the very one poem-openapi generated for the
+//! spec — the same extractors, validation, responses and documentation — taken from
 //! [`OpenApi::add_routes`](poem_openapi::OpenApi::add_routes), so the fast path cannot drift
 //! from `/openapi.json`. Everything else (path parameters, query strings, `HEAD`, the spec,
 //! Swagger UI, the hosted pages, unknown paths) goes through poem's router as before.
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
 
-use super::{allow::AllowedMethods, guard, header_names::X_REQUEST_ID};
-use crate::{error, error::ApiError, state::AppState, telemetry};
 use poem::{
     endpoint::BoxEndpoint,
     error::MethodNotAllowedError,
@@ -25,6 +23,9 @@ use poem::{
     Endpoint, PathPattern, Request, Response,
 };
 use poem_openapi::{registry::MetaParamIn, OpenApi};
+
+use super::{allow::AllowedMethods, guard, header_names::X_REQUEST_ID};
+use crate::{error, error::ApiError, state::AppState, telemetry};
 
 /// The operations called without routing: method → path → the operation's endpoint.
 type Direct = HashMap<Method, HashMap<String, (BoxEndpoint<'static>, PathPattern)>>;
