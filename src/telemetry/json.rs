@@ -194,6 +194,14 @@ impl<'a> MakeVisitor<Writer<'a>> for JsonFragment {
     }
 }
 
+thread_local! {
+    /// The buffer each logging thread writes its lines in; kept from line to line up to
+    /// [`LINE_KEPT`] bytes.
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+const LINE_KEPT: usize = 16 * 1024;
+
 /// One JSON object per event (see the module).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonLine;
@@ -211,15 +219,13 @@ where
         // The line is put together in a `String` of this thread's and handed over in one write:
         // written piece by piece through `Writer` (a `dyn fmt::Write`), each of its two dozen
         // pieces was a call through a vtable.
-        thread_local! {
-            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-        }
         LINE.with(|cell| match cell.try_borrow_mut() {
             Ok(mut line) => {
                 line.clear();
                 write_line(&mut line, ctx, event)?;
                 let written = writer.write_str(&line);
-                if line.capacity() > 16 * 1024 {
+                // One very long line (a long error chain) does not keep its memory for good.
+                if line.capacity() > LINE_KEPT {
                     *line = String::new();
                 }
                 written
@@ -349,6 +355,43 @@ mod tests {
         assert_eq!(inner["span"]["path"], "/a\"b\\c/d%20e");
         let after: serde_json::Value = serde_json::from_str(raw[3]).unwrap();
         assert!(after.get("span").is_none(), "the request is over: {}", raw[3]);
+    }
+
+    /// The line buffer stays between lines (no allocation per line), but not after a line
+    /// longer than 16 KiB.
+    #[test]
+    fn the_line_buffer_is_kept_for_ordinary_lines_and_dropped_after_a_huge_one() {
+        let subscriber = tracing_subscriber::registry().with(crate::telemetry::json_layer(std::io::sink));
+        let capacity = || LINE.with(|l| l.borrow().capacity());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(detail = "x".repeat(5_000).as_str(), "a long line");
+            assert!(capacity() >= 5_000, "kept: {}", capacity());
+            tracing::info!(detail = "x".repeat(20_000).as_str(), "a huge line");
+            assert_eq!(capacity(), 0, "dropped");
+        });
+    }
+
+    /// The shortcut for strings that need no escaping writes exactly what serde_json writes —
+    /// also for strings with several characters to escape, or nothing else.
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for value in [
+            "",
+            "plain",
+            "/auth/me",
+            "a\"b\"c",
+            "\"\"",
+            "\\\\",
+            "\n",
+            "\u{1}\u{2}",
+            "tab\there",
+            "caf\u{e9} \u{7f}",
+            "\u{1b}[31mred\"",
+        ] {
+            let mut ours = String::new();
+            string(&mut ours, value).unwrap();
+            assert_eq!(ours, serde_json::to_string(value).unwrap(), "{value:?}");
+        }
     }
 
     #[test]
