@@ -2,7 +2,6 @@
 
 use poem::{web::Data, Request};
 use poem_openapi::{
-    param::Header,
     payload::Json,
     types::{Example, Password},
     ApiResponse, Object, OpenApi, Tags,
@@ -11,6 +10,7 @@ use secrecy::SecretString;
 
 use super::{
     actions,
+    documented::Documented,
     fields::{EmailInput, FullName, EMAIL_EXAMPLE},
     session_auth::{client_info, CurrentSession, PresentedSessions},
     views::{JsonBody, Me},
@@ -302,7 +302,7 @@ impl AuthApi {
         session: CurrentSession,
         /// Any value (send `1`): a server checking on the browser's behalf; never rotate.
         #[oai(name = "X-Auth-Passive")]
-        _passive: Header<Option<String>>,
+        _passive: Documented<Option<String>>,
     ) -> Result<MeResponse, Failure<MeErrors>> {
         let Validated { record, key, .. } = &session.0;
         // Written once per state of the session: the same record always gives the same body.

@@ -22,9 +22,10 @@ use poem::{
     web::Data,
     Request,
 };
-use poem_openapi::{param::Header, ApiResponse, OpenApi, Tags};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::{
+    documented::Documented,
     header_names::{SEC_FETCH_MODE, X_FORWARDED_METHOD, X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URL},
     session_auth::SessionCheck,
 };
@@ -281,26 +282,26 @@ impl ForwardAuthApi {
         /// The original request's method (Caddy, Traefik; nginx with the example
         /// configuration). A redirect to sign in only answers `GET` and `HEAD`.
         #[oai(name = "X-Forwarded-Method")]
-        _forwarded_method: Header<Option<String>>,
+        _forwarded_method: Documented<Option<String>>,
         /// The original request's scheme (informational).
         #[oai(name = "X-Forwarded-Proto")]
-        _forwarded_proto: Header<Option<String>>,
+        _forwarded_proto: Documented<Option<String>>,
         /// The original request's host (informational: `returnTo` is always a path on this
         /// site).
         #[oai(name = "X-Forwarded-Host")]
-        _forwarded_host: Header<Option<String>>,
+        _forwarded_host: Documented<Option<String>>,
         /// The original request's path and query (Caddy, Traefik): where to come back after
         /// signing in.
         #[oai(name = "X-Forwarded-Uri")]
-        _forwarded_uri: Header<Option<String>>,
+        _forwarded_uri: Documented<Option<String>>,
         /// The original request's URL (nginx: `$scheme://$http_host$request_uri`). Its presence
         /// also says the proxy is nginx: a refusal is then always a 401.
         #[oai(name = "X-Original-URL")]
-        _original_url: Header<Option<String>>,
+        _original_url: Documented<Option<String>>,
         /// Sent by a backend that checks a browser's session on its behalf: never rotate (the
         /// new cookie would not reach the browser); the answer sets no cookie.
         #[oai(name = "X-Auth-Passive")]
-        _passive: Header<Option<String>>,
+        _passive: Documented<Option<String>>,
     ) -> Result<VerifyResponse, Failure<VerifyErrors>> {
         let refusal = match session.0 {
             Ok(validated) => {

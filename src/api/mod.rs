@@ -10,6 +10,7 @@ pub mod activity;
 pub mod allow;
 pub mod auth;
 pub mod cookie;
+pub mod documented;
 pub mod edge;
 pub mod fields;
 pub mod forward_auth;

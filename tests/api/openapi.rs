@@ -517,3 +517,44 @@ async fn an_operation_answers_the_same_called_directly_or_through_the_router() {
     assert_eq!(direct.0, 400, "{direct:?}");
     assert_eq!(direct, answer(login("?via=router").await.unwrap()).await);
 }
+
+/// The headers the server reads from the request itself (the proxy headers of forward auth, the
+/// passive check) are documented as optional string header parameters — exactly what
+/// `Header<Option<String>>` documented before they stopped being extracted for nothing.
+#[test]
+fn headers_the_server_reads_itself_are_documented_as_optional_header_parameters() {
+    let spec = spec();
+    let cases = [
+        (
+            "/auth/verify",
+            &[
+                "X-Forwarded-Method",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Host",
+                "X-Forwarded-Uri",
+                "X-Original-URL",
+                "X-Auth-Passive",
+            ][..],
+        ),
+        ("/auth/me", &["X-Auth-Passive"][..]),
+    ];
+    for (path, names) in cases {
+        let params = spec["paths"][path]["get"]["parameters"].as_array().unwrap();
+        let documented: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(documented, names, "{path}");
+        for p in params {
+            let description = p["description"].as_str().unwrap_or_default();
+            assert!(!description.is_empty(), "{path} {p}");
+            let mut rest = p.clone();
+            let rest = rest.as_object_mut().unwrap();
+            rest.remove("name");
+            rest.remove("description");
+            assert_eq!(
+                Value::Object(rest.clone()),
+                json!({"schema": {"type": "string"}, "in": "header", "required": false,
+                       "deprecated": false, "explode": true}),
+                "{path} {p}"
+            );
+        }
+    }
+}
