@@ -284,47 +284,18 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use tracing_subscriber::{fmt::MakeWriter, prelude::*};
+    use tracing_subscriber::prelude::*;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Buffer {
-            self.clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     /// The request's id, method and path under `"span"` — written exactly as the per-request
     /// span wrote them before they moved to a task-local — and a span opened inside a request
     /// does not hide them.
     #[tokio::test]
     async fn a_line_logged_while_a_request_is_served_names_the_request_as_its_span_did() {
-        let buffer = Buffer::default();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonFragment)
-                .event_format(JsonLine)
-                .with_writer(buffer.clone()),
-        );
+        let buffer = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(crate::telemetry::json_layer(buffer.clone()));
         let _default = tracing::subscriber::set_default(subscriber);
         let path = "/a\"b\\c/d%20e";
         let span = tracing::info_span!("request", request_id = "r-1", method = "GET", path = path);
@@ -340,7 +311,7 @@ mod tests {
         })
         .await;
         tracing::info!("after");
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let raw: Vec<&str> = text.lines().collect();
         assert_eq!(raw.len(), 4, "{text}");
         let strip_time = |l: &str| l.split_once(",\"level\"").map(|(_, rest)| rest.to_string());
@@ -417,13 +388,8 @@ mod tests {
 
     #[test]
     fn each_line_is_one_json_object_with_the_event_flat_and_the_span_nested() {
-        let buffer = Buffer::default();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .fmt_fields(JsonFragment)
-                .event_format(JsonLine)
-                .with_writer(buffer.clone()),
-        );
+        let buffer = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(crate::telemetry::json_layer(buffer.clone()));
         tracing::subscriber::with_default(subscriber, || {
             let span =
                 tracing::info_span!("request", request_id = %"r-1", method = %"GET", path = %"/a\"b\\c\n");
@@ -448,7 +414,7 @@ mod tests {
                 )
             });
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = buffer.text();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
