@@ -2,6 +2,7 @@
 """Two authauth binaries, one run: did a change move the per-request cost?
 
     python3 bench/ab.py BEFORE_BINARY AFTER_BINARY [--rounds 3] [--duration 8]
+    python3 bench/ab.py BINARY BINARY --env-b WORKER_THREADS=1   # one build, two settings
 
 Builds nothing: pass two release binaries (e.g. build the parent commit in a worktree with its
 own CARGO_TARGET_DIR). Starts one private Redis and one PostgreSQL database per binary, each
@@ -33,7 +34,19 @@ def main():
     ap.add_argument("--seeder", required=True, help="examples/seed_sessions binary (release)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--env-a", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra environment variable for A's server (repeatable)")
+    ap.add_argument("--env-b", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra environment variable for B's server (repeatable)")
     args = ap.parse_args()
+    extra = {}
+    for name, pairs in (("A", args.env_a), ("B", args.env_b)):
+        extra[name] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                ap.error(f"--env-{name.lower()} takes NAME=VALUE, not {pair!r}")
+            extra[name][key] = value
 
     tmp = tempfile.mkdtemp(prefix="authauth-ab-")
     redis = Redis(tmp)
@@ -62,7 +75,7 @@ def main():
         for name, binary in (("A", args.before), ("B", args.after)):
             port = free_port()
             log_file = open(os.path.join(tmp, f"{name}.log"), "w")
-            procs.append(subprocess.Popen([binary, "serve"], env=dict(db_env[name], PORT=str(port)), cwd=tmp,
+            procs.append(subprocess.Popen([binary, "serve"], env=dict(db_env[name], PORT=str(port), **extra[name]), cwd=tmp,
                                           stdout=log_file, stderr=log_file))
             wait_port(port)
             urls[name] = f"http://127.0.0.1:{port}/auth/me"
@@ -73,7 +86,7 @@ def main():
                 log(f"round {r + 1}/{args.rounds}: {name}")
                 results[(name, "me")].append(wrk(urls[name], 50, args.duration, "me.lua", me_env))
                 results[(name, "no_cookie")].append(wrk(urls[name], 50, args.duration))
-        print(f"\nA = {args.before}\nB = {args.after}\n{args.rounds} alternating rounds of "
+        print(f"\nA = {args.before} {' '.join(args.env_a)}\nB = {args.after} {' '.join(args.env_b)}\n{args.rounds} alternating rounds of "
               f"{args.duration} s, 50 connections, production settings; medians of one run:\n")
         print("| request | A req/s | B req/s | B/A | A p99 ms | B p99 ms |")
         print("|---|---|---|---|---|---|")

@@ -355,8 +355,8 @@ def build(tools=()):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed (wrk: apt-get install wrk; redis-cli: apt-get install redis-tools)")
     log("building authauth (release)")
-    subprocess.run(["cargo", "build", "--release", "--bin", "authauth", "--example", "seed_sessions"],
-                   cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--bin", "authauth", "--example", "seed_sessions",
+                    "--example", "stack_floor"], cwd=ROOT, check=True)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     return os.path.join(target, "release", "authauth"), os.path.join(target, "release", "examples", "seed_sessions")
 
@@ -613,6 +613,19 @@ def report(r):
     md += [f"| {s['total_seeded']:,} | {s['live_sessions']:,} | {s['me_rps']:,.0f} | {s['me_p99_ms']:.2f} | "
            f"{s['me_redis_commands_per_request']:.3f} | {s['list_p50_ms']:.2f} | {s['list_redis_commands_per_request']:.2f} |"
            for s in r["scaling"]]
+    if "floor_me" in rounds:
+        md += ["", "What the stack itself allows — the floor is authauth's connection loop, a poem endpoint and "
+               "authauth's Redis connection, with none of authauth's own work:", "",
+               "| ratio | median (each round) |", "|---|---|"]
+        for label, a, b in (("the floor's authenticated ÷ Redis GET", "floor_me", "redis_get"),
+                            ("the floor's authenticated ÷ axum + tower-sessions authenticated", "floor_me", "axum_me"),
+                            ("the floor's 401 ÷ axum's no-cookie 401", "floor_401", "axum_401"),
+                            ("the floor's authenticated ÷ the floor's 401", "floor_me", "floor_401"),
+                            ("authauth authenticated `/auth/me` ÷ the floor's authenticated", "authauth_me", "floor_me"),
+                            ("authauth authenticated `/auth/verify` ÷ the floor's authenticated", "authauth_verify", "floor_me"),
+                            ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
+            value, each = ratio(a, b)
+            md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and Redis share the machine."]
@@ -846,6 +859,19 @@ def cluster_report(r):
            f"the replicas' used_memory (less replication buffers) grew by {replicas / 1e6:.2f} MB for the same sessions; "
            f"the primaries' replication buffers by {c['memory']['replication_buffers_delta'] / 1e6:.2f} MB meanwhile "
            "(they fill to `repl-backlog-size`, 1 MB each, whatever is written)." if replicas is not None else ""]
+    if "floor_me" in rounds:
+        md += ["", "What the stack itself allows — the floor is authauth's connection loop, a poem endpoint and "
+               "authauth's Redis connection, with none of authauth's own work:", "",
+               "| ratio | median (each round) |", "|---|---|"]
+        for label, a, b in (("the floor's authenticated ÷ Redis GET", "floor_me", "redis_get"),
+                            ("the floor's authenticated ÷ axum + tower-sessions authenticated", "floor_me", "axum_me"),
+                            ("the floor's 401 ÷ axum's no-cookie 401", "floor_401", "axum_401"),
+                            ("the floor's authenticated ÷ the floor's 401", "floor_me", "floor_401"),
+                            ("authauth authenticated `/auth/me` ÷ the floor's authenticated", "authauth_me", "floor_me"),
+                            ("authauth authenticated `/auth/verify` ÷ the floor's authenticated", "authauth_verify", "floor_me"),
+                            ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
+            value, each = ratio(a, b)
+            md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and every Redis process share the machine."]
@@ -1061,6 +1087,11 @@ def peers_main(args):
         binary, seeder = args.binary, args.seeder or os.path.join(os.path.dirname(args.binary), "examples", "seed_sessions")
     else:
         binary, seeder = build()
+    # The stack's floor (examples/stack_floor.rs): authauth's connection loop, a poem endpoint and
+    # authauth's Redis connection, with none of authauth's own work.
+    floor_bin = args.floor or os.path.join(os.path.dirname(seeder), "stack_floor")
+    if not os.access(floor_bin, os.X_OK):
+        raise SystemExit(f"{floor_bin} is missing: cargo build --release --example stack_floor")
     cleanup = Cleanup()
     tmp = tempfile.mkdtemp(prefix="authauth-peers-")
     cleanup.add(lambda: shutil.rmtree(tmp, ignore_errors=True))
@@ -1094,9 +1125,12 @@ def peers_main(args):
         cookies = os.path.join(tmp, "authauth.txt")
         subprocess.run([seeder, "1000", "10", cookies, "1000"], env=env, cwd=tmp, check=True, stderr=subprocess.DEVNULL)
         check_session(bases["authauth"], cookies, os.path.join(tmp, "authauth.log"))
+        bases["floor"] = start("floor", [floor_bin], {**env, "PORT": str(free_port())}, tmp)
         me_env = {"authauth": {"BENCH_COOKIES": cookies, "BENCH_COOKIE_NAME": COOKIE}}
+        # The floor reads the same cookies (it only looks for the cookie's name).
+        me_env["floor"] = me_env["authauth"]
         for name in bases:
-            if name == "authauth":
+            if name in me_env:
                 continue
             cookie_name, value = peer_cookie(bases[name])
             path = os.path.join(tmp, f"{name}.txt")
@@ -1151,6 +1185,8 @@ def peers_report(r):
              ("authauth_401", "authauth, `GET /auth/me` without a cookie (401)"),
              ("axum_me", "axum + tower-sessions (rolling), authenticated `GET /auth/me`"),
              ("axum_401", "axum + tower-sessions, without a cookie (401)"),
+             ("floor_me", "the stack's floor (`examples/stack_floor`), cookie → one Redis `GET` → 200"),
+             ("floor_401", "the stack's floor, without a cookie (401)"),
              ("nest_me", "NestJS + express-session + connect-redis, authenticated"),
              ("nest_401", "NestJS + express-session, without a cookie (401)")]
     md = [f"| measurement (50 connections, median of {len(rounds['redis_get'])} rounds) | req/s | p50 ms | p99 ms | Redis cmds/req |",
@@ -1186,6 +1222,19 @@ def peers_report(r):
     if "nest_me" in rounds:
         nest, nest_each = ratio("authauth_me", "nest_me")
         md.append(f"| authenticated ÷ NestJS authenticated | {nest:.2f} ({', '.join(f'{x:.2f}' for x in nest_each)}) | (for information) | |")
+    if "floor_me" in rounds:
+        md += ["", "What the stack itself allows — the floor is authauth's connection loop, a poem endpoint and "
+               "authauth's Redis connection, with none of authauth's own work:", "",
+               "| ratio | median (each round) |", "|---|---|"]
+        for label, a, b in (("the floor's authenticated ÷ Redis GET", "floor_me", "redis_get"),
+                            ("the floor's authenticated ÷ axum + tower-sessions authenticated", "floor_me", "axum_me"),
+                            ("the floor's 401 ÷ axum's no-cookie 401", "floor_401", "axum_401"),
+                            ("the floor's authenticated ÷ the floor's 401", "floor_me", "floor_401"),
+                            ("authauth authenticated `/auth/me` ÷ the floor's authenticated", "authauth_me", "floor_me"),
+                            ("authauth authenticated `/auth/verify` ÷ the floor's authenticated", "authauth_verify", "floor_me"),
+                            ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
+            value, each = ratio(a, b)
+            md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; wrk, the servers and Redis share the machine; authauth with "
@@ -1214,6 +1263,7 @@ def parse_args():
     ap.add_argument("--binary", help="with --peers: this release binary instead of building one")
     ap.add_argument("--seeder", help="with --binary: its examples/seed_sessions (default: beside it)")
     ap.add_argument("--nest", action="store_true", help="with --peers: the NestJS peer too")
+    ap.add_argument("--floor", help="with --peers: the examples/stack_floor binary (default: beside the seeder)")
     ap.add_argument("--rounds", type=int, default=3, help="with --peers: interleaved rounds (default 3)")
     ap.add_argument("--report", action="store_true",
                     help="only re-render bench/results/latest.md (with --cluster: cluster.md, "

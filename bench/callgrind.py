@@ -20,6 +20,9 @@ authenticated `GET /auth/me` where every request is the first of a session just 
 decoded or written before: src/session/derived.rs). Instruction counts depend on the binary and its
 inputs, not on the machine's load: compare two builds by running this twice.
 
+With `--floor BINARY` (examples/stack_floor) the floor of authauth's stack is counted the same
+way: the same connection loop, poem and Redis connection, none of authauth's own work.
+
 With `--axum BINARY` the axum + tower-sessions peer (../shared/bench-peers) is counted the same
 way on the same Redis, after authauth: its authenticated `GET /auth/me` (one session signed in
 through its `POST /auth/login`, rolling expiry) and its no-cookie 401.
@@ -198,6 +201,10 @@ def main():
                     help="also count the axum + tower-sessions peer (../shared/bench-peers/peers/"
                          "axum-tower-sessions, built by its setup.sh): its authenticated GET /auth/me "
                          "(one session, rolling expiry) and its no-cookie 401, on the same Redis")
+    ap.add_argument("--floor", default=None, metavar="BINARY",
+                    help="also count the stack's floor (examples/stack_floor: authauth's connection loop, "
+                         "a poem endpoint and its Redis connection, none of authauth's own work): its "
+                         "authenticated GET /auth/me (one Redis GET) and its 401, on the same Redis")
     args = ap.parse_args()
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server", "psql"):
         if not shutil.which(tool):
@@ -229,11 +236,12 @@ def main():
         cleanup.add(lambda: stop(server, timeout=120))
         wait_port(port, timeout=300, proc=server, log_path=server_log.name)
         log("warming up")
-        # Every session once: a session in use has had its record decoded and its body written
-        # before (src/session/derived.rs); the "unseen" scenario measures the first request.
+        # Every session once on each route: a session in use has had its record decoded, its
+        # body and its identity headers written before (src/session/derived.rs); the "unseen"
+        # scenario measures the first request.
         drive(port, "/auth/me", cookies, len(cookies), 200)
         drive(port, "/auth/me", None, 300, 401)
-        drive(port, "/auth/verify", cookies, 300, 200)
+        drive(port, "/auth/verify", cookies, len(cookies), 200)
 
         def unseen():
             """Sessions made just now (so none is due a sliding refresh) that no request used."""
@@ -252,6 +260,26 @@ def main():
         for key, label, path, cookies_of, expect in scenarios:
             results[key] = measure(server.pid, port, out_dir, args, key, label, path, cookies_of(), expect)
         stop(server, timeout=120)
+
+        if args.floor:
+            # The same stack with none of authauth's own work, on the same Redis and settings.
+            fport = free_port()
+            floor_env = dict(env, PORT=str(fport))
+            floor = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}-floor.%p",
+                           "--dump-instr=no", "--separate-threads=no", args.floor],
+                          env=floor_env, cwd=tmp, stdout=server_log, stderr=server_log)
+            cleanup.add(lambda: stop(floor, timeout=120))
+            wait_port(fport, timeout=300, proc=floor, log_path=server_log.name)
+            log("floor: warming up")
+            drive(fport, "/auth/me", cookies, 300, 200)
+            drive(fport, "/auth/me", None, 300, 401)
+            for key, label, cks, expect in [
+                ("floor_me", "the stack's floor, GET /auth/me with a cookie (one Redis GET)", cookies, 200),
+                ("floor_no_cookie", "the stack's floor, GET /auth/me without a cookie (401)", None, 401),
+            ]:
+                results[key] = measure(floor.pid, fport, out_dir, args, key, label, "/auth/me", cks, expect,
+                                       env=floor_env)
+            stop(floor, timeout=120)
 
         if args.axum:
             # The peer users would pick instead, on the same Redis, counted the same way.
