@@ -202,6 +202,7 @@ impl Application {
             metrics,
             audit,
             me_bodies: Derived::default(),
+            identities: Derived::default(),
         }));
         let endpoint = routes(state.clone());
         Ok(Application {

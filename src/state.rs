@@ -4,6 +4,7 @@
 use std::{ops::Deref, sync::Arc};
 
 use bytes::Bytes;
+use poem::http::HeaderValue;
 use sea_orm::DatabaseConnection;
 
 use crate::{
@@ -36,6 +37,9 @@ pub struct AppInner {
     pub audit: Audit,
     /// `GET /auth/me` bodies, written once per session state.
     pub me_bodies: Derived<SessionRecord, Bytes>,
+    /// `GET /auth/verify`'s identity header values, written once per session state
+    /// (`api::forward_auth::identity`).
+    pub identities: Derived<SessionRecord, Arc<[HeaderValue; 6]>>,
 }
 
 impl Deref for AppState {

@@ -17,12 +17,18 @@
 //! proxy writes them. Either way `returnTo` is a path on this site, allow-listed by the same rule
 //! as after Google sign-in ([`safe_return_to`]): there is no open redirect.
 
+use std::sync::Arc;
+
+use bytes::Bytes;
 use poem::{
-    http::{header, HeaderName, HeaderValue, Method, StatusCode},
+    http::{header, header::InvalidHeaderValue, HeaderName, HeaderValue, Method, StatusCode},
     web::Data,
-    Request,
+    IntoResponse, Request, Response,
 };
-use poem_openapi::{ApiResponse, OpenApi, Tags};
+use poem_openapi::{
+    registry::{MetaResponses, Registry},
+    ApiResponse, OpenApi, Tags,
+};
 
 use super::{
     documented::Documented,
@@ -32,7 +38,8 @@ use super::{
 use crate::{
     auth::oidc::safe_return_to,
     config::Settings,
-    error::{reach, ErrorKind, ErrorSet, Failure},
+    error::{reach, ApiError, ErrorKind, ErrorSet, Failure},
+    session::{record::SessionRecord, Validated},
     state::AppState,
 };
 
@@ -44,13 +51,52 @@ enum Tag {
 }
 
 /// The user's id (a UUID).
-pub const USER_ID_HEADER: &str = "x-auth-user-id";
+pub const USER_ID_HEADER: HeaderName = HeaderName::from_static("x-auth-user-id");
 /// The user's e-mail address, [`header_value`]-encoded.
-pub const EMAIL_HEADER: &str = "x-auth-email";
+pub const EMAIL_HEADER: HeaderName = HeaderName::from_static("x-auth-email");
 /// The user's name, [`header_value`]-encoded.
-pub const NAME_HEADER: &str = "x-auth-name";
+pub const NAME_HEADER: HeaderName = HeaderName::from_static("x-auth-name");
 /// The session's public id (never its token).
-pub const SESSION_ID_HEADER: &str = "x-auth-session-id";
+pub const SESSION_ID_HEADER: HeaderName = HeaderName::from_static("x-auth-session-id");
+/// The session's authenticator assurance level (`1` or `2`).
+pub const AAL_HEADER: HeaderName = HeaderName::from_static("x-auth-aal");
+/// The methods its sign-in used, space-separated.
+pub const AMR_HEADER: HeaderName = HeaderName::from_static("x-auth-amr");
+
+/// The identity headers of an allowed request, in the order [`VerifyResponse::Allowed`]
+/// documents them.
+const IDENTITY: [HeaderName; 6] = [
+    USER_ID_HEADER,
+    EMAIL_HEADER,
+    NAME_HEADER,
+    SESSION_ID_HEADER,
+    AAL_HEADER,
+    AMR_HEADER,
+];
+
+/// The identity headers' values for `record`, in [`IDENTITY`]'s order: written once per state
+/// of a session ([`crate::session::derived`]) and shared by the requests it answers.
+pub fn identity(record: &SessionRecord) -> Result<Arc<[HeaderValue; 6]>, InvalidHeaderValue> {
+    let value = |text: String| HeaderValue::from_maybe_shared(Bytes::from(text));
+    Ok(Arc::new([
+        value(record.user_id.to_string())?,
+        value(header_value(&record.user.email))?,
+        value(header_value(&record.user.full_name))?,
+        value(record.public_id.clone())?,
+        value(record.aal().to_string())?,
+        value(amr_value(record))?,
+    ]))
+}
+
+/// `X-Auth-AMR`: the methods, space-separated.
+fn amr_value(record: &SessionRecord) -> String {
+    record
+        .amr()
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The characters of an identity header value that are percent-encoded, besides every byte
 /// outside ASCII: controls (CR and LF above all: a header must not end early or start another)
@@ -83,6 +129,10 @@ pub fn header_value(value: &str) -> String {
     out
 }
 
+/// `GET /auth/verify`'s answers, as the spec documents them. An allowed request is answered
+/// by [`Verdict::Allowed`] instead: the same status and headers, written from values prepared
+/// once per session state ([`identity`]) (the derived code would parse each header's name and
+/// percent-encode each value on every request).
 #[derive(ApiResponse)]
 enum VerifyResponse {
     /// A valid session: let the request through. Empty body; the identity is in the headers,
@@ -92,6 +142,8 @@ enum VerifyResponse {
     /// `Set-Cookie` carries the new cookie: the proxy must pass it on to the browser (nginx
     /// `add_header Set-Cookie`, Caddy `header`, Traefik `addAuthCookiesToResponse`). A
     /// sliding refresh needs nothing from the browser: it moves the idle expiry in the store.
+    // Written by `Verdict::Allowed`; a unit test checks that both write the same answer.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[oai(status = 200)]
     Allowed(
         /// The user's id (UUID).
@@ -129,6 +181,44 @@ enum VerifyResponse {
         #[oai(header = "Location")]
         String,
     ),
+}
+
+/// What `GET /auth/verify` answers: [`VerifyResponse`]'s documentation, an allowed request's
+/// headers written from its session's [`identity`].
+enum Verdict {
+    /// 200, empty body, the identity headers (the guard adds a rotation's `Set-Cookie`).
+    Allowed(Arc<[HeaderValue; 6]>),
+    /// Any other answer, written as the spec says.
+    Documented(VerifyResponse),
+}
+
+impl IntoResponse for Verdict {
+    fn into_response(self) -> Response {
+        match self {
+            Verdict::Allowed(identity) => {
+                // 200 with an empty body, as the derived code writes `Allowed`.
+                let mut resp = Response::builder().status(StatusCode::OK).finish();
+                let headers = resp.headers_mut();
+                for (name, value) in IDENTITY.into_iter().zip(identity.iter()) {
+                    headers.insert(name, value.clone());
+                }
+                resp
+            }
+            Verdict::Documented(answer) => answer.into_response(),
+        }
+    }
+}
+
+impl ApiResponse for Verdict {
+    const BAD_REQUEST_HANDLER: bool = VerifyResponse::BAD_REQUEST_HANDLER;
+
+    fn meta() -> MetaResponses {
+        VerifyResponse::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        VerifyResponse::register(registry);
+    }
 }
 
 /// `GET /auth/verify`'s errors: those of any operation that reads the session, its parameters,
@@ -302,20 +392,15 @@ impl ForwardAuthApi {
         /// new cookie would not reach the browser); the answer sets no cookie.
         #[oai(name = "X-Auth-Passive")]
         _passive: Documented<Option<String>>,
-    ) -> Result<VerifyResponse, Failure<VerifyErrors>> {
+    ) -> Result<Verdict, Failure<VerifyErrors>> {
         let refusal = match session.0 {
-            Ok(validated) => {
-                let r = &validated.record;
-                return Ok(VerifyResponse::Allowed(
-                    r.user_id.to_string(),
-                    header_value(&r.user.email),
-                    header_value(&r.user.full_name),
-                    r.public_id.clone(),
-                    r.aal().to_string(),
-                    r.amr().iter().map(|m| m.as_str()).collect::<Vec<_>>().join(" "),
-                    // The guard adds the rotation's `Set-Cookie`, as on every route.
-                    None,
-                ));
+            Ok(Validated { record, key, .. }) => {
+                // Written once per state of the session, like `/auth/me`'s body.
+                let identity = state
+                    .identities
+                    .get_or_try(&key.hash, &record, identity)
+                    .map_err(ApiError::internal)?;
+                return Ok(Verdict::Allowed(identity));
             }
             Err(e) => e,
         };
@@ -334,13 +419,68 @@ impl ForwardAuthApi {
             }
             return Err(failure);
         }
-        Ok(VerifyResponse::SignIn(location))
+        Ok(Verdict::Documented(VerifyResponse::SignIn(location)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::session::record::{Amr, SignInMethod, UserSnapshot};
+
+    fn record(full_name: &str, amr: Vec<Amr>) -> SessionRecord {
+        SessionRecord {
+            public_id: "sAAAAAAAAbbbbbbbbbbbbbbbb".into(),
+            user_id: uuid::Uuid::from_u128(0x0193_a5f0_7c1e_7d6a_9b1f_3c2d_4e5f_6a7b),
+            user: UserSnapshot {
+                email: "zoë@bücher.example".into(),
+                full_name: full_name.into(),
+                picture: None,
+                email_verified: true,
+            },
+            method: SignInMethod::Password,
+            created_at: 0,
+            last_seen_at: 0,
+            idle_expires_at: 1,
+            absolute_expires_at: 1,
+            token_issued_at: 0,
+            ip: None,
+            user_agent: None,
+            previous: None,
+            stage: Default::default(),
+            amr,
+            authenticated_at: None,
+        }
+    }
+
+    /// The answer written from the prepared values is the one poem-openapi's derived code
+    /// writes for the documented `Allowed`: status, every header, empty body.
+    #[tokio::test]
+    async fn an_allowed_request_is_answered_as_the_spec_documents_it() {
+        for r in [
+            record("Ada Lovelace", Vec::new()),
+            record(" Zoë \r\n100%", vec![Amr::Password, Amr::Totp]),
+            record("", vec![Amr::Google, Amr::Passkey]),
+        ] {
+            let documented = VerifyResponse::Allowed(
+                r.user_id.to_string(),
+                header_value(&r.user.email),
+                header_value(&r.user.full_name),
+                r.public_id.clone(),
+                r.aal().to_string(),
+                amr_value(&r),
+                None,
+            )
+            .into_response();
+            let written = Verdict::Allowed(identity(&r).unwrap()).into_response();
+            assert_eq!(written.status(), documented.status());
+            assert_eq!(written.headers(), documented.headers(), "{:?}", r.user.full_name);
+            assert_eq!(written.headers().len(), 6);
+            assert!(written.into_body().into_vec().await.unwrap().is_empty());
+            assert!(documented.into_body().into_vec().await.unwrap().is_empty());
+        }
+    }
 
     #[test]
     fn identity_header_values_are_safe_and_exactly_recoverable() {

@@ -76,6 +76,7 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
     assert_eq!(me["user"]["fullName"], "Provider Person");
     assert_eq!(me["session"]["method"], "google");
     let id = me["user"]["id"].clone();
+    assert_eq!(verified_name(&app, &c).await, "Provider Person");
 
     // Returning, in another browser, with a new display name at the provider.
     person.name = "Renamed Person".into();
@@ -87,9 +88,18 @@ async fn a_new_user_signs_in_then_returns_and_the_provider_profile_follows(backe
     assert_eq!(me["user"]["id"], id, "{backend:?}: the same account");
     assert_eq!(me["user"]["fullName"], "Renamed Person");
     assert_eq!(users_with_email(&app, "newcomer@example.com").await, 1);
-    // The first browser's session shows the new name too.
+    // The first browser's session shows the new name too, to a proxy as well (its identity
+    // headers are written once per session state: a new state, new headers).
+    assert_eq!(verified_name(&app, &c).await, "Renamed Person", "{backend:?}");
     let me: Value = app.me(&c).await.1;
     assert_eq!(me["user"]["fullName"], "Renamed Person", "{backend:?}");
+}
+
+/// The name forward auth (`GET /auth/verify`) gives a proxy for this browser's session.
+async fn verified_name(app: &TestApp, c: &reqwest::Client) -> String {
+    let resp = c.get(app.url("/auth/verify")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-auth-name"].to_str().unwrap().to_string()
 }
 
 #[tokio::test]
