@@ -227,12 +227,30 @@ impl Metrics {
     }
 
     pub fn http_request(&self, route: &str, method: &str, status: &str, took: Duration) {
+        self.http_request_on(&self.http_route(route), route, method, status, took);
+    }
+
+    /// The duration histogram of `route`, for a caller that knows its route in advance and
+    /// resolves it once (the operations the edge calls directly) instead of looking the
+    /// series up by its label on every request. The series exists from then on, at zero.
+    pub fn http_route(&self, route: &str) -> Histogram {
+        self.http_duration.with_label_values(&[route])
+    }
+
+    /// [`Metrics::http_request`] with the route's histogram already resolved by
+    /// [`Metrics::http_route`].
+    pub fn http_request_on(
+        &self,
+        duration: &Histogram,
+        route: &str,
+        method: &str,
+        status: &str,
+        took: Duration,
+    ) {
         self.http_requests
             .with_label_values(&[route, method, status])
             .inc();
-        self.http_duration
-            .with_label_values(&[route])
-            .observe(took.as_secs_f64());
+        duration.observe(took.as_secs_f64());
     }
 
     /// One fetch of a provider's metadata and keys, successful or not.

@@ -14,7 +14,14 @@
 //! from `/openapi.json`. Everything else (path parameters, query strings, `HEAD`, the spec,
 //! Swagger UI, the hosted pages, unknown paths) goes through poem's router as before.
 
-use std::{collections::HashMap, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering::Relaxed},
+        Arc,
+    },
+    time::Instant,
+};
 
 use poem::{
     endpoint::BoxEndpoint,
@@ -23,12 +30,35 @@ use poem::{
     Endpoint, PathPattern, Request, Response,
 };
 use poem_openapi::{registry::MetaParamIn, OpenApi};
+use prometheus::Histogram;
 
 use super::{allow::AllowedMethods, guard, header_names::X_REQUEST_ID};
-use crate::{error, error::ApiError, state::AppState, telemetry};
+use crate::{error, error::ApiError, metrics::Metrics, state::AppState, telemetry};
 
-/// The operations called without routing: method → path → the operation's endpoint.
-type Direct = HashMap<Method, HashMap<String, (BoxEndpoint<'static>, PathPattern)>>;
+/// An operation called without routing.
+struct DirectOp {
+    method: Method,
+    path: String,
+    /// The endpoint poem-openapi generated for it.
+    endpoint: BoxEndpoint<'static>,
+    /// Its `route` label in the metrics (its path: it has no parameters).
+    label: String,
+    /// Its duration histogram, resolved once.
+    duration: Histogram,
+}
+
+/// The operations called without routing, looked up by method and path. A list, not a hash
+/// map: a few dozen comparisons of short strings (most differ in length or method) cost less
+/// than hashing the path with SipHash on every request.
+struct Direct(Vec<DirectOp>);
+
+impl Direct {
+    fn get(&self, method: &Method, path: &str) -> Option<&DirectOp> {
+        self.0
+            .iter()
+            .find(|op| op.path.len() == path.len() && op.method == *method && op.path == path)
+    }
+}
 
 pub struct Edge {
     state: AppState,
@@ -43,36 +73,30 @@ impl Edge {
     /// `router` answers every request the direct table does not; `pages` are the hosted pages'
     /// routes (for `Allow` and the metrics' route label).
     pub fn new(state: AppState, router: BoxEndpoint<'static>, pages: &[(&str, &[Method])]) -> Self {
+        let templates = RouteTemplates::of_api(pages);
         Edge {
-            templates: RouteTemplates::of_api(pages),
             allowed: AllowedMethods::of(super::apis(), pages),
-            direct: direct_operations(),
+            direct: direct_operations(&templates, &state.metrics),
+            templates,
             router,
             state,
         }
     }
 
     /// The operation answering `req` without routing, if it is one of those.
-    fn direct(&self, req: &Request) -> Option<&(BoxEndpoint<'static>, PathPattern)> {
+    fn direct(&self, req: &Request) -> Option<&DirectOp> {
         if req.uri().query().is_some() {
             return None;
         }
-        self.direct.get(req.method())?.get(req.uri().path())
+        self.direct.get(req.method(), req.uri().path())
     }
 
-    /// The operation, or poem's router; a "method not allowed" names the path's methods.
-    async fn dispatch(&self, req: Request) -> poem::Result<Response> {
-        if let Some((ep, pattern)) = self.direct(&req) {
-            return match ep.call(req).await {
-                Ok(mut resp) => {
-                    resp.set_data(pattern.clone());
-                    Ok(resp)
-                }
-                Err(mut err) => {
-                    err.set_data(pattern.clone());
-                    Err(err)
-                }
-            };
+    /// The operation (`direct`, looked up before the guard ran), or poem's router; a "method
+    /// not allowed" names the path's methods. poem's router records the route it took on the
+    /// response (or the error) for the `route` label; a direct operation's label is its own.
+    async fn dispatch(&self, req: Request, direct: Option<&DirectOp>) -> poem::Result<Response> {
+        if let Some(op) = direct {
+            return op.endpoint.call(req).await;
         }
         let uri = req.uri().clone();
         match self.router.call(req).await {
@@ -101,22 +125,36 @@ impl Endpoint for Edge {
             uri: req.uri().clone(),
         };
         let started = Instant::now();
+        let direct = self.direct(&req);
+        // Set when the guard lets the request through to the operation: a request the guard
+        // answers itself (a refused Host, a cross-site form) was not routed: `unmatched`.
+        let dispatched = AtomicBool::new(false);
         // Pinned where it is: the future is large, and the scope holds only a pointer to it
         // (moved into the scope, it was copied on every request: 16,000 instructions of
         // `memcpy`).
         let serve = std::pin::pin!(async {
-            let resp = match guard::guard(&self.state, req, |req| self.dispatch(req)).await {
+            let next = |req| {
+                dispatched.store(true, Relaxed);
+                self.dispatch(req, direct)
+            };
+            let resp = match guard::guard(&self.state, req, next).await {
                 Ok(resp) => resp,
                 Err(err) => error::render(err).await,
             };
             let status = resp.status();
             let took = started.elapsed();
-            self.state.metrics.http_request(
-                self.templates.label(resp.data::<PathPattern>()),
-                method.as_str(),
-                status.as_str(),
-                took,
-            );
+            let metrics = &self.state.metrics;
+            match direct {
+                Some(op) if dispatched.load(Relaxed) => {
+                    metrics.http_request_on(&op.duration, &op.label, method.as_str(), status.as_str(), took)
+                }
+                _ => metrics.http_request(
+                    self.templates.label(resp.data::<PathPattern>()),
+                    method.as_str(),
+                    status.as_str(),
+                    took,
+                ),
+            }
             let ms = took.as_secs_f64() * 1000.0;
             // `message` as a text field, the same in the line as a format string but not run
             // through `fmt::Arguments` on every request.
@@ -171,7 +209,7 @@ fn request_id(req: &mut Request) -> HeaderValue {
 
 /// The operations with a fixed path and no query parameters, as the spec describes them. An
 /// operation the spec does not list (hidden) is left to the router: its parameters are unknown.
-fn direct_operations() -> Direct {
+fn direct_operations(templates: &RouteTemplates, metrics: &Metrics) -> Direct {
     let mut fixed: HashMap<Method, Vec<String>> = HashMap::new();
     for api in super::Apis::meta() {
         for path in api.paths {
@@ -187,19 +225,23 @@ fn direct_operations() -> Direct {
     }
     let mut routes = HashMap::new();
     super::apis().add_routes(&mut routes);
-    let mut direct = Direct::new();
+    let mut direct = Vec::new();
     for (path, methods) in routes {
-        for (method, ep) in methods {
+        for (method, endpoint) in methods {
             if fixed.get(&method).is_some_and(|paths| paths.contains(&path)) {
-                let pattern = PathPattern(path.as_str().into());
-                direct
-                    .entry(method)
-                    .or_default()
-                    .insert(path.clone(), (ep, pattern));
+                // The label poem's router would have led to.
+                let label = templates.label(Some(&PathPattern(path.as_str().into())));
+                direct.push(DirectOp {
+                    duration: metrics.http_route(label),
+                    label: label.to_string(),
+                    method,
+                    path: path.clone(),
+                    endpoint,
+                });
             }
         }
     }
-    direct
+    Direct(direct)
 }
 
 /// The `route` label of a request: the OpenAPI path template of the operation that answered it
@@ -258,15 +300,17 @@ mod tests {
 
     #[test]
     fn the_direct_table_holds_fixed_paths_without_query_parameters_only() {
-        let direct = direct_operations();
-        let get = &direct[&Method::GET];
-        assert!(get.contains_key("/auth/me"));
-        assert!(get.contains_key("/auth/verify"));
+        let direct = direct_operations(&RouteTemplates::of_api(&[]), &Metrics::new().unwrap());
+        assert!(direct.get(&Method::GET, "/auth/me").is_some());
+        assert!(direct.get(&Method::GET, "/auth/verify").is_some());
+        assert!(direct.get(&Method::POST, "/auth/me").is_none());
         // A path parameter: routed.
-        assert!(direct.values().flatten().all(|(path, _)| !path.contains(':')));
+        assert!(direct.0.iter().all(|op| !op.path.contains([':', '{'])));
         // Query parameters (the OpenID callback's `code` and `state`): routed, so that
         // poem-openapi's query parsing runs.
-        assert!(!get.contains_key("/auth/google/callback"));
-        assert!(direct[&Method::POST].contains_key("/auth/login"));
+        assert!(direct.get(&Method::GET, "/auth/google/callback").is_none());
+        assert!(direct.get(&Method::POST, "/auth/login").is_some());
+        // Each is labelled with its path, as the spec writes it.
+        assert!(direct.0.iter().all(|op| op.label == op.path));
     }
 }

@@ -165,3 +165,63 @@ async fn counters_follow_sign_ups_sign_ins_rotation_logout_and_revocation_and_pr
     );
     assert!(!text.contains(&first_id), "a session id became a label value");
 }
+
+/// The `route` label names the operation that answered — its answers and its refusals alike —
+/// and `unmatched` when the guard answered before any operation ran.
+#[tokio::test]
+async fn requests_are_labelled_by_the_operation_that_answered_and_guard_refusals_are_unmatched() {
+    let app = app_with_metrics().await;
+    let (c, cookie) = app.signed_up_client("labels@example.com").await;
+    // The operation refuses: no session.
+    assert_eq!(
+        client().get(app.url("/auth/me")).send().await.unwrap().status(),
+        401
+    );
+    // The operation answers: forward auth with a session, twice.
+    for _ in 0..2 {
+        let resp = app.get_with_cookie("/auth/verify", &cookie).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // The guard refuses a cross-site sign-out before it reaches the operation.
+    let resp = c
+        .post(app.url("/auth/logout"))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+
+    let text = scrape(&app).await;
+    promtool_check(&text);
+    for (series, expected) in [
+        (
+            r#"authauth_http_requests_total{method="GET",route="/auth/me",status="401"}"#,
+            1.0,
+        ),
+        (
+            r#"authauth_http_requests_total{method="GET",route="/auth/verify",status="200"}"#,
+            2.0,
+        ),
+        (
+            r#"authauth_http_request_duration_seconds_count{route="/auth/verify"}"#,
+            2.0,
+        ),
+        (
+            r#"authauth_http_requests_total{method="POST",route="unmatched",status="403"}"#,
+            1.0,
+        ),
+        (
+            r#"authauth_http_requests_total{method="POST",route="/auth/logout",status="403"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), expected, "{series} in\n{text}");
+    }
+    // The refused `/auth/me` is timed like any answer.
+    assert!(
+        sample(
+            &text,
+            r#"authauth_http_request_duration_seconds_count{route="/auth/me"}"#
+        ) >= 1.0
+    );
+}
