@@ -8,7 +8,7 @@ use std::{
         atomic::{AtomicI64, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use crate::session::record::Millis;
@@ -34,9 +34,9 @@ impl Clock {
         }
     }
 
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch (rounded down, as `chrono`'s `timestamp_millis`).
     pub fn now(&self) -> Millis {
-        let system = chrono::Utc::now().timestamp_millis();
+        let system = millis_since_epoch(SystemTime::now());
         match &self.offset {
             None => system,
             Some(offset) => system.saturating_add(offset.load(Ordering::Relaxed)),
@@ -55,9 +55,45 @@ impl Clock {
     }
 }
 
+/// `at` in milliseconds since the Unix epoch, rounded down. Straight from the `SystemTime`:
+/// going through `chrono::Utc::now()` worked out the calendar date first, on every session check.
+fn millis_since_epoch(at: SystemTime) -> Millis {
+    match at.duration_since(UNIX_EPOCH) {
+        Ok(after) => Millis::try_from(after.as_millis()).unwrap_or(Millis::MAX),
+        Err(before) => {
+            let ms = before.duration().as_nanos().div_ceil(1_000_000);
+            Millis::try_from(ms).map_or(Millis::MIN, |ms| -ms)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_are_counted_as_chrono_counts_them() {
+        for nanos in [
+            0i64,
+            1,
+            999_999,
+            1_000_000,
+            1_500_000,
+            1_764_906_721_123_456_789,
+            -1,
+            -1_000_000,
+            -1_500_000,
+            -86_400_000_000_123,
+        ] {
+            let at = if nanos >= 0 {
+                UNIX_EPOCH + Duration::from_nanos(nanos as u64)
+            } else {
+                UNIX_EPOCH - Duration::from_nanos(nanos.unsigned_abs())
+            };
+            let chrono = chrono::DateTime::<chrono::Utc>::from(at).timestamp_millis();
+            assert_eq!(millis_since_epoch(at), chrono, "{nanos} ns");
+        }
+    }
 
     #[test]
     fn only_an_adjustable_clock_moves_and_its_clones_move_with_it() {

@@ -133,6 +133,10 @@ async fn authenticate_cookies(
     state: &AppState,
     values: Vec<String>,
 ) -> Result<Validated, ApiError> {
+    // A signed-out visitor: nothing to read, nothing to clear.
+    if values.is_empty() {
+        return Err(ApiError::NoSession);
+    }
     let delivery = delivery(req);
     let slot = match delivery {
         Delivery::Browser => req.extensions().get::<CookieSlot>().cloned(),
@@ -140,7 +144,7 @@ async fn authenticate_cookies(
     };
     let now = state.clock.now();
     let outcome = match values.as_slice() {
-        [] => return Err(ApiError::NoSession),
+        [] => Err(Refusal::Undecided(ApiError::NoSession)),
         [one] => state
             .sessions
             .validate_for(one, delivery, now)

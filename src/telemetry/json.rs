@@ -56,17 +56,18 @@ fn timestamp(out: &mut impl fmt::Write, at: std::time::SystemTime) -> fmt::Resul
         return SystemTime.format_time(&mut Writer::new(out));
     };
     let secs = since.as_secs();
-    let Some(day) = i64::try_from(secs)
-        .ok()
-        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
-    else {
-        return SystemTime.format_time(&mut Writer::new(out));
-    };
     SECOND.with(|cell| {
         let Ok(mut cached) = cell.try_borrow_mut() else {
             return SystemTime.format_time(&mut Writer::new(out));
         };
         if cached.0 != secs {
+            // The calendar worked out once per second, not on every line.
+            let Some(day) = i64::try_from(secs)
+                .ok()
+                .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+            else {
+                return SystemTime.format_time(&mut Writer::new(out));
+            };
             cached.1.clear();
             fmt::Write::write_fmt(&mut cached.1, format_args!("{}", day.format("%Y-%m-%dT%H:%M:%S")))?;
             cached.0 = secs;
