@@ -1,9 +1,10 @@
 //! Benchmark yardstick: the floor of authauth's stack. What a request costs on exactly what
-//! authauth serves it with — its connection loop (`authauth::server::serve`: hyper's HTTP/1.1 on
-//! tokio, the header-read timeout), a poem `Endpoint`, and its Redis connection
+//! authauth serves it with — its connection loop (`authauth::server::serve`: hyper's HTTP/1.1
+//! on tokio, the header-read timeout), a poem `Endpoint`, its Redis connection
 //! (`store::redis::connection`: the redis crate's `ConnectionManager`, configured as authauth
-//! configures it) — with none of authauth's own work: no request id, log line, metrics, Host or
-//! CSRF check, cookie signature, session decision or security headers.
+//! configures it) and its allocator (mimalloc) — with none of authauth's own work: no request
+//! id, log line, metrics, Host or CSRF check, cookie signature, session decision or security
+//! headers.
 //!
 //! ```text
 //! cargo run --release --example stack_floor
@@ -23,6 +24,10 @@ use poem::{
     http::{header, HeaderValue, StatusCode},
     Body, Endpoint, Request, Response,
 };
+
+// authauth's allocator (src/main.rs), so the floor differs from it in nothing but its work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The session cookie's name, as authauth's cookies are named (what `bench/wrk/me.lua` sends).
 const COOKIE: &str = "authauth_session=";
