@@ -613,19 +613,6 @@ def report(r):
     md += [f"| {s['total_seeded']:,} | {s['live_sessions']:,} | {s['me_rps']:,.0f} | {s['me_p99_ms']:.2f} | "
            f"{s['me_redis_commands_per_request']:.3f} | {s['list_p50_ms']:.2f} | {s['list_redis_commands_per_request']:.2f} |"
            for s in r["scaling"]]
-    if "floor_me" in rounds:
-        md += ["", "What the stack itself allows — the floor is authauth's connection loop, a poem endpoint and "
-               "authauth's Redis connection, with none of authauth's own work:", "",
-               "| ratio | median (each round) |", "|---|---|"]
-        for label, a, b in (("the floor's authenticated ÷ Redis GET", "floor_me", "redis_get"),
-                            ("the floor's authenticated ÷ axum + tower-sessions authenticated", "floor_me", "axum_me"),
-                            ("the floor's 401 ÷ axum's no-cookie 401", "floor_401", "axum_401"),
-                            ("the floor's authenticated ÷ the floor's 401", "floor_me", "floor_401"),
-                            ("authauth authenticated `/auth/me` ÷ the floor's authenticated", "authauth_me", "floor_me"),
-                            ("authauth authenticated `/auth/verify` ÷ the floor's authenticated", "authauth_verify", "floor_me"),
-                            ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
-            value, each = ratio(a, b)
-            md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and Redis share the machine."]
@@ -859,19 +846,6 @@ def cluster_report(r):
            f"the replicas' used_memory (less replication buffers) grew by {replicas / 1e6:.2f} MB for the same sessions; "
            f"the primaries' replication buffers by {c['memory']['replication_buffers_delta'] / 1e6:.2f} MB meanwhile "
            "(they fill to `repl-backlog-size`, 1 MB each, whatever is written)." if replicas is not None else ""]
-    if "floor_me" in rounds:
-        md += ["", "What the stack itself allows — the floor is authauth's connection loop, a poem endpoint and "
-               "authauth's Redis connection, with none of authauth's own work:", "",
-               "| ratio | median (each round) |", "|---|---|"]
-        for label, a, b in (("the floor's authenticated ÷ Redis GET", "floor_me", "redis_get"),
-                            ("the floor's authenticated ÷ axum + tower-sessions authenticated", "floor_me", "axum_me"),
-                            ("the floor's 401 ÷ axum's no-cookie 401", "floor_401", "axum_401"),
-                            ("the floor's authenticated ÷ the floor's 401", "floor_me", "floor_401"),
-                            ("authauth authenticated `/auth/me` ÷ the floor's authenticated", "authauth_me", "floor_me"),
-                            ("authauth authenticated `/auth/verify` ÷ the floor's authenticated", "authauth_verify", "floor_me"),
-                            ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
-            value, each = ratio(a, b)
-            md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; load generator, server and every Redis process share the machine."]
