@@ -458,18 +458,23 @@ mod tests {
     /// writes for the documented `Allowed`: status, every header, empty body.
     #[tokio::test]
     async fn an_allowed_request_is_answered_as_the_spec_documents_it() {
-        for r in [
-            record("Ada Lovelace", Vec::new()),
-            record(" Zoë \r\n100%", vec![Amr::Password, Amr::Totp]),
-            record("", vec![Amr::Google, Amr::Passkey]),
+        for (r, aal, amr) in [
+            // Recorded before sessions kept their methods: the sign-in method alone.
+            (record("Ada Lovelace", Vec::new()), "1", "pwd"),
+            (
+                record(" Zoë \r\n100%", vec![Amr::Password, Amr::Totp]),
+                "2",
+                "pwd otp",
+            ),
+            (record("", vec![Amr::Google, Amr::Passkey]), "2", "google hwk"),
         ] {
             let documented = VerifyResponse::Allowed(
-                r.user_id.to_string(),
-                header_value(&r.user.email),
+                "0193a5f0-7c1e-7d6a-9b1f-3c2d4e5f6a7b".into(),
+                "zo%C3%AB@b%C3%BCcher.example".into(),
                 header_value(&r.user.full_name),
-                r.public_id.clone(),
-                r.aal().to_string(),
-                amr_value(&r),
+                "sAAAAAAAAbbbbbbbbbbbbbbbb".into(),
+                aal.into(),
+                amr.into(),
                 None,
             )
             .into_response();

@@ -90,6 +90,9 @@ async fn verify_with_a_session_is_200_with_the_identity_in_header_safe_encoding_
     assert_eq!(resp.status(), 200);
     assert_eq!(header(&resp, "x-auth-user-id"), me["user"]["id"].as_str());
     assert_eq!(header(&resp, "x-auth-session-id"), me["session"]["id"].as_str());
+    // A password alone: assurance level 1.
+    assert_eq!(header(&resp, "x-auth-aal"), Some("1"));
+    assert_eq!(header(&resp, "x-auth-amr"), Some("pwd"));
     for (name, expected) in [
         ("x-auth-email", me["user"]["email"].as_str().unwrap()),
         ("x-auth-name", name),
