@@ -76,6 +76,11 @@ impl TokenHash {
     pub fn to_b64(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
+
+    /// [`TokenHash::to_b64`], appended to `out`.
+    pub fn push_b64(&self, out: &mut String) {
+        URL_SAFE_NO_PAD.encode_string(self.0, out);
+    }
 }
 
 impl fmt::Debug for TokenHash {

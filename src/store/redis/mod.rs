@@ -98,6 +98,11 @@ impl RedisBackend {
         format!("{}{rest}", self.prefix)
     }
 
+    /// `P`, the prefix of every key.
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// What a readiness check reached: one round trip in standalone and Sentinel mode; in
     /// cluster mode the slot map (`CLUSTER SLOTS`) and a `PING` to every primary.
     pub async fn ping(&self) -> Result<Reached, StoreError> {
