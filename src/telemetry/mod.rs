@@ -50,6 +50,18 @@ where
         .with_writer(writer)
 }
 
+/// The text log (`LOG_FORMAT=text`) as a layer writing to `writer`, coloured when `ansi`.
+pub fn text_layer<S, W>(ansi: bool, writer: W) -> fmt::Layer<S, fmt::format::DefaultFields, text::TextLine, W>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> fmt::MakeWriter<'w> + 'static,
+{
+    fmt::layer()
+        .event_format(text::TextLine::new(ansi))
+        .with_ansi(ansi)
+        .with_writer(writer)
+}
+
 /// Installs the global subscriber, writing to `out` (standard error, buffered or not); later
 /// calls are no-ops (tests start many apps).
 fn install<W>(filter: EnvFilter, format: LogFormat, out: W)
@@ -61,14 +73,7 @@ where
     let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = match format {
         LogFormat::Json => registry.with(json_layer(out)).try_init(),
-        LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .event_format(text::TextLine::new(ansi))
-                    .with_ansi(ansi)
-                    .with_writer(out),
-            )
-            .try_init(),
+        LogFormat::Text => registry.with(text_layer(ansi, out)).try_init(),
     };
 }
 

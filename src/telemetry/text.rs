@@ -64,24 +64,19 @@ where
 mod tests {
     use tracing_subscriber::prelude::*;
 
-    use super::*;
-    use crate::telemetry::captured::Captured;
+    use crate::telemetry::{captured::Captured, request, text_layer};
 
     #[tokio::test]
     async fn a_line_logged_while_a_request_is_served_ends_with_the_request() {
         let buffer = Captured::default();
-        let subscriber = tracing_subscriber::registry().with(
-            tracing_subscriber::fmt::layer()
-                .event_format(TextLine::new(false))
-                .with_writer(buffer.clone()),
-        );
+        let subscriber = tracing_subscriber::registry().with(text_layer(false, buffer.clone()));
         let _default = tracing::subscriber::set_default(subscriber);
-        let request = super::super::request::Request {
+        let request = request::Request {
             id: poem::http::HeaderValue::from_static("r-1"),
             method: poem::http::Method::POST,
             uri: "/auth/login?next=secret".parse().unwrap(),
         };
-        super::super::request::scope(request, async {
+        request::scope(request, async {
             tracing::info!(message = "request", status = 200u16);
         })
         .await;
