@@ -36,10 +36,11 @@ pub struct AppInner {
     /// The audit trail's writer (flushed on shutdown).
     pub audit: Audit,
     /// `GET /auth/me` bodies, written once per session state.
-    pub me_bodies: Derived<SessionRecord, Bytes>,
+    /// Keyed by the shared record, which an unchanged session presents again (see `Stored`).
+    pub me_bodies: Derived<Arc<SessionRecord>, Bytes>,
     /// `GET /auth/verify`'s identity header values, written once per session state
     /// (`api::forward_auth::identity`).
-    pub identities: Derived<SessionRecord, Arc<[HeaderValue; 6]>>,
+    pub identities: Derived<Arc<SessionRecord>, Arc<[HeaderValue; 6]>>,
 }
 
 impl Deref for AppState {

@@ -7,6 +7,8 @@
 //! session `Set-Cookie` is returned for the caller to put on its answer; other cookies (the
 //! device cookie) go into the request's [`CookieSlot`], which the guard adds to any answer.
 
+use std::sync::Arc;
+
 use poem::Request;
 use secrecy::SecretString;
 
@@ -416,7 +418,8 @@ pub fn handed_over(
     let (record, cookie_value) = match proved {
         Proved::Elevated(v) => {
             let value = v.new_cookie.clone().unwrap_or_default();
-            (v.record, value)
+            // Made by this request: not shared, so not copied.
+            (Arc::unwrap_or_clone(v.record), value)
         }
         Proved::SignedIn { issued, device } => {
             add_device_cookie(req, state, &device);
@@ -464,7 +467,7 @@ pub async fn reauthenticate(
     let value = elevated.new_cookie.clone().unwrap_or_default();
     let set_cookie = set_cookie(&state.settings.session, &value, &elevated.record, now);
     Ok(Started {
-        record: elevated.record,
+        record: Arc::unwrap_or_clone(elevated.record),
         set_cookie,
     })
 }

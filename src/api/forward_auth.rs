@@ -398,7 +398,7 @@ impl ForwardAuthApi {
                 // Written once per state of the session, like `/auth/me`'s body.
                 let identity = state
                     .identities
-                    .get_or_try(&key.hash, &record, identity)
+                    .get_or_try(&key.hash, &record, |r| identity(r))
                     .map_err(ApiError::internal)?;
                 return Ok(Verdict::Allowed(identity));
             }

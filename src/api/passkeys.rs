@@ -458,7 +458,7 @@ impl PasskeysApi {
         let started = state
             .auth
             .start_passkey_sign_in(
-                session.0.as_ref().map(|v| &v.record),
+                session.0.as_ref().map(|v| &*v.record),
                 &client_info(req, &state.settings),
                 state.clock.now(),
             )

@@ -5,6 +5,8 @@
 //! can check a key's state with a string comparison — no JSON parsing in Lua, and no way for a
 //! write meant for an active session to land on a revoked one.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -272,10 +274,16 @@ pub struct Rotated {
 }
 
 /// Everything a token hash can point to.
+///
+/// An active record is shared: the Redis store keeps the last decoded record of each session
+/// and hands the same one to every request while the stored bytes stay the same, and the
+/// results derived from it (`/auth/me`'s body, a proxy's identity headers) recognise it by
+/// pointer before comparing fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    Active(SessionRecord),
-    Rotated(Rotated),
+    Active(Arc<SessionRecord>),
+    /// Boxed: a token in its grace period is rare, and its record makes it the largest.
+    Rotated(Box<Rotated>),
     Revoked(Tombstone),
 }
 
@@ -293,14 +301,21 @@ impl Stored {
     }
 
     pub fn encode(&self) -> String {
-        // Serialising these plain structs cannot fail.
-        let json = match self {
-            Stored::Active(r) => serde_json::to_string(r),
-            Stored::Rotated(r) => serde_json::to_string(r),
-            Stored::Revoked(t) => serde_json::to_string(t),
+        match self {
+            Stored::Active(r) => Stored::encode_active(r),
+            Stored::Rotated(r) => Stored::encode_rotated(r),
+            Stored::Revoked(t) => encoded('X', t),
         }
-        .unwrap_or_default();
-        format!("{}|{json}", self.state())
+    }
+
+    /// What [`Stored::Active`] with `record` encodes to, without building one.
+    pub fn encode_active(record: &SessionRecord) -> String {
+        encoded('A', record)
+    }
+
+    /// What [`Stored::Rotated`] with `rotated` encodes to, without building one.
+    pub fn encode_rotated(rotated: &Rotated) -> String {
+        encoded('R', rotated)
     }
 
     pub fn decode(raw: &str) -> Result<Stored, DecodeError> {
@@ -309,12 +324,20 @@ impl Stored {
             .ok_or_else(|| DecodeError("no state marker".into()))?;
         let err = |e: serde_json::Error| DecodeError(e.to_string());
         match state {
-            "A" => Ok(Stored::Active(serde_json::from_str(json).map_err(err)?)),
-            "R" => Ok(Stored::Rotated(serde_json::from_str(json).map_err(err)?)),
+            "A" => Ok(Stored::Active(Arc::new(serde_json::from_str(json).map_err(err)?))),
+            "R" => Ok(Stored::Rotated(Box::new(
+                serde_json::from_str(json).map_err(err)?,
+            ))),
             "X" => Ok(Stored::Revoked(serde_json::from_str(json).map_err(err)?)),
             other => Err(DecodeError(format!("unknown state `{other}`"))),
         }
     }
+}
+
+/// `<state>|<json>`.
+fn encoded(state: char, value: &impl Serialize) -> String {
+    // Serialising these plain structs cannot fail.
+    format!("{state}|{}", serde_json::to_string(value).unwrap_or_default())
 }
 
 /// Where a session lives: its user's slot tag and its token hash.
@@ -377,7 +400,8 @@ mod tests {
             amr: Vec::new(),
             authenticated_at: None,
         };
-        let active = Stored::Active(record.clone());
+        let active = Stored::Active(Arc::new(record.clone()));
+        assert_eq!(Stored::encode_active(&record), active.encode());
         assert!(active.encode().starts_with("A|{"));
         assert_eq!(Stored::decode(&active.encode()).unwrap(), active);
         let tomb = Stored::Revoked(Tombstone {
@@ -388,6 +412,15 @@ mod tests {
         });
         assert!(tomb.encode().starts_with("X|"));
         assert_eq!(Stored::decode(&tomb.encode()).unwrap(), tomb);
+        let rotated = Rotated {
+            record: record.clone(),
+            successor: "successor-hash".into(),
+            grace_until: 6,
+        };
+        assert_eq!(
+            Stored::decode(&Stored::encode_rotated(&rotated)).unwrap(),
+            Stored::Rotated(Box::new(rotated))
+        );
         assert!(Stored::decode("garbage").is_err());
         assert_eq!(
             SessionRecord::slot_of_public_id(&record.public_id),

@@ -143,7 +143,8 @@ pub struct Issued {
 /// A request's session after validation.
 #[derive(Debug, Clone)]
 pub struct Validated {
-    pub record: SessionRecord,
+    /// Shared with the store's cache of decoded records (see [`Stored`]).
+    pub record: Arc<SessionRecord>,
     pub key: SessionKey,
     /// Set when this request rotated the token: the response must carry the new cookie.
     pub new_cookie: Option<String>,
@@ -172,9 +173,9 @@ pub struct Presented {
 #[derive(Debug)]
 enum Live {
     /// The current token of its session.
-    Current(SessionRecord),
+    Current(Arc<SessionRecord>),
     /// A rotated token within its grace: the same session, nothing to extend.
-    InGrace(SessionRecord),
+    InGrace(Arc<SessionRecord>),
 }
 
 impl Presented {
@@ -400,7 +401,7 @@ impl Sessions {
                 } else {
                     Ok(Presented {
                         key,
-                        live: Live::InGrace(r.record),
+                        live: Live::InGrace(Arc::new(r.record)),
                     })
                 }
             }
@@ -451,7 +452,7 @@ impl Sessions {
                 // Rare paths are boxed, so the future of every request stays small
                 // (it is moved through several boxed middleware layers).
                 let record = if Box::pin(self.store.touch(&key.hash, &next, now)).await? {
-                    next
+                    Arc::new(next)
                 } else {
                     record
                 };
@@ -461,7 +462,7 @@ impl Sessions {
                     new_cookie: None,
                 })
             }
-            Due::Rotate => Box::pin(self.rotate(record, key, now)).await,
+            Due::Rotate => Box::pin(self.rotate(&record, key, now)).await,
         }
     }
 
@@ -495,11 +496,11 @@ impl Sessions {
 
     async fn rotate(
         &self,
-        record: SessionRecord,
+        record: &SessionRecord,
         key: SessionKey,
         now: Millis,
     ) -> Result<Validated, SessionError> {
-        let (token, new_hash, next, rotated) = self.successor(&record, &key, now);
+        let (token, new_hash, next, rotated) = self.successor(record, &key, now);
         if self
             .store
             .rotate(&key.hash, &new_hash, &next, &rotated, now)
@@ -516,7 +517,7 @@ impl Sessions {
                 .await;
             Ok(Validated {
                 new_cookie: Some(self.signer.sign(&token, &key.slot)),
-                record: next,
+                record: Arc::new(next),
                 key: SessionKey {
                     slot: key.slot,
                     hash: new_hash,
@@ -530,7 +531,7 @@ impl Sessions {
                     message: t.message,
                 }),
                 Some(Stored::Rotated(r)) if now < r.grace_until => Ok(Validated {
-                    record: r.record,
+                    record: Arc::new(r.record),
                     key,
                     new_cookie: None,
                 }),
@@ -612,7 +613,7 @@ impl Sessions {
         tracing::info!(session = %next.public_id, user = %next.user_id, method = method.as_str(), "session re-authenticated");
         Ok(Validated {
             new_cookie: Some(self.signer.sign(&token, &current.key.slot)),
-            record: next,
+            record: Arc::new(next),
             key: SessionKey {
                 slot: current.key.slot.clone(),
                 hash: new_hash,

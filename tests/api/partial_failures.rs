@@ -212,7 +212,7 @@ async fn a_password_change_interrupted_after_the_new_password_is_set_keeps_it_an
             slot: authauth::session::token::slot_tag(&user.id),
             hash: authauth::session::token::SessionToken::generate().hash(),
         },
-        record: current.clone(),
+        record: Arc::new(current.clone()),
         new_cookie: None,
     };
 

@@ -4,7 +4,7 @@
 //! backend and never hides another's. Time is passed in, so expiry, grace and rotation are
 //! tested without sleeping.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use authauth::{
     config::{LimitAction, RedisMode, RedisSettings, SentinelSettings},
@@ -307,7 +307,7 @@ async fn created_sessions_load_list_and_find(f: Fixture) {
     let (_t3, _other) = new_session(s, Uuid::new_v4(), T0).await;
     assert_eq!(
         s.load(&key(&user, t1.hash()), T0).await.unwrap(),
-        Some(Stored::Active(r1.clone())),
+        Some(Stored::Active(Arc::new(r1.clone()))),
         "{name}"
     );
     let unknown = SessionToken::generate();
@@ -355,7 +355,7 @@ async fn touch_slides_the_session_but_never_revives_a_revoked_one(f: Fixture) {
     );
     assert_eq!(
         s.load(&key(&user, t.hash()), T0 + 120_000).await.unwrap(),
-        Some(Stored::Active(touched.clone())),
+        Some(Stored::Active(Arc::new(touched.clone()))),
         "{name}"
     );
     let revoked = s
@@ -424,7 +424,7 @@ async fn updating_the_account_snapshot_changes_every_live_session_of_that_user_o
     );
     assert_eq!(
         s.load(&key(&other, t4.hash()), T0 + 2).await.unwrap(),
-        Some(Stored::Active(r4.clone())),
+        Some(Stored::Active(Arc::new(r4.clone()))),
         "{name}"
     );
     // Nothing left to change.

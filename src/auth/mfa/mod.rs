@@ -110,8 +110,9 @@ pub enum Proved {
     /// token).
     Elevated(Validated),
     /// A sign-in was finished (a second step, an enrolment, or a passkey with no password) in a
-    /// new session; `device` is the device cookie it earned.
-    SignedIn { issued: Issued, device: String },
+    /// new session; `device` is the device cookie it earned. (Boxed: it is the rarer and much
+    /// the larger answer.)
+    SignedIn { issued: Box<Issued>, device: String },
 }
 
 /// A second factor as given.
@@ -583,7 +584,10 @@ impl Auth {
                 let (issued, device) = self
                     .finish_sign_in(&user, record, Amr::Totp, client, device_cookie, now)
                     .await?;
-                Proved::SignedIn { issued, device }
+                Proved::SignedIn {
+                    issued: Box::new(issued),
+                    device,
+                }
             }
             _ => Proved::Elevated(self.sessions.reauthenticated(current, Amr::Totp, now).await?),
         };

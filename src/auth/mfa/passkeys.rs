@@ -315,7 +315,10 @@ impl Auth {
                 let (issued, device) = self
                     .finish_sign_in(&user, record, Amr::Passkey, client, device_cookie, now)
                     .await?;
-                Proved::SignedIn { issued, device }
+                Proved::SignedIn {
+                    issued: Box::new(issued),
+                    device,
+                }
             }
             _ => Proved::Elevated(self.sessions.reauthenticated(current, Amr::Passkey, now).await?),
         };
@@ -532,7 +535,10 @@ impl Auth {
                 )
                 .await;
                 let device = self.after_sign_in(&user, &issued.record, client, device_cookie, now);
-                Ok(Proved::SignedIn { issued, device })
+                Ok(Proved::SignedIn {
+                    issued: Box::new(issued),
+                    device,
+                })
             }
             Some(current) if current.record.stage == Stage::SecondFactor => {
                 let (issued, device) = self
@@ -545,7 +551,10 @@ impl Auth {
                         .detail("method", "passkey"),
                 )
                 .await;
-                Ok(Proved::SignedIn { issued, device })
+                Ok(Proved::SignedIn {
+                    issued: Box::new(issued),
+                    device,
+                })
             }
             Some(current) => {
                 let elevated = self.sessions.reauthenticated(current, Amr::Passkey, now).await?;

@@ -232,7 +232,8 @@ impl RedisSessions {
         for ((pid, hash), value) in entries.iter().zip(values) {
             match value.as_deref().map(Stored::decode).transpose()? {
                 Some(Stored::Active(record)) if !record.is_expired(now) => {
-                    read.live.push((pid.clone(), hash.clone(), record));
+                    read.live
+                        .push((pid.clone(), hash.clone(), Arc::unwrap_or_clone(record)));
                 }
                 // The entry named a token that was rotated between our two reads: the index
                 // has already moved on to its successor.
@@ -324,7 +325,7 @@ impl SessionStore for RedisSessions {
             script
                 .key(self.session_key(&slot, &hash))
                 .key(self.directory_key(&slot, &record.public_id))
-                .arg(Stored::Active(record.clone()).encode())
+                .arg(Stored::encode_active(record))
                 .arg(ttl_until(record.expires_at(), now))
                 .arg(&record.public_id)
                 .arg(&hash)
@@ -361,7 +362,7 @@ impl SessionStore for RedisSessions {
         let slot = slot_tag(&record.user_id);
         let done: i64 = TOUCH
             .key(self.session_key(&slot, &hash.to_b64()))
-            .arg(Stored::Active(record.clone()).encode())
+            .arg(Stored::encode_active(record))
             .arg(ttl_until(record.expires_at(), now))
             .invoke_async(&mut self.conn())
             .await?;
@@ -383,9 +384,9 @@ impl SessionStore for RedisSessions {
             .key(self.session_key(&slot, &old))
             .key(self.session_key(&slot, &new))
             .key(self.index_key(&slot, &next.user_id))
-            .arg(Stored::Active(next.clone()).encode())
+            .arg(Stored::encode_active(next))
             .arg(ttl_until(next.expires_at(), now))
-            .arg(Stored::Rotated(rotated.clone()).encode())
+            .arg(Stored::encode_rotated(rotated))
             .arg(ttl_until(grace_end, now))
             .arg(&next.public_id)
             .arg(&new)
@@ -423,7 +424,7 @@ impl SessionStore for RedisSessions {
             // Only while the key still holds an active session (not rotated or revoked since).
             let done: i64 = TOUCH
                 .key(self.session_key(&slot, &hash))
-                .arg(Stored::Active(record.clone()).encode())
+                .arg(Stored::encode_active(&record))
                 .arg(ttl_until(record.expires_at(), now))
                 .invoke_async(&mut self.conn())
                 .await?;

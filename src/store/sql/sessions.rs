@@ -6,6 +6,8 @@
 //! revocation run in write transactions, and revocation matches rows by public id, so a
 //! successor created by a concurrent rotation is revoked too.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sea_orm::{
     sea_query::Expr, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -36,7 +38,7 @@ impl SqlSessions {
         for row in rows {
             if let Stored::Active(record) = Stored::decode(&row.value)? {
                 if !record.is_expired(now) {
-                    out.push(record);
+                    out.push(Arc::unwrap_or_clone(record));
                 }
             }
         }
@@ -107,7 +109,7 @@ async fn insert_active(
         public_id: Set(record.public_id.clone()),
         user_id: Set(record.user_id),
         state: Set("A".into()),
-        value: Set(Stored::Active(record.clone()).encode()),
+        value: Set(Stored::encode_active(record)),
         expires_at: Set(record.expires_at()),
     })
     .exec(txn)
@@ -168,7 +170,7 @@ impl SessionStore for SqlSessions {
         let res = sessions::Entity::update_many()
             .col_expr(
                 sessions::Column::Value,
-                Expr::value(Stored::Active(record.clone()).encode()),
+                Expr::value(Stored::encode_active(record)),
             )
             .col_expr(sessions::Column::ExpiresAt, Expr::value(record.expires_at()))
             .filter(sessions::Column::TokenHash.eq(hash.to_b64()))
@@ -199,7 +201,7 @@ impl SessionStore for SqlSessions {
                 .col_expr(sessions::Column::State, Expr::value("R"))
                 .col_expr(
                     sessions::Column::Value,
-                    Expr::value(Stored::Rotated(rotated.clone()).encode()),
+                    Expr::value(Stored::encode_rotated(rotated)),
                 )
                 .col_expr(
                     sessions::Column::ExpiresAt,
@@ -248,17 +250,18 @@ impl SessionStore for SqlSessions {
             .await?;
         let mut changed = 0;
         for row in rows {
-            let Stored::Active(mut record) = Stored::decode(&row.value)? else {
+            let Stored::Active(record) = Stored::decode(&row.value)? else {
                 continue;
             };
             if record.is_expired(now) || record.user == *user {
                 continue;
             }
+            let mut record = Arc::unwrap_or_clone(record);
             record.user = user.clone();
             let res = sessions::Entity::update_many()
                 .col_expr(
                     sessions::Column::Value,
-                    Expr::value(Stored::Active(record).encode()),
+                    Expr::value(Stored::encode_active(&record)),
                 )
                 .filter(sessions::Column::TokenHash.eq(row.token_hash))
                 .filter(sessions::Column::State.eq("A"))
