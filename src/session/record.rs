@@ -318,6 +318,11 @@ impl Stored {
         encoded('R', rotated)
     }
 
+    /// [`Stored::decode`] of bytes as a store returns them.
+    pub fn decode_bytes(raw: &[u8]) -> Result<Stored, DecodeError> {
+        Stored::decode(std::str::from_utf8(raw).map_err(|e| DecodeError(e.to_string()))?)
+    }
+
     pub fn decode(raw: &str) -> Result<Stored, DecodeError> {
         let (state, json) = raw
             .split_once('|')
@@ -422,6 +427,13 @@ mod tests {
             Stored::Rotated(Box::new(rotated))
         );
         assert!(Stored::decode("garbage").is_err());
+        assert_eq!(Stored::decode_bytes(active.encode().as_bytes()).unwrap(), active);
+        // Bytes that are not UTF-8 are refused, not guessed at: the record with one byte of its
+        // address replaced by 0xFF.
+        let mut broken = active.encode().into_bytes();
+        let at = broken.windows(13).position(|w| w == b"a@example.com").unwrap();
+        broken[at] = 0xFF;
+        assert!(Stored::decode_bytes(&broken).is_err());
         assert_eq!(
             SessionRecord::slot_of_public_id(&record.public_id),
             Some(&slot_tag(&user_id)[..])

@@ -140,8 +140,9 @@ pub struct RedisSessions {
     backend: RedisBackend,
     /// Records decoded from the bytes a `GET` returned, reused while a session's stored bytes
     /// do not change (see [`Derived`]): decoding the JSON was the largest step of a session
-    /// check after HTTP itself.
-    decoded: Arc<Derived<String, Stored>>,
+    /// check after HTTP itself. Kept as bytes: an unchanged session is recognised without
+    /// checking its UTF-8 again.
+    decoded: Arc<Derived<Vec<u8>, Stored>>,
 }
 
 impl RedisSessions {
@@ -286,10 +287,11 @@ impl SessionStore for RedisSessions {
     }
 
     async fn load(&self, key: &SessionKey, _now: Millis) -> Result<Option<Stored>, StoreError> {
-        let value: Option<String> = self.conn().get(self.session_key_of(&key.slot, &key.hash)).await?;
+        let value: Option<Vec<u8>> = self.conn().get(self.session_key_of(&key.slot, &key.hash)).await?;
         if let Some(v) = value {
             return Ok(Some(
-                self.decoded.get_or_try(&key.hash, &v, |v| Stored::decode(v))?,
+                self.decoded
+                    .get_or_try(&key.hash, &v, |v| Stored::decode_bytes(v))?,
             ));
         }
         // No live session: was it revoked (and why)?
