@@ -650,10 +650,16 @@ def measure_me(base, store, rss, connections, duration, env):
 
 
 def process_cpu_seconds(pid):
-    """User + system CPU time a process has used (/proc/<pid>/stat, fields 14 and 15)."""
+    """User + system CPU time a process has used."""
+    return sum(process_cpu_split(pid))
+
+
+def process_cpu_split(pid):
+    """User and system CPU seconds a process has used (/proc/<pid>/stat, fields 14 and 15)."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def check_session(base, cookies_file, server_log):
@@ -1121,20 +1127,31 @@ def peers_main(args):
         for n in range(args.rounds):
             log(f"round {n + 1}/{args.rounds}: " + ", ".join(p[0] for p in phases))
             for key, name, path in phases:
+                redis_cpu = redis.cpu_seconds()
                 if name is None:
-                    rounds[key].append({"rps": redis.benchmark_get(50, 300_000)})
-                elif path is None:
+                    gets = 300_000
+                    r = {"rps": redis.benchmark_get(50, gets)}
+                    r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / gets
+                    rounds[key].append(r)
+                    continue
+                server_cpu = process_cpu_split(procs[name].pid)
+                if path is None:
                     r = wrk(bases[name] + "/auth/me", 50, duration)
                     if r["non_2xx"] != r["requests"]:
                         raise SystemExit(f"{name}: the no-cookie requests were not all refused")
-                    rounds[key].append(r)
                 else:
                     redis.reset()
                     r = wrk(bases[name] + path, 50, duration, "me.lua", {**me_env[name], "BENCH_PATH": path})
                     if r["non_2xx"]:
                         raise SystemExit(f"{name} {path}: {r['non_2xx']} answers were not 2xx")
                     r["redis_commands_per_request"] = sum(redis.commands().values()) / max(r["requests"], 1)
-                    rounds[key].append(r)
+                # Where each request's time went: the server's user and kernel time, Redis's.
+                n = max(r["requests"], 1)
+                user, system = process_cpu_split(procs[name].pid)
+                r["user_us"] = (user - server_cpu[0]) * 1e6 / n
+                r["system_us"] = (system - server_cpu[1]) * 1e6 / n
+                r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / n
+                rounds[key].append(r)
         results["rounds"] = rounds
         results["peak_rss_bytes"] = rss.peak
         results["machine"] = machine(duration, "wrk -t2 -c50 --latency")
@@ -1209,6 +1226,19 @@ def peers_report(r):
                             ("authauth no-cookie 401 ÷ the floor's 401", "authauth_401", "floor_401")):
             value, each = ratio(a, b)
             md.append(f"| {label} | {value:.3f} ({', '.join(f'{x:.2f}' for x in each)}) |")
+    if "user_us" in rounds["authauth_me"][0]:
+        def cpu(key, field):
+            each = sorted(x[field] for x in rounds[key])
+            return each[len(each) // 2]
+
+        md += ["", "CPU time per request (median of the rounds; the server's from `/proc/<pid>/stat`, "
+               "Redis's from `INFO cpu`):", "",
+               "| request | server user µs | server kernel µs | Redis µs | total µs |", "|---|---:|---:|---:|---:|",
+               f"| redis-benchmark GET | | | {cpu('redis_get', 'redis_us'):.2f} | {cpu('redis_get', 'redis_us'):.2f} |"]
+        for key, label in names:
+            if key in rounds:
+                u, s, rd = cpu(key, "user_us"), cpu(key, "system_us"), cpu(key, "redis_us")
+                md.append(f"| {label} | {u:.2f} | {s:.2f} | {rd:.2f} | {u + s + rd:.2f} |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; wrk, the servers and Redis share the machine; authauth with "
