@@ -11,7 +11,8 @@ refuses a database migrated further than it knows), and runs both servers over t
 (the sessions they check) with production settings (APP_ENV=production, JSON access log at info), seeds 1,000
 sessions with the AFTER binary's seeder if given (--seeder) or through the API, and measures,
 in alternating rounds (A, B, A, B, …) so both see the same machine: authenticated `GET /auth/me`
-and the no-cookie 401, 50 connections each. Prints the medians and the B/A ratios.
+and the no-cookie 401, 50 connections each. Prints the medians and the B/A ratios, and each
+server's user and kernel CPU time per request (`/proc/<pid>/stat`).
 """
 
 import argparse
@@ -24,7 +25,7 @@ import tempfile
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import COOKIE, Redis, free_port, log, run, wait_port, wrk  # noqa: E402
+from bench import COOKIE, Redis, free_port, log, process_cpu_split, run, wait_port, wrk  # noqa: E402
 
 
 def main():
@@ -71,7 +72,7 @@ def main():
         cookies = os.path.join(tmp, "cookies.txt")
         subprocess.run([args.seeder, "1000", "10", cookies, "1000"], env=env, cwd=tmp, check=True,
                        stderr=subprocess.DEVNULL)
-        urls = {}
+        urls, pids = {}, {}
         for name, binary in (("A", args.before), ("B", args.after)):
             port = free_port()
             log_file = open(os.path.join(tmp, f"{name}.log"), "w")
@@ -79,13 +80,24 @@ def main():
                                           stdout=log_file, stderr=log_file))
             wait_port(port)
             urls[name] = f"http://127.0.0.1:{port}/auth/me"
+            pids[name] = procs[-1].pid
         me_env = {"BENCH_COOKIES": cookies, "BENCH_COOKIE_NAME": COOKIE}
         results = {(n, k): [] for n in "AB" for k in ("me", "no_cookie")}
+
+        def measured(name, *wrk_args):
+            """One wrk phase against `name`'s server, with the server's CPU time per request."""
+            before = process_cpu_split(pids[name])
+            r = wrk(urls[name], 50, args.duration, *wrk_args)
+            after = process_cpu_split(pids[name])
+            n = max(r["requests"], 1)
+            r["user_us"], r["system_us"] = ((b - a) * 1e6 / n for a, b in zip(before, after))
+            return r
+
         for r in range(args.rounds):
             for name in "AB":
                 log(f"round {r + 1}/{args.rounds}: {name}")
-                results[(name, "me")].append(wrk(urls[name], 50, args.duration, "me.lua", me_env))
-                results[(name, "no_cookie")].append(wrk(urls[name], 50, args.duration))
+                results[(name, "me")].append(measured(name, "me.lua", me_env))
+                results[(name, "no_cookie")].append(measured(name))
         print(f"\nA = {args.before} {' '.join(args.env_a)}\nB = {args.after} {' '.join(args.env_b)}\n{args.rounds} alternating rounds of "
               f"{args.duration} s, 50 connections, production settings; medians of one run:\n")
         print("| request | A req/s | B req/s | B/A | A p99 ms | B p99 ms |")
@@ -96,6 +108,12 @@ def main():
             ap99 = statistics.median(x["p99_ms"] for x in results[("A", key)])
             bp99 = statistics.median(x["p99_ms"] for x in results[("B", key)])
             print(f"| {label} | {a:,.0f} | {b:,.0f} | {b / a:.2f} | {ap99:.2f} | {bp99:.2f} |")
+        print("\nServer CPU time per request (medians), user + kernel µs:\n")
+        print("| request | A user | A kernel | B user | B kernel |")
+        print("|---|---|---|---|---|")
+        for key, label in (("me", "authenticated GET /auth/me"), ("no_cookie", "no-cookie 401")):
+            cells = [statistics.median(x[f] for x in results[(n, key)]) for n in "AB" for f in ("user_us", "system_us")]
+            print(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
         for name in "AB":
             bad = sum(x["non_2xx"] for x in results[(name, "me")])
             if bad:
