@@ -31,38 +31,21 @@ async fn cluster() -> &'static RedisCluster {
     tokio::task::spawn_blocking(shared_cluster).await.unwrap()
 }
 
-/// The ports of the primaries that hold a key under `prefix`, each node scanned to the end.
+/// The ports of the primaries that hold a key under `prefix` (each node scanned to the end).
 async fn primaries_holding(cluster: &'static RedisCluster, prefix: &str) -> HashSet<u16> {
-    let pattern = format!("{prefix}*");
-    tokio::task::spawn_blocking(move || {
-        let mut holders = HashSet::new();
-        for i in cluster.primaries() {
-            let mut cursor = 0u64;
-            loop {
-                let (next, keys): (u64, Vec<String>) = cluster.nodes[i]
-                    .query(
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1_000),
-                    )
-                    .unwrap();
-                if !keys.is_empty() {
-                    holders.insert(cluster.nodes[i].port);
-                    break;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+    let primaries = tokio::task::spawn_blocking(|| cluster.primaries()).await.unwrap();
+    let mut holders = HashSet::new();
+    for node in primaries.into_iter().map(|i| &cluster.nodes[i]) {
+        let mut conn = redis::Client::open(node.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        if !redis_keys(&mut conn, prefix).await.is_empty() {
+            holders.insert(node.port);
         }
-        holders
-    })
-    .await
-    .unwrap()
+    }
+    holders
 }
 
 async fn logout(app: &TestApp, cookie: &str) -> u16 {
