@@ -25,7 +25,7 @@ import tempfile
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import COOKIE, Redis, free_port, log, process_cpu_split, run, wait_port, wrk  # noqa: E402
+from bench import COOKIE, Redis, cpu_us_per_request, free_port, log, process_cpu_split, run, wait_port, wrk  # noqa: E402
 
 
 def main():
@@ -88,9 +88,7 @@ def main():
             """One wrk phase against `name`'s server, with the server's CPU time per request."""
             before = process_cpu_split(pids[name])
             r = wrk(urls[name], 50, args.duration, *wrk_args)
-            after = process_cpu_split(pids[name])
-            n = max(r["requests"], 1)
-            r["user_us"], r["system_us"] = ((b - a) * 1e6 / n for a, b in zip(before, after))
+            r["user_us"], r["system_us"] = cpu_us_per_request(pids[name], before, r["requests"])
             return r
 
         for r in range(args.rounds):

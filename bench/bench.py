@@ -662,6 +662,12 @@ def process_cpu_split(pid):
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def cpu_us_per_request(pid, before, requests):
+    """The user and system CPU µs `pid` spent per request since `before` (its process_cpu_split)."""
+    n = max(requests, 1)
+    return tuple((b - a) * 1e6 / n for a, b in zip(before, process_cpu_split(pid)))
+
+
 def check_session(base, cookies_file, server_log):
     """One authenticated request must answer 200 before anything is measured."""
     with open(cookies_file) as f:
@@ -1146,11 +1152,8 @@ def peers_main(args):
                         raise SystemExit(f"{name} {path}: {r['non_2xx']} answers were not 2xx")
                     r["redis_commands_per_request"] = sum(redis.commands().values()) / max(r["requests"], 1)
                 # Where each request's time went: the server's user and kernel time, Redis's.
-                n = max(r["requests"], 1)
-                user, system = process_cpu_split(procs[name].pid)
-                r["user_us"] = (user - server_cpu[0]) * 1e6 / n
-                r["system_us"] = (system - server_cpu[1]) * 1e6 / n
-                r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / n
+                r["user_us"], r["system_us"] = cpu_us_per_request(procs[name].pid, server_cpu, r["requests"])
+                r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / max(r["requests"], 1)
                 rounds[key].append(r)
         results["rounds"] = rounds
         results["peak_rss_bytes"] = rss.peak
