@@ -30,10 +30,15 @@ use poem::{
     Endpoint, PathPattern, Request, Response,
 };
 use poem_openapi::{registry::MetaParamIn, OpenApi};
-use prometheus::Histogram;
 
 use super::{allow::AllowedMethods, guard, header_names::X_REQUEST_ID};
-use crate::{error, error::ApiError, metrics::Metrics, state::AppState, telemetry};
+use crate::{
+    error,
+    error::ApiError,
+    metrics::{Metrics, RouteMetrics},
+    state::AppState,
+    telemetry,
+};
 
 /// An operation called without routing.
 struct DirectOp {
@@ -41,10 +46,9 @@ struct DirectOp {
     path: String,
     /// The endpoint poem-openapi generated for it.
     endpoint: BoxEndpoint<'static>,
-    /// Its `route` label in the metrics (its path: it has no parameters).
-    label: String,
-    /// Its duration histogram, resolved once.
-    duration: Histogram,
+    /// Its series in the metrics, resolved once; its `route` label is its path (it has no
+    /// parameters).
+    metrics: RouteMetrics,
 }
 
 /// The operations called without routing, looked up by method and path. A list, not a hash
@@ -145,9 +149,7 @@ impl Endpoint for Edge {
             let took = started.elapsed();
             let metrics = &self.state.metrics;
             match direct {
-                Some(op) if dispatched.load(Relaxed) => {
-                    metrics.http_request_on(&op.duration, &op.label, method.as_str(), status.as_str(), took)
-                }
+                Some(op) if dispatched.load(Relaxed) => op.metrics.request(metrics, status, took),
                 _ => metrics.http_request(
                     self.templates.label(resp.data::<PathPattern>()),
                     method.as_str(),
@@ -210,7 +212,8 @@ fn request_id(req: &mut Request) -> HeaderValue {
 /// The operations with a fixed path and no query parameters, as the spec describes them. An
 /// operation the spec does not list (hidden) is left to the router: its parameters are unknown.
 fn direct_operations(templates: &RouteTemplates, metrics: &Metrics) -> Direct {
-    let mut fixed: HashMap<Method, Vec<String>> = HashMap::new();
+    // Each one's documented statuses, by method and path.
+    let mut fixed: HashMap<(Method, String), Vec<u16>> = HashMap::new();
     for api in super::Apis::meta() {
         for path in api.paths {
             if path.path.contains(['{', '*', ':']) {
@@ -218,7 +221,8 @@ fn direct_operations(templates: &RouteTemplates, metrics: &Metrics) -> Direct {
             }
             for op in path.operations {
                 if op.params.iter().all(|p| !matches!(p.in_type, MetaParamIn::Query)) {
-                    fixed.entry(op.method).or_default().push(path.path.clone());
+                    let statuses = op.responses.responses.iter().filter_map(|r| r.status).collect();
+                    fixed.insert((op.method, path.path.clone()), statuses);
                 }
             }
         }
@@ -228,12 +232,11 @@ fn direct_operations(templates: &RouteTemplates, metrics: &Metrics) -> Direct {
     let mut direct = Vec::new();
     for (path, methods) in routes {
         for (method, endpoint) in methods {
-            if fixed.get(&method).is_some_and(|paths| paths.contains(&path)) {
+            if let Some(statuses) = fixed.get(&(method.clone(), path.clone())) {
                 // The label poem's router would have led to.
                 let label = templates.label(Some(&PathPattern(path.as_str().into())));
                 direct.push(DirectOp {
-                    duration: metrics.http_route(label),
-                    label: label.to_string(),
+                    metrics: metrics.http_route(label, &method, statuses),
                     method,
                     path: path.clone(),
                     endpoint,
@@ -311,6 +314,6 @@ mod tests {
         assert!(direct.get(&Method::GET, "/auth/google/callback").is_none());
         assert!(direct.get(&Method::POST, "/auth/login").is_some());
         // Each is labelled with its path, as the spec writes it.
-        assert!(direct.0.iter().all(|op| op.label == op.path));
+        assert!(direct.0.iter().all(|op| op.metrics.route() == op.path));
     }
 }

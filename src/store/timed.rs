@@ -4,11 +4,10 @@
 use std::{sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use prometheus::Histogram;
 use uuid::Uuid;
 
 use crate::{
-    metrics::Metrics,
+    metrics::{Histogram, Metrics},
     session::{
         record::{Millis, Rotated, SessionKey, SessionRecord, Stored},
         store::{Created, Limit, Page, Reached, Revocation, SessionStore, StoreError, Which},
@@ -44,7 +43,7 @@ impl TimedSessions {
 
     fn done(&self, op: &str, started: Instant) {
         if let Some(i) = OPS.iter().position(|o| *o == op) {
-            self.timers[i].observe(started.elapsed().as_secs_f64());
+            self.timers[i].observe(started.elapsed());
         }
     }
 }

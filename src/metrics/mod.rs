@@ -4,14 +4,21 @@
 //!
 //! Labels only ever take values from small fixed sets (route templates, outcomes, reasons), never
 //! ids, paths or addresses. Updating a metric is an in-process counter: it never costs a store
-//! round trip.
+//! round trip, and the counters and histograms a request updates are kept per thread
+//! ([`sharded`]), so two cores never wait for each other's cache line to count.
 
-use std::{sync::Arc, time::Duration};
+mod sharded;
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
 };
+
+use poem::http::{Method, StatusCode};
+use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
+
+pub use sharded::{Counter, Histogram};
+use sharded::{CounterVec, HistogramVec};
 
 /// What checking a request's session came to: the `outcome` label of
 /// `authauth_session_checks_total`.
@@ -66,21 +73,21 @@ pub struct Metrics(Arc<Inner>);
 
 pub struct Inner {
     registry: Registry,
-    http_requests: IntCounterVec,
+    http_requests: CounterVec,
     http_duration: HistogramVec,
     /// One counter per [`CheckOutcome`], resolved once: every request updates one.
-    session_checks: Vec<IntCounter>,
-    sessions_created: IntCounterVec,
+    session_checks: Vec<Counter>,
+    sessions_created: CounterVec,
     sessions_rotated: IntCounter,
-    sessions_ended: IntCounterVec,
-    sign_ins: IntCounterVec,
+    sessions_ended: CounterVec,
+    sign_ins: CounterVec,
     store_duration: HistogramVec,
     hash_queue_depth: IntGauge,
     hash_duration: HistogramVec,
     audit_dropped: IntCounter,
-    webhook_deliveries: IntCounterVec,
-    mail: IntCounterVec,
-    oidc_metadata_fetches: IntCounterVec,
+    webhook_deliveries: CounterVec,
+    mail: CounterVec,
+    oidc_metadata_fetches: CounterVec,
 }
 
 impl std::ops::Deref for Metrics {
@@ -90,29 +97,20 @@ impl std::ops::Deref for Metrics {
     }
 }
 
-/// Request and store latencies: 0.1 ms to 10 s.
-const SECONDS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> prometheus::Result<IntCounterVec> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<CounterVec> {
+    let c = sharded::counter_vec(Opts::new(name, help), labels)?;
     registry.register(Box::new(c.clone()))?;
     Ok(c)
 }
 
+/// A duration histogram (request and store latencies, hashing times): 0.1 ms to 10 s.
 fn histogram(
     registry: &Registry,
     name: &str,
     help: &str,
     labels: &[&str],
 ) -> prometheus::Result<HistogramVec> {
-    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(SECONDS.to_vec()), labels)?;
+    let h = sharded::histogram_vec(name, help, labels)?;
     registry.register(Box::new(h.clone()))?;
     Ok(h)
 }
@@ -227,30 +225,26 @@ impl Metrics {
     }
 
     pub fn http_request(&self, route: &str, method: &str, status: &str, took: Duration) {
-        self.http_request_on(&self.http_route(route), route, method, status, took);
-    }
-
-    /// The duration histogram of `route`, for a caller that knows its route in advance and
-    /// resolves it once (the operations the edge calls directly) instead of looking the
-    /// series up by its label on every request. The series exists from then on, at zero.
-    pub fn http_route(&self, route: &str) -> Histogram {
-        self.http_duration.with_label_values(&[route])
-    }
-
-    /// [`Metrics::http_request`] with the route's histogram already resolved by
-    /// [`Metrics::http_route`].
-    pub fn http_request_on(
-        &self,
-        duration: &Histogram,
-        route: &str,
-        method: &str,
-        status: &str,
-        took: Duration,
-    ) {
         self.http_requests
             .with_label_values(&[route, method, status])
             .inc();
-        duration.observe(took.as_secs_f64());
+        self.http_duration.with_label_values(&[route]).observe(took);
+    }
+
+    /// The series of one operation, for a caller that knows it in advance (the operations the
+    /// edge calls directly) and resolves them once instead of looking them up by their labels
+    /// on every request: its duration histogram (which exists from then on, at zero) and its
+    /// request counter for each status in `statuses` (made on the first request answered so).
+    pub fn http_route(&self, route: &str, method: &Method, statuses: &[u16]) -> RouteMetrics {
+        let mut statuses = statuses.to_vec();
+        statuses.sort_unstable();
+        statuses.dedup();
+        RouteMetrics {
+            route: route.to_owned(),
+            method: method.clone(),
+            duration: self.http_duration.with_label_values(&[route]),
+            by_status: statuses.into_iter().map(|s| (s, OnceLock::new())).collect(),
+        }
     }
 
     /// One fetch of a provider's metadata and keys, successful or not.
@@ -285,7 +279,7 @@ impl Metrics {
     }
 
     pub fn store_operation(&self, store: &str, op: &str, took: Duration) {
-        self.store_timer(store, op).observe(took.as_secs_f64());
+        self.store_timer(store, op).observe(took);
     }
 
     /// The histogram of one store operation, for a caller that resolves it once and observes
@@ -301,9 +295,7 @@ impl Metrics {
 
     /// One argon2id computation: `hash` or `verify`.
     pub fn password_hash(&self, op: &str, took: Duration) {
-        self.hash_duration
-            .with_label_values(&[op])
-            .observe(took.as_secs_f64());
+        self.hash_duration.with_label_values(&[op]).observe(took);
     }
 
     /// One webhook delivery attempt: `delivered`, `retry` or `given_up`.
@@ -319,6 +311,39 @@ impl Metrics {
     /// Audit events lost to the database (see `audit`).
     pub fn audit_dropped(&self, count: u64) {
         self.audit_dropped.inc_by(count);
+    }
+}
+
+/// The request series of one operation, resolved once ([`Metrics::http_route`]).
+pub struct RouteMetrics {
+    route: String,
+    method: Method,
+    duration: Histogram,
+    /// The counter of each status the operation documents, once it has answered with it.
+    by_status: Vec<(u16, OnceLock<Counter>)>,
+}
+
+impl RouteMetrics {
+    /// The route label.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// One request answered by this operation. A status it does not document is counted all
+    /// the same, looked up by its labels.
+    pub fn request(&self, metrics: &Metrics, status: StatusCode, took: Duration) {
+        let series = || {
+            metrics.http_requests.with_label_values(&[
+                self.route.as_str(),
+                self.method.as_str(),
+                status.as_str(),
+            ])
+        };
+        match self.by_status.iter().find(|(s, _)| *s == status.as_u16()) {
+            Some((_, counter)) => counter.get_or_init(series).inc(),
+            None => series().inc(),
+        }
+        self.duration.observe(took);
     }
 }
 
