@@ -225,3 +225,43 @@ async fn requests_are_labelled_by_the_operation_that_answered_and_guard_refusals
         ) >= 1.0
     );
 }
+
+/// The counters and histograms a request updates are kept per worker thread and summed when
+/// scraped (`src/metrics/sharded.rs`): requests answered on several threads at once are each
+/// counted exactly once, and a histogram's count is its `+Inf` bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_answered_on_several_threads_at_once_are_each_counted_once() {
+    let app = app_with_metrics().await;
+    let requests: usize = 400;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let url = app.url("/auth/me");
+        tasks.spawn(async move {
+            let c = client();
+            for _ in 0..requests / 8 {
+                assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+
+    let text = scrape(&app).await;
+    promtool_check(&text);
+    let n = requests as f64;
+    for series in [
+        r#"authauth_http_requests_total{method="GET",route="/auth/me",status="401"}"#,
+        r#"authauth_http_request_duration_seconds_count{route="/auth/me"}"#,
+        r#"authauth_http_request_duration_seconds_bucket{route="/auth/me",le="+Inf"}"#,
+        r#"authauth_session_checks_total{outcome="no_session"}"#,
+    ] {
+        assert_eq!(sample(&text, series), n, "{series} in\n{text}");
+    }
+    assert!(
+        sample(
+            &text,
+            r#"authauth_http_request_duration_seconds_sum{route="/auth/me"}"#
+        ) > 0.0
+    );
+}
