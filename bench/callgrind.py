@@ -23,6 +23,11 @@ inputs, not on the machine's load: compare two builds by running this twice.
 With `--floor BINARY` (examples/stack_floor) the floor of authauth's stack is counted the same
 way: the same connection loop, poem and Redis connection, none of authauth's own work.
 
+With `--cache-sim` valgrind also simulates the data caches — the first level as this CPU's, the
+last level sized as its per-core L2 (sysfs) — and each scenario prints its first-level and L2
+data misses per request, the first level's grouped like the instructions: the time a request
+spends waiting for memory, which instruction counts do not show.
+
 With `--axum BINARY` the axum + tower-sessions peer (../shared/bench-peers) is counted the same
 way on the same Redis, after authauth: its authenticated `GET /auth/me` (one session signed in
 through its `POST /auth/login`, rolling expiry) and its no-cookie 401.
@@ -86,20 +91,28 @@ def drive(port, path, cookies, n, expect, cookie_name=COOKIE):
 
 
 def dump_totals(path):
-    """Total Ir of one dump, and Ir per function (self cost), read from the dump itself: a cost
-    line belongs to the current `fn=` unless it follows a `calls=` line (then it is the
-    inclusive cost of that call, counted where it was spent)."""
+    """Total Ir of one dump, Ir per function (self cost), and the total of every event the dump
+    counts (with --cache-sim: the cache misses too), read from the dump itself: a cost line
+    (a position, then one value per event, trailing zeros left out) belongs to the current `fn=`
+    unless it follows a `calls=` line (then it is the inclusive cost of that call, counted where
+    it was spent)."""
     names = {}
     per_fn = {}
     current = None
     after_call = False
     total = 0
+    events = ["Ir"]
+    event_totals = collections.Counter()
+    # With --cache-sim: first-level data cache misses (reads and writes) per function.
+    misses_per_fn = collections.Counter()
     with open(path, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
             if not line:
                 continue
-            if line.startswith("fn="):
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("fn="):
                 current = _name(names, line[3:])
                 after_call = False
             elif line.startswith("calls="):
@@ -110,15 +123,34 @@ def dump_totals(path):
             elif line[0].isdigit() or line[0] in "+-*":
                 parts = line.split()
                 if len(parts) >= 2 and current is not None:
-                    ir = int(parts[-1])
+                    ir = int(parts[1])
                     if after_call:
                         after_call = False
                     else:
                         per_fn[current] = per_fn.get(current, 0) + ir
                         total += ir
+                        for event, value in zip(events, parts[1:]):
+                            event_totals[event] += int(value)
+                            if event in ("D1mr", "D1mw"):
+                                misses_per_fn[current] += int(value)
             elif line.startswith("summary:") or line.startswith("totals:"):
                 pass
-    return total, per_fn
+    return total, per_fn, event_totals, misses_per_fn
+
+
+def l2_geometry():
+    """This CPU's per-core L2 as valgrind's `--LL=size,associativity,line size` (sysfs)."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for index in sorted(os.listdir(base)):
+        def read(name):
+            with open(os.path.join(base, index, name)) as f:
+                return f.read().strip()
+        if index.startswith("index") and read("level") == "2":
+            size = read("size")
+            scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
+            size = int(size.rstrip("KM")) * scale
+            return f"{size},{read('ways_of_associativity')},{read('coherency_line_size')}"
+    raise SystemExit("--cache-sim: no L2 cache described in " + base)
 
 
 def _name(names, spec):
@@ -173,11 +205,14 @@ def measure(pid, port, out_dir, args, key, label, path, cookies, expect, cookie_
     if dump is None:
         raise SystemExit("callgrind wrote no dump")
     time.sleep(0.5)  # the dump is written before callgrind_control returns; be safe
-    total, per_fn = dump_totals(dump)
+    total, per_fn, events, misses_per_fn = dump_totals(dump)
     per_req = total / args.requests
     groups = collections.Counter()
     for name, ir in per_fn.items():
         groups[group_of(name)] += ir
+    miss_groups = collections.Counter()
+    for name, misses in misses_per_fn.items():
+        miss_groups[group_of(name)] += misses
     top = sorted(per_fn.items(), key=lambda kv: -kv[1])[: args.top]
     return {
         "label": label,
@@ -186,6 +221,13 @@ def measure(pid, port, out_dir, args, key, label, path, cookies, expect, cookie_
         "groups": {g: round(ir / args.requests) for g, ir in groups.most_common()},
         "top": [(name, round(ir / args.requests)) for name, ir in top],
         "dump": os.path.basename(dump),
+        # With --cache-sim: data reads and writes that missed the first-level cache, and those
+        # that missed the simulated last level (this CPU's L2, per core).
+        "misses_per_request": {
+            "D1": round((events["D1mr"] + events["D1mw"]) / args.requests),
+            "L2": round((events["DLmr"] + events["DLmw"]) / args.requests),
+            "D1_groups": {g: round(m / args.requests) for g, m in miss_groups.most_common() if m >= args.requests},
+        } if "D1mr" in events else None,
     }
 
 
@@ -201,6 +243,9 @@ def main():
                     help="also count the axum + tower-sessions peer (../shared/bench-peers/peers/"
                          "axum-tower-sessions, built by its setup.sh): its authenticated GET /auth/me "
                          "(one session, rolling expiry) and its no-cookie 401, on the same Redis")
+    ap.add_argument("--cache-sim", action="store_true",
+                    help="also simulate the data caches (valgrind --cache-sim=yes, the last level sized "
+                         "as this CPU's per-core L2) and count misses per request; slower")
     ap.add_argument("--floor", default=None, metavar="BINARY",
                     help="also count the stack's floor (examples/stack_floor: authauth's connection loop, "
                          "a poem endpoint and its Redis connection, none of authauth's own work): its "
@@ -209,6 +254,10 @@ def main():
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server", "psql"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed (valgrind: apt-get install valgrind)")
+
+    valgrind = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--separate-threads=no"]
+    if args.cache_sim:
+        valgrind += ["--cache-sim=yes", f"--LL={l2_geometry()}"]
 
     cleanup = Cleanup()
     tmp = tempfile.mkdtemp(prefix="authauth-callgrind-")
@@ -230,8 +279,7 @@ def main():
         cookies = [line.strip() for line in open(cookies_file) if line.strip()]
         base = os.path.join(out_dir, "callgrind.out")
         server_log = open(os.path.join(tmp, "server.log"), "w")
-        server = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}.%p",
-                        "--dump-instr=no", "--separate-threads=no", args.binary, "serve"],
+        server = spawn([*valgrind, f"--callgrind-out-file={base}.%p", args.binary, "serve"],
                        env=env, cwd=tmp, stdout=server_log, stderr=server_log)
         cleanup.add(lambda: stop(server, timeout=120))
         wait_port(port, timeout=300, proc=server, log_path=server_log.name)
@@ -265,8 +313,7 @@ def main():
             # The same stack with none of authauth's own work, on the same Redis and settings.
             fport = free_port()
             floor_env = dict(env, PORT=str(fport))
-            floor = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}-floor.%p",
-                           "--dump-instr=no", "--separate-threads=no", args.floor],
+            floor = spawn([*valgrind, f"--callgrind-out-file={base}-floor.%p", args.floor],
                           env=floor_env, cwd=tmp, stdout=server_log, stderr=server_log)
             cleanup.add(lambda: stop(floor, timeout=120))
             wait_port(fport, timeout=300, proc=floor, log_path=server_log.name)
@@ -287,8 +334,7 @@ def main():
             peer_env = {"PATH": os.environ.get("PATH", ""), "HOST": "127.0.0.1", "PORT": str(aport),
                         "REDIS_URL": redis.url(), "SESSION_SECRET": secrets.token_urlsafe(48),
                         "ROLLING": "true"}
-            peer = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={base}-axum.%p",
-                          "--dump-instr=no", "--separate-threads=no", args.axum],
+            peer = spawn([*valgrind, f"--callgrind-out-file={base}-axum.%p", args.axum],
                          env=peer_env, cwd=tmp, stdout=server_log, stderr=server_log)
             cleanup.add(lambda: stop(peer, timeout=120))
             wait_port(aport, timeout=300, proc=peer, log_path=server_log.name)
@@ -314,6 +360,11 @@ def main():
     for r in results.values():
         print(f"\n## {r['label']}: {r['instructions_per_request']:,} instructions per request "
               f"({r['requests']} requests)\n")
+        misses = r["misses_per_request"]
+        if misses:
+            print(f"data cache misses per request: {misses['D1']:,} of the L1, {misses['L2']:,} of the L2 "
+                  f"(simulated); the L1's, by what missed: "
+                  + ", ".join(f"{g} {m:,}" for g, m in misses["D1_groups"].items()) + "\n")
         print("| share | instructions/request | what |\n|---:|---:|---|")
         for g, ir in r["groups"].items():
             print(f"| {100 * ir / r['instructions_per_request']:.1f} % | {ir:,} | {g} |")
