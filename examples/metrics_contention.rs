@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use authauth::metrics::Metrics;
+use authauth::metrics::{Metrics, SECONDS};
 use poem::http::{Method, StatusCode};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 
@@ -60,11 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let counters = IntCounterVec::new(Opts::new("requests_total", "-"), &["route", "method", "status"])?;
     let durations = HistogramVec::new(
-        // authauth's buckets (`metrics::sharded::SECONDS`).
-        HistogramOpts::new("duration_seconds", "-").buckets(vec![
-            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            10.0,
-        ]),
+        // authauth's buckets.
+        HistogramOpts::new("duration_seconds", "-").buckets(SECONDS.to_vec()),
         &["route"],
     )?;
     let (counter, histogram) = (

@@ -17,7 +17,7 @@ use std::{
 use poem::http::{Method, StatusCode};
 use prometheus::{Encoder, IntCounter, IntGauge, Opts, Registry, TextEncoder};
 
-pub use sharded::{Counter, Histogram};
+pub use sharded::{Counter, Histogram, SECONDS};
 use sharded::{CounterVec, HistogramVec};
 
 /// What checking a request's session came to: the `outcome` label of
