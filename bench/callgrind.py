@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per request, counted by callgrind — repeatable where timings are not.
 
-    python3 bench/callgrind.py BINARY --seeder SEED_SESSIONS [--requests 2000] [--top 25]
+    python3 bench/callgrind.py BINARY --seeder SEED_SESSIONS [--requests 2000] [--top 25] [--connections 1]
     python3 bench/callgrind.py target/release/authauth --seeder target/release/examples/seed_sessions
 
 Starts one private Redis and one PostgreSQL database, runs the release server under
@@ -26,7 +26,12 @@ way: the same connection loop, poem and Redis connection, none of authauth's own
 With `--cache-sim` valgrind also simulates the data caches — the first level as this CPU's, the
 last level sized as its per-core L2 (sysfs) — and each scenario prints its first-level and L2
 data misses per request, the first level's grouped like the instructions: the time a request
-spends waiting for memory, which instruction counts do not show.
+spends waiting for memory, which instruction counts do not show. `--l1 KIB` simulates a larger (or
+smaller) first level with the same ways: where the misses stop is how much a request touches.
+
+With `--connections N` the requests go to N keep-alive connections in turn (still one at a
+time): each connection's buffers and request future are then as far from the cache as they are
+under load from N clients, which one connection hides (use it with --cache-sim).
 
 With `--axum BINARY` the axum + tower-sessions peer (../shared/bench-peers) is counted the same
 way on the same Redis, after authauth: its authenticated `GET /auth/me` (one session signed in
@@ -80,14 +85,19 @@ def request(conn, path, cookie=None, cookie_name=COOKIE):
     return resp.status
 
 
-def drive(port, path, cookies, n, expect, cookie_name=COOKIE):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+def drive(port, path, cookies, n, expect, cookie_name=COOKIE, conns=None):
+    """`n` requests one after the other; on `conns` (open keep-alive connections) in turn, else
+    on one connection of their own."""
+    own = conns is None
+    if own:
+        conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=120)]
     for i in range(n):
         cookie = cookies[i % len(cookies)] if cookies else None
-        status = request(conn, path, cookie, cookie_name)
+        status = request(conns[i % len(conns)], path, cookie, cookie_name)
         if status != expect:
             raise SystemExit(f"{path}: expected {expect}, got {status}")
-    conn.close()
+    if own:
+        conns[0].close()
 
 
 def dump_totals(path):
@@ -136,6 +146,19 @@ def dump_totals(path):
             elif line.startswith("summary:") or line.startswith("totals:"):
                 pass
     return total, per_fn, event_totals, misses_per_fn
+
+
+def l1_geometry(kib):
+    """valgrind's `--D1=` for a first-level data cache of `kib` KiB with this CPU's ways and
+    line size (sysfs), for `--l1`."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for index in sorted(os.listdir(base)):
+        def read(name):
+            with open(os.path.join(base, index, name)) as f:
+                return f.read().strip()
+        if index.startswith("index") and read("level") == "1" and read("type") == "Data":
+            return f"{kib * 1024},{read('ways_of_associativity')},{read('coherency_line_size')}"
+    raise SystemExit("--l1: no first-level data cache described in " + base)
 
 
 def l2_geometry():
@@ -190,9 +213,15 @@ def control(pid, port, *command, env=None):
 
 def measure(pid, port, out_dir, args, key, label, path, cookies, expect, cookie_name=COOKIE, env=None):
     """Zeroes the counters of the process `pid`, sends the requests, dumps, and reads the dump."""
-    log(f"{label}: {args.requests} requests")
+    log(f"{label}: {args.requests} requests on {args.connections} connection(s)")
+    # The connections are open and have each served a request before the counters start, so
+    # what is counted is requests only, on as many connections as `--connections` says.
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=120) for _ in range(args.connections)]
+    drive(port, path, cookies, len(conns), expect, cookie_name, conns)
     control(pid, port, "--zero", env=env)
-    drive(port, path, cookies, args.requests, expect, cookie_name)
+    drive(port, path, cookies, args.requests, expect, cookie_name, conns)
+    for conn in conns:
+        conn.close()
     before = set(os.listdir(out_dir))
     control(pid, port, "--dump", key, env=env)
     dump = None
@@ -217,6 +246,7 @@ def measure(pid, port, out_dir, args, key, label, path, cookies, expect, cookie_
     return {
         "label": label,
         "requests": args.requests,
+        "connections": args.connections,
         "instructions_per_request": round(per_req),
         "groups": {g: round(ir / args.requests) for g, ir in groups.most_common()},
         "top": [(name, round(ir / args.requests)) for name, ir in top],
@@ -237,6 +267,10 @@ def main():
     ap.add_argument("--seeder", required=True, help="examples/seed_sessions binary (release)")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--connections", type=int, default=1, metavar="N",
+                    help="send the requests on N keep-alive connections in turn, still one at a time: "
+                         "each connection's buffers and request future are as far from the cache as "
+                         "under load from N clients (with --cache-sim)")
     ap.add_argument("--out", default=None, help="where to keep the dumps (default: a temporary directory)")
     ap.add_argument("--json", default=None, help="write the figures as JSON here")
     ap.add_argument("--axum", default=None, metavar="BINARY",
@@ -246,6 +280,9 @@ def main():
     ap.add_argument("--cache-sim", action="store_true",
                     help="also simulate the data caches (valgrind --cache-sim=yes, the last level sized "
                          "as this CPU's per-core L2) and count misses per request; slower")
+    ap.add_argument("--l1", type=int, default=None, metavar="KIB",
+                    help="with --cache-sim: simulate a first-level data cache of KIB KiB (this CPU's ways "
+                         "and line size) instead of this CPU's, to see how much memory a request touches")
     ap.add_argument("--floor", default=None, metavar="BINARY",
                     help="also count the stack's floor (examples/stack_floor: authauth's connection loop, "
                          "a poem endpoint and its Redis connection, none of authauth's own work): its "
@@ -258,6 +295,8 @@ def main():
     valgrind = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--separate-threads=no"]
     if args.cache_sim:
         valgrind += ["--cache-sim=yes", f"--LL={l2_geometry()}"]
+        if args.l1:
+            valgrind.append(f"--D1={l1_geometry(args.l1)}")
 
     cleanup = Cleanup()
     tmp = tempfile.mkdtemp(prefix="authauth-callgrind-")
