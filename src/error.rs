@@ -591,8 +591,10 @@ fn json_response(status: StatusCode, json: Bytes) -> Response {
         .body(json)
 }
 
-/// Turns any error that reached the outermost layer into the JSON error shape.
-pub async fn render(err: poem::Error) -> Response {
+/// Turns any error that reached the outermost layer into the JSON error shape. Not `async`: it
+/// waits for nothing, and a future of its own in every caller's state would only make the
+/// request's futures larger.
+pub fn render(err: poem::Error) -> Response {
     let extra = err.data::<ExtraHeaders>().cloned();
     // The route that answered, for the metrics' `route` label (poem records it on the error).
     let route = err.data::<poem::PathPattern>().cloned();

@@ -22,7 +22,7 @@ use hyper_util::{
 use poem::{
     http::{self, uri::Scheme},
     web::{LocalAddr, RemoteAddr},
-    Addr, Endpoint,
+    Addr, Endpoint, IntoResponse,
 };
 use tokio::net::TcpListener;
 
@@ -73,7 +73,13 @@ pub async fn serve<E: Endpoint + 'static>(
                             RemoteAddr(Addr::SocketAddr(peer)),
                             Scheme::HTTP,
                         ));
-                        Ok::<_, Infallible>(hyper::Response::from(endpoint.get_response(req).await))
+                        // `call`, not `get_response`: the latter wraps the call in one more
+                        // future holding the request, for the same answer.
+                        let resp = match endpoint.call(req).await {
+                            Ok(resp) => resp.into_response(),
+                            Err(err) => err.into_response(),
+                        };
+                        Ok::<_, Infallible>(hyper::Response::from(resp))
                     }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);

@@ -24,7 +24,7 @@ use std::{
 };
 
 use poem::{
-    endpoint::BoxEndpoint,
+    endpoint::{BoxEndpoint, DynEndpoint},
     error::MethodNotAllowedError,
     http::{header, HeaderValue, Method},
     Endpoint, PathPattern, Request, Response,
@@ -98,14 +98,18 @@ impl Edge {
     /// The operation (`direct`, looked up before the guard ran), or poem's router; a "method
     /// not allowed" names the path's methods. poem's router records the route it took on the
     /// response (or the error) for the `route` label; a direct operation's label is its own.
+    ///
+    /// Both are called as [`DynEndpoint`]s, whose futures are boxed already: through
+    /// `Endpoint for Box<_>` each call was wrapped in two more futures holding the request.
     async fn dispatch(&self, req: Request, direct: Option<&DirectOp>) -> poem::Result<Response> {
         if let Some(op) = direct {
-            return op.endpoint.call(req).await;
+            return DynEndpoint::call(&*op.endpoint, req).await;
         }
         let uri = req.uri().clone();
-        match self.router.call(req).await {
+        match DynEndpoint::call(&*self.router, req).await {
+            // Boxed: rare, and inline it would make every request's future larger.
             Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
-                allow: self.allowed.at(uri).await,
+                allow: Box::pin(self.allowed.at(uri)).await,
             }
             .into()),
             other => other,
@@ -143,7 +147,7 @@ impl Endpoint for Edge {
             };
             let resp = match guard::guard(&self.state, req, next).await {
                 Ok(resp) => resp,
-                Err(err) => error::render(err).await,
+                Err(err) => error::render(err),
             };
             let status = resp.status();
             let took = started.elapsed();

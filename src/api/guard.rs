@@ -192,9 +192,13 @@ where
 {
     // The hosted pages answer errors as HTML, with the status and headers of the JSON answer.
     let page = state.settings.ui_enabled && crate::pages::is_page(req.uri().path());
+    // The error page's future is boxed: it is rare, and inline it would make every request's
+    // future (and the stack that builds it) larger.
     match guard_request(state, req, page, next).await {
-        Err(e) if page => Ok(crate::pages::error_page(crate::error::render(e).await).await),
-        Ok(resp) if page && !resp.is_success() && is_json(&resp) => Ok(crate::pages::error_page(resp).await),
+        Err(e) if page => Ok(Box::pin(crate::pages::error_page(crate::error::render(e))).await),
+        Ok(resp) if page && !resp.is_success() && is_json(&resp) => {
+            Ok(Box::pin(crate::pages::error_page(resp)).await)
+        }
         other => other,
     }
 }
@@ -261,8 +265,10 @@ where
         // whether or not a Content-Length announced it.
         // A client gets `HTTP_BODY_READ_TIMEOUT` to send it: one that trickles or stalls does
         // not hold the connection.
+        // Boxed: only a request with a body waits here, and the timer inline would make the
+        // future of every request larger.
         let read = req.take_body().into_bytes_limit(MAX_BODY_BYTES);
-        let body = tokio::time::timeout(state.settings.body_read_timeout, read)
+        let body = Box::pin(tokio::time::timeout(state.settings.body_read_timeout, read))
             .await
             .map_err(|_| ApiError::RequestTimeout)?
             .map_err(|e| match e {
@@ -303,7 +309,7 @@ where
     let is_auth = req.uri().path().starts_with("/auth");
     let mut resp = match next(req).await {
         Ok(r) => r,
-        Err(e) => crate::error::render(e).await,
+        Err(e) => crate::error::render(e),
     };
 
     let cookie_name = &state.settings.session.cookie_name;
