@@ -148,32 +148,22 @@ def dump_totals(path):
     return total, per_fn, event_totals, misses_per_fn
 
 
-def l1_geometry(kib):
-    """valgrind's `--D1=` for a first-level data cache of `kib` KiB with this CPU's ways and
-    line size (sysfs), for `--l1`."""
+def cache_geometry(level, kib=None):
+    """valgrind's `size,associativity,line size` for this CPU's data (or unified) cache of
+    `level` (sysfs), sized `kib` KiB when given (same ways and line) instead of its own size."""
     base = "/sys/devices/system/cpu/cpu0/cache"
     for index in sorted(os.listdir(base)):
         def read(name):
             with open(os.path.join(base, index, name)) as f:
                 return f.read().strip()
-        if index.startswith("index") and read("level") == "1" and read("type") == "Data":
-            return f"{kib * 1024},{read('ways_of_associativity')},{read('coherency_line_size')}"
-    raise SystemExit("--l1: no first-level data cache described in " + base)
-
-
-def l2_geometry():
-    """This CPU's per-core L2 as valgrind's `--LL=size,associativity,line size` (sysfs)."""
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    for index in sorted(os.listdir(base)):
-        def read(name):
-            with open(os.path.join(base, index, name)) as f:
-                return f.read().strip()
-        if index.startswith("index") and read("level") == "2":
-            size = read("size")
-            scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
-            size = int(size.rstrip("KM")) * scale
+        if index.startswith("index") and read("level") == str(level) and read("type") != "Instruction":
+            if kib is not None:
+                size = kib * 1024
+            else:
+                size = read("size")
+                size = int(size.rstrip("KM")) * {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
             return f"{size},{read('ways_of_associativity')},{read('coherency_line_size')}"
-    raise SystemExit("--cache-sim: no L2 cache described in " + base)
+    raise SystemExit(f"--cache-sim: no level-{level} data cache described in " + base)
 
 
 def _name(names, spec):
@@ -294,9 +284,9 @@ def main():
 
     valgrind = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--separate-threads=no"]
     if args.cache_sim:
-        valgrind += ["--cache-sim=yes", f"--LL={l2_geometry()}"]
+        valgrind += ["--cache-sim=yes", f"--LL={cache_geometry(2)}"]
         if args.l1:
-            valgrind.append(f"--D1={l1_geometry(args.l1)}")
+            valgrind.append(f"--D1={cache_geometry(1, args.l1)}")
 
     cleanup = Cleanup()
     tmp = tempfile.mkdtemp(prefix="authauth-callgrind-")
