@@ -262,11 +262,10 @@ where
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
         // Every body authauth accepts is a few hundred bytes of JSON: read it here, bounded,
-        // whether or not a Content-Length announced it.
-        // A client gets `HTTP_BODY_READ_TIMEOUT` to send it: one that trickles or stalls does
-        // not hold the connection.
-        // Boxed: only a request with a body waits here, and the timer inline would make the
-        // future of every request larger.
+        // whether or not a Content-Length announced it. A client gets `HTTP_BODY_READ_TIMEOUT`
+        // to send it: one that trickles or stalls does not hold the connection. The read is
+        // boxed: only a request with a body waits here, and inline it would make every
+        // request's future larger.
         let read = req.take_body().into_bytes_limit(MAX_BODY_BYTES);
         let body = Box::pin(tokio::time::timeout(state.settings.body_read_timeout, read))
             .await
