@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -155,7 +156,9 @@ def wrk(url, connections, duration, script=None, env=None, threads=2):
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     if script:
         cmd += ["-s", os.path.join(WRK_DIR, script)]
+    before = children_cpu_seconds()
     out = run(cmd + [url], env={**os.environ, **(env or {})})
+    client_s = children_cpu_seconds() - before
     result = {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
@@ -167,7 +170,15 @@ def wrk(url, connections, duration, script=None, env=None, threads=2):
     result["non_2xx"] = int(bad.group(1)) if bad else 0
     errors = re.search(r"Socket errors: (.*)", out)
     result["socket_errors"] = errors.group(1) if errors else ""
+    # The load generator's own user and kernel time per request: it runs on the same cores.
+    result["client_us"] = client_s * 1e6 / max(result["requests"], 1)
     return result
+
+
+def children_cpu_seconds():
+    """User and kernel time of the child processes waited for so far (wrk, redis-benchmark)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # Commands the benchmark itself sends, and replication traffic (a replica's REPLCONF ACK every
@@ -237,9 +248,14 @@ class Redis:
     def keys(self):
         return int(self.cli("DBSIZE").strip())
 
-    def benchmark_get(self, connections, requests):
+    def benchmark_get(self, connections, requests, client=None):
+        """redis-benchmark's GET rate; with `client` (a dict), also its own CPU time per request
+        under "client_us"."""
+        before = children_cpu_seconds()
         out = run(["redis-benchmark", "-p", str(self.port), "-t", "get", "-n", str(requests),
                    "-c", str(connections), "-q"])
+        if client is not None:
+            client["client_us"] = (children_cpu_seconds() - before) * 1e6 / requests
         return float(re.search(r"GET: ([\d.]+) requests per second", out).group(1))
 
     def stop(self):
@@ -1136,7 +1152,8 @@ def peers_main(args):
                 redis_cpu = redis.cpu_seconds()
                 if name is None:
                     gets = 300_000
-                    r = {"rps": redis.benchmark_get(50, gets)}
+                    r = {}
+                    r["rps"] = redis.benchmark_get(50, gets, client=r)
                     r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / gets
                     rounds[key].append(r)
                     continue
@@ -1234,14 +1251,20 @@ def peers_report(r):
             each = sorted(x[field] for x in rounds[key])
             return each[len(each) // 2]
 
+        def client(key):
+            return cpu(key, "client_us") if "client_us" in rounds[key][0] else 0.0
+
         md += ["", "CPU time per request (median of the rounds; the server's from `/proc/<pid>/stat`, "
-               "Redis's from `INFO cpu`):", "",
-               "| request | server user µs | server kernel µs | Redis µs | total µs |", "|---|---:|---:|---:|---:|",
-               f"| redis-benchmark GET | | | {cpu('redis_get', 'redis_us'):.2f} | {cpu('redis_get', 'redis_us'):.2f} |"]
+               "Redis's from `INFO cpu`, the load generator's — wrk, or redis-benchmark — from "
+               "`getrusage(RUSAGE_CHILDREN)`):", "",
+               "| request | server user µs | server kernel µs | Redis µs | load generator µs | total µs |",
+               "|---|---:|---:|---:|---:|---:|"]
+        rd, cl = cpu("redis_get", "redis_us"), client("redis_get")
+        md.append(f"| redis-benchmark GET | | | {rd:.2f} | {cl:.2f} | {rd + cl:.2f} |")
         for key, label in names:
             if key in rounds:
-                u, s, rd = cpu(key, "user_us"), cpu(key, "system_us"), cpu(key, "redis_us")
-                md.append(f"| {label} | {u:.2f} | {s:.2f} | {rd:.2f} | {u + s + rd:.2f} |")
+                u, s, rd, cl = cpu(key, "user_us"), cpu(key, "system_us"), cpu(key, "redis_us"), client(key)
+                md.append(f"| {label} | {u:.2f} | {s:.2f} | {rd:.2f} | {cl:.2f} | {u + s + rd + cl:.2f} |")
     m = r["machine"]
     md += ["", f"Machine: {m['cpus']} × {m['cpu']}, Linux {m['kernel']}, {m['redis']}; {m['date']}; "
            f"{m['duration_s']} s per phase; wrk, the servers and Redis share the machine; authauth with "
