@@ -23,10 +23,11 @@ use std::{
     time::Instant,
 };
 
+use futures_util::future::BoxFuture;
 use poem::{
     endpoint::{BoxEndpoint, DynEndpoint},
     error::MethodNotAllowedError,
-    http::{header, HeaderValue, Method},
+    http::{header, HeaderValue, Method, Uri},
     Endpoint, PathPattern, Request, Response,
 };
 use poem_openapi::{registry::MetaParamIn, OpenApi};
@@ -107,13 +108,21 @@ impl Edge {
         }
         let uri = req.uri().clone();
         match DynEndpoint::call(&*self.router, req).await {
-            // Boxed: rare, and inline it would make every request's future larger.
             Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
-                allow: Box::pin(self.allowed.at(uri)).await,
+                allow: self.allowed_at(uri).await,
             }
             .into()),
             other => other,
         }
+    }
+}
+
+impl Edge {
+    /// The methods the path answers, for a 405's `Allow`. Rare: its future is built here and
+    /// boxed, not on the stack of every request's poll (see `guard::error_page`).
+    #[inline(never)]
+    fn allowed_at(&self, uri: Uri) -> BoxFuture<'_, Vec<Method>> {
+        Box::pin(self.allowed.at(uri))
     }
 }
 

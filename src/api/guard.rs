@@ -30,7 +30,10 @@
 //! It also applies the session cookie action decided during the request (rotation, deletion)
 //! and marks every `/auth` response `Cache-Control: no-store`.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 use poem::{
     error::ResponseError,
@@ -192,15 +195,36 @@ where
 {
     // The hosted pages answer errors as HTML, with the status and headers of the JSON answer.
     let page = state.settings.ui_enabled && crate::pages::is_page(req.uri().path());
-    // The error page's future is boxed: it is rare, and inline it would make every request's
-    // future (and the stack that builds it) larger.
     match guard_request(state, req, page, next).await {
-        Err(e) if page => Ok(Box::pin(crate::pages::error_page(crate::error::render(e))).await),
-        Ok(resp) if page && !resp.is_success() && is_json(&resp) => {
-            Ok(Box::pin(crate::pages::error_page(resp)).await)
-        }
+        Err(e) if page => Ok(error_page(crate::error::render(e)).await),
+        Ok(resp) if page && !resp.is_success() && is_json(&resp) => Ok(error_page(resp).await),
         other => other,
     }
+}
+
+// Rare paths' futures are built in functions of their own and boxed there. A future is built on
+// the stack of the function that creates it before it is moved into place: created inline, these
+// sat in the stack frame of every request's poll, whether the request took the path or not.
+
+/// A hosted page's error, as a page.
+#[inline(never)]
+fn error_page(json: Response) -> BoxFuture<'static, Response> {
+    Box::pin(crate::pages::error_page(json))
+}
+
+/// The request body, read within `timeout` and at most [`MAX_BODY_BYTES`].
+#[inline(never)]
+fn read_body(req: &mut Request, timeout: Duration) -> BoxFuture<'static, Result<Bytes, ApiError>> {
+    let read = req.take_body().into_bytes_limit(MAX_BODY_BYTES);
+    Box::pin(async move {
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|e| match e {
+                poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
+                other => ApiError::InvalidRequest(format!("cannot read the request body: {other}")),
+            })
+    })
 }
 
 fn is_json(resp: &Response) -> bool {
@@ -263,17 +287,8 @@ where
     if changes_state {
         // Every body authauth accepts is a few hundred bytes of JSON: read it here, bounded,
         // whether or not a Content-Length announced it. A client gets `HTTP_BODY_READ_TIMEOUT`
-        // to send it: one that trickles or stalls does not hold the connection. The read is
-        // boxed: only a request with a body waits here, and inline it would make every
-        // request's future larger.
-        let read = req.take_body().into_bytes_limit(MAX_BODY_BYTES);
-        let body = Box::pin(tokio::time::timeout(state.settings.body_read_timeout, read))
-            .await
-            .map_err(|_| ApiError::RequestTimeout)?
-            .map_err(|e| match e {
-                poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge,
-                other => ApiError::InvalidRequest(format!("cannot read the request body: {other}")),
-            })?;
+        // to send it: one that trickles or stalls does not hold the connection.
+        let body = read_body(&mut req, state.settings.body_read_timeout).await?;
         req.set_body(body);
         if let Some(why) = csrf_verdict(&req, state) {
             tracing::warn!(
