@@ -248,14 +248,9 @@ class Redis:
     def keys(self):
         return int(self.cli("DBSIZE").strip())
 
-    def benchmark_get(self, connections, requests, client=None):
-        """redis-benchmark's GET rate; with `client` (a dict), also its own CPU time per request
-        under "client_us"."""
-        before = children_cpu_seconds()
+    def benchmark_get(self, connections, requests):
         out = run(["redis-benchmark", "-p", str(self.port), "-t", "get", "-n", str(requests),
                    "-c", str(connections), "-q"])
-        if client is not None:
-            client["client_us"] = (children_cpu_seconds() - before) * 1e6 / requests
         return float(re.search(r"GET: ([\d.]+) requests per second", out).group(1))
 
     def stop(self):
@@ -1152,8 +1147,9 @@ def peers_main(args):
                 redis_cpu = redis.cpu_seconds()
                 if name is None:
                     gets = 300_000
-                    r = {}
-                    r["rps"] = redis.benchmark_get(50, gets, client=r)
+                    client = children_cpu_seconds()
+                    r = {"rps": redis.benchmark_get(50, gets)}
+                    r["client_us"] = (children_cpu_seconds() - client) * 1e6 / gets
                     r["redis_us"] = (redis.cpu_seconds() - redis_cpu) * 1e6 / gets
                     rounds[key].append(r)
                     continue

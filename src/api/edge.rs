@@ -115,9 +115,7 @@ impl Edge {
             other => other,
         }
     }
-}
 
-impl Edge {
     /// The methods the path answers, for a 405's `Allow`. Rare: its future is built here and
     /// boxed, not on the stack of every request's poll (see `guard::error_page`).
     #[inline(never)]
