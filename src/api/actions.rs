@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use super::{
     cookie::{
-        clear_cookie, device_cookie_name, session_cookie_values, set_cookie, set_device_cookie, CookieSlot,
+        clear_cookie, device_cookie_name, first_cookie_value, set_cookie, set_device_cookie, CookieSlot,
     },
     fields,
     session_auth::{client_info, presented_sessions},
@@ -349,9 +349,7 @@ pub async fn report_sign_in(
 
 /// The browser's device cookie, if it sent one.
 pub fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
-    session_cookie_values(req, device_cookie_name(&state.settings.session))
-        .into_iter()
-        .find(|v| !v.is_empty())
+    first_cookie_value(req, device_cookie_name(&state.settings.session))
 }
 
 /// Finish a sign-in waiting for its second factor: a new session replaces the waiting one.

@@ -27,7 +27,7 @@ use crate::{
 /// application's `other=café` on the same host) is skipped alone, instead of hiding every cookie
 /// of its header line. A pair of ours whose value is not ASCII was not written by this server
 /// and is skipped too.
-pub fn session_cookie_values(req: &Request, name: &str) -> Vec<String> {
+pub fn session_cookie_values<'a>(req: &'a Request, name: &str) -> Vec<&'a str> {
     let mut values = Vec::new();
     for line in req.headers().get_all(header::COOKIE) {
         let mut rest = line.as_bytes();
@@ -44,16 +44,25 @@ pub fn session_cookie_values(req: &Request, name: &str) -> Vec<String> {
     values
 }
 
+/// The first non-empty value of the cookie `name` (the device and ceremony cookies: one per
+/// browser, an empty one is a deletion that has not reached it yet).
+pub fn first_cookie_value(req: &Request, name: &str) -> Option<String> {
+    session_cookie_values(req, name)
+        .into_iter()
+        .find(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
 /// The value of one `name=value` pair, if the pair is `name`'s and its value ASCII. (A cookie
 /// name holds neither `=` nor white space, so the name then `=` is the pair's first `=`.)
-fn value_of(pair: &[u8], name: &[u8]) -> Option<String> {
+fn value_of<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
     let after_name = pair.trim_ascii_start().strip_prefix(name)?;
     let value = after_name.trim_ascii_start().strip_prefix(b"=")?.trim_ascii();
     if !value.is_ascii() {
         return None;
     }
     let value = std::str::from_utf8(value).ok()?;
-    Some(value.trim_matches('"').to_string())
+    Some(value.trim_matches('"'))
 }
 
 /// `Set-Cookie` for a session.

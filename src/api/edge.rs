@@ -131,7 +131,7 @@ impl Endpoint for Edge {
     /// line per request, counts it, and adds the id and baseline security headers to every
     /// response — errors included.
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let request_id = request_id(&mut req);
+        let request_id = request_id(&req);
         req.extensions_mut().insert(self.state.clone());
         let method = req.method().clone();
         let logged = telemetry::request::Request {
@@ -198,8 +198,10 @@ impl Endpoint for Edge {
 }
 
 /// The request's id: a well-formed incoming `x-request-id` (at most 64 letters, digits, `-`
-/// and `_`), else a new UUID, put on the request for the handlers (the audit trail records it).
-fn request_id(req: &mut Request) -> HeaderValue {
+/// and `_`), else a new UUID. Handlers read it from the request's log context
+/// ([`telemetry::request`]; the audit trail records it), not from the request's headers, where
+/// a malformed incoming one stays as it came.
+fn request_id(req: &Request) -> HeaderValue {
     let incoming = req.headers().get(X_REQUEST_ID).filter(|v| {
         let v = v.as_bytes();
         !v.is_empty()
@@ -213,9 +215,7 @@ fn request_id(req: &mut Request) -> HeaderValue {
             let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
             // Hyphens and hex digits: always a valid header value.
-            let value = HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"));
-            req.headers_mut().insert(X_REQUEST_ID, value.clone());
-            value
+            HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("-"))
         }
     }
 }

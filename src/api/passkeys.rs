@@ -19,7 +19,7 @@ use webauthn_rs::prelude::{
 
 use super::{
     actions,
-    cookie::{passkey_cookie_name, session_cookie_values, set_passkey_cookie, CookieSlot},
+    cookie::{first_cookie_value, passkey_cookie_name, set_passkey_cookie, CookieSlot},
     fields::PasskeyName,
     session_auth::{client_info, presented_sessions, CurrentSession, OptionalSession, SignInSession},
     views::{Me, SessionView},
@@ -341,9 +341,7 @@ error_set!(RemoveErrors: [PasskeyNotFound, ReauthenticationRequired] + [API, WRI
 
 /// The ceremony cookie this browser holds, if any.
 fn ceremony(req: &Request, state: &AppState) -> Option<String> {
-    session_cookie_values(req, passkey_cookie_name(&state.settings.session))
-        .into_iter()
-        .find(|v| !v.is_empty())
+    first_cookie_value(req, passkey_cookie_name(&state.settings.session))
 }
 
 /// Deletes the ceremony cookie on whatever the answer is (a ceremony is used once).

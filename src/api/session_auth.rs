@@ -131,7 +131,7 @@ fn count_check(state: &AppState, presented: bool, result: &Result<Validated, Api
 async fn authenticate_cookies(
     req: &Request,
     state: &AppState,
-    values: Vec<String>,
+    values: Vec<&str>,
 ) -> Result<Validated, ApiError> {
     // A signed-out visitor: nothing to read, nothing to clear.
     if values.is_empty() {
@@ -188,7 +188,7 @@ fn refusal(e: SessionError) -> Refusal {
 /// Several session cookies: the one live session among them, if there is exactly one.
 async fn choose(
     state: &AppState,
-    values: &[String],
+    values: &[&str],
     delivery: Delivery,
     now: Millis,
 ) -> Result<Validated, Refusal> {
@@ -312,12 +312,9 @@ pub fn client_info(req: &Request, settings: &Settings) -> ClientInfo {
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(512).collect()),
-        // Set (or replaced by a well-formed one) by the request middleware.
-        request_id: req
-            .headers()
-            .get(super::header_names::X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        // The id the edge gave the request (a well-formed incoming one, else a new one), as
+        // its log lines and its response carry it.
+        request_id: crate::telemetry::request::with_current(|r| r.id().to_string()),
         operator: None,
     }
 }

@@ -383,8 +383,8 @@ impl Sessions {
     pub async fn check(&self, cookie_value: &str, now: Millis) -> Result<Presented, SessionError> {
         let cookie = self.signer.verify(cookie_value).ok_or(SessionError::NoSession)?;
         let key = SessionKey {
-            slot: cookie.slot,
-            hash: cookie.token.hash(),
+            slot: cookie.slot.to_string(),
+            hash: cookie.token_hash(),
         };
         match self.store.load(&key, now).await? {
             // Signed by us but unknown to the store: it timed out (or its tombstone did).

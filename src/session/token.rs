@@ -54,7 +54,7 @@ impl SessionToken {
 
     /// The key under which the store keeps this token's session.
     pub fn hash(&self) -> TokenHash {
-        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+        TokenHash::of(&self.0)
     }
 
     pub fn expose(&self) -> &str {
@@ -73,6 +73,11 @@ impl fmt::Debug for SessionToken {
 pub struct TokenHash(pub [u8; 32]);
 
 impl TokenHash {
+    /// SHA-256 of a token.
+    fn of(token: &str) -> Self {
+        TokenHash(Sha256::digest(token.as_bytes()).into())
+    }
+
     pub fn to_b64(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
     }
@@ -98,11 +103,25 @@ pub fn slot_tag(user_id: &uuid::Uuid) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..6])
 }
 
-/// What a verified cookie carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CookieValue {
-    pub token: SessionToken,
-    pub slot: String,
+/// What a verified cookie carries, read in place from the cookie value. `Debug` never prints
+/// the token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct CookieValue<'a> {
+    token: &'a str,
+    pub slot: &'a str,
+}
+
+impl CookieValue<'_> {
+    /// The hash of the token the cookie carries: its session's key in the store.
+    pub fn token_hash(&self) -> TokenHash {
+        TokenHash::of(self.token)
+    }
+}
+
+impl fmt::Debug for CookieValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CookieValue {{ token: [redacted], slot: {:?} }}", self.slot)
+    }
 }
 
 /// Signs and verifies cookie values with the configured secrets.
@@ -151,9 +170,13 @@ impl CookieSigner {
 
     /// Whether `tag` is the HMAC of `payload` under any configured key (constant time).
     pub fn check_tag(&self, payload: &str, tag: &str) -> bool {
-        let Ok(tag) = URL_SAFE_NO_PAD.decode(tag) else {
+        // Decoded on the stack: a tag of 43 characters is 32 bytes (room for base64's estimate
+        // of 33); a longer one does not fit and cannot verify either.
+        let mut decoded = [0u8; 33];
+        let Ok(len) = URL_SAFE_NO_PAD.decode_slice(tag, &mut decoded) else {
             return false;
         };
+        let tag = &decoded[..len];
         self.keyed.iter().any(|keyed| {
             let mut mac = keyed.clone();
             mac.update(payload.as_bytes());
@@ -162,23 +185,26 @@ impl CookieSigner {
     }
 
     /// Checks the shape and the signature (in constant time) of a cookie value.
-    pub fn verify(&self, value: &str) -> Option<CookieValue> {
-        if value.len() != TOKEN_CHARS + SLOT_CHARS + MAC_CHARS + 2 {
+    ///
+    /// Every part has a fixed length, so the two dots have fixed places: they are checked
+    /// there, not searched for. What lies between them is the signature's to judge — a value
+    /// this server did not sign (a dot inside the token, say) cannot verify.
+    pub fn verify<'a>(&self, value: &'a str) -> Option<CookieValue<'a>> {
+        const SLOT_AT: usize = TOKEN_CHARS + 1;
+        const MAC_AT: usize = SLOT_AT + SLOT_CHARS + 1;
+        let bytes = value.as_bytes();
+        if bytes.len() != MAC_AT + MAC_CHARS || bytes[SLOT_AT - 1] != b'.' || bytes[MAC_AT - 1] != b'.' {
             return None;
         }
-        let (payload, tag) = value.rsplit_once('.')?;
-        let (token, slot) = payload.split_once('.')?;
-        // With the total fixed, a token of the right length leaves the slot and the tag theirs
-        // (a tag of another length cannot verify).
-        if token.len() != TOKEN_CHARS {
-            return None;
-        }
+        // Each cut follows an ASCII dot, so it falls between characters.
+        let payload = value.get(..MAC_AT - 1)?;
+        let tag = value.get(MAC_AT..)?;
         if !self.check_tag(payload, tag) {
             return None;
         }
         Some(CookieValue {
-            token: SessionToken(token.to_string()),
-            slot: slot.to_string(),
+            token: value.get(..SLOT_AT - 1)?,
+            slot: value.get(SLOT_AT..MAC_AT - 1)?,
         })
     }
 }
@@ -215,8 +241,12 @@ mod tests {
         let slot = slot_tag(&uuid::Uuid::new_v4());
         let value = s.sign(&token, &slot);
         let back = s.verify(&value).unwrap();
-        assert_eq!(back.token, token);
+        assert!(back.token_hash() == token.hash());
         assert_eq!(back.slot, slot);
+        assert!(
+            !format!("{back:?}").contains(token.expose()),
+            "Debug never prints the token"
+        );
     }
 
     #[test]
@@ -229,6 +259,31 @@ mod tests {
         assert!(signer(&["b".repeat(32).as_str()]).verify(&value).is_none());
         assert!(s.verify("attacker-chosen").is_none());
         assert!(s.verify("").is_none());
+    }
+
+    #[test]
+    fn a_value_of_the_right_length_and_the_wrong_shape_is_refused_without_a_panic() {
+        let s = signer(&["a".repeat(32).as_str()]);
+        let value = s.sign(&SessionToken::generate(), &slot_tag(&uuid::Uuid::new_v4()));
+        // A dot inside the token, or a separator missing: what the signature covered changed.
+        for at in [10, 43, 52, 60] {
+            let mut moved = value.clone().into_bytes();
+            moved[at] = if moved[at] == b'.' { b'A' } else { b'.' };
+            assert!(
+                s.verify(std::str::from_utf8(&moved).unwrap()).is_none(),
+                "byte {at}"
+            );
+        }
+        // As many bytes, in two-byte characters: no cut may fall inside one.
+        let wide = "é".repeat(value.len() / 2);
+        assert_eq!(wide.len(), value.len());
+        assert!(s.verify(&wide).is_none());
+        let mut shifted = value.clone();
+        shifted.replace_range(42..44, "é");
+        assert!(s.verify(&shifted).is_none());
+        // A tag longer than any HMAC-SHA256 tag: refused, not decoded past its buffer.
+        assert!(!s.check_tag("payload", &"A".repeat(200)));
+        assert!(!s.check_tag("payload", ""));
     }
 
     #[test]

@@ -86,13 +86,20 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    // A sign-in whose incoming request id is malformed: the audit trail records the id the
+    // server gave the request instead, the one its response carries.
     let b = client();
-    assert_eq!(
-        app.login_with(&b, "audit-alice@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    let resp = b
+        .post(app.url("/auth/login"))
+        .header("origin", app.origin())
+        .header("x-request-id", "not a well-formed id")
+        .json(&serde_json::json!({"email": "audit-alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let given = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(given, "not a well-formed id");
     let rows = events_until(&app, alice, |r| r.len() >= 6).await;
     assert_eq!(
         types(&rows)[3..],
@@ -102,7 +109,8 @@ async fn a_users_sign_ins_sessions_and_password_change_are_in_the_trail_and_plai
     assert_eq!(detail(&rows[3])["failure"], "bad_credentials");
     assert_eq!(rows[3].session_id, None);
     assert_eq!(rows[5].session_id, rows[4].session_id);
-    assert!(rows[5].request_id.is_some(), "every request has an id");
+    assert_eq!(rows[4].request_id.as_deref(), Some(given.as_str()));
+    assert_eq!(rows[5].request_id.as_deref(), Some(given.as_str()));
 
     // Plain authenticated requests record nothing; a rotation does.
     for _ in 0..5 {
