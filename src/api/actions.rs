@@ -349,7 +349,7 @@ pub async fn report_sign_in(
 
 /// The browser's device cookie, if it sent one.
 pub fn device_cookie(req: &Request, state: &AppState) -> Option<String> {
-    first_cookie_value(req, device_cookie_name(&state.settings.session))
+    first_cookie_value(req, device_cookie_name(&state.settings.session)).map(str::to_string)
 }
 
 /// Finish a sign-in waiting for its second factor: a new session replaces the waiting one.

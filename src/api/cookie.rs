@@ -44,13 +44,12 @@ pub fn session_cookie_values<'a>(req: &'a Request, name: &str) -> Vec<&'a str> {
     values
 }
 
-/// The first non-empty value of the cookie `name` (the device and ceremony cookies: one per
-/// browser, an empty one is a deletion that has not reached it yet).
-pub fn first_cookie_value(req: &Request, name: &str) -> Option<String> {
+/// The first non-empty value of the cookie `name` (the device, ceremony and sign-in flow
+/// cookies: one per browser, an empty one is a deletion that has not reached it yet).
+pub fn first_cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     session_cookie_values(req, name)
         .into_iter()
         .find(|v| !v.is_empty())
-        .map(str::to_string)
 }
 
 /// The value of one `name=value` pair, if the pair is `name`'s and its value ASCII. (A cookie

@@ -11,7 +11,7 @@ use poem_openapi::{param::Query, payload::Json, types::Example, ApiResponse, Obj
 
 use super::{
     cookie::{
-        clear_flow_cookie, flow_cookie_name, session_cookie_values, set_cookie, set_device_cookie,
+        clear_flow_cookie, first_cookie_value, flow_cookie_name, set_cookie, set_device_cookie,
         set_flow_cookie, CookieSlot,
     },
     session_auth::{client_info, presented_sessions},
@@ -181,9 +181,7 @@ impl OidcApi {
         }
         let provider = state.google.as_ref().ok_or(ApiError::ProviderNotConfigured)?;
         let now = state.clock.now();
-        let flow_id = session_cookie_values(req, flow_cookie_name(&state.settings.session))
-            .into_iter()
-            .find(|v| !v.is_empty());
+        let flow_id = first_cookie_value(req, flow_cookie_name(&state.settings.session));
         let callback = Callback {
             code: code.0,
             state: flow_state.0,
@@ -192,7 +190,7 @@ impl OidcApi {
             error_description: error_description.0,
         };
         let (identity, return_to) = provider
-            .finish(state.stores.flows.as_ref(), flow_id.as_deref(), callback, now)
+            .finish(state.stores.flows.as_ref(), flow_id, callback, now)
             .await
             .map_err(ApiError::from)?;
         let previous = presented_sessions(req, &state, now).await?;

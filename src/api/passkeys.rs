@@ -341,7 +341,7 @@ error_set!(RemoveErrors: [PasskeyNotFound, ReauthenticationRequired] + [API, WRI
 
 /// The ceremony cookie this browser holds, if any.
 fn ceremony(req: &Request, state: &AppState) -> Option<String> {
-    first_cookie_value(req, passkey_cookie_name(&state.settings.session))
+    first_cookie_value(req, passkey_cookie_name(&state.settings.session)).map(str::to_string)
 }
 
 /// Deletes the ceremony cookie on whatever the answer is (a ceremony is used once).

@@ -180,7 +180,7 @@ impl CookieSigner {
         self.keyed.iter().any(|keyed| {
             let mut mac = keyed.clone();
             mac.update(payload.as_bytes());
-            mac.verify_slice(&tag).is_ok()
+            mac.verify_slice(tag).is_ok()
         })
     }
 
