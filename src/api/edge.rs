@@ -14,14 +14,7 @@
 //! from `/openapi.json`. Everything else (path parameters, query strings, `HEAD`, the spec,
 //! Swagger UI, the hosted pages, unknown paths) goes through poem's router as before.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering::Relaxed},
-        Arc,
-    },
-    time::Instant,
-};
+use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use futures_util::future::BoxFuture;
 use poem::{
@@ -141,26 +134,43 @@ impl Endpoint for Edge {
         };
         let started = Instant::now();
         let direct = self.direct(&req);
-        // Set when the guard lets the request through to the operation: a request the guard
-        // answers itself (a refused Host, a cross-site form) was not routed: `unmatched`.
-        let dispatched = AtomicBool::new(false);
         // Pinned where it is: the future is large, and the scope holds only a pointer to it
         // (moved into the scope, it was copied on every request: 16,000 instructions of
         // `memcpy`).
         let serve = std::pin::pin!(async {
-            let next = |req| {
-                dispatched.store(true, Relaxed);
-                self.dispatch(req, direct)
-            };
-            let resp = match guard::guard(&self.state, req, next).await {
-                Ok(resp) => resp,
-                Err(err) => error::render(err),
+            // The guard borrows the request and the operation takes it: the request is moved
+            // once, into the operation's call, not through a future of the guard's as well.
+            let page = guard::is_page(&self.state, &req);
+            // Whether the guard let the request through to the operation: a request the guard
+            // answers itself (a refused Host, a cross-site form) was not routed: `unmatched`.
+            let mut dispatched = false;
+            let resp = match guard::admit(&self.state, &mut req, page).await {
+                Ok(guard::Admission::Pass(admitted)) => {
+                    dispatched = true;
+                    let resp = match self.dispatch(req, direct).await {
+                        Ok(r) => r,
+                        Err(e) => error::render(e),
+                    };
+                    let resp = admitted.finish(&self.state, resp);
+                    if guard::shown_as_page(page, &resp) {
+                        guard::error_page(resp).await
+                    } else {
+                        resp
+                    }
+                }
+                Ok(guard::Admission::Answered(resp)) if guard::shown_as_page(page, &resp) => {
+                    guard::error_page(resp).await
+                }
+                Ok(guard::Admission::Answered(resp)) => resp,
+                // A refusal: on a hosted page, always as a page.
+                Err(e) if page => guard::error_page(error::render(e)).await,
+                Err(e) => error::render(e),
             };
             let status = resp.status();
             let took = started.elapsed();
             let metrics = &self.state.metrics;
             match direct {
-                Some(op) if dispatched.load(Relaxed) => op.metrics.request(metrics, status, took),
+                Some(op) if dispatched => op.metrics.request(metrics, status, took),
                 _ => metrics.http_request(
                     self.templates.label(resp.data::<PathPattern>()),
                     method.as_str(),

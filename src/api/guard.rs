@@ -30,7 +30,7 @@
 //! It also applies the session cookie action decided during the request (rotation, deletion)
 //! and marks every `/auth` response `Cache-Control: no-store`.
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -186,20 +186,27 @@ fn names_its_site(req: &Request) -> bool {
     req.headers().contains_key(header::ORIGIN) || req.headers().contains_key(SEC_FETCH_SITE)
 }
 
-/// Runs `next` on the request if it passes, and applies to its response what the request
-/// decided (cookie actions, CORS, `Cache-Control`).
-pub async fn guard<F, Fut>(state: &AppState, req: Request, next: F) -> poem::Result<Response>
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = poem::Result<Response>>,
-{
-    // The hosted pages answer errors as HTML, with the status and headers of the JSON answer.
-    let page = state.settings.ui_enabled && crate::pages::is_page(req.uri().path());
-    match guard_request(state, req, page, next).await {
-        Err(e) if page => Ok(error_page(crate::error::render(e)).await),
-        Ok(resp) if page && !resp.is_success() && is_json(&resp) => Ok(error_page(resp).await),
-        other => other,
-    }
+/// Whether `req` is for one of the hosted pages, which answer errors as HTML (with the status and
+/// headers of the JSON answer: [`error_page`]).
+pub fn is_page(state: &AppState, req: &Request) -> bool {
+    state.settings.ui_enabled && crate::pages::is_page(req.uri().path())
+}
+
+/// What the guard makes of a request before the operation runs.
+pub enum Admission {
+    /// Let through to the operation; [`Admitted::finish`] completes its answer.
+    Pass(Admitted),
+    /// Answered by the guard itself: a CORS preflight.
+    Answered(Response),
+}
+
+/// What a request let through decided for its answer: the session cookie's action, CORS,
+/// `Vary` and `Cache-Control`.
+pub struct Admitted {
+    slot: CookieSlot,
+    is_auth: bool,
+    cors_origin: Option<String>,
+    sent_origin: bool,
 }
 
 // Rare paths' futures are built in functions of their own and boxed there. A future is built on
@@ -208,7 +215,7 @@ where
 
 /// A hosted page's error, as a page.
 #[inline(never)]
-fn error_page(json: Response) -> BoxFuture<'static, Response> {
+pub fn error_page(json: Response) -> BoxFuture<'static, Response> {
     Box::pin(crate::pages::error_page(json))
 }
 
@@ -227,6 +234,11 @@ fn read_body(req: &mut Request, timeout: Duration) -> BoxFuture<'static, Result<
     })
 }
 
+/// Whether a hosted page shows this answer as an error page: an error in JSON, on a page's path.
+pub fn shown_as_page(page: bool, resp: &Response) -> bool {
+    page && !resp.is_success() && is_json(resp)
+}
+
 fn is_json(resp: &Response) -> bool {
     resp.headers()
         .get(header::CONTENT_TYPE)
@@ -234,26 +246,22 @@ fn is_json(resp: &Response) -> bool {
         .is_some_and(|ct| ct.starts_with("application/json"))
 }
 
-async fn guard_request<F, Fut>(
-    state: &AppState,
-    mut req: Request,
-    page: bool,
-    next: F,
-) -> poem::Result<Response>
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = poem::Result<Response>>,
-{
-    if !is_probe(&req) && !host_allowed(&req, state) {
+/// The host, a CORS preflight, and for a state-changing request its body (read here, bounded)
+/// and where it comes from (CSRF). An `Err` is a refusal, answered without the operation.
+///
+/// The request is borrowed, not moved: the operation's call takes it by value after this
+/// returns, so it is not copied into one more future on every request.
+pub async fn admit(state: &AppState, req: &mut Request, page: bool) -> poem::Result<Admission> {
+    if !is_probe(req) && !host_allowed(req, state) {
         tracing::warn!(
-            host = requested_authority(&req).unwrap_or("-"),
+            host = requested_authority(req).unwrap_or("-"),
             "request for a host that is not allowed refused"
         );
         return Err(ApiError::HostNotAllowed.into());
     }
-    let origin = header_str(&req, header::ORIGIN).map(str::to_string);
+    let sent_origin = header_str(req, header::ORIGIN).is_some();
     // A duplicated Origin gets no CORS answer (and no state change, below).
-    let cors_origin = single_header(&req, header::ORIGIN)
+    let cors_origin = single_header(req, header::ORIGIN)
         .ok()
         .flatten()
         .filter(|o| is_listed(state, o))
@@ -280,7 +288,7 @@ where
             None => ApiError::CorsRejected.as_response(),
         };
         add_vary_origin(&mut resp);
-        return Ok(resp);
+        return Ok(Admission::Answered(resp));
     }
 
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -288,11 +296,11 @@ where
         // Every body authauth accepts is a few hundred bytes of JSON: read it here, bounded,
         // whether or not a Content-Length announced it. A client gets `HTTP_BODY_READ_TIMEOUT`
         // to send it: one that trickles or stalls does not hold the connection.
-        let body = read_body(&mut req, state.settings.body_read_timeout).await?;
+        let body = read_body(req, state.settings.body_read_timeout).await?;
         req.set_body(body);
-        if let Some(why) = csrf_verdict(&req, state) {
+        if let Some(why) = csrf_verdict(req, state) {
             tracing::warn!(
-                origin = origin.as_deref().unwrap_or("-"),
+                origin = header_str(req, header::ORIGIN).unwrap_or("-"),
                 "cross-site request refused"
             );
             return Err(ApiError::CsrfRejected(why.to_string()).into());
@@ -301,7 +309,7 @@ where
             // The one place form bodies are taken, so the one place a cross-site form could
             // land: a post that does not say where it comes from is refused rather than trusted
             // (a browser always says; SameSite=Lax stays defence in depth).
-            if !names_its_site(&req) {
+            if !names_its_site(req) {
                 tracing::warn!("form post without Origin or Sec-Fetch-Site refused");
                 return Err(ApiError::CsrfRejected(
                     "a form is accepted only from a browser that says where it comes from (Origin or Sec-Fetch-Site)"
@@ -309,7 +317,7 @@ where
                 )
                 .into());
             }
-        } else if is_form_like(&req) {
+        } else if is_form_like(req) {
             return Err(ApiError::UnsupportedMediaType(
                 "form and text bodies are not accepted; send JSON with `Content-Type: application/json`"
                     .into(),
@@ -320,41 +328,47 @@ where
 
     let slot = CookieSlot::default();
     req.extensions_mut().insert(slot.clone());
-    let is_auth = req.uri().path().starts_with("/auth");
-    let mut resp = match next(req).await {
-        Ok(r) => r,
-        Err(e) => crate::error::render(e),
-    };
+    Ok(Admission::Pass(Admitted {
+        slot,
+        is_auth: req.uri().path().starts_with("/auth"),
+        cors_origin,
+        sent_origin,
+    }))
+}
 
-    let cookie_name = &state.settings.session.cookie_name;
-    let handler_set_cookie = resp.headers().get_all(header::SET_COOKIE).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.starts_with(&format!("{cookie_name}=")))
-    });
-    if !handler_set_cookie {
-        let set = match slot.take() {
-            CookieAction::Keep => None,
-            CookieAction::Set(c) => Some(c),
-            CookieAction::Clear => Some(clear_cookie(&state.settings.session)),
-        };
-        if let Some(v) = set.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
+impl Admitted {
+    /// Applies to the operation's answer what the request decided.
+    pub fn finish(self, state: &AppState, mut resp: Response) -> Response {
+        let cookie_name = &state.settings.session.cookie_name;
+        let handler_set_cookie = resp.headers().get_all(header::SET_COOKIE).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.starts_with(&format!("{cookie_name}=")))
+        });
+        if !handler_set_cookie {
+            let set = match self.slot.take() {
+                CookieAction::Keep => None,
+                CookieAction::Set(c) => Some(c),
+                CookieAction::Clear => Some(clear_cookie(&state.settings.session)),
+            };
+            if let Some(v) = set.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
         }
-    }
-    for extra in slot.take_extra() {
-        if let Ok(v) = HeaderValue::from_str(&extra) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
+        for extra in self.slot.take_extra() {
+            if let Ok(v) = HeaderValue::from_str(&extra) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
         }
+        if self.is_auth || resp.headers().contains_key(header::SET_COOKIE) {
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        if let Some(o) = &self.cors_origin {
+            add_cors(&mut resp, o);
+        }
+        if self.sent_origin {
+            add_vary_origin(&mut resp);
+        }
+        resp
     }
-    if is_auth || resp.headers().contains_key(header::SET_COOKIE) {
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    if let Some(o) = &cors_origin {
-        add_cors(&mut resp, o);
-    }
-    if origin.is_some() {
-        add_vary_origin(&mut resp);
-    }
-    Ok(resp)
 }
