@@ -93,34 +93,20 @@ impl Edge {
     /// not allowed" names the path's methods. poem's router records the route it took on the
     /// response (or the error) for the `route` label; a direct operation's label is its own.
     ///
-    /// Both are called as [`DynEndpoint`]s, whose futures are boxed already: a direct
-    /// operation's box is handed back as it is, so no future of this function's holds the
-    /// request on its way (through `Endpoint for Box<_>` each call was wrapped in two more).
-    fn dispatch<'a>(
-        &'a self,
-        req: Request,
-        direct: Option<&'a DirectOp>,
-    ) -> BoxFuture<'a, poem::Result<Response>> {
-        match direct {
-            Some(op) => DynEndpoint::call(&*op.endpoint, req),
-            None => self.route(req),
+    /// Both are called as [`DynEndpoint`]s, whose futures are boxed already: through
+    /// `Endpoint for Box<_>` each call was wrapped in two more futures holding the request.
+    async fn dispatch(&self, req: Request, direct: Option<&DirectOp>) -> poem::Result<Response> {
+        if let Some(op) = direct {
+            return DynEndpoint::call(&*op.endpoint, req).await;
         }
-    }
-
-    /// poem's router, with the `Allow` of a 405.
-    #[inline(never)]
-    fn route(&self, req: Request) -> BoxFuture<'_, poem::Result<Response>> {
         let uri = req.uri().clone();
-        let routed = DynEndpoint::call(&*self.router, req);
-        Box::pin(async move {
-            match routed.await {
-                Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
-                    allow: self.allowed_at(uri).await,
-                }
-                .into()),
-                other => other,
+        match DynEndpoint::call(&*self.router, req).await {
+            Err(e) if e.is::<MethodNotAllowedError>() => Err(ApiError::MethodNotAllowed {
+                allow: self.allowed_at(uri).await,
             }
-        })
+            .into()),
+            other => other,
+        }
     }
 
     /// The methods the path answers, for a 405's `Allow`. Rare: its future is built here and
