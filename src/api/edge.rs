@@ -141,36 +141,32 @@ impl Endpoint for Edge {
             // The guard borrows the request and the operation takes it: the request is moved
             // once, into the operation's call, not through a future of the guard's as well.
             let page = guard::is_page(&self.state, &req);
-            // Whether the guard let the request through to the operation: a request the guard
-            // answers itself (a refused Host, a cross-site form) was not routed: `unmatched`.
-            let mut dispatched = false;
-            let resp = match guard::admit(&self.state, &mut req, page).await {
+            // `routed`: the guard let the request through to the operation; a request the guard
+            // answers itself (a preflight, a refused Host, a cross-site form) was not routed and
+            // is labelled `unmatched`. `refused`: the guard said no.
+            let (resp, routed, refused) = match guard::admit(&self.state, &mut req, page).await {
                 Ok(guard::Admission::Pass(admitted)) => {
-                    dispatched = true;
                     let resp = match self.dispatch(req, direct).await {
                         Ok(r) => r,
                         Err(e) => error::render(e),
                     };
-                    let resp = admitted.finish(&self.state, resp);
-                    if guard::shown_as_page(page, &resp) {
-                        guard::error_page(resp).await
-                    } else {
-                        resp
-                    }
+                    (admitted.finish(&self.state, resp), true, false)
                 }
-                Ok(guard::Admission::Answered(resp)) if guard::shown_as_page(page, &resp) => {
-                    guard::error_page(resp).await
-                }
-                Ok(guard::Admission::Answered(resp)) => resp,
-                // A refusal: on a hosted page, always as a page.
-                Err(e) if page => guard::error_page(error::render(e)).await,
-                Err(e) => error::render(e),
+                Ok(guard::Admission::Answered(resp)) => (resp, false, false),
+                Err(e) => (error::render(e), false, true),
+            };
+            // On a hosted page an error is shown as a page: a refusal always, any other answer
+            // when it is an error in JSON.
+            let resp = if (page && refused) || guard::shown_as_page(page, &resp) {
+                guard::error_page(resp).await
+            } else {
+                resp
             };
             let status = resp.status();
             let took = started.elapsed();
             let metrics = &self.state.metrics;
             match direct {
-                Some(op) if dispatched => op.metrics.request(metrics, status, took),
+                Some(op) if routed => op.metrics.request(metrics, status, took),
                 _ => metrics.http_request(
                     self.templates.label(resp.data::<PathPattern>()),
                     method.as_str(),
