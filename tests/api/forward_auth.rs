@@ -724,6 +724,9 @@ async fn a_client_supplied_identity_header_never_reaches_the_upstream(kind: Prox
         ("X-Auth-Email", "admin@example.com"),
         ("X-Auth-Name", "Administrator"),
         ("X-Auth-Session-Id", "sforged"),
+        // The assurance level an application checks for a second factor, and the methods.
+        ("X-Auth-AAL", "2"),
+        ("X-Auth-AMR", "pwd otp"),
         // CGI-style servers (WSGI, PHP, Rack) file both spellings under HTTP_X_AUTH_USER_ID.
         ("X_Auth_User_Id", "22222222-2222-2222-2222-222222222222"),
         ("X_Auth_Email", "admin@example.com"),
@@ -768,6 +771,8 @@ async fn a_client_supplied_identity_header_never_reaches_the_upstream(kind: Prox
         me["session"]["id"].as_str(),
         "{kind:?}"
     );
+    assert_eq!(received(&echo, "x-auth-aal").as_deref(), Some("1"), "{kind:?}");
+    assert_eq!(received(&echo, "x-auth-amr").as_deref(), Some("pwd"), "{kind:?}");
     let lookalikes: Vec<&String> = echo["headers"]
         .as_object()
         .unwrap()
@@ -777,8 +782,64 @@ async fn a_client_supplied_identity_header_never_reaches_the_upstream(kind: Prox
     assert!(lookalikes.is_empty(), "{kind:?} passed on {lookalikes:?}");
 }
 
+per_proxy!(the_application_gets_the_browsers_cookies_but_never_the_session_token);
+async fn the_application_gets_the_browsers_cookies_but_never_the_session_token(kind: ProxyKind) {
+    let site = Site::start(kind).await;
+    let (_, token) = site.signed_in_browser("cookies@example.com").await;
+    let name = site.app.cookie_name();
+    let resp = bare()
+        .get(site.proxy.url("/notes"))
+        .header("cookie", format!("theme=dark; {name}={token}; lang=en"))
+        .send()
+        .await
+        .unwrap();
+    let echo = Site::upstream_saw(resp).await.expect("signed in");
+    let cookie = received(&echo, "cookie").expect("the application's own cookies");
+    assert!(
+        cookie.contains("theme=dark") && cookie.contains("lang=en"),
+        "{kind:?}: {cookie}"
+    );
+    assert!(
+        !cookie.contains(&token),
+        "{kind:?} passed the session token on: {cookie}"
+    );
+}
+
+per_proxy!(every_hosted_page_is_answered_by_authauth_never_the_application);
+async fn every_hosted_page_is_answered_by_authauth_never_the_application(kind: ProxyKind) {
+    // Signed in, so a page the proxy checks like the application's would reach the echo.
+    let site = Site::start(kind).await;
+    let (browser, _) = site.signed_in_browser("pages@example.com").await;
+    // Signing out last: a page after it would be refused by the check whichever way it went.
+    let mut routes: Vec<_> = authauth::pages::ROUTES.iter().collect();
+    routes.sort_by_key(|(path, _)| *path == "/logout");
+    for (path, methods) in routes {
+        let path = path.replace(":id", "s0000000000000000000000");
+        let method = if methods.contains(&poem::http::Method::GET) {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::POST
+        };
+        let resp = browser
+            .request(method.clone(), site.proxy.url(&format!("{path}?token=t")))
+            .header("accept", HTML)
+            .header("origin", site.proxy.origin())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let echo = Site::upstream_saw(resp).await;
+        assert!(
+            echo.is_none(),
+            "{kind:?}: {method} {path} went to the application ({status}): {echo:?}"
+        );
+    }
+}
+
 #[tokio::test]
-async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
+async fn the_readmes_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
     // The README's snippet, in a server block with the two upstreams it names.
     let readme = include_str!("../../README.md");
     let snippet = readme
@@ -804,18 +865,37 @@ async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
         .unwrap();
     assert_eq!(resp.status(), 302, "{}", proxy.log());
     assert_eq!(header(&resp, "location"), Some("/login?returnTo=/notes%3Fid%3D7"));
+    // The address is nginx's to give: a client naming its own is not believed.
     let resp = browser
         .post(proxy.url("/auth/login"))
         .header("origin", proxy.origin())
+        .header("x-forwarded-for", "198.51.100.7")
         .json(&json!({"email": "readme@example.com", "password": PASSWORD}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let me: Value = resp.json().await.unwrap();
+    let listed: Value = browser
+        .get(proxy.url("/auth/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let this = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("this browser's session");
+    assert_eq!(this["ip"], "127.0.0.1", "{listed}");
     let resp = browser
         .get(proxy.url("/notes?id=7"))
         .header("x-auth-user-id", "00000000-0000-0000-0000-000000000000")
+        .header("x-auth-email", "admin@example.com")
+        .header("x-auth-aal", "2")
         .send()
         .await
         .unwrap();
@@ -824,6 +904,11 @@ async fn the_readmes_ten_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
         received(&echo, "x-auth-user-id").as_deref(),
         me["user"]["id"].as_str()
     );
+    assert_eq!(
+        received(&echo, "x-auth-email").as_deref(),
+        Some("readme@example.com")
+    );
+    assert_eq!(received(&echo, "x-auth-aal").as_deref(), Some("1"));
 
     app.advance(16 * MINUTE);
     let resp = browser.get(proxy.url("/notes?id=7")).send().await.unwrap();
