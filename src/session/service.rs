@@ -586,39 +586,68 @@ impl Sessions {
     /// `authenticated_at` moves to `now`, `method` joins its `amr`, and — a change of privilege —
     /// its token is replaced (the old one stays valid, unelevated, for the rotation grace).
     /// Returns the session with the new cookie to set.
+    ///
+    /// The proof is the session's, whichever of its tokens it came with: a token still in its
+    /// grace (another tab rotated it), or one a parallel request rotated while this one was
+    /// proving, leads to the session's current token, which is replaced instead. Callers have
+    /// often done something that cannot be undone by now (a code used, recovery codes
+    /// replaced), so only a session that ended meanwhile makes this fail.
     pub async fn reauthenticated(
         &self,
         current: &Validated,
         method: Amr,
         now: Millis,
     ) -> Result<Validated, StoreError> {
-        let record = &current.record;
-        let (token, new_hash, mut next, rotated) = self.successor(record, &current.key, now);
-        next.authenticated_at = Some(now);
-        next.amr = record.amr();
-        if !next.amr.contains(&method) {
-            next.amr.push(method);
+        /// Successors followed at most: each step is a rotation that raced this one.
+        const FOLLOWED: usize = 3;
+        let mut key = current.key.clone();
+        let mut record = Arc::clone(&current.record);
+        for _ in 0..=FOLLOWED {
+            let (token, new_hash, mut next, rotated) = self.successor(&record, &key, now);
+            next.authenticated_at = Some(now);
+            next.amr = record.amr();
+            if !next.amr.contains(&method) {
+                next.amr.push(method);
+            }
+            if self
+                .store
+                .rotate(&key.hash, &new_hash, &next, &rotated, now)
+                .await?
+            {
+                tracing::info!(session = %next.public_id, user = %next.user_id, method = method.as_str(), "session re-authenticated");
+                return Ok(Validated {
+                    new_cookie: Some(self.signer.sign(&token, &key.slot)),
+                    record: Arc::new(next),
+                    key: SessionKey {
+                        slot: key.slot,
+                        hash: new_hash,
+                    },
+                });
+            }
+            // Not the current token (any more): on to the one that replaced it, if the session
+            // still lives.
+            let successor = match self.store.load(&key, now).await? {
+                Some(Stored::Rotated(r)) if now < r.grace_until => TokenHash::from_b64(&r.successor),
+                _ => None,
+            };
+            let Some(hash) = successor else { break };
+            let successor_key = SessionKey {
+                slot: key.slot.clone(),
+                hash,
+            };
+            match self.store.load(&successor_key, now).await? {
+                Some(Stored::Active(live))
+                    if !live.is_expired(now) && live.public_id == current.record.public_id =>
+                {
+                    key = successor_key;
+                    record = live;
+                }
+                _ => break,
+            }
         }
-        if !self
-            .store
-            .rotate(&current.key.hash, &new_hash, &next, &rotated, now)
-            .await?
-        {
-            // A parallel request rotated (or revoked) it first: this one proves nothing about
-            // the session that won; the client tries again with its new cookie.
-            return Err(StoreError::conflict(
-                "the session changed while it was being re-authenticated",
-            ));
-        }
-        tracing::info!(session = %next.public_id, user = %next.user_id, method = method.as_str(), "session re-authenticated");
-        Ok(Validated {
-            new_cookie: Some(self.signer.sign(&token, &current.key.slot)),
-            record: Arc::new(next),
-            key: SessionKey {
-                slot: current.key.slot.clone(),
-                hash: new_hash,
-            },
-        })
+        Err(StoreError::conflict(
+            "the session ended while it was being re-authenticated",
+        ))
     }
 
     fn revocation(&self, reason: &'static str, message: Option<String>) -> Revocation {

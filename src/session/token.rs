@@ -82,6 +82,16 @@ impl TokenHash {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
+    /// A hash as [`TokenHash::to_b64`] wrote it (the successor a rotated token names); `None`
+    /// for anything else.
+    pub fn from_b64(text: &str) -> Option<Self> {
+        // Room for base64's estimate of 33; a longer text does not fit and is not a hash.
+        let mut decoded = [0u8; 33];
+        let len = URL_SAFE_NO_PAD.decode_slice(text, &mut decoded).ok()?;
+        let bytes: [u8; 32] = decoded.get(..len)?.try_into().ok()?;
+        Some(TokenHash(bytes))
+    }
+
     /// [`TokenHash::to_b64`], appended to `out`.
     pub fn push_b64(&self, out: &mut String) {
         URL_SAFE_NO_PAD.encode_string(self.0, out);
@@ -322,6 +332,16 @@ mod tests {
         // SHA-256("abc"), the FIPS 180-2 example, in base64url without padding.
         let hash = SessionToken::from_raw("abc").hash();
         assert_eq!(hash.to_b64(), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        // …and reads back from it; nothing else reads as a hash.
+        assert!(TokenHash::from_b64(&hash.to_b64()) == Some(hash));
+        for other in [
+            "",
+            "abc",
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0AA",
+            "not base64!",
+        ] {
+            assert!(TokenHash::from_b64(other).is_none(), "{other:?}");
+        }
         // Debug shows only a prefix: enough to tell entries apart in a log.
         assert_eq!(format!("{hash:?}"), "TokenHash(ungWv48B)");
     }

@@ -11,7 +11,7 @@ use authauth::{
     session::{
         policy::Policy,
         record::{
-            Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot,
+            Amr, Millis, Predecessor, Rotated, SessionKey, SessionRecord, SignInMethod, Stored, UserSnapshot,
         },
         service::SessionError,
         store::{Created, Limit, Revocation, SessionStore, Which},
@@ -216,6 +216,10 @@ conformance!(
     listing_every_session_pages_through_the_whole_store,
     the_service_enforces_idle_and_absolute_timeouts,
     the_service_rotates_on_schedule_and_honours_the_grace_period,
+    no_token_of_a_revoked_session_survives_two_rotations_within_one_grace,
+    a_revocation_dated_after_the_grace_still_ends_the_predecessor,
+    a_step_up_proved_with_a_token_in_grace_elevates_the_session,
+    a_listing_never_leaves_out_a_session_caught_mid_rotation,
     a_flow_is_taken_exactly_once_and_never_after_it_expires,
     concurrent_attempts_are_all_counted_without_errors,
     attempt_windows_restart_after_they_end_and_give_back_and_reset,
@@ -506,10 +510,12 @@ async fn parallel_rotations_produce_exactly_one_successor(f: Fixture) {
     );
 }
 
-async fn revoking_a_rotated_session_also_kills_its_predecessor_in_grace(f: Fixture) {
-    let name = f.stores.kind();
-    let s = f.sessions();
-    let user = Uuid::new_v4();
+/// A session of `user` created at `T0` and rotated once, at the time returned: its first token
+/// (now in grace), its second, and the record under each.
+async fn rotated_once(
+    s: &dyn SessionStore,
+    user: Uuid,
+) -> (SessionToken, SessionToken, SessionRecord, SessionRecord, Millis) {
     let (old, r) = new_session(s, user, T0).await;
     let new = SessionToken::generate();
     let now = T0 + 16 * 60_000;
@@ -518,6 +524,14 @@ async fn revoking_a_rotated_session_also_kills_its_predecessor_in_grace(f: Fixtu
         .rotate(&old.hash(), &new.hash(), &next, &rotated, now)
         .await
         .unwrap());
+    (old, new, r, next, now)
+}
+
+async fn revoking_a_rotated_session_also_kills_its_predecessor_in_grace(f: Fixture) {
+    let name = f.stores.kind();
+    let s = f.sessions();
+    let user = Uuid::new_v4();
+    let (old, new, _, next, now) = rotated_once(s, user).await;
     let revoked = s
         .revoke(&user, Which::AllExcept(None), &revocation("operator"), now + 1000)
         .await
@@ -865,6 +879,31 @@ fn sessions(f: &Fixture, idle: u64, absolute: u64, rotation: u64, grace: u64) ->
     )
 }
 
+/// A password sign-in of `user` at `T0`, through the service.
+async fn sign_in(svc: &Sessions, user: Uuid) -> authauth::session::service::Issued {
+    svc.create(user, snapshot(), SignInMethod::Password, &Default::default(), T0)
+        .await
+        .unwrap()
+}
+
+/// [`sign_in`], then a request with its cookie (A) once the rotation (15 minutes with
+/// [`sessions`]`(…, 900, 60)`) is due: the sign-in, A (now in grace), its successor B, and when.
+async fn signed_in_and_rotated(
+    svc: &Sessions,
+    user: Uuid,
+) -> (authauth::session::service::Issued, String, String, Millis) {
+    let issued = sign_in(svc, user).await;
+    let a = issued.cookie_value.clone();
+    let at = T0 + 900_000;
+    let b = svc
+        .validate(&a, at)
+        .await
+        .unwrap()
+        .new_cookie
+        .expect("rotation is due");
+    (issued, a, b, at)
+}
+
 fn snapshot() -> UserSnapshot {
     UserSnapshot {
         email: "svc@example.com".into(),
@@ -976,6 +1015,96 @@ async fn the_service_rotates_on_schedule_and_honours_the_grace_period(f: Fixture
         ),
         "{name}"
     );
+}
+
+/// A step-up right after a rotation replaces the token twice within one grace period (A → B on
+/// the request, B → C for the step-up). Revoking the session must end all three.
+async fn no_token_of_a_revoked_session_survives_two_rotations_within_one_grace(f: Fixture) {
+    let name = f.stores.kind();
+    let svc = sessions(&f, 1800, 43200, 900, 60);
+    let user = Uuid::new_v4();
+    let a = sign_in(&svc, user).await.cookie_value;
+    let at = T0 + 900_000;
+    let on_b = svc.validate(&a, at).await.unwrap();
+    let b = on_b.new_cookie.clone().expect("rotation is due");
+    let on_c = svc
+        .reauthenticated(&on_b, Amr::Password, at + 1000)
+        .await
+        .unwrap();
+    let c = on_c.new_cookie.clone().expect("a step-up replaces the token");
+    svc.revoke_user(&user, None, "operator", None, &Default::default(), at + 2000)
+        .await
+        .unwrap();
+    for (which, cookie) in [("A", &a), ("B", &b), ("C", &c)] {
+        let after = svc.validate(cookie, at + 3000).await;
+        assert!(after.is_err(), "{name}: token {which} still works: {after:?}");
+    }
+}
+
+/// Another tab rotated the token while this one was proving who it is (a code typed, a
+/// recovery code used): the proof arrives with the token in grace, and elevates the session —
+/// never a 503 after the code was spent.
+async fn a_step_up_proved_with_a_token_in_grace_elevates_the_session(f: Fixture) {
+    let name = f.stores.kind();
+    let svc = sessions(&f, 1800, 43200, 900, 60);
+    let user = Uuid::new_v4();
+    let (issued, a, b, at) = signed_in_and_rotated(&svc, user).await;
+    let in_grace = svc.validate(&a, at + 1000).await.unwrap();
+    assert!(in_grace.new_cookie.is_none(), "{name}: A is in its grace");
+    let stepped = svc
+        .reauthenticated(&in_grace, Amr::Password, at + 2000)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let c = stepped.new_cookie.clone().expect("a new token");
+    let now = svc.validate(&c, at + 3000).await.unwrap();
+    assert_eq!(now.record.public_id, issued.record.public_id, "{name}");
+    assert_eq!(now.record.authenticated_at, Some(at + 2000), "{name}: elevated");
+    // B, which the step-up replaced, is in its own grace now.
+    assert!(svc.validate(&b, at + 3000).await.is_ok(), "{name}");
+}
+
+/// A listing reads the user's index, then the sessions it names. A rotation between the two
+/// reads leaves the index naming a token that is now only a predecessor in grace: the session
+/// must not drop out of the listing (an operator's `sessions revoke` is planned from it). On
+/// Redis the moment is held still by pointing the index back at the old token.
+async fn a_listing_never_leaves_out_a_session_caught_mid_rotation(f: Fixture) {
+    let name = f.stores.kind();
+    let s = f.sessions();
+    let user = Uuid::new_v4();
+    let (old, _, r, _, now) = rotated_once(s, user).await;
+    if let Some((prefix, raw)) = &f.redis {
+        let index = format!("{prefix}{{{}}}:u:{user}", slot_tag(&user));
+        let _: i64 = raw
+            .query(
+                ::redis::cmd("HSET")
+                    .arg(&index)
+                    .arg(&r.public_id)
+                    .arg(old.hash().to_b64()),
+            )
+            .await;
+    }
+    match s.list_user(&user, now + 1000).await {
+        Ok(listed) => assert_eq!(listed.len(), 1, "{name}: the session dropped out"),
+        // Never settling: an error the operator sees, not a silent gap.
+        Err(e) => assert!(f.redis.is_some(), "{name}: {e}"),
+    }
+}
+
+/// The revocation is dated by the machine that asks for it (an operator's, whose clock may run
+/// ahead): a predecessor its clock believes out of grace is still held by the store, and is
+/// ended too.
+async fn a_revocation_dated_after_the_grace_still_ends_the_predecessor(f: Fixture) {
+    let name = f.stores.kind();
+    let svc = sessions(&f, 1800, 43200, 900, 60);
+    let user = Uuid::new_v4();
+    let (_, a, b, at) = signed_in_and_rotated(&svc, user).await;
+    svc.revoke_user(&user, None, "operator", None, &Default::default(), at + 61_000)
+        .await
+        .unwrap();
+    for (which, cookie) in [("A", &a), ("B", &b)] {
+        let after = svc.validate(cookie, at + 1000).await;
+        assert!(after.is_err(), "{name}: token {which} still works: {after:?}");
+    }
 }
 
 async fn create_with(

@@ -94,6 +94,12 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 
 /// Single-flight rotation: only the request that still finds the old token active and current
 /// in the index creates a successor.
+///
+/// KEYS[4], when given, is the old token's own predecessor, possibly still in its grace: it
+/// ends here. Only the newest predecessor is recorded in the new record (`previous`), so a
+/// revocation finds the current token and that one; a token two rotations back — two
+/// rotations within one grace period, as a step-up right after a rotation makes — would be
+/// found by neither and stay usable after the session was revoked.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -103,6 +109,10 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| {
         redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
         redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
         redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+        if KEYS[4] then
+          local g = redis.call('GET', KEYS[4])
+          if g and string.sub(g, 1, 2) == 'R|' then redis.call('DEL', KEYS[4]) end
+        end
         return 1
         ",
     )
@@ -199,16 +209,27 @@ impl RedisSessions {
         Ok(entries)
     }
 
-    /// Reads the entries a user's index points to; drops index entries whose session is gone
-    /// (expired by TTL).
+    /// A user's live sessions — public id, current token hash, record — read through the index;
+    /// drops index entries whose session is gone (expired by TTL). An entry whose token was
+    /// rotated between the two reads is read again rather than left out: a listing that an
+    /// operator's revocation is planned from must name every live session.
     async fn live(
         &self,
         slot: &str,
         user_id: &Uuid,
-        entries: &[(String, String)],
         now: Millis,
     ) -> Result<Vec<(String, String, SessionRecord)>, StoreError> {
-        Ok(self.read_index(slot, user_id, entries, now).await?.live)
+        for attempt in 0..MAX_ATTEMPTS {
+            let entries = self.index(slot, user_id).await?;
+            let read = self.read_index(slot, user_id, &entries, now).await?;
+            if !read.moved {
+                return Ok(read.live);
+            }
+            super::backoff(attempt).await;
+        }
+        Err(StoreError::conflict(
+            "a user's sessions kept rotating while they were read",
+        ))
     }
 
     /// What a user's index entries point to, for a change that must see all of them. Removes
@@ -262,10 +283,9 @@ impl RedisSessions {
         revocation: &Revocation,
         now: Millis,
     ) {
-        let predecessor = match &record.previous {
-            Some(p) if p.grace_until > now => p.hash.as_str(),
-            _ => hash,
-        };
+        // Whatever the caller's clock says of its grace: Redis keeps the predecessor until its
+        // own TTL ends, and an operator's machine whose clock runs ahead must not skip it.
+        let predecessor = record.previous.as_ref().map_or(hash, |p| p.hash.as_str());
         let (tombstone, ttl) = revocation.tombstone(record, now);
         script
             .key(self.session_key(slot, hash))
@@ -382,10 +402,14 @@ impl SessionStore for RedisSessions {
         let slot = slot_tag(&next.user_id);
         let (old, new) = (old.to_b64(), new.to_b64());
         let grace_end = rotated.grace_until.min(next.absolute_expires_at);
-        let done: i64 = ROTATE
-            .key(self.session_key(&slot, &old))
+        let mut script = ROTATE.key(self.session_key(&slot, &old));
+        script
             .key(self.session_key(&slot, &new))
-            .key(self.index_key(&slot, &next.user_id))
+            .key(self.index_key(&slot, &next.user_id));
+        if let Some(earlier) = &rotated.record.previous {
+            script.key(self.session_key(&slot, &earlier.hash));
+        }
+        let done: i64 = script
             .arg(Stored::encode_active(next))
             .arg(ttl_until(next.expires_at(), now))
             .arg(Stored::encode_rotated(rotated))
@@ -400,9 +424,8 @@ impl SessionStore for RedisSessions {
 
     async fn list_user(&self, user_id: &Uuid, now: Millis) -> Result<Vec<SessionRecord>, StoreError> {
         let slot = slot_tag(user_id);
-        let entries = self.index(&slot, user_id).await?;
         Ok(self
-            .live(&slot, user_id, &entries, now)
+            .live(&slot, user_id, now)
             .await?
             .into_iter()
             .map(|(_, _, r)| r)
@@ -416,9 +439,8 @@ impl SessionStore for RedisSessions {
         now: Millis,
     ) -> Result<usize, StoreError> {
         let slot = slot_tag(user_id);
-        let entries = self.index(&slot, user_id).await?;
         let mut changed = 0;
-        for (_, hash, mut record) in self.live(&slot, user_id, &entries, now).await? {
+        for (_, hash, mut record) in self.live(&slot, user_id, now).await? {
             if record.user == *user {
                 continue;
             }
