@@ -227,12 +227,19 @@ pub async fn list_sessions(
 /// End one session of the account (`revoked_by_user`). Another user's id, or one that is not
 /// live, is `session_not_found`. Returns the `Set-Cookie` that clears the cookie when the
 /// session was this browser's own.
+///
+/// Ending *another* session is sensitive like ending all of them ([`revoke_others`]): it needs a
+/// recent proof of identity, else a stolen cookie could sign its owner out of each device in
+/// turn and keep the account to itself. Ending this browser's own session is signing out.
 pub async fn revoke_one(
     state: &AppState,
     current: &SessionRecord,
     public_id: &str,
     client: &ClientInfo,
 ) -> Result<Option<String>, ApiError> {
+    if public_id != current.public_id {
+        state.auth.require_recent(current, state.clock.now()).await?;
+    }
     let found = state
         .sessions
         .revoke_one(

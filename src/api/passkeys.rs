@@ -330,9 +330,10 @@ error_set!(RegisterStartErrors: [
         TooManyPasskeys,
         AccountDisabled,
         MfaNotPending,
+        MfaRequired,
     ]
     + [API, WRITE, JSON_BODY, ANY_SESSION]);
-error_set!(RegisterFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached]
+error_set!(RegisterFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached, MfaRequired]
     + [API, WRITE, JSON_BODY, ANY_SESSION]);
 error_set!(LoginStartErrors: [PasskeysNotAvailable, NoPasskey, TooManyAttempts] + [API, WRITE]);
 error_set!(LoginFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached]

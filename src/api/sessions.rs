@@ -67,7 +67,7 @@ enum RevokeOthersResponse {
     Ok(Json<Revoked>),
 }
 
-error_set!(RevokeOneErrors: [SessionNotFound] + [API, WRITE, PARAMS, SESSION]);
+error_set!(RevokeOneErrors: [SessionNotFound, ReauthenticationRequired] + [API, WRITE, PARAMS, SESSION]);
 
 pub struct SessionsApi;
 
@@ -90,6 +90,10 @@ impl SessionsApi {
     }
 
     /// End one of my sessions (e.g. a lost phone).
+    ///
+    /// Ending another session than this one needs a recent proof of identity (403
+    /// `reauthentication_required`: `POST /auth/reauthenticate`, then again), like ending all
+    /// of them; ending this one signs this browser out.
     #[oai(path = "/auth/sessions/:id", method = "delete")]
     async fn revoke_one(
         &self,

@@ -85,6 +85,10 @@ pub enum AuthError {
     TotpNotStarted,
     #[error("this session's sign-in waits for no second factor")]
     MfaNotPending,
+    #[error(
+        "this account has a second factor now, set up since this sign-in started: sign in again, and give it"
+    )]
+    EnrolmentOutdated,
     #[error("the passkey was not accepted: the ceremony expired or was already used, the authenticator is not registered here, or its answer failed verification")]
     PasskeyRefused,
     #[error("passkeys are not available on this server (its public address is not a domain name)")]
@@ -676,8 +680,9 @@ impl Auth {
         }
         // Pre-hijacking defence: nobody verified the address of this password account, so
         // whoever signed up with it may not be its owner. The provider just proved ownership:
-        // linking ends every session of the account and removes its password, so nothing the
-        // earlier signer set up survives. Sessions are revoked before and after the change
+        // linking ends every session of the account and removes its password and its second
+        // factors (an app, passkeys — a passkey alone signs in — recovery codes), so nothing
+        // the earlier signer set up survives. Sessions are revoked before and after the change
         // (a password sign-in in between is caught by its own re-check, see `still_valid`).
         tracing::info!(user = %user.id, issuer = %identity.issuer, "linking a verified provider identity to an existing account");
         self.sessions
@@ -685,6 +690,7 @@ impl Auth {
             .await?;
         let txn = self.db.begin().await?;
         let user = users::clear_password(&txn, &user).await?;
+        let factors_removed = mfa::delete_factors(&txn, user.id).await?;
         let user = users::update_profile(&txn, &user, None, identity.picture.as_deref()).await?;
         let user = users::mark_email_verified(&txn, &user).await?;
         users::link_identity(
@@ -700,7 +706,8 @@ impl Auth {
             Event::new(kind::IDENTITY_LINKED, client, now)
                 .user(user.id)
                 .detail("issuer", identity.issuer.as_str())
-                .detail("password_removed", true),
+                .detail("password_removed", true)
+                .detail("factors_removed", factors_removed),
         )
         .await;
         self.sessions
@@ -844,7 +851,12 @@ impl Auth {
                 now,
             )
             .await?;
-        let changed = users::set_password_hash(&self.db, &user, new_hash).await?;
+        // A reset link mailed before the change would set a password of its own over it, and
+        // end this browser's new session with it: the change ends every link still waiting.
+        let txn = self.db.begin().await?;
+        let changed = users::set_password_hash(&txn, &user, new_hash).await?;
+        tokens::consume_all(&txn, user.id, tokens::Purpose::ResetPassword, now).await?;
+        txn.commit().await?;
         self.audit(
             Event::new(kind::PASSWORD_CHANGED, client, now)
                 .user(user.id)

@@ -405,14 +405,28 @@ impl Auth {
             return Err(AuthError::InvalidToken);
         }
         tokens::consume_all(&txn, user.id, Purpose::ResetPassword, now).await?;
+        // The first proof of the mailbox (pre-hijacking defence, as when a provider links an
+        // unverified account): second factors set up before it were set up by whoever signed
+        // up with the address, who may not own it, and a passkey alone signs in. An account
+        // whose owner proved the address before keeps its factors: a reset proves the mailbox,
+        // never the second factor.
+        let factors_removed = if user.email_verified_at.is_none() {
+            super::mfa::delete_factors(&txn, user.id).await?
+        } else {
+            false
+        };
         let user = users::set_password_hash(&txn, &user, hash).await?;
         let user = users::mark_email_verified(&txn, &user).await?;
         txn.commit().await?;
-        self.audit(Event::new(kind::PASSWORD_RESET, client, now).user(user.id))
-            .await;
+        self.audit(
+            Event::new(kind::PASSWORD_RESET, client, now)
+                .user(user.id)
+                .detail("factors_removed", factors_removed),
+        )
+        .await;
         self.revoke_all_with_retry(&user.id, reason::PASSWORD_RESET, client, now)
             .await?;
-        if let Err(e) = throttle::unlock(self.attempts.as_ref(), &user.email_canonical).await {
+        if let Err(e) = throttle::unlock_passwords(self.attempts.as_ref(), &user.email_canonical).await {
             tracing::warn!(user = %user.id, error = %e.chain(), "cannot lift the sign-in throttle after a reset");
         }
         tracing::info!(user = %user.id, "password reset by e-mail; all sessions revoked");

@@ -60,14 +60,27 @@ pub trait AttemptStore: Send + Sync {
 }
 
 /// Lifts every sign-in limit on the account with the canonical address `email` — from every
-/// network and device — and returns how many counters were cleared. Limits on client networks
-/// (which concern every account there) stay.
+/// network and device, on passwords and on second-factor codes — and returns how many counters
+/// were cleared (the operator's `authauth users unlock`). Limits on client networks (which
+/// concern every account there) stay.
 pub async fn unlock(store: &dyn AttemptStore, email: &str) -> Result<u64, StoreError> {
     let account = digest(&[email]);
     let mut cleared = store.reset_prefix(&format!("a:{account}")).await?;
     cleared += store.reset_prefix(&format!("ai:{account}:")).await?;
     cleared += store.reset_prefix(&format!("ad:{account}:")).await?;
     Ok(cleared)
+}
+
+/// Lifts the limits on the account's *password* failures, from every network and device — what
+/// a password reset by e-mail lifts. The limit on wrong second-factor codes stays: a reset
+/// proves the mailbox, not the second factor, and lifting it would give whoever reads the
+/// mailbox ten more guesses at a code per reset.
+pub async fn unlock_passwords(store: &dyn AttemptStore, email: &str) -> Result<(), StoreError> {
+    let account = digest(&[email]);
+    store.reset(&format!("a:{account}")).await?;
+    store.reset_prefix(&format!("ai:{account}:")).await?;
+    store.reset_prefix(&format!("ad:{account}:")).await?;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -501,6 +514,24 @@ mod tests {
         let w = store.hit(&here.buckets[2].0, IP.window_ms, NOW).await.unwrap();
         assert_eq!(w.count, 31);
         assert_eq!(unlock(&store, "carol@example.com").await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_password_reset_lifts_the_password_limits_but_never_the_code_limit() {
+        let store = store().await;
+        let here = Attempt::new("alice@example.com", Some("192.0.2.1"), None);
+        let known = Attempt::new("alice@example.com", None, Some("device-1"));
+        let codes = Attempt::code("alice@example.com", "sign-in-1");
+        fail(&store, &here, 10).await;
+        fail(&store, &known, 10).await;
+        fail(&store, &codes, 5).await;
+        fail(&store, &Attempt::code("alice@example.com", "sign-in-2"), 5).await;
+        unlock_passwords(&store, "alice@example.com").await.unwrap();
+        fail(&store, &here, 10).await;
+        fail(&store, &known, 10).await;
+        // Ten wrong codes for the account: a new sign-in is still refused a guess.
+        let after = Attempt::code("alice@example.com", "sign-in-3");
+        assert_eq!(after.reserve(&store, NOW).await.unwrap(), Some(900));
     }
 
     #[tokio::test]

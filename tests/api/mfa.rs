@@ -30,7 +30,7 @@ async fn json_of(resp: reqwest::Response) -> (u16, Value) {
 }
 
 /// Sets up an authenticator app on the signed-in `c`; returns its seed and recovery codes.
-async fn enrol(app: &TestApp, c: &reqwest::Client) -> (String, Vec<String>) {
+pub(crate) async fn enrol(app: &TestApp, c: &reqwest::Client) -> (String, Vec<String>) {
     let (status, setup) = json_of(app.post_json(c, "/auth/mfa/totp", &json!({})).await).await;
     assert_eq!(status, 200, "{setup}");
     let secret = setup["secret"].as_str().unwrap().to_string();
@@ -732,4 +732,95 @@ async fn a_two_step_sign_in_from_a_new_browser_is_mailed_once_it_is_finished() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn ending_another_session_needs_a_recent_proof_like_ending_all_of_them() {
+    let app = spawn_app().await;
+    let email = "end-one@example.com";
+    let (a, _) = app.signed_up_client(email).await;
+    let b = client();
+    assert_eq!(app.login_with(&b, email, PASSWORD).await.status(), 200);
+    let b_id = app.me(&b).await.1["session"]["id"].as_str().unwrap().to_string();
+    let end = |c: &reqwest::Client, id: &str| {
+        c.delete(app.url(&format!("/auth/sessions/{id}")))
+            .header("origin", app.origin())
+            .send()
+    };
+
+    // A cookie whose sign-in is old — a stolen one, say — cannot sign the owner out of the
+    // other devices one at a time any more than all at once.
+    app.advance(Duration::from_secs(11 * 60));
+    let (status, body) = json_of(end(&a, &b_id).await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("reauthentication_required")),
+        "{body}"
+    );
+    assert_eq!(app.me(&b).await.0, 200, "the other session goes on");
+
+    // Proved again: it ends.
+    let (status, _) = json_of(
+        app.post_json(&a, "/auth/reauthenticate", &json!({ "password": PASSWORD }))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(end(&a, &b_id).await.unwrap().status(), 204);
+    let (status, body) = app.me(&b).await;
+    assert_eq!((status, body["reason"].as_str()), (401, Some("revoked_by_user")));
+
+    // Ending this browser's own session is signing out: no proof asked.
+    app.advance(Duration::from_secs(11 * 60));
+    let own = app.me(&a).await.1["session"]["id"].as_str().unwrap().to_string();
+    assert_eq!(end(&a, &own).await.unwrap().status(), 204);
+    assert_eq!(app.me(&a).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_sign_in_enrolling_a_factor_can_do_nothing_once_the_owner_has_set_one_up() {
+    let app = spawn_app_with(AppOptions::default().var("MFA_REQUIRED", "true")).await;
+    let email = "enrol-race@example.com";
+    let owner = client();
+    assert_eq!(app.signup_with(&owner, email, PASSWORD).await.status(), 201);
+    // Someone who knows the password signs in while the account has no factor: a sign-in that
+    // may only set one up.
+    let intruder = client();
+    app.login_with(&intruder, email, PASSWORD).await;
+    let (status, body) = app.me(&intruder).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_enrolment_required"))
+    );
+    // The owner sets up an app first.
+    enrol(&app, &owner).await;
+
+    // The intruder's sign-in proves the password only: it cannot replace the codes, remove
+    // the app, nor set up a factor of its own to finish signing in.
+    let post_page = |path: &'static str| {
+        intruder
+            .post(app.url(path))
+            .header("origin", app.origin())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("")
+            .send()
+    };
+    for path in [
+        "/account/two-factor/recovery-codes",
+        "/account/two-factor/remove",
+        "/account/two-factor/setup",
+    ] {
+        let resp = post_page(path).await.unwrap();
+        assert_eq!(resp.status(), 403, "{path}");
+    }
+    let (status, body) = json_of(app.post_json(&intruder, "/auth/mfa/totp", &json!({})).await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_required")),
+        "{body}"
+    );
+    let (status, factors) = json_of(owner.get(app.url("/auth/mfa")).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(factors["totp"], true);
+    assert_eq!(factors["recoveryCodesLeft"], 10, "the owner's codes still stand");
 }

@@ -78,6 +78,18 @@ async fn reset(app: &TestApp, c: &reqwest::Client, token: &str, password: &str) 
     .await
 }
 
+/// `browser` asks for a reset link for `email`, and sets `NEW_PASSWORD` with the link mailed.
+async fn reset_by_mail(
+    app: &TestApp,
+    mailbox: &Mailbox,
+    browser: &reqwest::Client,
+    email: &str,
+) -> reqwest::Response {
+    assert_eq!(forgot(app, browser, email).await.status(), 202);
+    let mail = wait_for_subject(mailbox, email, "Reset your password").await;
+    reset(app, browser, &mail.token(), NEW_PASSWORD).await
+}
+
 async fn error_code(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
@@ -622,6 +634,111 @@ async fn google_linking_to_an_unverified_local_account_still_removes_the_passwor
         true,
         "the provider vouched"
     );
+}
+
+/// The account's second factors as `GET /auth/mfa` lists them to `c`: (app, recovery codes left).
+async fn factors(app: &TestApp, c: &reqwest::Client) -> (bool, u64) {
+    let resp = c.get(app.url("/auth/mfa")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["totp"].as_bool().unwrap(),
+        body["recoveryCodesLeft"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn google_linking_to_an_unverified_local_account_removes_the_second_factors_its_signer_set_up() {
+    let op = Op::shared();
+    let mailbox = Mailbox::start();
+    let app = google_app(op, "", AppOptions::default().var("SMTP_URL", &mailbox.url())).await;
+    let email = "prehijacked-factors@example.com";
+    // Whoever signed up with the address sets up an authenticator app before its owner comes.
+    let (squatter, _) = app.signed_up_client(email).await;
+    crate::mfa::enrol(&app, &squatter).await;
+
+    let owner = client();
+    assert_eq!(
+        google_login(&app, op, &owner, &Person::new(email), None)
+            .await
+            .status(),
+        303
+    );
+    let (status, me) = me_status(&app, &owner).await;
+    assert_eq!(
+        status, 200,
+        "the owner is signed in, no one else's app asked for: {me}"
+    );
+    assert_eq!(factors(&app, &owner).await, (false, 0));
+    assert_eq!(me_status(&app, &squatter).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_reset_that_first_proves_the_mailbox_removes_the_second_factors_set_up_before_it() {
+    let mailbox = Mailbox::start();
+    let app = mail_app(&mailbox, AppOptions::default()).await;
+    let email = "reset-prehijacked@example.com";
+    let (squatter, _) = app.signed_up_client(email).await;
+    crate::mfa::enrol(&app, &squatter).await;
+
+    let owner = client();
+    let resp = reset_by_mail(&app, &mailbox, &owner, email).await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let (status, me) = me_status(&app, &owner).await;
+    assert_eq!(status, 200, "signed in without the squatter's app: {me}");
+    assert_eq!(factors(&app, &owner).await, (false, 0));
+    assert_eq!(me_status(&app, &squatter).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_reset_of_an_account_whose_owner_proved_the_address_keeps_its_second_factors() {
+    let mailbox = Mailbox::start();
+    let app = mail_app(&mailbox, AppOptions::default()).await;
+    let email = "reset-keeps-factors@example.com";
+    let (laptop, _) = app.signed_up_client(email).await;
+    let mail = wait_for_subject(&mailbox, email, "Confirm your e-mail address").await;
+    let resp = app
+        .post_json(&laptop, "/auth/email/verify", &json!({ "token": mail.token() }))
+        .await;
+    assert_eq!(resp.status(), 200);
+    crate::mfa::enrol(&app, &laptop).await;
+
+    // Whoever reads the mailbox can set a password, never skip the app.
+    let reader = client();
+    assert_eq!(reset_by_mail(&app, &mailbox, &reader, email).await.status(), 200);
+    let (status, body) = me_status(&app, &reader).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("mfa_required")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_every_reset_link_mailed_before() {
+    let mailbox = Mailbox::start();
+    let app = mail_app(&mailbox, AppOptions::default()).await;
+    let email = "change-ends-links@example.com";
+    let (owner, _) = app.signed_up_client(email).await;
+    assert_eq!(forgot(&app, &client(), email).await.status(), 202);
+    let mail = wait_for_subject(&mailbox, email, "Reset your password").await;
+
+    let resp = app
+        .post_json(
+            &owner,
+            "/auth/password",
+            &json!({ "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD }),
+        )
+        .await;
+    assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
+    let (status, body) =
+        error_code(reset(&app, &client(), &mail.token(), "another quiet harbor tune").await).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_token")),
+        "{body}"
+    );
+    assert_eq!(me_status(&app, &owner).await.0, 200, "the new session stays");
 }
 
 // --- New-device alerts -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use sea_orm::{
     sea_query::{Condition, Expr},
     ActiveModelTrait,
     ActiveValue::Set,
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait,
 };
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -179,6 +179,18 @@ impl Auth {
         Ok(Proof { stage, amr })
     }
 
+    /// A sign-in that must enrol a factor ([`Stage::Enrolment`]: `MFA_REQUIRED`, and the account
+    /// had none) may set up the account's first one and nothing else. Once the account has one —
+    /// set up from another session meanwhile, by its owner say — the sign-in proves too little:
+    /// it must start again and give that factor (`EnrolmentOutdated`, 403 `mfa_required`).
+    /// Every factor operation open to such a sign-in checks this first.
+    pub(super) async fn still_enrolling(&self, record: &SessionRecord) -> Result<(), AuthError> {
+        if record.stage == Stage::Enrolment && self.factors(record.user_id).await?.any() {
+            return Err(AuthError::EnrolmentOutdated);
+        }
+        Ok(())
+    }
+
     /// Refuses a sensitive operation in a session whose last proof of identity is older than
     /// `SESSION_PRIVILEGED_MAX_AGE` (403 `reauthentication_required`).
     pub async fn require_recent(&self, record: &SessionRecord, now: Millis) -> Result<(), AuthError> {
@@ -216,6 +228,7 @@ impl Auth {
         if current.stage.is_complete() {
             self.require_recent(current, now).await?;
         }
+        self.still_enrolling(current).await?;
         let user = self.signed_in_user(current.user_id).await?;
         let existing = totp_factors::Entity::find_by_id(user.id).one(&self.db).await?;
         if existing.as_ref().is_some_and(|t| t.confirmed_at.is_some()) {
@@ -544,6 +557,7 @@ impl Auth {
         if record.stage == Stage::SecondFactor {
             return Err(AuthError::MfaNotPending);
         }
+        self.still_enrolling(record).await?;
         let user = self.signed_in_user(record.user_id).await?;
         let factor = totp_factors::Entity::find_by_id(user.id)
             .one(&self.db)
@@ -633,6 +647,7 @@ impl Auth {
         now: Millis,
     ) -> Result<Vec<String>, AuthError> {
         self.require_recent(current, now).await?;
+        self.still_enrolling(current).await?;
         let user = self.signed_in_user(current.user_id).await?;
         if !self.factors(user.id).await?.any() {
             return Err(AuthError::TotpNotEnabled);
@@ -656,6 +671,7 @@ impl Auth {
         now: Millis,
     ) -> Result<(), AuthError> {
         self.require_recent(current, now).await?;
+        self.still_enrolling(current).await?;
         let user = self.signed_in_user(current.user_id).await?;
         if self.mfa.settings.required {
             // Removing the only factor would leave an account the server says must have one.
@@ -708,20 +724,9 @@ impl Auth {
     /// transaction; whether it had any.
     async fn remove_factors(&self, user_id: Uuid) -> Result<bool, AuthError> {
         let txn = self.db.begin().await?;
-        let totp = totp_factors::Entity::delete_many()
-            .filter(totp_factors::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        let keys = crate::entities::passkeys::Entity::delete_many()
-            .filter(crate::entities::passkeys::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
-        recovery_codes::Entity::delete_many()
-            .filter(recovery_codes::Column::UserId.eq(user_id))
-            .exec(&txn)
-            .await?;
+        let had = delete_factors(&txn, user_id).await?;
         txn.commit().await?;
-        Ok(totp.rows_affected + keys.rows_affected > 0)
+        Ok(had)
     }
 
     /// `POST /auth/reauthenticate`: proves the owner again in this session, which may then do
@@ -823,4 +828,22 @@ fn qr_svg(text: &str) -> Result<String, AuthError> {
         .min_dimensions(200, 200)
         .quiet_zone(true)
         .build())
+}
+
+/// Deletes every second factor of the account — the app, the passkeys, the recovery codes —
+/// as part of the caller's transaction; whether it had an app or a passkey.
+pub(crate) async fn delete_factors(txn: &impl ConnectionTrait, user_id: Uuid) -> Result<bool, DbErr> {
+    let totp = totp_factors::Entity::delete_many()
+        .filter(totp_factors::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
+    let keys = crate::entities::passkeys::Entity::delete_many()
+        .filter(crate::entities::passkeys::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
+    recovery_codes::Entity::delete_many()
+        .filter(recovery_codes::Column::UserId.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(totp.rows_affected + keys.rows_affected > 0)
 }
