@@ -528,7 +528,7 @@ impl From<crate::auth::AuthError> for ApiError {
             E::TotpAlreadyEnabled => ApiError::TotpAlreadyEnabled,
             e @ (E::TotpNotEnabled | E::TotpNotStarted) => ApiError::TotpNotEnabled(e.to_string()),
             E::MfaNotPending => ApiError::MfaNotPending,
-            E::EnrolmentOutdated => ApiError::MfaRequired,
+            E::Session(e) => e.into(),
             e @ E::PasskeyRefused => ApiError::PasskeyRefused(e.to_string()),
             e @ E::PasskeysOff => ApiError::PasskeysNotAvailable(e.to_string()),
             E::NoPasskey => ApiError::NoPasskey,

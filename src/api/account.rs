@@ -240,8 +240,11 @@ impl AccountApi {
     ///
     /// The new password is checked first; only then is the link used — atomically, once, and
     /// every other reset link of the account dies with it. Every session of the account ends
-    /// (`password_reset`), the address counts as verified, sign-in limits on the account are
-    /// lifted, and this browser is signed in with a brand-new session.
+    /// (`password_reset`), the address counts as verified, the limits on the account's password
+    /// failures are lifted (never the one on wrong second-factor codes), and this browser is
+    /// signed in with a brand-new session. An account whose address was not verified before
+    /// loses its second factors (whoever signed up with the address set them up); a verified
+    /// account keeps them, and the new session asks for one.
     #[oai(path = "/auth/password/reset", method = "post")]
     async fn reset(
         &self,

@@ -330,10 +330,9 @@ error_set!(RegisterStartErrors: [
         TooManyPasskeys,
         AccountDisabled,
         MfaNotPending,
-        MfaRequired,
     ]
     + [API, WRITE, JSON_BODY, ANY_SESSION]);
-error_set!(RegisterFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached, MfaRequired]
+error_set!(RegisterFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached]
     + [API, WRITE, JSON_BODY, ANY_SESSION]);
 error_set!(LoginStartErrors: [PasskeysNotAvailable, NoPasskey, TooManyAttempts] + [API, WRITE]);
 error_set!(LoginFinishErrors: [PasskeyRefused, PasskeysNotAvailable, AccountDisabled, SessionLimitReached]

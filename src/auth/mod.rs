@@ -85,10 +85,9 @@ pub enum AuthError {
     TotpNotStarted,
     #[error("this session's sign-in waits for no second factor")]
     MfaNotPending,
-    #[error(
-        "this account has a second factor now, set up since this sign-in started: sign in again, and give it"
-    )]
-    EnrolmentOutdated,
+    /// The request's session ended, or ended while the request ran.
+    #[error(transparent)]
+    Session(#[from] crate::session::SessionError),
     #[error("the passkey was not accepted: the ceremony expired or was already used, the authenticator is not registered here, or its answer failed verification")]
     PasskeyRefused,
     #[error("passkeys are not available on this server (its public address is not a domain name)")]

@@ -371,9 +371,10 @@ impl Auth {
     /// touched, so a refused password leaves the link working. Every session of the account
     /// ends (`password_reset`). Then, in one transaction, the token is used (a conditional
     /// update: one winner), every other reset token of the user dies, the password changes and
-    /// the address counts as verified (the link proved the mailbox). Then the sessions end again
-    /// (any sign-in that raced the change), the sign-in throttle on the account is lifted, and
-    /// the caller gets a brand-new session.
+    /// the address counts as verified (the link proved the mailbox) — the first proof of it
+    /// removes the second factors set up before. Then the sessions end again (any sign-in that
+    /// raced the change), the limits on the account's password failures are lifted, and the
+    /// caller gets a brand-new session.
     pub async fn reset_password(
         &self,
         token: &str,

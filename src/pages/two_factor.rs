@@ -97,11 +97,15 @@ async fn managing(req: &Request, state: &AppState) -> Result<Validated, Response
     }
 }
 
-/// Where a refused change goes: to "confirm it is you" when it needs a recent sign-in, else the
+/// Where a refused change goes: to "confirm it is you" when it needs a recent sign-in, to sign
+/// in when the session ended meanwhile (a sign-in that enrolled too late, say), else the
 /// two-step page again with the error.
 async fn refused(state: &AppState, current: &Validated, e: ApiError) -> Response {
     if matches!(e, ApiError::ReauthenticationRequired(_)) {
         return see_other(&with_return_to(CONFIRM, TWO_FACTOR));
+    }
+    if e.status() == StatusCode::UNAUTHORIZED {
+        return see_other(&with_return_to("/login", TWO_FACTOR));
     }
     match overview(state, current, None, Some(&e)).await {
         Ok(p) => failed(&e, &p),

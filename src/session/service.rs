@@ -52,6 +52,9 @@ pub mod reason {
     pub const SECOND_FACTOR_FAILED: &str = "second_factor_failed";
     /// An operator removed the account's second factors (`authauth users mfa reset`).
     pub const MFA_RESET: &str = "mfa_reset";
+    /// A sign-in that had to enrol a second factor (`MFA_REQUIRED`) tried to act after the
+    /// account got one from another session: it proves too little now, and must start again.
+    pub const SIGN_IN_OUTDATED: &str = "sign_in_outdated";
 }
 
 /// How long a sign-in waits for its second factor before it must start again.
@@ -395,10 +398,12 @@ impl Sessions {
             }),
             Some(Stored::Rotated(r)) => {
                 // A parallel request or another tab still holds the previous token: accept it
-                // as the same session until the grace period ends, without extending anything.
+                // as the same session until the grace period ends, without extending anything
+                // — while the session lives (rare paths are boxed: see `settle_for`).
                 if now >= r.grace_until || r.record.is_expired(now) {
                     Err(SessionError::Expired)
                 } else {
+                    Box::pin(self.successor_lives(&key.slot, &r.successor, now)).await?;
                     Ok(Presented {
                         key,
                         live: Live::InGrace(Arc::new(r.record)),
@@ -411,6 +416,38 @@ impl Sessions {
                 live: Live::Current(record),
             }),
         }
+    }
+
+    /// Whether the session a token in its grace was replaced by still lives, following its
+    /// successors. A revocation ends a session's current token and the one before it (all a
+    /// record names); a token further back — two rotations within one grace, as a step-up on
+    /// the request that rotated makes — is only as good as the tokens after it, so it ends with
+    /// them, with the same reason. Read only for tokens in grace, never on the usual path.
+    async fn successor_lives(&self, slot: &str, successor: &str, now: Millis) -> Result<(), SessionError> {
+        /// Rotations one grace period can hold, and then some.
+        const FOLLOWED: usize = 4;
+        let mut next = successor.to_owned();
+        for _ in 0..FOLLOWED {
+            let Some(hash) = TokenHash::from_b64(&next) else {
+                break;
+            };
+            let key = SessionKey {
+                slot: slot.to_owned(),
+                hash,
+            };
+            match self.store.load(&key, now).await? {
+                Some(Stored::Active(record)) if !record.is_expired(now) => return Ok(()),
+                Some(Stored::Rotated(r)) if now < r.grace_until => next = r.successor,
+                Some(Stored::Revoked(t)) => {
+                    return Err(SessionError::Revoked {
+                        reason: t.reason,
+                        message: t.message,
+                    })
+                }
+                _ => break,
+            }
+        }
+        Err(SessionError::Expired)
     }
 
     /// The write half of [`Sessions::validate`]: the sliding refresh or rotation a live session
@@ -591,18 +628,40 @@ impl Sessions {
     /// grace (another tab rotated it), or one a parallel request rotated while this one was
     /// proving, leads to the session's current token, which is replaced instead. Callers have
     /// often done something that cannot be undone by now (a code used, recovery codes
-    /// replaced), so only a session that ended meanwhile makes this fail.
+    /// replaced), so only a session that ended meanwhile makes this fail — with why it ended,
+    /// as a request would learn it.
     pub async fn reauthenticated(
         &self,
         current: &Validated,
         method: Amr,
         now: Millis,
-    ) -> Result<Validated, StoreError> {
-        /// Successors followed at most: each step is a rotation that raced this one.
-        const FOLLOWED: usize = 3;
+    ) -> Result<Validated, SessionError> {
+        /// Reads at most: each one past the first follows a rotation that raced this one.
+        const READS: usize = 5;
         let mut key = current.key.clone();
-        let mut record = Arc::clone(&current.record);
-        for _ in 0..=FOLLOWED {
+        for _ in 0..READS {
+            let record = match self.store.load(&key, now).await? {
+                Some(Stored::Active(record))
+                    if !record.is_expired(now) && record.public_id == current.record.public_id =>
+                {
+                    record
+                }
+                Some(Stored::Rotated(r)) if now < r.grace_until => {
+                    // Not the current token (any more): on to the one that replaced it.
+                    let Some(hash) = TokenHash::from_b64(&r.successor) else {
+                        return Err(SessionError::Expired);
+                    };
+                    key.hash = hash;
+                    continue;
+                }
+                Some(Stored::Revoked(t)) => {
+                    return Err(SessionError::Revoked {
+                        reason: t.reason,
+                        message: t.message,
+                    })
+                }
+                _ => return Err(SessionError::Expired),
+            };
             let (token, new_hash, mut next, rotated) = self.successor(&record, &key, now);
             next.authenticated_at = Some(now);
             next.amr = record.amr();
@@ -624,30 +683,11 @@ impl Sessions {
                     },
                 });
             }
-            // Not the current token (any more): on to the one that replaced it, if the session
-            // still lives.
-            let successor = match self.store.load(&key, now).await? {
-                Some(Stored::Rotated(r)) if now < r.grace_until => TokenHash::from_b64(&r.successor),
-                _ => None,
-            };
-            let Some(hash) = successor else { break };
-            let successor_key = SessionKey {
-                slot: key.slot.clone(),
-                hash,
-            };
-            match self.store.load(&successor_key, now).await? {
-                Some(Stored::Active(live))
-                    if !live.is_expired(now) && live.public_id == current.record.public_id =>
-                {
-                    key = successor_key;
-                    record = live;
-                }
-                _ => break,
-            }
+            // A rotation or a revocation won: read again to learn which.
         }
-        Err(StoreError::conflict(
-            "the session ended while it was being re-authenticated",
-        ))
+        Err(SessionError::Store(StoreError::conflict(
+            "the session kept changing while it was being re-authenticated",
+        )))
     }
 
     fn revocation(&self, reason: &'static str, message: Option<String>) -> Revocation {

@@ -783,44 +783,52 @@ async fn a_sign_in_enrolling_a_factor_can_do_nothing_once_the_owner_has_set_one_
     let email = "enrol-race@example.com";
     let owner = client();
     assert_eq!(app.signup_with(&owner, email, PASSWORD).await.status(), 201);
-    // Someone who knows the password signs in while the account has no factor: a sign-in that
-    // may only set one up.
-    let intruder = client();
-    app.login_with(&intruder, email, PASSWORD).await;
-    let (status, body) = app.me(&intruder).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("mfa_enrolment_required"))
-    );
+    // Someone who knows the password signs in (twice) while the account has no factor: sign-ins
+    // that may only set one up.
+    let (api, pages) = (client(), client());
+    for intruder in [&api, &pages] {
+        app.login_with(intruder, email, PASSWORD).await;
+        let (status, body) = app.me(intruder).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("mfa_enrolment_required"))
+        );
+    }
     // The owner sets up an app first.
     enrol(&app, &owner).await;
 
-    // The intruder's sign-in proves the password only: it cannot replace the codes, remove
-    // the app, nor set up a factor of its own to finish signing in.
-    let post_page = |path: &'static str| {
-        intruder
-            .post(app.url(path))
-            .header("origin", app.origin())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("")
-            .send()
-    };
-    for path in [
-        "/account/two-factor/recovery-codes",
-        "/account/two-factor/remove",
-        "/account/two-factor/setup",
-    ] {
-        let resp = post_page(path).await.unwrap();
-        assert_eq!(resp.status(), 403, "{path}");
-    }
-    let (status, body) = json_of(app.post_json(&intruder, "/auth/mfa/totp", &json!({})).await).await;
+    // Such a sign-in proves the password only: its next factor operation ends it — a passkey
+    // of its own would have finished signing in.
+    let resp = app
+        .post_json(&api, "/auth/passkeys/register/start", &json!({ "name": "mine" }))
+        .await;
+    let (status, body) = json_of(resp).await;
     assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("mfa_required")),
+        (status, body["error"].as_str(), body["reason"].as_str()),
+        (401, Some("session_revoked"), Some("sign_in_outdated")),
         "{body}"
     );
+    let (status, _) = json_of(app.post_json(&api, "/auth/mfa/totp", &json!({})).await).await;
+    assert_eq!(status, 401, "ended");
+    // On the pages: new recovery codes would stand in for the owner's app.
+    let resp = pages
+        .post(app.url("/account/two-factor/recovery-codes"))
+        .header("origin", app.origin())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/login"), "{to}");
+    assert!(!resp.text().await.unwrap().contains("recovery code"));
+    assert_eq!(app.me(&pages).await.0, 401);
+
     let (status, factors) = json_of(owner.get(app.url("/auth/mfa")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     assert_eq!(factors["totp"], true);
     assert_eq!(factors["recoveryCodesLeft"], 10, "the owner's codes still stand");
+    // Signing in again asks for the app.
+    assert_eq!(app.login_with(&client(), email, PASSWORD).await.status(), 202);
 }

@@ -1032,6 +1032,14 @@ async fn no_token_of_a_revoked_session_survives_two_rotations_within_one_grace(f
         .await
         .unwrap();
     let c = on_c.new_cookie.clone().expect("a step-up replaces the token");
+    // Until then, each of them works: a parallel request still carrying A is not signed out.
+    for (which, cookie) in [("A", &a), ("B", &b), ("C", &c)] {
+        let before = svc.validate(cookie, at + 1500).await;
+        assert!(
+            before.is_ok(),
+            "{name}: token {which} refused in its grace: {before:?}"
+        );
+    }
     svc.revoke_user(&user, None, "operator", None, &Default::default(), at + 2000)
         .await
         .unwrap();
@@ -1061,6 +1069,15 @@ async fn a_step_up_proved_with_a_token_in_grace_elevates_the_session(f: Fixture)
     assert_eq!(now.record.authenticated_at, Some(at + 2000), "{name}: elevated");
     // B, which the step-up replaced, is in its own grace now.
     assert!(svc.validate(&b, at + 3000).await.is_ok(), "{name}");
+    // A session that ended meanwhile says why, as a request would learn it (never "busy,
+    // try again").
+    svc.revoke_user(&user, None, "operator", None, &Default::default(), at + 4000)
+        .await
+        .unwrap();
+    match svc.reauthenticated(&in_grace, Amr::Password, at + 5000).await {
+        Err(SessionError::Revoked { reason, .. }) => assert_eq!(reason, "operator", "{name}"),
+        other => panic!("{name}: {other:?}"),
+    }
 }
 
 /// A listing reads the user's index, then the sessions it names. A rotation between the two

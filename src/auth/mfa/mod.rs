@@ -182,13 +182,26 @@ impl Auth {
     /// A sign-in that must enrol a factor ([`Stage::Enrolment`]: `MFA_REQUIRED`, and the account
     /// had none) may set up the account's first one and nothing else. Once the account has one —
     /// set up from another session meanwhile, by its owner say — the sign-in proves too little:
-    /// it must start again and give that factor (`EnrolmentOutdated`, 403 `mfa_required`).
-    /// Every factor operation open to such a sign-in checks this first.
-    pub(super) async fn still_enrolling(&self, record: &SessionRecord) -> Result<(), AuthError> {
-        if record.stage == Stage::Enrolment && self.factors(record.user_id).await?.any() {
-            return Err(AuthError::EnrolmentOutdated);
+    /// it ends (reason `sign_in_outdated`, 401 `session_revoked`), and signing in again asks for
+    /// that factor. Every factor operation open to such a sign-in checks this first.
+    pub(super) async fn still_enrolling(&self, record: &SessionRecord, now: Millis) -> Result<(), AuthError> {
+        if record.stage != Stage::Enrolment || !self.factors(record.user_id).await?.any() {
+            return Ok(());
         }
-        Ok(())
+        self.sessions
+            .revoke_one(
+                &record.user_id,
+                &record.public_id,
+                crate::session::service::reason::SIGN_IN_OUTDATED,
+                None,
+                &crate::session::ClientInfo::default(),
+                now,
+            )
+            .await?;
+        Err(AuthError::Session(crate::session::SessionError::Revoked {
+            reason: crate::session::service::reason::SIGN_IN_OUTDATED.to_string(),
+            message: None,
+        }))
     }
 
     /// Refuses a sensitive operation in a session whose last proof of identity is older than
@@ -228,7 +241,7 @@ impl Auth {
         if current.stage.is_complete() {
             self.require_recent(current, now).await?;
         }
-        self.still_enrolling(current).await?;
+        self.still_enrolling(current, now).await?;
         let user = self.signed_in_user(current.user_id).await?;
         let existing = totp_factors::Entity::find_by_id(user.id).one(&self.db).await?;
         if existing.as_ref().is_some_and(|t| t.confirmed_at.is_some()) {
@@ -557,7 +570,7 @@ impl Auth {
         if record.stage == Stage::SecondFactor {
             return Err(AuthError::MfaNotPending);
         }
-        self.still_enrolling(record).await?;
+        self.still_enrolling(record, now).await?;
         let user = self.signed_in_user(record.user_id).await?;
         let factor = totp_factors::Entity::find_by_id(user.id)
             .one(&self.db)
@@ -647,7 +660,7 @@ impl Auth {
         now: Millis,
     ) -> Result<Vec<String>, AuthError> {
         self.require_recent(current, now).await?;
-        self.still_enrolling(current).await?;
+        self.still_enrolling(current, now).await?;
         let user = self.signed_in_user(current.user_id).await?;
         if !self.factors(user.id).await?.any() {
             return Err(AuthError::TotpNotEnabled);
@@ -671,7 +684,7 @@ impl Auth {
         now: Millis,
     ) -> Result<(), AuthError> {
         self.require_recent(current, now).await?;
-        self.still_enrolling(current).await?;
+        self.still_enrolling(current, now).await?;
         let user = self.signed_in_user(current.user_id).await?;
         if self.mfa.settings.required {
             // Removing the only factor would leave an account the server says must have one.

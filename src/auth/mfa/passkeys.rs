@@ -214,7 +214,7 @@ impl Auth {
         if current.stage.is_complete() {
             self.require_recent(current, now).await?;
         }
-        self.still_enrolling(current).await?;
+        self.still_enrolling(current, now).await?;
         let relying = self.relying()?;
         let user = self.signed_in_user(current.user_id).await?;
         let existing = self.stored_passkeys(user.id).await?;
@@ -280,9 +280,9 @@ impl Auth {
             .finish_passkey_registration(credential, &state)
             .map_err(refused)?;
         let had_factor = self.factors(user.id).await?.any();
-        if had_factor && record.stage == Stage::Enrolment {
-            // A factor arrived between the ceremony's start and its end.
-            return Err(AuthError::EnrolmentOutdated);
+        if had_factor {
+            // A factor may have arrived between the ceremony's start and its end.
+            self.still_enrolling(record, now).await?;
         }
         let row = passkeys::ActiveModel {
             id: Set(Uuid::new_v4()),
@@ -584,7 +584,7 @@ impl Auth {
         now: Millis,
     ) -> Result<(), AuthError> {
         self.require_recent(current, now).await?;
-        self.still_enrolling(current).await?;
+        self.still_enrolling(current, now).await?;
         let deleted = passkeys::Entity::delete_many()
             .filter(passkeys::Column::Id.eq(id))
             .filter(passkeys::Column::UserId.eq(current.user_id))

@@ -94,12 +94,6 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 
 /// Single-flight rotation: only the request that still finds the old token active and current
 /// in the index creates a successor.
-///
-/// KEYS[4], when given, is the old token's own predecessor, possibly still in its grace: it
-/// ends here. Only the newest predecessor is recorded in the new record (`previous`), so a
-/// revocation finds the current token and that one; a token two rotations back — two
-/// rotations within one grace period, as a step-up right after a rotation makes — would be
-/// found by neither and stay usable after the session was revoked.
 static ROTATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -109,10 +103,6 @@ static ROTATE: LazyLock<Script> = LazyLock::new(|| {
         redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
         redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
         redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
-        if KEYS[4] then
-          local g = redis.call('GET', KEYS[4])
-          if g and string.sub(g, 1, 2) == 'R|' then redis.call('DEL', KEYS[4]) end
-        end
         return 1
         ",
     )
@@ -402,14 +392,10 @@ impl SessionStore for RedisSessions {
         let slot = slot_tag(&next.user_id);
         let (old, new) = (old.to_b64(), new.to_b64());
         let grace_end = rotated.grace_until.min(next.absolute_expires_at);
-        let mut script = ROTATE.key(self.session_key(&slot, &old));
-        script
+        let done: i64 = ROTATE
+            .key(self.session_key(&slot, &old))
             .key(self.session_key(&slot, &new))
-            .key(self.index_key(&slot, &next.user_id));
-        if let Some(earlier) = &rotated.record.previous {
-            script.key(self.session_key(&slot, &earlier.hash));
-        }
-        let done: i64 = script
+            .key(self.index_key(&slot, &next.user_id))
             .arg(Stored::encode_active(next))
             .arg(ttl_until(next.expires_at(), now))
             .arg(Stored::encode_rotated(rotated))
