@@ -118,14 +118,22 @@ pub struct Limit {
     pub revocation: Revocation,
 }
 
+/// How many sign-ins of one account may wait for their second factor at once. Each lives a few
+/// minutes; past this, a new one ends the oldest waiting — else whoever knows the password could
+/// grow the account's index without bound, and every sign-in and listing of the owner with it.
+pub const MAX_PENDING_SIGN_INS: usize = 10;
+
 impl Limit {
     /// What creating `new` beside the user's `live` sessions must end, or `None` when the limit
     /// refuses it. Only signed-in sessions count and can be ended: a session still finishing its
     /// sign-in (a second factor to give) neither takes a place nor pushes anyone out — else
     /// whoever knows the password could end the owner's sessions without ever getting in.
+    /// Such sessions have a limit of their own, [`MAX_PENDING_SIGN_INS`], and end only each
+    /// other.
     pub fn ending(&self, live: Vec<SessionRecord>, new: &SessionRecord) -> Option<Vec<SessionRecord>> {
         if !new.stage.is_complete() {
-            return Some(Vec::new());
+            let pending: Vec<SessionRecord> = live.into_iter().filter(|r| !r.stage.is_complete()).collect();
+            return Some(least_recently_used(pending, MAX_PENDING_SIGN_INS));
         }
         let live: Vec<SessionRecord> = live.into_iter().filter(|r| r.stage.is_complete()).collect();
         if live.len() < self.max {

@@ -225,6 +225,7 @@ conformance!(
     attempt_windows_restart_after_they_end_and_give_back_and_reset,
     resetting_a_prefix_clears_every_window_under_it_wherever_it_lives,
     a_sign_in_over_the_limit_ends_the_least_recently_used_session,
+    sign_ins_waiting_for_a_second_factor_are_capped_and_end_only_each_other,
     concurrent_sign_ins_never_pass_the_limit,
     with_refuse_a_sign_in_over_the_limit_writes_nothing,
     updating_the_account_snapshot_changes_every_live_session_of_that_user_only,
@@ -1169,6 +1170,45 @@ async fn a_sign_in_over_the_limit_ends_the_least_recently_used_session(f: Fixtur
     let mut expected = vec![r1.public_id, r3.public_id, r4.public_id];
     expected.sort();
     assert_eq!(listed, expected, "{name}");
+}
+
+/// Whoever knows the password can start sign-in after sign-in without the second factor: each
+/// waits a few minutes in the account's index. They never count toward the limit nor end a
+/// signed-in session, and past `MAX_PENDING_SIGN_INS` a new one ends the oldest waiting one, so
+/// the index (read by every sign-in and listing of the owner) stays bounded.
+async fn sign_ins_waiting_for_a_second_factor_are_capped_and_end_only_each_other(f: Fixture) {
+    use authauth::session::{record::Stage, store::MAX_PENDING_SIGN_INS};
+    let name = f.stores.kind();
+    let s = f.sessions();
+    let user = Uuid::new_v4();
+    let one = limit(1, LimitAction::EndLeastRecentlyUsed);
+    let (_, owner, _) = create_with(s, user, T0, &one).await;
+    let mut pending = Vec::new();
+    for i in 0..MAX_PENDING_SIGN_INS as i64 + 3 {
+        let mut r = record(user, T0 + 1 + i);
+        r.stage = Stage::SecondFactor;
+        let created = s
+            .create(&SessionToken::generate().hash(), &r, &one, T0 + 1 + i)
+            .await
+            .unwrap();
+        assert!(matches!(created, Created::Created { .. }), "{name}");
+        pending.push(r.public_id);
+    }
+    let listed: Vec<String> = s
+        .list_user(&user, T0 + 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.public_id)
+        .collect();
+    assert!(
+        listed.contains(&owner.public_id),
+        "{name}: the signed-in session stays"
+    );
+    assert_eq!(listed.len(), 1 + MAX_PENDING_SIGN_INS, "{name}: {listed:?}");
+    for (i, id) in pending.iter().enumerate() {
+        assert_eq!(listed.contains(id), i >= 3, "{name}: waiting sign-in {i}");
+    }
 }
 
 async fn concurrent_sign_ins_never_pass_the_limit(f: Fixture) {
