@@ -169,7 +169,7 @@ impl Endpoint for Edge {
                 Some(op) if routed => op.metrics.request(metrics, status, took),
                 _ => metrics.http_request(
                     self.templates.label(resp.data::<PathPattern>()),
-                    method.as_str(),
+                    &method,
                     status.as_str(),
                     took,
                 ),

@@ -224,9 +224,9 @@ impl Metrics {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    pub fn http_request(&self, route: &str, method: &str, status: &str, took: Duration) {
+    pub fn http_request(&self, route: &str, method: &Method, status: &str, took: Duration) {
         self.http_requests
-            .with_label_values(&[route, method, status])
+            .with_label_values(&[route, method_label(method), status])
             .inc();
         self.http_duration.with_label_values(&[route]).observe(took);
     }
@@ -347,6 +347,24 @@ impl RouteMetrics {
     }
 }
 
+/// The `method` label of a request: a method HTTP defines (RFC 9110, and `PATCH`), else
+/// `other`. A client may send any token as its method, even to a path authauth does not serve,
+/// and each new label value would be a series of its own, kept for the life of the process.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -356,7 +374,7 @@ mod tests {
     #[test]
     fn every_metric_is_exported_with_its_labels() {
         let m = Metrics::new().unwrap();
-        m.http_request("/auth/me", "GET", "200", Duration::from_millis(1));
+        m.http_request("/auth/me", &Method::GET, "200", Duration::from_millis(1));
         m.session_check(super::CheckOutcome::Valid);
         m.session_created("password");
         m.session_rotated();

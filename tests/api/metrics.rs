@@ -226,6 +226,39 @@ async fn requests_are_labelled_by_the_operation_that_answered_and_guard_refusals
     );
 }
 
+/// A client may send any token as its method, to any path, without a session: each would be a
+/// series of its own for the life of the process — memory, and a scrape that only grows. Methods
+/// HTTP does not define are counted under `other`.
+#[tokio::test]
+async fn a_client_inventing_methods_adds_no_series() {
+    let app = app_with_metrics().await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("authauth_http_requests_total{"))
+            .count()
+    };
+    let invented = |i: usize| reqwest::Method::from_bytes(format!("X{i:04}").as_bytes()).unwrap();
+    // One first, so that the series it lands in exists before counting.
+    client()
+        .request(invented(0), app.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    let before = series(&scrape(&app).await);
+    for i in 1..=50 {
+        let resp = client()
+            .request(invented(i), app.url("/health"))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+    }
+    let text = scrape(&app).await;
+    assert!(!text.contains("X0001"), "{text}");
+    assert_eq!(series(&text), before, "{text}");
+    assert!(text.contains(r#"method="other""#), "counted all the same: {text}");
+}
+
 /// The counters and histograms a request updates are kept per worker thread and summed when
 /// scraped (`src/metrics/sharded.rs`): requests answered on several threads at once are each
 /// counted exactly once, and a histogram's count is its `+Inf` bucket.
