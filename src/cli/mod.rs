@@ -257,7 +257,7 @@ pub fn load_settings() -> Result<Settings, CliError> {
 /// it holds: the file is authauth's own, so a name in it that authauth does not read is worth a
 /// warning even when the environment's would not be.
 pub(crate) fn load_dotenv() -> Result<ProcessEnv, CliError> {
-    let unreadable = |e: dotenvy::Error| CliError::Config(format!("cannot read .env: {e}"));
+    let unreadable = |e: dotenvy::Error| CliError::Config(format!("cannot read .env: {}", dotenv_error(&e)));
     let items = match dotenvy::from_path_iter(".env") {
         Ok(items) => items,
         Err(e) if e.not_found() => return Ok(ProcessEnv::default()),
@@ -270,6 +270,34 @@ pub(crate) fn load_dotenv() -> Result<ProcessEnv, CliError> {
     }
     dotenvy::from_path(".env").map_err(unreadable)?;
     Ok(ProcessEnv { dotenv })
+}
+
+/// What went wrong reading `.env`, without its contents. dotenvy's own message quotes the
+/// line that does not parse — a password, say — and after an unclosed quote every line after
+/// it too, secrets included: name the line's number and variable instead.
+fn dotenv_error(e: &dotenvy::Error) -> String {
+    let dotenvy::Error::LineParse(text, _) = e else {
+        return e.to_string();
+    };
+    let name = text
+        .split('=')
+        .next()
+        .map(|n| n.trim().trim_start_matches("export ").trim())
+        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let line = std::fs::read_to_string(".env").ok().and_then(|all| {
+        all.find(text.as_str())
+            .map(|at| all[..at].matches('\n').count() + 1)
+    });
+    let at = match (line, name) {
+        (Some(line), Some(name)) => format!("line {line} ({name})"),
+        (Some(line), None) => format!("line {line}"),
+        (None, Some(name)) => format!("the line of {name}"),
+        (None, None) => "a line".to_string(),
+    };
+    format!(
+        "{at} does not parse — an unclosed quote, or a character that needs quoting \
+         (quote the value with single quotes); its value is not shown"
+    )
 }
 
 /// Entry point of the binary: parse, dispatch, map the outcome to an exit code.

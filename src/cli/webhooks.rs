@@ -74,7 +74,7 @@ impl From<&Delivery> for DeliveryJson {
         DeliveryJson {
             id: d.id,
             webhook_id: d.message_id.clone(),
-            url: d.url.clone(),
+            url: crate::config::redact_url(&d.url),
             kind: d.event_type.clone(),
             state: state_name(d),
             attempts: d.attempts,
@@ -125,7 +125,7 @@ pub async fn run(ctx: Context, cmd: WebhooksCommand) -> Result<(), CliError> {
                 t.add_row([
                     d.id.to_string(),
                     d.event_type.clone(),
-                    output::escape(&d.url).into_owned(),
+                    output::escape(&crate::config::redact_url(&d.url)).into_owned(),
                     state_name(d).to_string(),
                     d.attempts.to_string(),
                     when,

@@ -8,6 +8,7 @@ use url::Url;
 use super::{
     defaults,
     parser::{Parser, Vars},
+    urls::is_loopback,
 };
 
 #[derive(Clone)]
@@ -57,7 +58,25 @@ pub(super) fn parse<V: Vars + ?Sized>(
         );
     }
     let callback_url = match callback {
-        Some(raw) => p.url("GOOGLE_CALLBACK_URL", &raw, &["http", "https"]),
+        Some(raw) => p
+            .url("GOOGLE_CALLBACK_URL", &raw, &["http", "https"])
+            .and_then(|url| {
+                if production && url.scheme() == "http" && !is_loopback(&url) {
+                    p.problem(
+                    "GOOGLE_CALLBACK_URL",
+                    "is plain http in production: the provider's code would come back in clear; use https",
+                );
+                    return None;
+                }
+                if url.as_str() != raw {
+                    // What the provider compares with the registered redirect URI, exactly.
+                    p.warnings.push(format!(
+                        "GOOGLE_CALLBACK_URL is sent to the provider as `{url}`, its normal form: \
+                     register exactly that as the redirect URI"
+                    ));
+                }
+                Some(url)
+            }),
         None => match public_url {
             Some(base) => base.join("/auth/google/callback").ok(),
             None if production => {
@@ -78,7 +97,19 @@ pub(super) fn parse<V: Vars + ?Sized>(
     // The issuer is compared character for character with the provider's `iss`: keep the
     // configured string exactly (some providers' issuers end with `/`, Google's does not).
     let issuer = issuer_raw.clone();
-    let issuer_ok = p.url("GOOGLE_ISSUER_URL", &issuer, &["https", "http"]).is_some();
+    let issuer_ok = match p.url("GOOGLE_ISSUER_URL", &issuer, &["https", "http"]) {
+        Some(url) if production && url.scheme() == "http" && !is_loopback(&url) => {
+            p.problem(
+                "GOOGLE_ISSUER_URL",
+                "is plain http in production: its discovery document and signing keys — what every \
+                 ID token is checked against — and the client secret would travel in clear; use \
+                 https (plain http is accepted for a loopback provider only)",
+            );
+            false
+        }
+        Some(_) => true,
+        None => false,
+    };
     let http_timeout = p.duration("GOOGLE_HTTP_TIMEOUT", defaults::GOOGLE_HTTP_TIMEOUT);
     Some(GoogleSettings {
         client_id: client_id?,

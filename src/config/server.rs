@@ -12,6 +12,7 @@ use url::Url;
 use super::{
     defaults,
     parser::{Parser, Vars},
+    urls::is_loopback,
 };
 
 /// [`defaults::HOST`] as an address.
@@ -140,6 +141,16 @@ pub(super) fn http<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool, li
     } else {
         None
     };
+    if let Some(url) = public_url.filter(|u| production && u.scheme() == "http" && !is_loopback(u)) {
+        p.problem(
+            "PUBLIC_URL",
+            format!(
+                "`{url}` is plain http in production: browsers drop the Secure session cookie on it, \
+                 and reset links, sign-in redirects and cookies would travel in clear; use https \
+                 (plain http is accepted for a loopback address only)"
+            ),
+        );
+    }
     if production && public_url.is_none() && !p.problems.iter().any(|x| x.variable == "PUBLIC_URL") {
         p.problem(
             "PUBLIC_URL",
@@ -396,6 +407,71 @@ mod tests {
         );
         let err = Settings::from_vars(&[("CORS_ORIGINS", "*,null,https://x.example/path")]).unwrap_err();
         assert_eq!(err.problems.len(), 3);
+    }
+
+    /// Production refuses a plain-http origin, provider callback or issuer — anything but
+    /// loopback: the cookie is Secure, and links, codes and the provider's keys travel on them.
+    #[test]
+    fn production_refuses_plain_http_origins_callbacks_and_issuers_but_on_loopback() {
+        let secret = "s".repeat(48);
+        let production = |extra: &[(&str, &str)]| {
+            let vars: HashMap<String, String> = [
+                ("APP_ENV", "production"),
+                ("DATABASE_URL", "postgres://localhost/authauth"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("SESSION_SECRET", secret.as_str()),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            Settings::from_vars(&vars)
+        };
+        let google = |public: &'static str, callback: &'static str, issuer: &'static str| {
+            production(&[
+                ("PUBLIC_URL", public),
+                ("GOOGLE_CLIENT_ID", "id"),
+                ("GOOGLE_CLIENT_SECRET", "secret"),
+                ("GOOGLE_CALLBACK_URL", callback),
+                ("GOOGLE_ISSUER_URL", issuer),
+            ])
+        };
+        let err = production(&[("PUBLIC_URL", "http://auth.example.com")]).unwrap_err();
+        assert_eq!(err.variables(), vec!["PUBLIC_URL"]);
+        let err = google(
+            "https://auth.example.com",
+            "http://auth.example.com/auth/google/callback",
+            "http://idp.example.com/realms/x",
+        )
+        .unwrap_err();
+        assert_eq!(err.variables(), vec!["GOOGLE_CALLBACK_URL", "GOOGLE_ISSUER_URL"]);
+        assert!(google(
+            "https://auth.example.com",
+            "https://auth.example.com/auth/google/callback",
+            "https://idp.example.com/realms/x",
+        )
+        .is_ok());
+        // This machine: a local proxy, a provider on loopback.
+        assert!(google(
+            "http://localhost:3000",
+            "http://127.0.0.1:3000/auth/google/callback",
+            "http://127.0.0.1:4000",
+        )
+        .is_ok());
+        // A callback whose normal form differs is sent in that form, and the operator is told.
+        let s = google(
+            "https://auth.example.com",
+            "https://Auth.Example.com:443/auth/google/callback",
+            "https://idp.example.com",
+        )
+        .unwrap();
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("`https://auth.example.com/auth/google/callback`")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

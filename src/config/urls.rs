@@ -2,16 +2,48 @@
 
 use url::Url;
 
-/// Replaces the password of a URL with `***`, for logs and messages.
+/// Replaces the password of a URL with `***`, for logs and messages: the one before `@`, and
+/// any query parameter that carries one (`?password=` for PostgreSQL, `?pass=` for Redis over a
+/// Unix socket, a webhook receiver's `?token=`…).
 pub fn redact_url(raw: &str) -> String {
-    match Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        Ok(url) => url.to_string(),
-        Err(_) => "<unparseable URL>".to_string(),
+    let Ok(mut url) = Url::parse(raw) else {
+        return "<unparseable URL>".to_string();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
     }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_parameter(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// Whether a query parameter named `name` may carry a secret.
+fn secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "sig",
+        "credential",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
 }
 
 pub(super) fn build_url(
@@ -88,5 +120,34 @@ mod tests {
             local_origin("10.0.0.5".parse().unwrap(), 80),
             "http://10.0.0.5:80"
         );
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn no_password_survives_redaction_before_the_host_or_in_the_query() {
+        for (raw, secret) in [
+            ("postgres://app:hunter2@db/authauth", "hunter2"),
+            (
+                "postgres://app@db/authauth?password=hunter2&sslmode=require",
+                "hunter2",
+            ),
+            ("redis+unix:///run/redis.sock?pass=hunter2", "hunter2"),
+            ("https://hooks.example/x?token=hunter2", "hunter2"),
+            ("https://hooks.example/x?api_key=hunter2", "hunter2"),
+        ] {
+            let shown = redact_url(raw);
+            assert!(!shown.contains(secret), "{raw} → {shown}");
+            assert!(shown.contains("***"), "{raw} → {shown}");
+        }
+        // The rest stays readable.
+        assert_eq!(
+            redact_url("postgres://app@db/authauth?sslmode=require"),
+            "postgres://app@db/authauth?sslmode=require"
+        );
+        assert_eq!(redact_url("not a url"), "<unparseable URL>");
     }
 }

@@ -374,7 +374,12 @@ mod tests {
     #[test]
     fn every_metric_is_exported_with_its_labels() {
         let m = Metrics::new().unwrap();
-        m.http_request("/auth/me", &Method::GET, "200", Duration::from_millis(1));
+        m.http_request(
+            "/auth/me",
+            &poem::http::Method::GET,
+            "200",
+            Duration::from_millis(1),
+        );
         m.session_check(super::CheckOutcome::Valid);
         m.session_created("password");
         m.session_rotated();

@@ -101,7 +101,7 @@ async fn deliver_one(
         Ok(resp) if resp.status().is_success() => {
             outbox::delivered(db, &d, resp.status().as_u16(), now).await?;
             metrics.webhook_delivery("delivered");
-            tracing::info!(id = d.id, webhook_id = %d.message_id, event = %d.event_type, url = %d.url, "webhook delivered");
+            tracing::info!(id = d.id, webhook_id = %d.message_id, event = %d.event_type, url = %crate::config::redact_url(&d.url), "webhook delivered");
         }
         other => {
             let (status, error) = match other {
@@ -114,9 +114,9 @@ async fn deliver_one(
             let gave_up = outbox::attempt_failed(db, &d, status, &error, now).await?;
             metrics.webhook_delivery(if gave_up { "given_up" } else { "retry" });
             if gave_up {
-                tracing::error!(id = d.id, webhook_id = %d.message_id, url = %d.url, error, "webhook given up after every retry; `authauth webhooks retry` sends it again");
+                tracing::error!(id = d.id, webhook_id = %d.message_id, url = %crate::config::redact_url(&d.url), error, "webhook given up after every retry; `authauth webhooks retry` sends it again");
             } else {
-                tracing::warn!(id = d.id, webhook_id = %d.message_id, url = %d.url, attempt = d.attempts + 1, error, "webhook not delivered; will retry");
+                tracing::warn!(id = d.id, webhook_id = %d.message_id, url = %crate::config::redact_url(&d.url), attempt = d.attempts + 1, error, "webhook not delivered; will retry");
             }
         }
     }

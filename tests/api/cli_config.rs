@@ -331,6 +331,27 @@ fn a_mistyped_variable_is_reported_with_what_it_probably_meant() {
     assert!(!text.contains("warning"), "{text}");
 }
 
+/// A `.env` line that does not parse is named by its number and variable — never shown: it may
+/// hold a password, and after an unclosed quote the parser reads every line that follows,
+/// secrets included.
+#[test]
+fn a_dotenv_line_that_does_not_parse_is_named_never_shown() {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.0.join(".env"),
+        "APP_ENV=development\nPOSTGRES_PASSWORD=it'sMine\nSESSION_SECRET=zz-marker-zz-marker-zz-marker-zz-marker\n",
+    )
+    .unwrap();
+    let out = run_cli(&dir.0, &[], &["config", "check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 2 (POSTGRES_PASSWORD)"), "{err}");
+    for secret in ["sMine", "zz-marker"] {
+        assert!(!err.contains(secret), "{secret} shown:\n{err}");
+        assert!(!stdout(&out).contains(secret));
+    }
+}
+
 #[test]
 fn serve_logs_a_mistyped_variable_when_it_starts() {
     let dir = TempDir::new();
