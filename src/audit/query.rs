@@ -6,7 +6,11 @@ use std::time::Duration;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::{clock::Clock, entities::audit_events, session::record::Millis};
+use crate::{
+    clock::Clock,
+    entities::{audit_events, webhook_deliveries},
+    session::record::Millis,
+};
 
 pub use audit_events::Model as Row;
 
@@ -43,14 +47,20 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<Row>, 
         .await
 }
 
-/// Deletes the events older than `retention`. Returns how many.
+/// Deletes the events older than `retention`, and the webhook deliveries made of them (their
+/// payloads carry the same user ids, addresses and browsers; a delivery that old was delivered,
+/// given up, or is for a receiver no longer configured). Returns how many rows.
 pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) -> Result<u64, DbErr> {
     let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
     let deleted = audit_events::Entity::delete_many()
         .filter(audit_events::Column::At.lt(cutoff))
         .exec(db)
         .await?;
-    Ok(deleted.rows_affected)
+    let deliveries = webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected + deliveries.rows_affected)
 }
 
 /// Runs [`purge`] every hour for as long as the server runs.

@@ -115,6 +115,8 @@ pub struct OidcProvider {
     settings: GoogleSettings,
     http: reqwest::Client,
     cache: RwLock<Option<Cached>>,
+    /// Held by the one fetch of the metadata in flight; with it, when the last fetch failed.
+    fetching: Mutex<Option<Millis>>,
     last_refetch: Mutex<Option<Millis>>,
     clock: Clock,
     metrics: Metrics,
@@ -166,6 +168,7 @@ impl OidcProvider {
             settings,
             http,
             cache: RwLock::new(None),
+            fetching: Mutex::new(None),
             last_refetch: Mutex::new(None),
             clock,
             metrics,
@@ -178,16 +181,41 @@ impl OidcProvider {
             .await
     }
 
+    /// The cached metadata when younger than `max_age`; else one fetch for all the callers that
+    /// want it at once (they wait for it and share its result), and none at all for
+    /// [`START_REFRESH`] after a fetch failed — the older copy, if any, serves meanwhile: a slow
+    /// or absent provider is not asked again by every anonymous start that arrives.
     async fn metadata_younger_than(&self, max_age: Duration) -> Result<CoreProviderMetadata, OidcError> {
-        if let Some(c) = self.cache.read().await.as_ref() {
-            if self.clock.now() - c.fetched < ms(max_age) {
-                return Ok(c.metadata.clone());
-            }
+        let fresh = |cache: &Option<Cached>| {
+            cache
+                .as_ref()
+                .filter(|c| self.clock.now() - c.fetched < ms(max_age))
+                .map(|c| c.metadata.clone())
+        };
+        if let Some(metadata) = fresh(&*self.cache.read().await) {
+            return Ok(metadata);
+        }
+        let mut failed_at = self.fetching.lock().await;
+        // Another caller may have fetched while this one waited.
+        if let Some(metadata) = fresh(&*self.cache.read().await) {
+            return Ok(metadata);
+        }
+        // A forced fetch (an unknown signing key) has its own limit (`may_refetch`), and must
+        // reach a provider that just came back with new keys.
+        let forced = max_age.is_zero();
+        if !forced && failed_at.is_some_and(|t| self.clock.now() - t < ms(START_REFRESH)) {
+            return match self.cache.read().await.as_ref() {
+                Some(c) => Ok(c.metadata.clone()),
+                None => Err(OidcError::ProviderUnavailable(
+                    "discovery failed moments ago; try again shortly".into(),
+                )),
+            };
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::ProviderUnavailable(format!("bad issuer URL: {e}")))?;
         let discovered = CoreProviderMetadata::discover_async(issuer, &self.http).await;
         self.metrics.oidc_metadata_fetch(self.name, discovered.is_ok());
+        *failed_at = discovered.is_err().then(|| self.clock.now());
         let metadata =
             discovered.map_err(|e| OidcError::ProviderUnavailable(format!("discovery failed: {e}")))?;
         tracing::info!(

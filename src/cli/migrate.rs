@@ -13,15 +13,16 @@ use crate::{config::redact_url, db};
 pub enum MigrateCommand {
     /// Apply pending migrations (all of them, or the next N with --steps).
     Up {
-        /// Apply at most this many migrations.
-        #[arg(long)]
+        /// Apply at most this many migrations (at least 1: zero would apply nothing and say
+        /// the database is up to date).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         steps: Option<u32>,
     },
     /// Revert applied migrations, newest first (one unless --steps). Destroys the data of the
     /// reverted tables.
     Down {
-        /// Revert this many migrations.
-        #[arg(long, default_value_t = 1)]
+        /// Revert this many migrations (at least 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         steps: u32,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]

@@ -482,15 +482,67 @@ async fn google_sign_in_replaces_the_browsers_session_and_refuses_disabled_accou
 
 /// How many times the app has fetched the provider's metadata and keys (its metric).
 fn metadata_fetches(app: &TestApp) -> u64 {
+    fetches_ending(app, "ok")
+}
+
+/// How many of those fetches ended with `outcome` (`ok`, `failed`).
+fn fetches_ending(app: &TestApp, outcome: &str) -> u64 {
     let text = app.state.metrics.render();
     text.lines()
         .find(|l| {
             l.starts_with("authauth_oidc_metadata_fetches_total{")
-                && l.contains(r#"outcome="ok""#)
+                && l.contains(&format!(r#"outcome="{outcome}""#))
                 && l.contains(r#"provider="google""#)
         })
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Starts arriving together when the copy is stale wait for one fetch and share it.
+#[tokio::test]
+async fn starts_arriving_together_share_one_metadata_fetch() {
+    let op = Op::shared();
+    let app = google_app(op, "", AppOptions::default().backend(Backend::Sqlite)).await;
+    begin(&app, &client(), None).await;
+    assert_eq!(metadata_fetches(&app), 1);
+    app.advance(Duration::from_secs(6));
+    let starts = (0..20).map(|_| {
+        let app = &app;
+        async move { begin(app, &client(), None).await }
+    });
+    futures_util::future::join_all(starts).await;
+    assert_eq!(metadata_fetches(&app), 2, "one fetch for twenty starts");
+}
+
+/// A provider that does not answer is asked again once per 5 s at most, however many anonymous
+/// starts arrive meanwhile: they are refused at once, without a request of their own.
+#[tokio::test]
+async fn a_provider_that_does_not_answer_is_asked_once_per_five_seconds_however_many_starts() {
+    let app = spawn_app_with(
+        AppOptions::default()
+            .backend(Backend::Sqlite)
+            .var("GOOGLE_CLIENT_ID", "id")
+            .var("GOOGLE_CLIENT_SECRET", "secret")
+            .var("GOOGLE_CALLBACK_URL", "http://127.0.0.1:9/auth/google/callback")
+            .var("GOOGLE_ISSUER_URL", "http://127.0.0.1:9")
+            .var("GOOGLE_HTTP_TIMEOUT", "2s"),
+    )
+    .await;
+    let start = || async {
+        let resp = client().get(app.url("/auth/google")).send().await.unwrap();
+        assert!(resp.status().is_server_error(), "{}", resp.status());
+    };
+    for _ in 0..5 {
+        start().await;
+    }
+    assert_eq!(fetches_ending(&app, "failed"), 1, "one attempt for five starts");
+    app.advance(Duration::from_secs(6));
+    start().await;
+    assert_eq!(
+        fetches_ending(&app, "failed"),
+        2,
+        "and another once 5 s have passed"
+    );
 }
 
 /// The provider's metadata is cached: a sign-in start re-fetches it once it is 5 s old (never

@@ -46,6 +46,16 @@ async fn migrate_cycle(database_url: &str) {
         stdout(&out)
     );
 
+    // Zero steps would apply nothing and call the database up to date: refused, as a usage error.
+    for zero in [
+        &["migrate", "up", "--steps", "0"][..],
+        &["migrate", "down", "--steps", "0", "--yes"],
+    ] {
+        let out = run_cli(&dir.0, &vars, zero);
+        assert_eq!(out.status.code(), Some(2), "{zero:?}: {}", stdout(&out));
+        assert!(!stdout(&out).contains("up to date"), "{}", stdout(&out));
+    }
+
     let out = run_cli(&dir.0, &vars, &["migrate", "up"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

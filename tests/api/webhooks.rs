@@ -174,6 +174,35 @@ async fn session_webhooks_are_signed_the_standard_webhooks_way_and_carry_the_eve
     assert_eq!(receiver.received().len(), 2);
 }
 
+/// A delivery's payload carries the user id, the address and the browser: it goes with the
+/// audit trail at `AUDIT_RETENTION`, delivered or not, and not before.
+#[tokio::test]
+async fn deliveries_are_purged_with_the_audit_trail_they_were_made_of() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let receiver = Receiver::start_on(0).await;
+    let app = app_sending_to(&receiver.url()).await;
+    let (a, _) = app.signed_up_client("hook-retention@example.com").await;
+    assert_eq!(app.logout(&a).await.status(), 204);
+    receiver.until("two deliveries", |g| g.len() >= 2).await;
+    let count = || async {
+        authauth::entities::webhook_deliveries::Entity::find()
+            .count(&app.state.db)
+            .await
+            .unwrap()
+    };
+    assert!(count().await >= 2);
+    let day = 24 * 3600 * 1000;
+    let retention = Duration::from_secs(90 * 24 * 3600);
+    authauth::audit::query::purge(&app.state.db, retention, app.now() + 89 * day)
+        .await
+        .unwrap();
+    assert!(count().await >= 2, "kept within the retention");
+    authauth::audit::query::purge(&app.state.db, retention, app.now() + 91 * day)
+        .await
+        .unwrap();
+    assert_eq!(count().await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_every_event_afterwards_each_under_one_id() {
     // A port nobody listens on yet: the receiver is down.
