@@ -322,6 +322,11 @@ impl Audit {
             operator = event.actor.name(),
             reason = event.reason.as_deref(),
             ip = event.ip.as_deref(),
+            user_agent = event.user_agent.as_deref(),
+            request_id = event.request_id.as_deref(),
+            id = %event.id,
+            detail = (!event.detail.is_empty())
+                .then(|| serde_json::Value::Object(event.detail.clone()).to_string()),
             "audit event"
         );
         use std::sync::atomic::Ordering::Relaxed;
@@ -450,6 +455,10 @@ async fn publish(feed: &dyn EventFeed, events: &[Event]) {
     }
 }
 
+/// Webhook deliveries written by one statement: eleven parameters each, well under every
+/// backend's limit.
+const DELIVERIES_PER_STATEMENT: usize = 1_000;
+
 /// Writes `batch`: its webhook deliveries first, then its audit rows — each one statement, so
 /// no lock is held between them. Writing a batch again after a failure is safe: a delivery is
 /// keyed by its event and receiver and is never added twice, and the audit rows are written
@@ -469,10 +478,15 @@ async fn insert(
         ])
         .do_nothing()
         .to_owned();
-        webhook_deliveries::Entity::insert_many(deliveries)
-            .on_conflict(once)
-            .exec_without_returning(db)
-            .await?;
+        // A statement takes 65,535 parameters at most on PostgreSQL (32,766 on SQLite), and a
+        // full batch to many receivers holds more: a batch refused every time would stop the
+        // whole trail behind it.
+        for rows in deliveries.chunks(DELIVERIES_PER_STATEMENT) {
+            webhook_deliveries::Entity::insert_many(rows.to_vec())
+                .on_conflict(once.clone())
+                .exec_without_returning(db)
+                .await?;
+        }
     }
     let rows: Vec<_> = batch.iter().cloned().map(Event::row).collect();
     audit_events::Entity::insert_many(rows)
@@ -514,5 +528,33 @@ mod tests {
             .iter()
             .all(|d| d.message_id == format!("msg_{}", batch[0].id.simple())));
         assert_eq!(audit_events::Entity::find().count(&db).await.unwrap(), 4);
+    }
+
+    /// A full batch to thirty receivers is 6,000 deliveries — 66,000 parameters, more than any
+    /// backend takes in one statement. Refused every time, it would stop the trail behind it.
+    #[tokio::test]
+    async fn a_full_batch_to_many_receivers_is_written() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let urls: Vec<String> = (0..30).map(|i| format!("http://127.0.0.1:9/{i}")).collect();
+        let settings = Settings::from_vars(&[
+            ("WEBHOOK_URLS", urls.join(",").as_str()),
+            ("WEBHOOK_SECRET", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+        ])
+        .unwrap();
+        let webhooks = Webhooks::from_settings(settings.webhooks.as_ref()).unwrap();
+        let client = ClientInfo::default();
+        let batch: Vec<Event> = (0..BATCH as i64)
+            .map(|i| Event::new(kind::SESSION_ENDED, &client, 1_000 + i).reason("logout"))
+            .collect();
+        assert!(insert(&db, &batch, Some(&webhooks)).await.unwrap());
+        assert_eq!(
+            webhook_deliveries::Entity::find().count(&db).await.unwrap(),
+            30 * BATCH as u64
+        );
+        assert_eq!(
+            audit_events::Entity::find().count(&db).await.unwrap(),
+            BATCH as u64
+        );
     }
 }

@@ -29,6 +29,9 @@ impl fmt::Debug for WebhookSettings {
     }
 }
 
+/// The longest receiver URL: the outbox's column (`webhook_deliveries.url`, `varchar(2048)`).
+const MAX_URL_LEN: usize = 2048;
+
 /// The key the Standard Webhooks libraries accept: 24 to 64 random bytes.
 const KEY_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
 
@@ -66,6 +69,13 @@ pub(super) fn parse<V: Vars + ?Sized>(p: &mut Parser<'_, V>, production: bool) -
             p.problem(
                 "WEBHOOK_URLS",
                 "a receiver URL must not carry credentials; receivers authenticate authauth by the signature",
+            );
+            continue;
+        }
+        if url.as_str().len() > MAX_URL_LEN {
+            p.problem(
+                "WEBHOOK_URLS",
+                format!("a receiver URL is longer than {MAX_URL_LEN} characters, the most the outbox keeps"),
             );
             continue;
         }
@@ -149,6 +159,11 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("credentials"), "{err}");
+        // Longer than the outbox keeps: every delivery to it would be refused by the database.
+        let long = format!("https://x.example/{}", "a".repeat(2048));
+        let err =
+            Settings::from_vars(&[("WEBHOOK_URLS", long.as_str()), ("WEBHOOK_SECRET", SECRET)]).unwrap_err();
+        assert!(err.to_string().contains("2048"), "{err}");
     }
 
     #[test]

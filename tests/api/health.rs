@@ -162,6 +162,39 @@ async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
 /// The production log (JSON): every line logged while a request is served — its access line,
 /// and a warning from deep inside it — names the request under `"span"` (id, method, path, never
 /// the query string); a line logged outside any request names none.
+/// The audit event's log line is its copy of last resort (the database may be away, the queue
+/// full): every field of the row is in it, `detail` included.
+#[tokio::test]
+async fn the_audit_log_line_carries_every_field_of_the_event() {
+    let dir = TempDir::new();
+    let server = Server::start(
+        &dir.0,
+        &[("PORT", "0"), ("LOG_FORMAT", "json"), ("LOG_FLUSH_INTERVAL", "0")],
+    );
+    let resp = client()
+        .post(server.url("/auth/login"))
+        .header("origin", format!("http://127.0.0.1:{}", server.port))
+        .header("x-request-id", "audit-line-test")
+        .header("user-agent", "audit-line-agent/1.0")
+        .json(&serde_json::json!({"email": "nobody@example.com", "password": "not the password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let logs = server.logs_until("sign_in.failed").await;
+    let line: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["event"] == "sign_in.failed")
+        .unwrap_or_else(|| panic!("no audit line:\n{logs}"));
+    assert_eq!(line["request_id"], "audit-line-test", "{line}");
+    assert_eq!(line["user_agent"], "audit-line-agent/1.0", "{line}");
+    assert!(line["id"].as_str().is_some_and(|id| id.len() == 36), "{line}");
+    let detail: Value = serde_json::from_str(line["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["failure"], "bad_credentials", "{line}");
+    assert_eq!(detail["method"], "password", "{line}");
+}
+
 #[tokio::test]
 async fn json_log_lines_name_the_request_they_were_logged_in() {
     let dir = TempDir::new();
