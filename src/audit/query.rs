@@ -48,8 +48,10 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<Row>, 
 }
 
 /// Deletes the events older than `retention`, and the webhook deliveries made of them (their
-/// payloads carry the same user ids, addresses and browsers; a delivery that old was delivered,
-/// given up, or is for a receiver no longer configured). Returns how many rows.
+/// payloads carry the same user ids, addresses and browsers) once they are done with: delivered,
+/// given up, or not tried since the cutoff either (a receiver no longer configured). One still
+/// being retried — a short retention, or `authauth webhooks retry` on an old one — stays until
+/// it ends. Returns how many rows.
 pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) -> Result<u64, DbErr> {
     let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
     let deleted = audit_events::Entity::delete_many()
@@ -58,6 +60,12 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) ->
         .await?;
     let deliveries = webhook_deliveries::Entity::delete_many()
         .filter(webhook_deliveries::Column::CreatedAt.lt(cutoff))
+        .filter(
+            sea_orm::Condition::any()
+                .add(webhook_deliveries::Column::DeliveredAt.is_not_null())
+                .add(webhook_deliveries::Column::FailedAt.is_not_null())
+                .add(webhook_deliveries::Column::NextAttemptAt.lt(cutoff)),
+        )
         .exec(db)
         .await?;
     Ok(deleted.rows_affected + deliveries.rows_affected)
@@ -83,4 +91,67 @@ pub fn spawn_retention(db: DatabaseConnection, clock: Clock, retention: Duration
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+
+    use super::*;
+
+    const DAY: Millis = 24 * 3600 * 1000;
+
+    /// A delivery made at `created`, next tried at `next`, delivered or given up when said.
+    async fn delivery(
+        db: &DatabaseConnection,
+        name: &str,
+        created: Millis,
+        next: Millis,
+        delivered: Option<Millis>,
+        failed: Option<Millis>,
+    ) {
+        webhook_deliveries::ActiveModel {
+            message_id: Set(format!("msg_{name}")),
+            url: Set("https://hooks.example/".into()),
+            event_type: Set("session.ended".into()),
+            payload: Set("{}".into()),
+            created_at: Set(created),
+            next_attempt_at: Set(next),
+            attempts: Set(1),
+            last_status: Set(None),
+            last_error: Set(None),
+            delivered_at: Set(delivered),
+            failed_at: Set(failed),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
+
+    /// Past the retention, a delivery goes once it is done with; one still being retried (a
+    /// retention shorter than the retries, or `webhooks retry` on an old one) stays.
+    #[tokio::test]
+    async fn old_deliveries_go_once_done_with_and_one_still_retried_stays() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let now = 100 * DAY;
+        let old = now - 2 * DAY;
+        delivery(&db, "delivered", old, old, Some(old), None).await;
+        delivery(&db, "given-up", old, old, None, Some(old)).await;
+        delivery(&db, "abandoned", old, old, None, None).await;
+        delivery(&db, "retrying", old, now + 3600 * 1000, None, None).await;
+        delivery(&db, "recent", now - 3600 * 1000, now, Some(now), None).await;
+        purge(&db, Duration::from_secs(24 * 3600), now).await.unwrap();
+        let mut left: Vec<String> = webhook_deliveries::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.message_id)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["msg_recent", "msg_retrying"]);
+    }
 }

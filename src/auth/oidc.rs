@@ -183,8 +183,8 @@ impl OidcProvider {
 
     /// The cached metadata when younger than `max_age`; else one fetch for all the callers that
     /// want it at once (they wait for it and share its result), and none at all for
-    /// [`START_REFRESH`] after a fetch failed — the older copy, if any, serves meanwhile: a slow
-    /// or absent provider is not asked again by every anonymous start that arrives.
+    /// [`START_REFRESH`] after a fetch failed — those callers are refused at once, as it was: a
+    /// slow or absent provider is not asked again by every anonymous start that arrives.
     async fn metadata_younger_than(&self, max_age: Duration) -> Result<CoreProviderMetadata, OidcError> {
         let fresh = |cache: &Option<Cached>| {
             cache
@@ -204,12 +204,11 @@ impl OidcProvider {
         // reach a provider that just came back with new keys.
         let forced = max_age.is_zero();
         if !forced && failed_at.is_some_and(|t| self.clock.now() - t < ms(START_REFRESH)) {
-            return match self.cache.read().await.as_ref() {
-                Some(c) => Ok(c.metadata.clone()),
-                None => Err(OidcError::ProviderUnavailable(
-                    "discovery failed moments ago; try again shortly".into(),
-                )),
-            };
+            // The provider did not answer moments ago: fail fast, as that fetch did, rather
+            // than send the browser to it (o13).
+            return Err(OidcError::ProviderUnavailable(
+                "discovery failed moments ago; try again shortly".into(),
+            ));
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| OidcError::ProviderUnavailable(format!("bad issuer URL: {e}")))?;

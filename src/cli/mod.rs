@@ -272,27 +272,43 @@ pub(crate) fn load_dotenv() -> Result<ProcessEnv, CliError> {
     Ok(ProcessEnv { dotenv })
 }
 
-/// What went wrong reading `.env`, without its contents. dotenvy's own message quotes the
-/// line that does not parse — a password, say — and after an unclosed quote every line after
-/// it too, secrets included: name the line's number and variable instead.
+/// What went wrong reading `.env`, without its contents. dotenvy's own message quotes what does
+/// not parse — a password, say — and after an unclosed quote every line after it too, secrets
+/// included: name the line's number and its variable, both read from the file, instead.
 fn dotenv_error(e: &dotenvy::Error) -> String {
     let dotenvy::Error::LineParse(text, _) = e else {
         return e.to_string();
     };
-    let name = text
-        .split('=')
-        .next()
-        .map(|n| n.trim().trim_start_matches("export ").trim())
-        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-    let line = std::fs::read_to_string(".env").ok().and_then(|all| {
-        all.find(text.as_str())
-            .map(|at| all[..at].matches('\n').count() + 1)
+    let file = std::fs::read_to_string(".env").unwrap_or_default();
+    // The first line, not a comment, where what does not parse begins: the whole line, or
+    // its value after `=`.
+    let first = text.lines().next().unwrap_or_default();
+    let found = file.lines().enumerate().find(|(_, line)| {
+        let line = line.trim_start();
+        !line.starts_with('#')
+            && !first.is_empty()
+            && (line.starts_with(first)
+                || line
+                    .split_once('=')
+                    .is_some_and(|(_, value)| value.trim_start().starts_with(first)))
     });
-    let at = match (line, name) {
-        (Some(line), Some(name)) => format!("line {line} ({name})"),
-        (Some(line), None) => format!("line {line}"),
-        (None, Some(name)) => format!("the line of {name}"),
-        (None, None) => "a line".to_string(),
+    let at = match found {
+        Some((i, line)) => {
+            let key = line
+                .split_once('=')
+                .map(|(key, _)| key.trim().trim_start_matches("export ").trim())
+                .filter(|key| {
+                    key.chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            match key {
+                Some(key) => format!("line {} ({key})", i + 1),
+                None => format!("line {}", i + 1),
+            }
+        }
+        None => "a line".to_string(),
     };
     format!(
         "{at} does not parse — an unclosed quote, or a character that needs quoting \

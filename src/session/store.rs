@@ -118,9 +118,12 @@ pub struct Limit {
     pub revocation: Revocation,
 }
 
-/// How many sign-ins of one account may wait for their second factor at once. Each lives a few
-/// minutes; past this, a new one ends the oldest waiting — else whoever knows the password could
-/// grow the account's index without bound, and every sign-in and listing of the owner with it.
+/// How many sign-ins of one account from one address may wait for their second factor (or, under
+/// `MFA_REQUIRED`, for one to be set up) at once. Each lives a few minutes; past this, a new one
+/// from the same address ends the oldest waiting from there — else whoever knows the password
+/// could grow the account's index without bound, and every sign-in and listing of the owner
+/// with it. Counted per address, so such a flood never ends the owner's own sign-in from
+/// elsewhere while they type the code.
 pub const MAX_PENDING_SIGN_INS: usize = 10;
 
 impl Limit {
@@ -128,11 +131,14 @@ impl Limit {
     /// refuses it. Only signed-in sessions count and can be ended: a session still finishing its
     /// sign-in (a second factor to give) neither takes a place nor pushes anyone out — else
     /// whoever knows the password could end the owner's sessions without ever getting in.
-    /// Such sessions have a limit of their own, [`MAX_PENDING_SIGN_INS`], and end only each
-    /// other.
+    /// Such sessions have a limit of their own, [`MAX_PENDING_SIGN_INS`] per address, and end
+    /// only each other.
     pub fn ending(&self, live: Vec<SessionRecord>, new: &SessionRecord) -> Option<Vec<SessionRecord>> {
         if !new.stage.is_complete() {
-            let pending: Vec<SessionRecord> = live.into_iter().filter(|r| !r.stage.is_complete()).collect();
+            let pending: Vec<SessionRecord> = live
+                .into_iter()
+                .filter(|r| !r.stage.is_complete() && r.ip == new.ip)
+                .collect();
             return Some(least_recently_used(pending, MAX_PENDING_SIGN_INS));
         }
         let live: Vec<SessionRecord> = live.into_iter().filter(|r| r.stage.is_complete()).collect();

@@ -350,6 +350,18 @@ fn a_dotenv_line_that_does_not_parse_is_named_never_shown() {
         assert!(!err.contains(secret), "{secret} shown:\n{err}");
         assert!(!stdout(&out).contains(secret));
     }
+    // A secret wrapped onto a line of its own, below a commented copy of it: named by its
+    // place, never by what it holds.
+    std::fs::write(
+        dir.0.join(".env"),
+        "# 3f9a0c2bd41e\nSESSION_SECRET=\n3f9a0c2bd41e\n",
+    )
+    .unwrap();
+    let out = run_cli(&dir.0, &[], &["config", "check"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains("3f9a0c2bd41e"), "{err}");
+    assert!(err.contains("line 3 does not parse"), "{err}");
 }
 
 #[test]

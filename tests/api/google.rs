@@ -394,8 +394,10 @@ async fn o13_a_provider_outage_fails_fast_leaves_passwords_working_and_heals_its
         200
     );
 
-    // Back, with new signing keys (a new kid): authauth refetches them by itself.
+    // Back, with new signing keys (a new kid): authauth refetches them by itself — once the
+    // 5 s in which it asks a provider that failed no more have passed.
     op.restart();
+    app.advance(Duration::from_millis(5100));
     let resp = google_login(&app, &op, &client(), &person, None).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap_or_default());
 }

@@ -159,9 +159,6 @@ async fn unknown_routes_and_wrong_methods_get_the_json_error_shape() {
     assert_eq!(body["error"], "method_not_allowed");
 }
 
-/// The production log (JSON): every line logged while a request is served — its access line,
-/// and a warning from deep inside it — names the request under `"span"` (id, method, path, never
-/// the query string); a line logged outside any request names none.
 /// The audit event's log line is its copy of last resort (the database may be away, the queue
 /// full): every field of the row is in it, `detail` included.
 #[tokio::test]
@@ -195,6 +192,9 @@ async fn the_audit_log_line_carries_every_field_of_the_event() {
     assert_eq!(detail["method"], "password", "{line}");
 }
 
+/// The production log (JSON): every line logged while a request is served — its access line,
+/// and a warning from deep inside it — names the request under `"span"` (id, method, path, never
+/// the query string); a line logged outside any request names none.
 #[tokio::test]
 async fn json_log_lines_name_the_request_they_were_logged_in() {
     let dir = TempDir::new();
