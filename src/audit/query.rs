@@ -49,9 +49,9 @@ pub async fn list(db: &DatabaseConnection, filter: &Filter) -> Result<Vec<Row>, 
 
 /// Deletes the events older than `retention`, and the webhook deliveries made of them (their
 /// payloads carry the same user ids, addresses and browsers) once they are done with: delivered,
-/// given up, or not tried since the cutoff either (a receiver no longer configured). One still
-/// being retried — a short retention, or `authauth webhooks retry` on an old one — stays until
-/// it ends. Returns how many rows.
+/// given up, or still pending a whole retry schedule past the retention (a receiver no longer
+/// configured, or servers down all that time). One still within its retries — a retention
+/// shorter than them, a backlog — stays. Returns how many rows.
 pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) -> Result<u64, DbErr> {
     let cutoff = now.saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
     let deleted = audit_events::Entity::delete_many()
@@ -64,7 +64,10 @@ pub async fn purge(db: &DatabaseConnection, retention: Duration, now: Millis) ->
             sea_orm::Condition::any()
                 .add(webhook_deliveries::Column::DeliveredAt.is_not_null())
                 .add(webhook_deliveries::Column::FailedAt.is_not_null())
-                .add(webhook_deliveries::Column::NextAttemptAt.lt(cutoff)),
+                .add(
+                    webhook_deliveries::Column::CreatedAt
+                        .lt(cutoff.saturating_sub(crate::webhooks::outbox::SCHEDULE_MS)),
+                ),
         )
         .exec(db)
         .await?;
@@ -140,8 +143,10 @@ mod tests {
         let old = now - 2 * DAY;
         delivery(&db, "delivered", old, old, Some(old), None).await;
         delivery(&db, "given-up", old, old, None, Some(old)).await;
-        delivery(&db, "abandoned", old, old, None, None).await;
+        delivery(&db, "abandoned", now - 4 * DAY, old, None, None).await;
+        // Still within its retries: coming up, or overdue after servers were down a while.
         delivery(&db, "retrying", old, now + 3600 * 1000, None, None).await;
+        delivery(&db, "overdue", old, old, None, None).await;
         delivery(&db, "recent", now - 3600 * 1000, now, Some(now), None).await;
         purge(&db, Duration::from_secs(24 * 3600), now).await.unwrap();
         let mut left: Vec<String> = webhook_deliveries::Entity::find()
@@ -152,6 +157,6 @@ mod tests {
             .map(|d| d.message_id)
             .collect();
         left.sort();
-        assert_eq!(left, ["msg_recent", "msg_retrying"]);
+        assert_eq!(left, ["msg_overdue", "msg_recent", "msg_retrying"]);
     }
 }

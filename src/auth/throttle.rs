@@ -252,7 +252,7 @@ pub struct Attempt {
 }
 
 /// The network a client is counted as: the address itself for IPv4, its /64 for IPv6.
-fn network(ip: Option<&str>) -> String {
+pub fn network(ip: Option<&str>) -> String {
     match ip
         .and_then(|i| i.parse::<std::net::IpAddr>().ok())
         .map(|i| i.to_canonical())

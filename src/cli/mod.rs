@@ -280,40 +280,55 @@ fn dotenv_error(e: &dotenvy::Error) -> String {
         return e.to_string();
     };
     let file = std::fs::read_to_string(".env").unwrap_or_default();
-    // The first line, not a comment, where what does not parse begins: the whole line, or
-    // its value after `=`.
-    let first = text.lines().next().unwrap_or_default();
-    let found = file.lines().enumerate().find(|(_, line)| {
-        let line = line.trim_start();
-        !line.starts_with('#')
-            && !first.is_empty()
-            && (line.starts_with(first)
-                || line
-                    .split_once('=')
-                    .is_some_and(|(_, value)| value.trim_start().starts_with(first)))
-    });
-    let at = match found {
-        Some((i, line)) => {
-            let key = line
-                .split_once('=')
-                .map(|(key, _)| key.trim().trim_start_matches("export ").trim())
-                .filter(|key| {
-                    key.chars()
-                        .next()
-                        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                });
-            match key {
-                Some(key) => format!("line {} ({key})", i + 1),
-                None => format!("line {}", i + 1),
-            }
-        }
+    let at = match dotenv_line_of(&file, text.trim()) {
+        Some((line, Some(key))) => format!("line {line} ({key})"),
+        Some((line, None)) => format!("line {line}"),
         None => "a line".to_string(),
     };
     format!(
         "{at} does not parse — an unclosed quote, or a character that needs quoting \
          (quote the value with single quotes); its value is not shown"
     )
+}
+
+/// Where in `file` the text dotenvy could not parse begins — a whole line, or the value after
+/// `KEY=` — as its line number and that key: only when exactly one line, not a comment, begins
+/// so (else nothing, rather than a wrong line or a fragment of another value as its name).
+fn dotenv_line_of(file: &str, text: &str) -> Option<(usize, Option<String>)> {
+    if text.is_empty() {
+        return None;
+    }
+    let is_key = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut found = Vec::new();
+    let mut start = 0;
+    for (number, line) in file.split('\n').enumerate() {
+        let rest = file[start..].trim_start_matches([' ', '\t']);
+        start += line.len() + 1;
+        if rest.starts_with('#') {
+            continue;
+        }
+        let key = line
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_start_matches("export ").trim().to_string())
+            .filter(|k| is_key(k));
+        let whole = rest.starts_with(text);
+        let value = rest.split_once('=').is_some_and(|(k, v)| {
+            is_key(k.trim().trim_start_matches("export ").trim())
+                && v.trim_start_matches([' ', '\t']).starts_with(text)
+        });
+        if whole || value {
+            found.push((number + 1, key));
+        }
+    }
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
 }
 
 /// Entry point of the binary: parse, dispatch, map the outcome to an exit code.

@@ -118,28 +118,29 @@ pub struct Limit {
     pub revocation: Revocation,
 }
 
-/// How many sign-ins of one account from one address may wait for their second factor (or, under
-/// `MFA_REQUIRED`, for one to be set up) at once. Each lives a few minutes; past this, a new one
-/// from the same address ends the oldest waiting from there — else whoever knows the password
-/// could grow the account's index without bound, and every sign-in and listing of the owner
-/// with it. Counted per address, so such a flood never ends the owner's own sign-in from
-/// elsewhere while they type the code.
+/// How many sign-ins of one account from one network (an IPv4 address, an IPv6 /64) may wait
+/// for their second factor (or, under `MFA_REQUIRED`, for one to be set up) at once. Each lives
+/// a few minutes; past this, a new one from the same network ends the oldest waiting from
+/// there, so a flood from one network never ends the owner's own sign-in from elsewhere while
+/// they type the code.
 pub const MAX_PENDING_SIGN_INS: usize = 10;
+
+/// How many sign-ins of one account may wait at once, from every network: past this, the
+/// network holding the most loses its oldest. Without it, whoever knows the password could grow
+/// the account's index without bound from many networks — and every sign-in and listing of
+/// the owner with it, for they read the whole index.
+pub const MAX_PENDING_SIGN_INS_IN_ALL: usize = 40;
 
 impl Limit {
     /// What creating `new` beside the user's `live` sessions must end, or `None` when the limit
     /// refuses it. Only signed-in sessions count and can be ended: a session still finishing its
     /// sign-in (a second factor to give) neither takes a place nor pushes anyone out — else
     /// whoever knows the password could end the owner's sessions without ever getting in.
-    /// Such sessions have a limit of their own, [`MAX_PENDING_SIGN_INS`] per address, and end
-    /// only each other.
+    /// Such sessions have limits of their own, [`MAX_PENDING_SIGN_INS`] per network and
+    /// [`MAX_PENDING_SIGN_INS_IN_ALL`], and end only each other.
     pub fn ending(&self, live: Vec<SessionRecord>, new: &SessionRecord) -> Option<Vec<SessionRecord>> {
         if !new.stage.is_complete() {
-            let pending: Vec<SessionRecord> = live
-                .into_iter()
-                .filter(|r| !r.stage.is_complete() && r.ip == new.ip)
-                .collect();
-            return Some(least_recently_used(pending, MAX_PENDING_SIGN_INS));
+            return Some(pending_ending(live, new));
         }
         let live: Vec<SessionRecord> = live.into_iter().filter(|r| r.stage.is_complete()).collect();
         if live.len() < self.max {
@@ -160,6 +161,42 @@ pub enum Created {
     /// The user already has `max` live sessions and the limit refuses new ones: nothing was
     /// written.
     Refused,
+}
+
+/// The waiting sign-ins that must end for `new` (one more) to fit under both limits: the oldest
+/// from its own network past [`MAX_PENDING_SIGN_INS`], then, past
+/// [`MAX_PENDING_SIGN_INS_IN_ALL`], the oldest from whichever network holds the most.
+fn pending_ending(live: Vec<SessionRecord>, new: &SessionRecord) -> Vec<SessionRecord> {
+    use std::collections::HashMap;
+    let network = |r: &SessionRecord| crate::auth::throttle::network(r.ip.as_deref());
+    let mut by_network: HashMap<String, Vec<SessionRecord>> = HashMap::new();
+    for r in live.into_iter().filter(|r| !r.stage.is_complete()) {
+        by_network.entry(network(&r)).or_default().push(r);
+    }
+    let mut ending = Vec::new();
+    if let Some(same) = by_network.get_mut(&network(new)) {
+        ending = least_recently_used(same.clone(), MAX_PENDING_SIGN_INS);
+        same.retain(|r| !ending.iter().any(|e| e.public_id == r.public_id));
+    }
+    let mut left: usize = by_network.values().map(Vec::len).sum();
+    while left + 1 > MAX_PENDING_SIGN_INS_IN_ALL {
+        // The network holding the most loses its least recently used (ties: the network whose
+        // least recently used is oldest).
+        let Some(most) = by_network
+            .values_mut()
+            .filter(|rs| !rs.is_empty())
+            .max_by_key(|rs| {
+                let oldest = rs.iter().map(|r| (r.last_seen_at, r.created_at)).min();
+                (rs.len(), std::cmp::Reverse(oldest))
+            })
+        else {
+            break;
+        };
+        most.sort_by_key(|r| (r.last_seen_at, r.created_at));
+        ending.push(most.remove(0));
+        left -= 1;
+    }
+    ending
 }
 
 /// Of `live` sessions, the ones that must end so that one more fits under `max`: the least

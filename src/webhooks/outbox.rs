@@ -15,6 +15,18 @@ pub use rows::Model as Delivery;
 const BACKOFF_SECS: [i64; 12] = [
     5, 30, 120, 600, 1800, 3600, 7200, 14_400, 28_800, 28_800, 28_800, 28_800,
 ];
+/// The whole retry schedule, in milliseconds: a delivery older than this (counted from its
+/// last retry's start) is done with, one way or the other.
+pub const SCHEDULE_MS: i64 = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < BACKOFF_SECS.len() {
+        total += BACKOFF_SECS[i];
+        i += 1;
+    }
+    total * 1000
+};
+
 /// How long a claimed delivery is left to the server that claimed it before another may try.
 const LEASE_MS: i64 = 120_000;
 

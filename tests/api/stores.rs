@@ -1178,7 +1178,10 @@ async fn a_sign_in_over_the_limit_ends_the_least_recently_used_session(f: Fixtur
 /// oldest waiting from there, so the index (read by every sign-in and listing of the owner)
 /// stays bounded — and the owner's own sign-in, from elsewhere, is never ended by the flood.
 async fn sign_ins_waiting_for_a_second_factor_are_capped_and_end_only_each_other(f: Fixture) {
-    use authauth::session::{record::Stage, store::MAX_PENDING_SIGN_INS};
+    use authauth::session::{
+        record::Stage,
+        store::{MAX_PENDING_SIGN_INS, MAX_PENDING_SIGN_INS_IN_ALL},
+    };
     let name = f.stores.kind();
     let s = f.sessions();
     let user = Uuid::new_v4();
@@ -1222,6 +1225,23 @@ async fn sign_ins_waiting_for_a_second_factor_are_capped_and_end_only_each_other
     for (i, id) in pending.iter().enumerate() {
         assert_eq!(listed.contains(id), i >= 3, "{name}: waiting sign-in {i}");
     }
+    // From many networks at once: bounded in all, the network holding the most losing first.
+    for i in 0..MAX_PENDING_SIGN_INS_IN_ALL as i64 + 5 {
+        let mut r = record(user, T0 + 50 + i);
+        r.stage = Stage::SecondFactor;
+        r.ip = Some(format!("192.0.2.{}", i + 1));
+        s.create(&SessionToken::generate().hash(), &r, &one, T0 + 50 + i)
+            .await
+            .unwrap();
+    }
+    let waiting = s
+        .list_user(&user, T0 + 200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| !r.stage.is_complete())
+        .count();
+    assert_eq!(waiting, MAX_PENDING_SIGN_INS_IN_ALL, "{name}");
 }
 
 async fn concurrent_sign_ins_never_pass_the_limit(f: Fixture) {
