@@ -312,17 +312,14 @@ fn dotenv_line_of(file: &str, text: &str) -> Option<(usize, Option<String>)> {
         if rest.starts_with('#') {
             continue;
         }
-        let key = line
+        // `KEY=value` on this line (a "key" reaching past the line's end is none).
+        let assignment = rest
             .split_once('=')
-            .map(|(k, _)| k.trim().trim_start_matches("export ").trim().to_string())
-            .filter(|k| is_key(k));
-        let whole = rest.starts_with(text);
-        let value = rest.split_once('=').is_some_and(|(k, v)| {
-            is_key(k.trim().trim_start_matches("export ").trim())
-                && v.trim_start_matches([' ', '\t']).starts_with(text)
-        });
-        if whole || value {
-            found.push((number + 1, key));
+            .map(|(k, v)| (k.trim().trim_start_matches("export ").trim(), v))
+            .filter(|(k, _)| is_key(k));
+        let value = assignment.is_some_and(|(_, v)| v.trim_start_matches([' ', '\t']).starts_with(text));
+        if rest.starts_with(text) || value {
+            found.push((number + 1, assignment.map(|(k, _)| k.to_string())));
         }
     }
     match found.len() {

@@ -360,6 +360,23 @@ mod tests {
 
     use crate::config::{defaults, server::DEFAULT_HOST, AllowedHost, Settings};
 
+    /// Production's settings: the required variables, then `extra` (an empty value unsets).
+    fn production(extra: &[(&str, &str)]) -> Result<Settings, crate::config::ConfigError> {
+        let secret = "s".repeat(48);
+        let mut vars: HashMap<String, String> = [
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://localhost/authauth"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("SESSION_SECRET", secret.as_str()),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        vars.retain(|_, v| !v.is_empty());
+        Settings::from_vars(&vars)
+    }
+
     #[test]
     fn the_default_host_is_the_documented_one() {
         assert_eq!(DEFAULT_HOST.to_string(), defaults::HOST);
@@ -413,20 +430,6 @@ mod tests {
     /// loopback: the cookie is Secure, and links, codes and the provider's keys travel on them.
     #[test]
     fn production_refuses_plain_http_origins_callbacks_and_issuers_but_on_loopback() {
-        let secret = "s".repeat(48);
-        let production = |extra: &[(&str, &str)]| {
-            let vars: HashMap<String, String> = [
-                ("APP_ENV", "production"),
-                ("DATABASE_URL", "postgres://localhost/authauth"),
-                ("REDIS_URL", "redis://127.0.0.1:6379"),
-                ("SESSION_SECRET", secret.as_str()),
-            ]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-            Settings::from_vars(&vars)
-        };
         let google = |public: &'static str, callback: &'static str, issuer: &'static str| {
             production(&[
                 ("PUBLIC_URL", public),
@@ -476,21 +479,6 @@ mod tests {
 
     #[test]
     fn allowed_hosts_are_normalised_and_checked_in_production_or_when_set() {
-        let secret = "s".repeat(48);
-        let production = |extra: &[(&str, &str)]| {
-            let mut vars: HashMap<String, String> = [
-                ("APP_ENV", "production"),
-                ("DATABASE_URL", "postgres://localhost/authauth"),
-                ("REDIS_URL", "redis://127.0.0.1:6379"),
-                ("SESSION_SECRET", secret.as_str()),
-            ]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-            vars.retain(|_, v| !v.is_empty());
-            Settings::from_vars(&vars)
-        };
         let err = production(&[]).unwrap_err();
         assert_eq!(err.variables(), vec!["PUBLIC_URL"]);
         let s = production(&[

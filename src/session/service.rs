@@ -403,7 +403,11 @@ impl Sessions {
                 if now >= r.grace_until || r.record.is_expired(now) {
                     Err(SessionError::Expired)
                 } else {
-                    Box::pin(self.successor_lives(&key.slot, &r.successor, now)).await?;
+                    let successor = SessionKey {
+                        slot: key.slot.clone(),
+                        hash: TokenHash::from_b64(&r.successor).ok_or(SessionError::Expired)?,
+                    };
+                    Box::pin(self.current_of(successor, now)).await?;
                     Ok(Presented {
                         key,
                         live: Live::InGrace(Arc::new(r.record)),
@@ -418,26 +422,26 @@ impl Sessions {
         }
     }
 
-    /// Whether the session a token in its grace was replaced by still lives, following its
-    /// successors. A revocation ends a session's current token and the one before it (all a
+    /// The session's current token and record, from `key`: its own, or — `key` replaced by a
+    /// rotation and still in its grace — the token that replaced it, followed through further
+    /// rotations. A revocation ends a session's current token and the one before it (all a
     /// record names); a token further back — two rotations within one grace, as a step-up on
     /// the request that rotated makes — is only as good as the tokens after it, so it ends with
-    /// them, with the same reason. Read only for tokens in grace, never on the usual path.
-    async fn successor_lives(&self, slot: &str, successor: &str, now: Millis) -> Result<(), SessionError> {
+    /// them, with the same reason. Read only for tokens in grace and step-ups, never on the
+    /// usual path.
+    async fn current_of(
+        &self,
+        mut key: SessionKey,
+        now: Millis,
+    ) -> Result<(SessionKey, Arc<SessionRecord>), SessionError> {
         /// Rotations one grace period can hold, and then some.
-        const FOLLOWED: usize = 4;
-        let mut next = successor.to_owned();
+        const FOLLOWED: usize = 5;
         for _ in 0..FOLLOWED {
-            let Some(hash) = TokenHash::from_b64(&next) else {
-                break;
-            };
-            let key = SessionKey {
-                slot: slot.to_owned(),
-                hash,
-            };
             match self.store.load(&key, now).await? {
-                Some(Stored::Active(record)) if !record.is_expired(now) => return Ok(()),
-                Some(Stored::Rotated(r)) if now < r.grace_until => next = r.successor,
+                Some(Stored::Active(record)) if !record.is_expired(now) => return Ok((key, record)),
+                Some(Stored::Rotated(r)) if now < r.grace_until => {
+                    key.hash = TokenHash::from_b64(&r.successor).ok_or(SessionError::Expired)?;
+                }
                 Some(Stored::Revoked(t)) => {
                     return Err(SessionError::Revoked {
                         reason: t.reason,
@@ -636,32 +640,15 @@ impl Sessions {
         method: Amr,
         now: Millis,
     ) -> Result<Validated, SessionError> {
-        /// Reads at most: each one past the first follows a rotation that raced this one.
-        const READS: usize = 5;
+        /// Attempts at most: each one past the first follows a rotation that raced this one.
+        const ATTEMPTS: usize = 5;
         let mut key = current.key.clone();
-        for _ in 0..READS {
-            let record = match self.store.load(&key, now).await? {
-                Some(Stored::Active(record))
-                    if !record.is_expired(now) && record.public_id == current.record.public_id =>
-                {
-                    record
-                }
-                Some(Stored::Rotated(r)) if now < r.grace_until => {
-                    // Not the current token (any more): on to the one that replaced it.
-                    let Some(hash) = TokenHash::from_b64(&r.successor) else {
-                        return Err(SessionError::Expired);
-                    };
-                    key.hash = hash;
-                    continue;
-                }
-                Some(Stored::Revoked(t)) => {
-                    return Err(SessionError::Revoked {
-                        reason: t.reason,
-                        message: t.message,
-                    })
-                }
-                _ => return Err(SessionError::Expired),
-            };
+        for _ in 0..ATTEMPTS {
+            let record;
+            (key, record) = self.current_of(key, now).await?;
+            if record.public_id != current.record.public_id {
+                return Err(SessionError::Expired);
+            }
             let (token, new_hash, mut next, rotated) = self.successor(&record, &key, now);
             next.authenticated_at = Some(now);
             next.amr = record.amr();

@@ -880,21 +880,8 @@ async fn the_readmes_nginx_lines_sign_a_browser_in_and_pass_the_user_on() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let me: Value = resp.json().await.unwrap();
-    let listed: Value = browser
-        .get(proxy.url("/auth/sessions"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let this = listed["sessions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["current"] == true)
-        .expect("this browser's session");
-    assert_eq!(this["ip"], "127.0.0.1", "{listed}");
+    let this = current_session(&browser, &proxy.url("/auth/sessions")).await;
+    assert_eq!(this["ip"], "127.0.0.1", "{this}");
     let resp = browser
         .get(proxy.url("/notes?id=7"))
         .header("x-auth-user-id", "00000000-0000-0000-0000-000000000000")

@@ -613,6 +613,18 @@ pub fn run_cli(dir: &std::path::Path, vars: &[(&str, &str)], args: &[&str]) -> O
     cmd.output().expect("run authauth")
 }
 
+/// The session `c` makes its requests with, as `GET /auth/sessions` at `sessions_url` lists it.
+pub async fn current_session(c: &reqwest::Client, sessions_url: &str) -> serde_json::Value {
+    let list: serde_json::Value = c.get(sessions_url).send().await.unwrap().json().await.unwrap();
+    list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap_or_else(|| panic!("no current session in {list}"))
+        .clone()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

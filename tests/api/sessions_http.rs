@@ -729,21 +729,7 @@ async fn the_client_address_comes_from_x_forwarded_for_only_when_trusted() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let list: Value = c
-            .get(app.url("/auth/sessions"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let current = list["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["current"] == true)
-            .unwrap()
-            .clone();
+        let current = current_session(&c, &app.url("/auth/sessions")).await;
         assert_eq!(current["ip"], expected, "trusted: {trusted}, {header}");
     }
 }
